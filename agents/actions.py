@@ -1,0 +1,48 @@
+"""What each role decides in a round: one array per decision, over all agents of the role.
+
+Scripted strategies and learned policies both produce these, so a population can mix them freely. Rates are
+turned into per-deal decisions by the engine with the round's pre-drawn uniforms (decision = u < rate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mechanisms.deals import NEVER
+
+
+@dataclass
+class NodeActions:
+    cheat_rate: np.ndarray  # probability of posting a fake result on a job (float64 in [0, 1])
+    bribe: np.ndarray  # offered to the mediator when a fake result is checked (int64 base units; 0 = none)
+
+    @classmethod
+    def default(cls, n: int) -> NodeActions:
+        return cls(np.zeros(n), np.zeros(n, dtype=np.int64))
+
+
+@dataclass
+class ClientActions:
+    check_rate: np.ndarray  # probability of asking for mediation on a result
+
+    @classmethod
+    def default(cls, n: int) -> ClientActions:
+        return cls(np.zeros(n))
+
+
+@dataclass
+class MediatorActions:
+    bribe_threshold: np.ndarray  # smallest bribe accepted (int64; NEVER = incorruptible)
+
+    @classmethod
+    def default(cls, n: int) -> MediatorActions:
+        return cls(np.full(n, NEVER, dtype=np.int64))
+
+
+@dataclass
+class Actions:
+    nodes: NodeActions
+    clients: ClientActions
+    mediators: MediatorActions

@@ -1,0 +1,109 @@
+"""Scripted strategies: fixed behaviour per role, registered by name for configs.
+
+Each strategy writes its agents' rows of the role's action arrays. Learned policies (agents.rl) fill the same
+arrays from observations, so the two are interchangeable in a population.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from agents.actions import ClientActions, MediatorActions, NodeActions
+from mechanisms.config import require_int, require_prob
+from mechanisms.deals import NEVER
+
+
+class Strategy(ABC):
+    """A behaviour for the agents (row indices within the role) assigned to it."""
+
+    role: ClassVar[str]
+    name: ClassVar[str]
+
+    @abstractmethod
+    def act(self, rows: np.ndarray, out: Any, round_index: int) -> None:
+        """Write decisions for `rows` into the role's action arrays `out`."""
+
+
+@dataclass(frozen=True)
+class HonestNode(Strategy):
+    role = "node"
+    name = "honest"
+
+    def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
+        out.cheat_rate[rows] = 0.0
+        out.bribe[rows] = 0
+
+
+@dataclass(frozen=True)
+class CheatingNode(Strategy):
+    """Posts a fake result with probability `rate` (1.0 = always cheat); offers `bribe` if caught checking."""
+
+    role = "node"
+    name = "cheater"
+    rate: float = 1.0
+    bribe: int = 0
+
+    def validate(self, path: str) -> None:
+        require_prob(self.rate, f"{path}.rate")
+        require_int(self.bribe, f"{path}.bribe", 0, 10**15)
+
+    def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
+        out.cheat_rate[rows] = self.rate
+        out.bribe[rows] = self.bribe
+
+
+@dataclass(frozen=True)
+class CheckingClient(Strategy):
+    """Checks each result with committed probability `q` (0 = never checks)."""
+
+    role = "client"
+    name = "checker"
+    q: float = 0.1
+
+    def validate(self, path: str) -> None:
+        require_prob(self.q, f"{path}.q")
+
+    def act(self, rows: np.ndarray, out: ClientActions, round_index: int) -> None:
+        out.check_rate[rows] = self.q
+
+
+@dataclass(frozen=True)
+class NeverCheckingClient(Strategy):
+    role = "client"
+    name = "never_check"
+
+    def act(self, rows: np.ndarray, out: ClientActions, round_index: int) -> None:
+        out.check_rate[rows] = 0.0
+
+
+@dataclass(frozen=True)
+class HonestMediator(Strategy):
+    role = "mediator"
+    name = "honest"
+
+    def act(self, rows: np.ndarray, out: MediatorActions, round_index: int) -> None:
+        out.bribe_threshold[rows] = NEVER
+
+
+@dataclass(frozen=True)
+class BribableMediator(Strategy):
+    """Votes with a briber whose bribe is at least `threshold`."""
+
+    role = "mediator"
+    name = "bribable"
+    threshold: int = 1
+
+    def validate(self, path: str) -> None:
+        require_int(self.threshold, f"{path}.threshold", 1, 10**15)
+
+    def act(self, rows: np.ndarray, out: MediatorActions, round_index: int) -> None:
+        out.bribe_threshold[rows] = self.threshold
+
+
+STRATEGIES: dict[str, dict[str, type[Strategy]]] = {}
+for _cls in (HonestNode, CheatingNode, CheckingClient, NeverCheckingClient, HonestMediator, BribableMediator):
+    STRATEGIES.setdefault(_cls.role, {})[_cls.name] = _cls

@@ -1,0 +1,112 @@
+"""A batch of deals as a structure of arrays: what mechanism hooks read and write.
+
+One row per deal. The live stack passes a batch of one; the simulator a whole round. Columns are grouped by
+who fills them: the match (identity and price), the mechanisms' `set_terms` hook (escrow amounts, fee,
+deadlines), the agents and the clock (decisions), the mechanisms' `select_mediators` / `judge` hooks, and the
+protocol (final state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+NO_MEDIATOR = -1
+NEVER = np.iinfo(np.int64).max  # a bribe threshold no bribe reaches
+
+
+def _i(n: int, fill: int = 0) -> np.ndarray:
+    return np.full(n, fill, dtype=np.int64)
+
+
+def _b(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=bool)
+
+
+@dataclass
+class DealBatch:
+    """Deals of one round (or one deal), column by column. Amounts are int64 base units."""
+
+    # --- identity and price (from the solver's match)
+    deal_id: np.ndarray
+    client: np.ndarray  # account id of the job creator
+    node: np.ndarray  # account id of the resource provider
+    job: np.ndarray  # index of the job offer (row of the round's per-deal draws)
+    module: np.ndarray
+    price: np.ndarray  # per instruction, agreed
+    instructions: np.ndarray
+    job_cost: np.ndarray  # price * instructions
+    compute_cost: np.ndarray  # what running the job honestly costs (node, and a re-running mediator)
+    mutual_mediators: np.ndarray  # bit mask over mediator indices trusted by both sides
+    mediator_accounts: np.ndarray  # account id of mediator index i (shared by all deals, not per deal)
+    mediator_threshold: np.ndarray  # smallest bribe mediator index i accepts this round (shared, not per deal)
+    pool_base: int  # account id of Pool 0
+
+    # --- terms (set by mechanisms)
+    payment_collateral: np.ndarray = None  # type: ignore[assignment]
+    judge_collateral: np.ndarray = None  # type: ignore[assignment]
+    submit_collateral: np.ndarray = None  # type: ignore[assignment]
+    results_collateral: np.ndarray = None  # type: ignore[assignment]
+    mediation_fee: np.ndarray = None  # type: ignore[assignment]
+    deadline_agree: np.ndarray = None  # type: ignore[assignment]
+    deadline_submit: np.ndarray = None  # type: ignore[assignment]
+    deadline_judge: np.ndarray = None  # type: ignore[assignment]
+    deadline_mediate: np.ndarray = None  # type: ignore[assignment]
+    client_exposure: np.ndarray = None  # type: ignore[assignment]  # most the client can have at stake
+    node_exposure: np.ndarray = None  # type: ignore[assignment]
+
+    # --- decisions (agents and the clock)
+    client_agreed: np.ndarray = None  # type: ignore[assignment]
+    node_agreed: np.ndarray = None  # type: ignore[assignment]
+    submitted: np.ndarray = None  # type: ignore[assignment]  # node posted a result before the deadline
+    cheated: np.ndarray = None  # type: ignore[assignment]  # the posted result is fake
+    judged: np.ndarray = None  # type: ignore[assignment]  # client judged before the deadline
+    check_rate: np.ndarray = None  # type: ignore[assignment]  # client's committed check probability (float)
+    checked: np.ndarray = None  # type: ignore[assignment]  # client asked for mediation
+    bribe: np.ndarray = None  # type: ignore[assignment]  # offered by the node to the mediator if checked
+    mediator: np.ndarray = None  # type: ignore[assignment]  # mediator index (not account), or NO_MEDIATOR
+    mediated: np.ndarray = None  # type: ignore[assignment]  # mediator answered before the deadline
+    bribe_accepted: np.ndarray = None  # type: ignore[assignment]
+    verdict_accept: np.ndarray = None  # type: ignore[assignment]  # mediation outcome: result accepted
+
+    # --- outcome (protocol)
+    state: np.ndarray = None  # type: ignore[assignment]
+
+    # columns private to one mechanism (e.g. consortium votes), keyed by "<mechanism>.<column>"
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.deal_id)
+        for f in fields(self):
+            if getattr(self, f.name) is None:
+                if f.name in _FLAGS:
+                    setattr(self, f.name, _b(n))
+                elif f.name == "check_rate":
+                    setattr(self, f.name, np.zeros(n))
+                else:
+                    setattr(self, f.name, _i(n, NO_MEDIATOR if f.name == "mediator" else 0))
+
+    def __len__(self) -> int:
+        return len(self.deal_id)
+
+    def mediator_account(self) -> np.ndarray:
+        """Account id of each deal's mediator (NO_MEDIATOR where none)."""
+        has = self.mediator != NO_MEDIATOR
+        return np.where(has, self.mediator_accounts[np.where(has, self.mediator, 0)], NO_MEDIATOR)
+
+    def row(self, i: int) -> DealBatch:
+        """Deal i as a batch of one (copies), as the live stack and the reference model use."""
+        sub = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in list(sub.items()):
+            if isinstance(value, np.ndarray) and name not in _SHARED:
+                sub[name] = value[i : i + 1].copy()
+        sub["extra"] = {k: v[i : i + 1].copy() for k, v in self.extra.items()}
+        return DealBatch(**sub)
+
+
+_SHARED = frozenset({"mediator_accounts", "mediator_threshold"})
+_FLAGS = frozenset(
+    {"client_agreed", "node_agreed", "submitted", "cheated", "judged", "checked", "mediated", "bribe_accepted",
+     "verdict_accept"}
+)

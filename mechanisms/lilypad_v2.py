@@ -1,0 +1,176 @@
+"""The Lilypad v2 baseline: payment, results and timeout collateral, one uniformly drawn mutual mediator.
+
+Settlement follows Lilypad v2 except where v2 loses value: every terminal path here releases every escrow, and
+where slashed value goes is a config choice (v2 sends it to the token owner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mechanisms.base import MarketFacts, Mechanism, register
+from mechanisms.config import require, require_choice, require_int
+from mechanisms.deals import NO_MEDIATOR, DealBatch
+from mechanisms.money import BPS, Pool, mul_bps
+from mechanisms.protocol import VISITED_MASK, DealState, Direction, Reason, Step
+from mechanisms.transfers import TransferBuilder
+
+S = DealState
+SLASH_DESTINATIONS = ("burn", "counterparty", "mediator", "protocol")
+PAID_STATES = (S.ResultsAccepted, S.TimeoutJudgeResults, S.MediationAccepted)
+
+
+@dataclass(frozen=True)
+class LilypadV2Config:
+    results_multiplier_bps: int = 20_000  # results collateral = multiplier x job cost (20_000 = 2x)
+    payment_collateral_bps: int = 10_000  # client escrow as a share of job cost (>= 100%)
+    submit_timeout_collateral: int = 5  # node loses it if no result by the submit deadline
+    judge_timeout_collateral: int = 5  # client loses it if no judgement by the judge deadline
+    mediation_fee: int = 60  # paid by the client to the mediator for a check; must cover the re-run
+    deadline_agree: int = 10  # blocks
+    deadline_submit: int = 60
+    deadline_judge: int = 30
+    deadline_mediate: int = 60
+    slash_to: str = "burn"  # one of SLASH_DESTINATIONS; counterparty = the client for a node's slash
+    forfeit_payment: bool = True  # a node whose result mediation rejects is not paid
+
+    def validate(self, path: str) -> None:
+        require_int(self.results_multiplier_bps, f"{path}.results_multiplier_bps", 0, 100 * BPS)
+        require_int(self.payment_collateral_bps, f"{path}.payment_collateral_bps", BPS, 100 * BPS)
+        for name in ("submit_timeout_collateral", "judge_timeout_collateral", "mediation_fee"):
+            require_int(getattr(self, name), f"{path}.{name}", 0, 10**15)
+        for name in ("deadline_agree", "deadline_submit", "deadline_judge", "deadline_mediate"):
+            require_int(getattr(self, name), f"{path}.{name}", 1, 10**9)
+        require_choice(self.slash_to, f"{path}.slash_to", SLASH_DESTINATIONS)
+        require(isinstance(self.forfeit_payment, bool), f"{path}.forfeit_payment", self.forfeit_payment, "a bool")
+
+
+def visited(deals: DealBatch, state: DealState) -> np.ndarray:
+    """Deals whose path went through `state`."""
+    return (VISITED_MASK[deals.state] >> int(state)) & 1 == 1
+
+
+def in_states(deals: DealBatch, *states: DealState) -> np.ndarray:
+    return np.isin(deals.state, [int(s) for s in states])
+
+
+def slash_destination(deals: DealBatch, slash_to: str, slashed_party: np.ndarray) -> np.ndarray:
+    """Account that receives value slashed from `slashed_party` (client or node account per deal)."""
+    n = len(deals)
+    if slash_to == "burn":
+        return np.full(n, deals.pool_base + Pool.Burn, dtype=np.int64)
+    if slash_to == "protocol":
+        return np.full(n, deals.pool_base + Pool.Protocol, dtype=np.int64)
+    if slash_to == "counterparty":
+        return np.where(slashed_party == deals.client, deals.node, deals.client)
+    med = deals.mediator_account()
+    return np.where(med == NO_MEDIATOR, deals.pool_base + Pool.Protocol, med)
+
+
+def nth_set_bit(mask: np.ndarray, n: np.ndarray, width: int) -> np.ndarray:
+    """Index of the n-th (0-based) set bit of each mask, scanning bits 0..width-1; -1 if there is none."""
+    out = np.full(len(mask), -1, dtype=np.int64)
+    seen = np.zeros(len(mask), dtype=np.int64)
+    for b in range(width):
+        bit = (mask >> b) & 1 == 1
+        out = np.where(bit & (seen == n) & (out < 0), b, out)
+        seen += bit
+    return out
+
+
+def pick_uniform(mask: np.ndarray, u: np.ndarray, width: int) -> np.ndarray:
+    """One member of each bit-mask set, uniformly, from uniforms u in [0, 1)."""
+    count = np.bitwise_count(mask.astype(np.uint64)).astype(np.int64)
+    k = np.floor(u * count).astype(np.int64)
+    return nth_set_bit(mask, k, width)
+
+
+@register
+class LilypadV2(Mechanism):
+    name = "lilypad_v2"
+    Config = LilypadV2Config
+    draws_per_deal = 2  # the client's check, the choice of mediator
+
+    def validate(self, facts: MarketFacts, path: str) -> None:
+        require(
+            self.config.mediation_fee >= facts.max_compute_cost,
+            f"{path}.mediation_fee",
+            self.config.mediation_fee,
+            f">= the largest re-run cost in the market ({facts.max_compute_cost}), so a mediator never pays to "
+            "mediate",
+        )
+
+    def set_terms(self, deals: DealBatch) -> None:
+        c = self.config
+        deals.payment_collateral = mul_bps(deals.job_cost, c.payment_collateral_bps)
+        deals.results_collateral = mul_bps(deals.job_cost, c.results_multiplier_bps)
+        deals.submit_collateral = np.full(len(deals), c.submit_timeout_collateral, dtype=np.int64)
+        deals.judge_collateral = np.full(len(deals), c.judge_timeout_collateral, dtype=np.int64)
+        deals.mediation_fee = np.full(len(deals), c.mediation_fee, dtype=np.int64)
+        for phase in ("agree", "submit", "judge", "mediate"):
+            setattr(deals, f"deadline_{phase}", np.full(len(deals), getattr(c, f"deadline_{phase}"), dtype=np.int64))
+        deals.client_exposure = deals.payment_collateral + deals.judge_collateral + deals.mediation_fee
+        deals.node_exposure = deals.submit_collateral + deals.results_collateral + deals.compute_cost
+
+    def choose_checks(self, deals: DealBatch) -> None:
+        deals.checked = deals.judged & (self.uniforms(deals, 0) < deals.check_rate)
+
+    def select_mediators(self, deals: DealBatch) -> None:
+        chosen = pick_uniform(deals.mutual_mediators, self.uniforms(deals, 1), len(deals.mediator_accounts))
+        deals.mediator = np.where(deals.checked, chosen, NO_MEDIATOR)
+
+    def judge(self, deals: DealBatch) -> None:
+        """One mediator re-runs the job, unless a large enough bribe buys its vote for a fake result."""
+        threshold = deals.mediator_threshold[np.where(deals.mediator == NO_MEDIATOR, 0, deals.mediator)]
+        deals.bribe_accepted = deals.mediated & deals.cheated & (deals.bribe > 0) & (deals.bribe >= threshold)
+        deals.verdict_accept = deals.mediated & (~deals.cheated | deals.bribe_accepted)
+
+    def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
+        c, C, N = self.config, deals.client, deals.node
+        med = deals.mediator_account()
+        compute_pool = deals.pool_base + Pool.Compute
+        submitted, checked = visited(deals, S.ResultsSubmitted), visited(deals, S.ResultsChecked)
+        mediated = in_states(deals, S.MediationAccepted, S.MediationRejected)
+        D = Direction
+
+        # agreement: each side escrows as it agrees
+        out.add(Step.Agree, deals.client_agreed, C, deals.payment_collateral, Reason.PaymentCollateral, D.PaidIn)
+        out.add(Step.Agree, deals.client_agreed, C, deals.judge_collateral, Reason.JudgeTimeoutCollateral, D.PaidIn)
+        out.add(Step.Agree, deals.node_agreed, N, deals.submit_collateral, Reason.SubmitTimeoutCollateral, D.PaidIn)
+        # result: an honest node pays for the work; its submit collateral is swapped for results collateral
+        out.add(Step.Submit, submitted & ~deals.cheated, N, deals.compute_cost, Reason.ComputeCost, D.Spent,
+                compute_pool)
+        out.add(Step.Submit, submitted, N, deals.submit_collateral, Reason.SubmitTimeoutCollateral, D.Refunded)
+        out.add(Step.Submit, submitted, N, deals.results_collateral, Reason.ResultsCollateral, D.PaidIn)
+        # check: the judge collateral is returned and the mediation fee escrowed
+        out.add(Step.Judge, checked, C, deals.judge_collateral, Reason.JudgeTimeoutCollateral, D.Refunded)
+        out.add(Step.Judge, checked, C, deals.mediation_fee, Reason.MediationFee, D.PaidIn)
+        # mediation: a bribe changes hands off-chain; an unbribed mediator re-runs the job, paid by the fee
+        out.add(Step.Mediate, mediated & deals.bribe_accepted, N, deals.bribe, Reason.Bribe, D.Spent, med)
+        out.add(Step.Mediate, mediated, C, deals.mediation_fee, Reason.MediationFee, D.PaidOut, med)
+        out.add(Step.Mediate, mediated & ~deals.bribe_accepted, med, deals.compute_cost, Reason.ComputeCost,
+                D.Spent, compute_pool)
+
+        # settlement: every escrow still held is paid out, refunded or slashed
+        rejected = in_states(deals, S.MediationRejected)
+        paid = in_states(deals, *PAID_STATES) | (rejected & (not c.forfeit_payment))
+        out.add(Step.Settle, paid, C, deals.job_cost, Reason.JobPayment, D.PaidOut, N)
+        out.add(Step.Settle, deals.client_agreed, C, deals.payment_collateral - np.where(paid, deals.job_cost, 0),
+                Reason.PaymentCollateral, D.Refunded)
+        unjudged = in_states(deals, S.TimeoutAgree, S.TimeoutSubmitResults, S.ResultsAccepted)
+        out.add(Step.Settle, deals.client_agreed & unjudged, C, deals.judge_collateral,
+                Reason.JudgeTimeoutCollateral, D.Refunded)
+        out.add(Step.Settle, in_states(deals, S.TimeoutJudgeResults), C, deals.judge_collateral,
+                Reason.JudgeTimeoutCollateral, D.Slashed, slash_destination(deals, c.slash_to, C))
+        out.add(Step.Settle, deals.node_agreed & in_states(deals, S.TimeoutAgree), N, deals.submit_collateral,
+                Reason.SubmitTimeoutCollateral, D.Refunded)
+        out.add(Step.Settle, in_states(deals, S.TimeoutSubmitResults), N, deals.submit_collateral,
+                Reason.SubmitTimeoutCollateral, D.Slashed, slash_destination(deals, c.slash_to, N))
+        out.add(Step.Settle, submitted & ~rejected, N, deals.results_collateral, Reason.ResultsCollateral,
+                D.Refunded)
+        out.add(Step.Settle, rejected, N, deals.results_collateral, Reason.ResultsCollateral, D.Slashed,
+                slash_destination(deals, c.slash_to, N))
+        out.add(Step.Settle, in_states(deals, S.TimeoutMediateResults), C, deals.mediation_fee,
+                Reason.MediationFee, D.Refunded)

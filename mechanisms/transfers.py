@@ -1,0 +1,88 @@
+"""Transfers: every movement of value, with a reason, a direction and the step of the round it happens in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mechanisms.protocol import Direction, Reason, Step
+
+NOBODY = -1  # payee of a PaidIn or Refunded transfer (value stays with the payer)
+
+COLUMNS = ("step", "deal_id", "payer", "payee", "amount", "reason", "direction")
+
+
+@dataclass(frozen=True)
+class Transfers:
+    """A structure of arrays, sorted by step (stable: append order within a step)."""
+
+    step: np.ndarray
+    deal_id: np.ndarray
+    payer: np.ndarray
+    payee: np.ndarray
+    amount: np.ndarray
+    reason: np.ndarray
+    direction: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.amount)
+
+    def sum_by(self, key: str, size: int, mask: np.ndarray | None = None) -> np.ndarray:
+        """Exact int64 sums of `amount` grouped by the integer column `key` (values in [0, size))."""
+        keys = getattr(self, key)
+        amounts = self.amount
+        if mask is not None:
+            keys, amounts = keys[mask], amounts[mask]
+        out = np.zeros(size, dtype=np.int64)
+        np.add.at(out, keys, amounts)
+        return out
+
+
+class TransferBuilder:
+    """Collects transfers hook by hook; zero amounts are dropped."""
+
+    def __init__(self, deal_id: np.ndarray) -> None:
+        self._deal_id = deal_id
+        self._parts: list[tuple[np.ndarray, ...]] = []
+
+    def add(
+        self,
+        step: Step,
+        mask: np.ndarray,
+        payer: np.ndarray | int,
+        amount: np.ndarray | int,
+        reason: Reason,
+        direction: Direction,
+        payee: np.ndarray | int = NOBODY,
+    ) -> None:
+        """Record, for every deal where `mask` holds, `amount` moving from `payer` (to `payee`)."""
+        n = len(self._deal_id)
+        mask = np.asarray(mask, dtype=bool)
+        amount = np.broadcast_to(np.asarray(amount, dtype=np.int64), (n,))
+        if (amount[mask] < 0).any():
+            raise ValueError(f"negative {reason.name} transfer")
+        keep = mask & (amount > 0)
+        k = int(keep.sum())
+        if k == 0:
+            return
+        self._parts.append(
+            (
+                np.full(k, int(step), dtype=np.int64),
+                self._deal_id[keep],
+                np.broadcast_to(np.asarray(payer, dtype=np.int64), (n,))[keep],
+                np.broadcast_to(np.asarray(payee, dtype=np.int64), (n,))[keep],
+                amount[keep],
+                np.full(k, int(reason), dtype=np.int64),
+                np.full(k, int(direction), dtype=np.int64),
+            )
+        )
+
+    def build(self) -> Transfers:
+        if not self._parts:
+            return Transfers(*(np.zeros(0, dtype=np.int64) for _ in COLUMNS))
+        cols = [np.concatenate(c) for c in zip(*self._parts, strict=True)]
+        if (np.diff(cols[0]) < 0).any():  # hooks appended out of step order
+            order = np.argsort(cols[0], kind="stable")
+            cols = [c[order] for c in cols]
+        return Transfers(*cols)

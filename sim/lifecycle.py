@@ -1,0 +1,74 @@
+"""One round of deals through the state machine, as arrays: who agrees, who is late, who cheats and checks.
+
+Agents' choices arrive as rates and are turned into decisions with the round's uniforms; lateness compares each
+party's exponential response time to the phase's deadline. States advance through `advance`, which rejects any
+transition the protocol table does not allow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.actions import Actions
+from mechanisms.base import MechanismStack
+from mechanisms.deals import DealBatch
+from mechanisms.protocol import DealState, check_transitions
+from sim.draws import E, RoundDraws, U
+from sim.market import Market, ResponseTimes
+
+S = DealState
+
+
+def on_time(e: np.ndarray, mean: float, deadline: np.ndarray) -> np.ndarray:
+    """A party answers in time iff its response time (e x mean) is within the deadline."""
+    return e * mean <= deadline
+
+
+def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: RoundDraws, market: Market,
+           stack: MechanismStack) -> None:
+    """Fill the decision columns of `deals` (terms already set) for every phase."""
+    r: ResponseTimes = market.config.response
+    row = deals.job
+    e, u = draws.e[row], draws.u[row]
+    node_row = deals.node - market.first_node
+    deals.bribe = actions.nodes.bribe[node_row].copy()
+    deals.client_agreed = (balance[deals.client] >= deals.client_exposure) & on_time(
+        e[:, E.client_agree], r.client_agree, deals.deadline_agree)
+    deals.node_agreed = (balance[deals.node] >= deals.node_exposure + deals.bribe) & on_time(
+        e[:, E.node_agree], r.node_agree, deals.deadline_agree)
+    agreed = deals.client_agreed & deals.node_agreed
+    deals.submitted = agreed & on_time(e[:, E.node_submit], r.node_submit, deals.deadline_submit)
+    deals.cheated = deals.submitted & (u[:, U.cheat] < actions.nodes.cheat_rate[node_row])
+    deals.judged = deals.submitted & on_time(e[:, E.client_judge], r.client_judge, deals.deadline_judge)
+    deals.check_rate = actions.clients.check_rate[deals.client].copy()
+    stack.choose_checks(deals)
+    stack.select_mediators(deals)
+    deals.mediated = deals.checked & on_time(e[:, E.mediator], r.mediator, deals.deadline_mediate)
+    stack.judge(deals)
+
+
+def advance(state: np.ndarray, visited: np.ndarray, mask: np.ndarray, to: DealState) -> None:
+    """Move the deals in `mask` to state `to`, rejecting illegal moves."""
+    check_transitions(state[mask], np.full(int(mask.sum()), int(to)))
+    state[mask] = int(to)
+    visited[mask] |= 1 << int(to)
+
+
+def resolve(deals: DealBatch) -> np.ndarray:
+    """Walk every deal to its terminal state; sets `deals.state` and returns the visited-states bit mask."""
+    n = len(deals)
+    state = np.full(n, int(S.DealNegotiating), dtype=np.int64)
+    visited = np.full(n, 1 << int(S.DealNegotiating), dtype=np.int64)
+    agreed = deals.client_agreed & deals.node_agreed
+    advance(state, visited, ~agreed, S.TimeoutAgree)
+    advance(state, visited, agreed, S.DealAgreed)
+    advance(state, visited, agreed & ~deals.submitted, S.TimeoutSubmitResults)
+    advance(state, visited, deals.submitted, S.ResultsSubmitted)
+    advance(state, visited, deals.submitted & ~deals.judged, S.TimeoutJudgeResults)
+    advance(state, visited, deals.judged & ~deals.checked, S.ResultsAccepted)
+    advance(state, visited, deals.checked, S.ResultsChecked)
+    advance(state, visited, deals.checked & ~deals.mediated, S.TimeoutMediateResults)
+    advance(state, visited, deals.mediated & deals.verdict_accept, S.MediationAccepted)
+    advance(state, visited, deals.mediated & ~deals.verdict_accept, S.MediationRejected)
+    deals.state = state
+    return visited

@@ -1,0 +1,57 @@
+"""A round's order book: job offers and resource offers as structures of arrays, and the matching rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.draws import RoundDraws
+from sim.market import Market
+
+
+@dataclass(frozen=True)
+class JobOffers:
+    client: np.ndarray  # client index (= account id) ; also the row of the round's per-deal draws
+    module: np.ndarray
+    needs: np.ndarray  # (k, 5)
+    fixed: np.ndarray  # bool: fixed-price mode
+    max_price: np.ndarray  # per instruction, binding in fixed mode only
+    trust: np.ndarray  # mediator bit mask
+    arrival: np.ndarray  # rank: lower = older
+    jtype: np.ndarray  # row of Market.job_types
+
+    @classmethod
+    def post(cls, market: Market, draws: RoundDraws) -> JobOffers:
+        idx = np.flatnonzero(draws.client_active)
+        module = draws.job_module[idx]
+        jtype = module * len(market.trust_masks) + market.client_trust_code[idx]
+        return cls(idx, module, market.module_needs[module], market.client_fixed[idx],
+                   market.client_max_price[idx], market.client_trust[idx], draws.job_arrival[idx], jtype)
+
+
+@dataclass(frozen=True)
+class ResourceOffers:
+    node: np.ndarray  # node index within nodes
+    capacity: np.ndarray  # (k, 5)
+    price: np.ndarray  # per instruction
+    allow: np.ndarray  # module bit mask; 0 = any module
+    trust: np.ndarray
+    arrival: np.ndarray
+    rtype: np.ndarray  # row of Market.node_types
+
+    @classmethod
+    def post(cls, market: Market, draws: RoundDraws) -> ResourceOffers:
+        idx = np.flatnonzero(draws.node_active)
+        return cls(idx, market.node_capacity[idx], market.node_price[idx], market.node_allow[idx],
+                   market.node_trust[idx], draws.node_arrival[idx], market.node_type[idx])
+
+
+def compatible(needs, module, fixed, max_price, job_trust, capacity, allow, price, res_trust):
+    """The Lilypad solver's rule, elementwise with numpy broadcasting: the resources cover the job, the module is
+    on the node's allowlist (an empty list allows all), a fixed-price job pays at least the node's price, and the two
+    sides trust at least one common mediator."""
+    covers = np.all(np.asarray(capacity) >= np.asarray(needs), axis=-1)
+    allowed = (allow == 0) | ((allow >> module) & 1 == 1)
+    priced = np.logical_not(fixed) | (price <= max_price)
+    return covers & allowed & priced & ((job_trust & res_trust) != 0)

@@ -1,0 +1,86 @@
+"""The solver: greedy matching of job offers to resource offers with the Lilypad rules.
+
+Jobs are served oldest first; each takes the cheapest compatible resource offer still free, ties to the older
+offer. The fast path uses offer types (offers of one type differ only in price and age, see `Market`): within a
+type offers are consumed cheapest first, so each job only compares the heads of the compatible types, in a
+compiled loop. `match_reference` is the plain O(jobs x offers) statement of the same rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from sim.market import Market
+from sim.offers import JobOffers, ResourceOffers, compatible
+
+
+@dataclass(frozen=True)
+class TypeTable:
+    """Which resource types can serve which job types, price aside (CSR over job types); built once per run."""
+
+    start: np.ndarray  # compatible resource types of job type t: rtype[start[t]:start[t+1]]
+    rtype: np.ndarray
+    n_rtypes: int
+
+    @classmethod
+    def build(cls, market: Market) -> TypeTable:
+        j, r = market.job_types, market.node_types
+        ok = compatible(j[:, None, :5], j[:, None, 5], False, 0, j[:, None, 6],
+                        r[None, :, :5], r[None, :, 5], 0, r[None, :, 6])
+        jt, rt = np.nonzero(ok)
+        return cls(np.searchsorted(jt, np.arange(len(j) + 1)).astype(np.int64), rt.astype(np.int64), len(r))
+
+
+def match(jobs: JobOffers, res: ResourceOffers, types: TypeTable) -> np.ndarray:
+    """For each job offer, the index of its matched resource offer, or -1."""
+    if len(jobs.client) == 0 or len(res.node) == 0:
+        return np.full(len(jobs.client), -1, dtype=np.int64)
+    order = np.lexsort((res.arrival, res.price, res.rtype))  # by type, then price, then age
+    type_start = np.searchsorted(res.rtype[order], np.arange(types.n_rtypes + 1)).astype(np.int64)
+    job_order = np.argsort(jobs.arrival, kind="stable")
+    return _greedy(job_order, jobs.jtype, jobs.fixed, jobs.max_price, types.start, types.rtype, type_start,
+                   order.astype(np.int64), res.price, res.arrival)
+
+
+@njit(cache=True)
+def _greedy(job_order, jtype, fixed, max_price, compat_start, compat_rt, type_start, sorted_res, price,
+            arrival):  # pragma: no cover - compiled
+    head = type_start[:-1].copy()
+    out = np.full(len(job_order), -1, dtype=np.int64)
+    for j in job_order:
+        jt = jtype[j]
+        best = -1
+        best_t = -1
+        for k in range(compat_start[jt], compat_start[jt + 1]):
+            t = compat_rt[k]
+            h = head[t]
+            if h >= type_start[t + 1]:
+                continue
+            r = sorted_res[h]
+            if fixed[j] and price[r] > max_price[j]:
+                continue
+            if best < 0 or price[r] < price[best] or (price[r] == price[best] and arrival[r] < arrival[best]):
+                best = r
+                best_t = t
+        if best >= 0:
+            out[j] = best
+            head[best_t] += 1
+    return out
+
+
+def match_reference(jobs: JobOffers, res: ResourceOffers) -> np.ndarray:
+    """The same rule, stated plainly: one job at a time, oldest first, scan every free offer."""
+    out = np.full(len(jobs.client), -1, dtype=np.int64)
+    free = set(range(len(res.node)))
+    for j in sorted(range(len(jobs.client)), key=lambda j: jobs.arrival[j]):
+        fits = [r for r in free if compatible(jobs.needs[j], jobs.module[j], jobs.fixed[j], jobs.max_price[j],
+                                              jobs.trust[j], res.capacity[r], res.allow[r], res.price[r],
+                                              res.trust[r])]
+        if fits:
+            best = min(fits, key=lambda r: (res.price[r], res.arrival[r]))
+            out[j] = best
+            free.remove(best)
+    return out
