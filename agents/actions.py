@@ -17,6 +17,13 @@ from mechanisms.deals import NEVER
 class NodeActions:
     cheat_rate: np.ndarray  # probability of posting a fake result on a job (float64 in [0, 1])
     bribe: np.ndarray  # offered to the mediator when a fake result is checked (int64 base units; 0 = none)
+    collude: np.ndarray = None  # type: ignore[assignment]  # bool: a fake result is the cartel's shared one
+    whitewash: np.ndarray = None  # type: ignore[assignment]  # bool: start over under a new identity
+
+    def __post_init__(self) -> None:
+        n = len(self.cheat_rate)
+        self.collude = np.zeros(n, dtype=bool) if self.collude is None else self.collude
+        self.whitewash = np.zeros(n, dtype=bool) if self.whitewash is None else self.whitewash
 
     @classmethod
     def default(cls, n: int) -> NodeActions:
@@ -26,6 +33,10 @@ class NodeActions:
 @dataclass
 class ClientActions:
     check_rate: np.ndarray  # probability of asking for mediation on a result
+    accuse: np.ndarray = None  # type: ignore[assignment]  # bool: ask colluding mediators to reject a correct result
+
+    def __post_init__(self) -> None:
+        self.accuse = np.zeros(len(self.check_rate), dtype=bool) if self.accuse is None else self.accuse
 
     @classmethod
     def default(cls, n: int) -> ClientActions:
@@ -35,6 +46,11 @@ class ClientActions:
 @dataclass
 class MediatorActions:
     bribe_threshold: np.ndarray  # smallest bribe accepted (int64; NEVER = incorruptible)
+    collude: np.ndarray = None  # type: ignore[assignment]  # bool: vote with the cartel
+
+    def __post_init__(self) -> None:
+        n = len(self.bribe_threshold)
+        self.collude = np.zeros(n, dtype=bool) if self.collude is None else self.collude
 
     @classmethod
     def default(cls, n: int) -> MediatorActions:

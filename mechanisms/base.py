@@ -1,37 +1,68 @@
 """The mechanism interface: typed configs registered by name, lifecycle hooks on batches of deals, composition.
 
-A mechanism is a set of hooks the deal lifecycle calls in a fixed order:
+Hooks, in the order the lifecycle calls them:
 
-1. ``set_terms``        at agreement: escrow amounts, fee, deadlines, worst-case exposure per party;
-2. ``choose_checks``    which judged results are sent to mediation (the check policy);
-3. ``select_mediators`` for checked deals: who mediates (uses the deal's pre-drawn uniforms);
-4. ``judge``            the verdict of a mediation, given each mediator's behaviour;
-5. ``settle``           the transfers of every step of every deal, given its final state.
+* ``setup``             once per run: standing escrows (stakes, bonds) as transfers;
+* ``rank_offers``       the solver's effective price per resource offer (lower is preferred; -1 excludes);
+* ``set_terms``         at agreement: escrow amounts, fee, deadlines, worst-case exposure per party;
+* ``choose_checks``     which results go to mediation (the client's check, replica disagreement, ...);
+* ``select_mediators``  who mediates a checked deal;
+* ``judge``             the verdict of a mediation, given each mediator's behaviour;
+* ``slash_destinations`` who receives value slashed from the node and from the client;
+* ``settle_mediation``  the transfers of the mediation itself (fees, re-runs, bribes, mediator penalties);
+* ``settle``            every other transfer of every deal, given its final state;
+* ``after_round``       update the mechanism's own state from the settled round.
 
-Hooks see a whole round of deals as arrays (a batch of one in the live stack). A stack applies its enabled
-mechanisms in order; switching one off (``enabled: false``) gives the counterfactual without it.
+Additive hooks (setup, set_terms, choose_checks, settle, after_round, public_votes) run for every enabled
+mechanism in stack order, each seeing what the earlier ones wrote. Exclusive hooks (rank_offers,
+select_mediators, judge, slash_destinations, settle_mediation) run only for the last enabled mechanism that
+implements them: a consortium replaces the single mediator rather than adding to it. Hooks see a whole round of
+deals as arrays (a batch of one in the live stack); switching a mechanism off gives the counterfactual without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from mechanisms.config import ConfigError, from_mapping, require
-from mechanisms.deals import DealBatch
+from mechanisms.deals import DealBatch, RoundContext
 from mechanisms.transfers import TransferBuilder, Transfers
 
 
 @dataclass(frozen=True)
 class MarketFacts:
-    """What a mechanism may know of the market when validating its config (mechanisms never import sim)."""
+    """What a mechanism may know of the market (mechanisms never import sim): sizes, account layout, costs."""
 
     n_mediators: int
     max_compute_cost: int
     max_job_cost: int
+    n_clients: int = 0
+    n_nodes: int = 0
+    n_stakers: int = 0
+    mediator_balance: int = 0
+
+    @property
+    def first_node(self) -> int:
+        return self.n_clients
+
+    @property
+    def first_mediator(self) -> int:
+        return self.n_clients + self.n_nodes
+
+    @property
+    def first_staker(self) -> int:
+        return self.first_mediator + self.n_mediators
+
+    @property
+    def pool_base(self) -> int:
+        return self.first_staker + self.n_stakers
+
+
+EXCLUSIVE_HOOKS = ("rank_offers", "select_mediators", "judge", "slash_destinations", "settle_mediation")
 
 
 class Mechanism:
@@ -49,24 +80,50 @@ class Mechanism:
     def validate(self, facts: MarketFacts, path: str) -> None:
         """Cross-check the config against the market; raise ConfigError naming the field."""
 
+    def setup(self, facts: MarketFacts) -> Transfers | None:
+        """Standing escrows posted before the first round (deal_id -1)."""
+        return None
+
+    def rank_offers(self, node: np.ndarray, price: np.ndarray, context: RoundContext) -> np.ndarray:
+        """Effective price per resource offer (node accounts): ordering key and fixed-price test; -1 excludes."""
+        return price
+
     def set_terms(self, deals: DealBatch) -> None:
         """Fill or adjust the terms columns."""
 
     def choose_checks(self, deals: DealBatch) -> None:
-        """Set `deals.checked` among `deals.judged`."""
+        """Add to `deals.checked` among `deals.judged`."""
 
     def select_mediators(self, deals: DealBatch) -> None:
         """Choose mediators for deals where `deals.checked`."""
 
     def judge(self, deals: DealBatch) -> None:
-        """Set `deals.verdict_accept` for mediated deals."""
+        """Set `deals.verdict_accept` (and `bribe_accepted`) for mediated deals."""
+
+    def slash_destinations(self, deals: DealBatch) -> tuple[np.ndarray, np.ndarray]:
+        """Accounts receiving value slashed from (node, client), per deal."""
+        raise ConfigError(f"mechanism {self.name!r} declares slash_destinations but does not implement it")
+
+    def settle_mediation(self, deals: DealBatch, out: TransferBuilder) -> None:
+        """Transfers of the mediation: fee payouts, re-run costs, bribes."""
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
         """Append this mechanism's transfers for every deal, given `deals.state`."""
 
+    def after_round(self, deals: DealBatch, transfers: Transfers) -> None:
+        """Update the mechanism's own state (if any) after the round settled."""
+
+    def public_votes(self, deals: DealBatch) -> dict[str, np.ndarray] | None:
+        """Attributable mediator votes for the public record (deal_id, mediator, accept), or None."""
+        return None
+
     def uniforms(self, deals: DealBatch, k: int = 0) -> np.ndarray:
         """This mechanism's k-th pre-drawn uniform per deal."""
         return deals.extra["u"][:, self.draw_offset + k]
+
+    @classmethod
+    def implements(cls, hook: str) -> bool:
+        return getattr(cls, hook) is not getattr(Mechanism, hook)
 
 
 _REGISTRY: dict[str, type[Mechanism]] = {}
@@ -118,10 +175,29 @@ class MechanismStack:
     def active(self) -> list[Mechanism]:
         return [m for m, on in zip(self.mechanisms, self.enabled, strict=True) if on]
 
+    def get(self, name: str) -> Mechanism | None:
+        """The enabled mechanism registered as `name`, if any."""
+        return next((m for m in self.active if m.name == name), None)
+
+    def _last(self, hook: str) -> Callable[..., Any] | None:
+        impl = [m for m in self.active if type(m).implements(hook)]
+        return getattr(impl[-1], hook) if impl else None
+
     def validate(self, facts: MarketFacts, path: str = "mechanism.stack") -> None:
         for i, m in enumerate(self.mechanisms):
             if self.enabled[i]:
                 m.validate(facts, f"{path}[{i}]")
+        for hook in ("select_mediators", "judge", "slash_destinations", "settle_mediation"):
+            if self._last(hook) is None:
+                raise ConfigError(f"{path}: no enabled mechanism implements {hook}; enable a base mechanism "
+                                  f"such as lilypad_v2")
+
+    def setup(self, facts: MarketFacts) -> list[Transfers]:
+        return [t for m in self.active if (t := m.setup(facts)) is not None]
+
+    def rank_offers(self, node: np.ndarray, price: np.ndarray, context: RoundContext) -> np.ndarray:
+        hook = self._last("rank_offers")
+        return price if hook is None else hook(node, price, context)
 
     def set_terms(self, deals: DealBatch) -> None:
         for m in self.active:
@@ -132,15 +208,22 @@ class MechanismStack:
             m.choose_checks(deals)
 
     def select_mediators(self, deals: DealBatch) -> None:
-        for m in self.active:
-            m.select_mediators(deals)
+        self._last("select_mediators")(deals)  # type: ignore[misc]
 
     def judge(self, deals: DealBatch) -> None:
-        for m in self.active:
-            m.judge(deals)
+        self._last("judge")(deals)  # type: ignore[misc]
 
     def settle(self, deals: DealBatch) -> Transfers:
+        deals.node_slash_to, deals.client_slash_to = self._last("slash_destinations")(deals)  # type: ignore[misc]
         out = TransferBuilder(deals.deal_id)
+        self._last("settle_mediation")(deals, out)  # type: ignore[misc]
         for m in self.active:
             m.settle(deals, out)
         return out.build()
+
+    def after_round(self, deals: DealBatch, transfers: Transfers) -> None:
+        for m in self.active:
+            m.after_round(deals, transfers)
+
+    def public_votes(self, deals: DealBatch) -> list[dict[str, np.ndarray]]:
+        return [v for m in self.active if (v := m.public_votes(deals)) is not None]

@@ -15,6 +15,22 @@ import numpy as np
 NO_MEDIATOR = -1
 NEVER = np.iinfo(np.int64).max  # a bribe threshold no bribe reaches
 
+# Posted results: CORRECT, or an id per distinct fake. Replicas agree iff their ids are equal.
+CORRECT = 0
+CARTEL_FAKE = 1  # the shared fake result of colluding nodes
+FORCED_FAKE = 2  # a known-wrong result injected by the protocol (forced error)
+FIRST_OWN_FAKE = 3  # an independent cheater's fake: FIRST_OWN_FAKE + deal_id
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    """The public state at the start of the round, read-only for hooks (mechanisms never import sim)."""
+
+    round: int
+    balance: np.ndarray  # free balance per account
+    escrow: np.ndarray  # escrow per account (stakes and bonds live here between rounds)
+    counters: dict[str, np.ndarray]  # public record per account, e.g. "passed", "failed" (see sim.public_record)
+
 
 def _i(n: int, fill: int = 0) -> np.ndarray:
     return np.full(n, fill, dtype=np.int64)
@@ -42,6 +58,10 @@ class DealBatch:
     mediator_accounts: np.ndarray  # account id of mediator index i (shared by all deals, not per deal)
     mediator_threshold: np.ndarray  # smallest bribe mediator index i accepts this round (shared, not per deal)
     pool_base: int  # account id of Pool 0
+    mediator_collude: np.ndarray = None  # type: ignore[assignment]  # mediator i votes with the cartel (shared)
+    context: RoundContext | None = None  # shared
+
+    group: np.ndarray = None  # type: ignore[assignment]  # replicas of one job share a group (default: job)
 
     # --- terms (set by mechanisms)
     payment_collateral: np.ndarray = None  # type: ignore[assignment]
@@ -53,6 +73,7 @@ class DealBatch:
     deadline_submit: np.ndarray = None  # type: ignore[assignment]
     deadline_judge: np.ndarray = None  # type: ignore[assignment]
     deadline_mediate: np.ndarray = None  # type: ignore[assignment]
+    forced_error: np.ndarray = None  # type: ignore[assignment]  # the protocol will swap in a known-wrong result
     client_exposure: np.ndarray = None  # type: ignore[assignment]  # most the client can have at stake
     node_exposure: np.ndarray = None  # type: ignore[assignment]
 
@@ -60,7 +81,10 @@ class DealBatch:
     client_agreed: np.ndarray = None  # type: ignore[assignment]
     node_agreed: np.ndarray = None  # type: ignore[assignment]
     submitted: np.ndarray = None  # type: ignore[assignment]  # node posted a result before the deadline
-    cheated: np.ndarray = None  # type: ignore[assignment]  # the posted result is fake
+    cheated: np.ndarray = None  # type: ignore[assignment]  # the node skipped the computation
+    colluding: np.ndarray = None  # type: ignore[assignment]  # the node is in the cartel this round
+    result: np.ndarray = None  # type: ignore[assignment]  # posted result id: CORRECT or a fake id
+    accused: np.ndarray = None  # type: ignore[assignment]  # the client asks colluding mediators to reject
     judged: np.ndarray = None  # type: ignore[assignment]  # client judged before the deadline
     check_rate: np.ndarray = None  # type: ignore[assignment]  # client's committed check probability (float)
     checked: np.ndarray = None  # type: ignore[assignment]  # client asked for mediation
@@ -72,6 +96,8 @@ class DealBatch:
 
     # --- outcome (protocol)
     state: np.ndarray = None  # type: ignore[assignment]
+    node_slash_to: np.ndarray = None  # type: ignore[assignment]  # who receives value slashed from the node
+    client_slash_to: np.ndarray = None  # type: ignore[assignment]  # ... and from the client
 
     # columns private to one mechanism (e.g. consortium votes), keyed by "<mechanism>.<column>"
     extra: dict[str, np.ndarray] = field(default_factory=dict)
@@ -82,6 +108,12 @@ class DealBatch:
             if getattr(self, f.name) is None:
                 if f.name in _FLAGS:
                     setattr(self, f.name, _b(n))
+                elif f.name == "context":
+                    continue
+                elif f.name == "group":
+                    self.group = self.job.copy()
+                elif f.name == "mediator_collude":
+                    self.mediator_collude = np.zeros(len(self.mediator_accounts), dtype=bool)
                 elif f.name == "check_rate":
                     setattr(self, f.name, np.zeros(n))
                 else:
@@ -89,6 +121,10 @@ class DealBatch:
 
     def __len__(self) -> int:
         return len(self.deal_id)
+
+    def wrong(self) -> np.ndarray:
+        """Deals whose posted result is not the correct one."""
+        return self.result != CORRECT
 
     def mediator_account(self) -> np.ndarray:
         """Account id of each deal's mediator (NO_MEDIATOR where none)."""
@@ -105,8 +141,8 @@ class DealBatch:
         return DealBatch(**sub)
 
 
-_SHARED = frozenset({"mediator_accounts", "mediator_threshold"})
+_SHARED = frozenset({"mediator_accounts", "mediator_threshold", "mediator_collude"})
 _FLAGS = frozenset(
     {"client_agreed", "node_agreed", "submitted", "cheated", "judged", "checked", "mediated", "bribe_accepted",
-     "verdict_accept"}
+     "verdict_accept", "forced_error", "colluding", "accused"}
 )

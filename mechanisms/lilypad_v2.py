@@ -16,6 +16,7 @@ from mechanisms.deals import NO_MEDIATOR, DealBatch
 from mechanisms.money import BPS, Pool, mul_bps
 from mechanisms.protocol import VISITED_MASK, DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
+from mechanisms.voting import mediator_votes
 
 S = DealState
 SLASH_DESTINATIONS = ("burn", "counterparty", "mediator", "protocol")
@@ -57,7 +58,8 @@ def in_states(deals: DealBatch, *states: DealState) -> np.ndarray:
 
 
 def slash_destination(deals: DealBatch, slash_to: str, slashed_party: np.ndarray) -> np.ndarray:
-    """Account that receives value slashed from `slashed_party` (client or node account per deal)."""
+    """Account that receives value slashed from `slashed_party` (client or node account per deal) under one of
+    SLASH_DESTINATIONS."""
     n = len(deals)
     if slash_to == "burn":
         return np.full(n, deals.pool_base + Pool.Burn, dtype=np.int64)
@@ -115,24 +117,36 @@ class LilypadV2(Mechanism):
         deals.node_exposure = deals.submit_collateral + deals.results_collateral + deals.compute_cost
 
     def choose_checks(self, deals: DealBatch) -> None:
-        deals.checked = deals.judged & (self.uniforms(deals, 0) < deals.check_rate)
+        deals.checked |= deals.judged & (self.uniforms(deals, 0) < deals.check_rate)
 
     def select_mediators(self, deals: DealBatch) -> None:
         chosen = pick_uniform(deals.mutual_mediators, self.uniforms(deals, 1), len(deals.mediator_accounts))
         deals.mediator = np.where(deals.checked, chosen, NO_MEDIATOR)
 
     def judge(self, deals: DealBatch) -> None:
-        """One mediator re-runs the job, unless a large enough bribe buys its vote for a fake result."""
-        threshold = deals.mediator_threshold[np.where(deals.mediator == NO_MEDIATOR, 0, deals.mediator)]
-        deals.bribe_accepted = deals.mediated & deals.cheated & (deals.bribe > 0) & (deals.bribe >= threshold)
-        deals.verdict_accept = deals.mediated & (~deals.cheated | deals.bribe_accepted)
+        """One mediator decides: it re-runs the job, unless a bribe or the cartel buys its vote."""
+        accept, bribed = mediator_votes(deals, deals.mediator)
+        deals.bribe_accepted = deals.mediated & bribed
+        deals.verdict_accept = deals.mediated & accept
+
+    def slash_destinations(self, deals: DealBatch) -> tuple[np.ndarray, np.ndarray]:
+        return (slash_destination(deals, self.config.slash_to, deals.node),
+                slash_destination(deals, self.config.slash_to, deals.client))
+
+    def settle_mediation(self, deals: DealBatch, out: TransferBuilder) -> None:
+        """A bribe changes hands off-chain; the fee pays the mediator, who re-runs the job unless bribed."""
+        med = deals.mediator_account()
+        mediated = in_states(deals, S.MediationAccepted, S.MediationRejected)
+        D = Direction
+        out.add(Step.Mediate, mediated & deals.bribe_accepted, deals.node, deals.bribe, Reason.Bribe, D.Spent, med)
+        out.add(Step.Mediate, mediated, deals.client, deals.mediation_fee, Reason.MediationFee, D.PaidOut, med)
+        out.add(Step.Mediate, mediated & ~deals.bribe_accepted, med, deals.compute_cost, Reason.ComputeCost,
+                D.Spent, deals.pool_base + Pool.Compute)
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
         c, C, N = self.config, deals.client, deals.node
-        med = deals.mediator_account()
         compute_pool = deals.pool_base + Pool.Compute
         submitted, checked = visited(deals, S.ResultsSubmitted), visited(deals, S.ResultsChecked)
-        mediated = in_states(deals, S.MediationAccepted, S.MediationRejected)
         D = Direction
 
         # agreement: each side escrows as it agrees
@@ -147,15 +161,12 @@ class LilypadV2(Mechanism):
         # check: the judge collateral is returned and the mediation fee escrowed
         out.add(Step.Judge, checked, C, deals.judge_collateral, Reason.JudgeTimeoutCollateral, D.Refunded)
         out.add(Step.Judge, checked, C, deals.mediation_fee, Reason.MediationFee, D.PaidIn)
-        # mediation: a bribe changes hands off-chain; an unbribed mediator re-runs the job, paid by the fee
-        out.add(Step.Mediate, mediated & deals.bribe_accepted, N, deals.bribe, Reason.Bribe, D.Spent, med)
-        out.add(Step.Mediate, mediated, C, deals.mediation_fee, Reason.MediationFee, D.PaidOut, med)
-        out.add(Step.Mediate, mediated & ~deals.bribe_accepted, med, deals.compute_cost, Reason.ComputeCost,
-                D.Spent, compute_pool)
 
-        # settlement: every escrow still held is paid out, refunded or slashed
-        rejected = in_states(deals, S.MediationRejected)
-        paid = in_states(deals, *PAID_STATES) | (rejected & (not c.forfeit_payment))
+        # settlement: every escrow still held is paid out, refunded or slashed. A forced error (the protocol's
+        # own wrong result) that mediation rejects is not the node's fault: it is paid and keeps its collateral.
+        rejected = in_states(deals, S.MediationRejected) & ~deals.forced_error  # the node is at fault
+        paid = in_states(deals, *PAID_STATES) | (in_states(deals, S.MediationRejected) & ~(
+            rejected & c.forfeit_payment))
         out.add(Step.Settle, paid, C, deals.job_cost, Reason.JobPayment, D.PaidOut, N)
         out.add(Step.Settle, deals.client_agreed, C, deals.payment_collateral - np.where(paid, deals.job_cost, 0),
                 Reason.PaymentCollateral, D.Refunded)
@@ -163,14 +174,14 @@ class LilypadV2(Mechanism):
         out.add(Step.Settle, deals.client_agreed & unjudged, C, deals.judge_collateral,
                 Reason.JudgeTimeoutCollateral, D.Refunded)
         out.add(Step.Settle, in_states(deals, S.TimeoutJudgeResults), C, deals.judge_collateral,
-                Reason.JudgeTimeoutCollateral, D.Slashed, slash_destination(deals, c.slash_to, C))
+                Reason.JudgeTimeoutCollateral, D.Slashed, deals.client_slash_to)
         out.add(Step.Settle, deals.node_agreed & in_states(deals, S.TimeoutAgree), N, deals.submit_collateral,
                 Reason.SubmitTimeoutCollateral, D.Refunded)
         out.add(Step.Settle, in_states(deals, S.TimeoutSubmitResults), N, deals.submit_collateral,
-                Reason.SubmitTimeoutCollateral, D.Slashed, slash_destination(deals, c.slash_to, N))
+                Reason.SubmitTimeoutCollateral, D.Slashed, deals.node_slash_to)
         out.add(Step.Settle, submitted & ~rejected, N, deals.results_collateral, Reason.ResultsCollateral,
                 D.Refunded)
         out.add(Step.Settle, rejected, N, deals.results_collateral, Reason.ResultsCollateral, D.Slashed,
-                slash_destination(deals, c.slash_to, N))
+                deals.node_slash_to)
         out.add(Step.Settle, in_states(deals, S.TimeoutMediateResults), C, deals.mediation_fee,
                 Reason.MediationFee, D.Refunded)

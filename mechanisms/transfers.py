@@ -10,7 +10,7 @@ from mechanisms.protocol import Direction, Reason, Step
 
 NOBODY = -1  # payee of a PaidIn or Refunded transfer (value stays with the payer)
 
-COLUMNS = ("step", "deal_id", "payer", "payee", "amount", "reason", "direction")
+COLUMNS = ("step", "deal_id", "payer", "payee", "amount", "reason", "direction", "hidden")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class Transfers:
     amount: np.ndarray
     reason: np.ndarray
     direction: np.ndarray
+    hidden: np.ndarray  # bool: parties not attributable on the public record (anonymous mediation)
 
     def __len__(self) -> int:
         return len(self.amount)
@@ -55,6 +56,7 @@ class TransferBuilder:
         reason: Reason,
         direction: Direction,
         payee: np.ndarray | int = NOBODY,
+        hidden: bool = False,
     ) -> None:
         """Record, for every deal where `mask` holds, `amount` moving from `payer` (to `payee`)."""
         n = len(self._deal_id)
@@ -75,12 +77,13 @@ class TransferBuilder:
                 amount[keep],
                 np.full(k, int(reason), dtype=np.int64),
                 np.full(k, int(direction), dtype=np.int64),
+                np.full(k, hidden, dtype=bool),
             )
         )
 
     def build(self) -> Transfers:
         if not self._parts:
-            return Transfers(*(np.zeros(0, dtype=np.int64) for _ in COLUMNS))
+            return Transfers(*(np.zeros(0, dtype=bool if c == "hidden" else np.int64) for c in COLUMNS))
         cols = [np.concatenate(c) for c in zip(*self._parts, strict=True)]
         if (np.diff(cols[0]) < 0).any():  # hooks appended out of step order
             order = np.argsort(cols[0], kind="stable")

@@ -8,13 +8,14 @@ import numpy as np
 
 from agents.actions import Actions
 from mechanisms.base import MarketFacts, MechanismStack
-from mechanisms.deals import DealBatch
+from mechanisms.deals import DealBatch, RoundContext
 from mechanisms.transfers import Transfers
 from sim.draws import N_FIXED_U, DrawSource, RoundDraws
 from sim.ledger import EventLog, Ledger
-from sim.lifecycle import decide, resolve
+from sim.lifecycle import apply_actions, decide, resolve
 from sim.market import Market
 from sim.offers import JobOffers, ResourceOffers
+from sim.public_record import PublicRecord
 from sim.solver import TypeTable, match
 
 
@@ -28,8 +29,8 @@ class RoundResult:
     posted_offers: int
 
 
-def new_deals(market: Market, draws: RoundDraws, actions: Actions, client: np.ndarray, node: np.ndarray,
-              price: np.ndarray, first_id: int) -> DealBatch:
+def new_deals(market: Market, draws: RoundDraws, client: np.ndarray, node: np.ndarray, price: np.ndarray,
+              first_id: int, context: RoundContext | None = None) -> DealBatch:
     """Deals between clients and nodes (indices within their roles) at the matched prices, terms still empty."""
     module = draws.job_module[client]
     instructions = market.module_instructions[module]
@@ -45,43 +46,58 @@ def new_deals(market: Market, draws: RoundDraws, actions: Actions, client: np.nd
         compute_cost=market.module_compute_cost[module],
         mutual_mediators=market.client_trust[client] & market.node_trust[node],
         mediator_accounts=market.mediator_accounts(),
-        mediator_threshold=actions.mediators.bribe_threshold,
+        mediator_threshold=np.zeros(market.config.n_mediators, dtype=np.int64),  # set by apply_actions
+        context=context,
         pool_base=market.pool_base,
         extra={"u": draws.u[client, N_FIXED_U:]},
     )
 
 
 def market_facts(market: Market) -> MarketFacts:
-    return MarketFacts(market.config.n_mediators, market.max_compute_cost(), market.max_job_cost())
+    c = market.config
+    return MarketFacts(c.n_mediators, market.max_compute_cost(), market.max_job_cost(), c.n_clients, c.n_nodes,
+                       c.n_stakers, c.mediator_balance)
 
 
 class BatchEngine:
     """Runs rounds on one ledger. Every round's randomness comes from `source` (one Generator)."""
 
     def __init__(self, market: Market, stack: MechanismStack, source: DrawSource) -> None:
-        stack.validate(market_facts(market))
+        facts = market_facts(market)
+        stack.validate(facts)
         self.market, self.stack, self.source = market, stack, source
         self.types = TypeTable.build(market)
         self.ledger = Ledger(market.initial_balances())
+        self.record = PublicRecord(market.n_accounts)
         self.events = EventLog()
+        for transfers in stack.setup(facts):
+            self.ledger.apply(transfers)
+            self.events.record(-1, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), transfers)
         self.round = 0
         self.next_deal_id = 0
 
     def step(self, actions: Actions, draws: RoundDraws | None = None) -> RoundResult:
         draws = draws if draws is not None else self.source.next_round()
+        self.record.whitewash(self.market.first_node + np.flatnonzero(actions.nodes.whitewash))
+        context = RoundContext(self.round, self.ledger.balance.copy(), self.ledger.escrow.copy(),
+                               self.record.snapshot())
         jobs, offers = JobOffers.post(self.market, draws), ResourceOffers.post(self.market, draws)
+        offers = offers.ranked(self.stack.rank_offers(self.market.first_node + offers.node, offers.price, context))
         matched = match(jobs, offers, self.types)
         by_age = np.argsort(jobs.arrival, kind="stable")
         j = by_age[matched[by_age] >= 0]  # matched jobs, oldest first: deal ids follow job age
         r = matched[j]
-        deals = new_deals(self.market, draws, actions, jobs.client[j], offers.node[r], offers.price[r],
-                          self.next_deal_id)
+        deals = new_deals(self.market, draws, jobs.client[j], offers.node[r], offers.price[r], self.next_deal_id,
+                          context)
+        apply_actions(deals, actions, self.market)
         self.stack.set_terms(deals)
         decide(deals, self.ledger.balance, actions, draws, self.market, self.stack)
         visited = resolve(deals)
         transfers = self.stack.settle(deals)
         self.ledger.apply(transfers)
-        self.events.record(self.round, deals.deal_id, visited, transfers)
+        self.stack.after_round(deals, transfers)
+        self.record.update(deals)
+        self.events.record(self.round, deals.deal_id, visited, transfers, self.stack.public_votes(deals))
         result = RoundResult(self.round, deals, visited, transfers, len(jobs.client), len(offers.node))
         self.round += 1
         self.next_deal_id += len(deals)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 
 from mechanisms.protocol import OFF_CHAIN_REASONS, Direction, Step
@@ -46,32 +48,57 @@ class Ledger:
                     f"{self.escrow[bad]}")
 
 
-class EventLog:
-    """Append-only public record: every state a deal enters and every on-chain transfer (no bribes, no compute).
+ANONYMOUS = -1  # account shown for the parties of a hidden transfer
 
-    Kept as per-round column chunks; `drain()` hands them to a writer so long runs do not grow in memory.
+
+class EventLog:
+    """Append-only public record: every state a deal enters, every on-chain transfer (no bribes, no compute; the
+    parties of hidden transfers shown as ANONYMOUS) and the attributable votes of mediators.
+
+    Kept as per-round column chunks per table; `drain()` hands them to a writer so long runs do not grow in memory.
     """
 
-    STATE_COLUMNS = ("round", "deal_id", "state")
-    TRANSFER_COLUMNS = ("round", "deal_id", "account", "counterparty", "amount", "reason", "direction")
+    TABLES: ClassVar[dict[str, tuple[str, ...]]] = {
+        "states": ("round", "deal_id", "state"),
+        "transfers": ("round", "deal_id", "account", "counterparty", "amount", "reason", "direction"),
+        "votes": ("round", "deal_id", "mediator", "accept"),
+    }
 
     def __init__(self) -> None:
-        self.states: list[dict[str, np.ndarray]] = []
-        self.transfers: list[dict[str, np.ndarray]] = []
+        self.chunks: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in self.TABLES}
 
-    def record(self, round_index: int, deal_id: np.ndarray, visited: np.ndarray, t: Transfers) -> None:
-        """Log entry into each visited state (bit mask per deal) and the public transfers of a round."""
+    @property
+    def states(self) -> list[dict[str, np.ndarray]]:
+        return self.chunks["states"]
+
+    @property
+    def transfers(self) -> list[dict[str, np.ndarray]]:
+        return self.chunks["transfers"]
+
+    @property
+    def votes(self) -> list[dict[str, np.ndarray]]:
+        return self.chunks["votes"]
+
+    def record(self, round_index: int, deal_id: np.ndarray, visited: np.ndarray, t: Transfers,
+               votes: list[dict[str, np.ndarray]] | None = None) -> None:
+        """Log entry into each visited state (bit mask per deal), the public transfers and the attributable votes
+        of a round."""
         bits = np.arange(int(visited.max(initial=0)).bit_length(), dtype=np.int64)
         deal_rows, state = np.nonzero((visited[:, None] >> bits[None, :]) & 1)
         self.states.append({"round": np.full(len(deal_rows), round_index, dtype=np.int64),
                             "deal_id": deal_id[deal_rows], "state": state.astype(np.int64)})
         public = ~np.isin(t.reason, [int(r) for r in OFF_CHAIN_REASONS])
+        hidden = t.hidden[public]
         self.transfers.append({"round": np.full(int(public.sum()), round_index, dtype=np.int64),
-                               "deal_id": t.deal_id[public], "account": t.payer[public],
-                               "counterparty": t.payee[public], "amount": t.amount[public],
-                               "reason": t.reason[public], "direction": t.direction[public]})
+                               "deal_id": t.deal_id[public],
+                               "account": np.where(hidden, ANONYMOUS, t.payer[public]),
+                               "counterparty": np.where(hidden, ANONYMOUS, t.payee[public]),
+                               "amount": t.amount[public], "reason": t.reason[public],
+                               "direction": t.direction[public]})
+        for v in votes or []:
+            self.votes.append({"round": np.full(len(v["deal_id"]), round_index, dtype=np.int64), **v})
 
-    def drain(self) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
-        states, transfers = self.states, self.transfers
-        self.states, self.transfers = [], []
-        return states, transfers
+    def drain(self) -> dict[str, list[dict[str, np.ndarray]]]:
+        """Hand over and forget the chunks recorded so far, per table."""
+        chunks, self.chunks = self.chunks, {name: [] for name in self.TABLES}
+        return chunks

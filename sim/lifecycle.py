@@ -11,7 +11,7 @@ import numpy as np
 
 from agents.actions import Actions
 from mechanisms.base import MechanismStack
-from mechanisms.deals import DealBatch
+from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, DealBatch
 from mechanisms.protocol import DealState, check_transitions
 from sim.draws import E, RoundDraws, U
 from sim.market import Market, ResponseTimes
@@ -24,6 +24,17 @@ def on_time(e: np.ndarray, mean: float, deadline: np.ndarray) -> np.ndarray:
     return e * mean <= deadline
 
 
+def apply_actions(deals: DealBatch, actions: Actions, market: Market) -> None:
+    """Copy the parties' chosen behaviour for this round onto their deals (before mechanisms set terms)."""
+    node_row = deals.node - market.first_node
+    deals.bribe = actions.nodes.bribe[node_row].copy()
+    deals.colluding = actions.nodes.collude[node_row].copy()
+    deals.check_rate = actions.clients.check_rate[deals.client].copy()
+    deals.accused = actions.clients.accuse[deals.client].copy()
+    deals.mediator_threshold = actions.mediators.bribe_threshold
+    deals.mediator_collude = actions.mediators.collude
+
+
 def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: RoundDraws, market: Market,
            stack: MechanismStack) -> None:
     """Fill the decision columns of `deals` (terms already set) for every phase."""
@@ -31,7 +42,6 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     row = deals.job
     e, u = draws.e[row], draws.u[row]
     node_row = deals.node - market.first_node
-    deals.bribe = actions.nodes.bribe[node_row].copy()
     deals.client_agreed = (balance[deals.client] >= deals.client_exposure) & on_time(
         e[:, E.client_agree], r.client_agree, deals.deadline_agree)
     deals.node_agreed = (balance[deals.node] >= deals.node_exposure + deals.bribe) & on_time(
@@ -39,8 +49,10 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     agreed = deals.client_agreed & deals.node_agreed
     deals.submitted = agreed & on_time(e[:, E.node_submit], r.node_submit, deals.deadline_submit)
     deals.cheated = deals.submitted & (u[:, U.cheat] < actions.nodes.cheat_rate[node_row])
+    fake = np.where(deals.colluding, CARTEL_FAKE, FIRST_OWN_FAKE + deals.deal_id)
+    deals.result = np.where(deals.cheated, fake, CORRECT)
+    deals.result = np.where(deals.forced_error & deals.submitted, FORCED_FAKE, deals.result)
     deals.judged = deals.submitted & on_time(e[:, E.client_judge], r.client_judge, deals.deadline_judge)
-    deals.check_rate = actions.clients.check_rate[deals.client].copy()
     stack.choose_checks(deals)
     stack.select_mediators(deals)
     deals.mediated = deals.checked & on_time(e[:, E.mediator], r.mediator, deals.deadline_mediate)

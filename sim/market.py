@@ -1,6 +1,7 @@
 """The market's static side: who exists, what they own, what they serve and whom they trust.
 
-Accounts are laid out as clients, then nodes, then mediators, then the pools of `mechanisms.money.Pool`.
+Accounts are laid out as clients, then nodes, then mediators, then stakers, then the pools of
+`mechanisms.money.Pool`.
 """
 
 from __future__ import annotations
@@ -91,9 +92,11 @@ class MarketConfig:
     n_clients: int = 200
     n_nodes: int = 200
     n_mediators: int = 5
+    n_stakers: int = 0  # third parties who may stake behind nodes (see mechanisms.staking)
     client_balance: int = 100_000
     node_balance: int = 100_000
     mediator_balance: int = 1_000
+    staker_balance: int = 0
     modules: tuple[ModuleSpec, ...] = field(default_factory=_default_modules)
     machines: tuple[MachineSpec, ...] = field(default_factory=_default_machines)
     node_price: tuple[int, int] = (8, 12)  # price per instruction, inclusive range, drawn per node
@@ -109,7 +112,8 @@ class MarketConfig:
         require_int(self.n_clients, f"{path}.n_clients", 1, 10**7)
         require_int(self.n_nodes, f"{path}.n_nodes", 1, 10**7)
         require_int(self.n_mediators, f"{path}.n_mediators", 1, MAX_MEDIATORS)
-        for name in ("client_balance", "node_balance", "mediator_balance"):
+        require_int(self.n_stakers, f"{path}.n_stakers", 0, 10**7)
+        for name in ("client_balance", "node_balance", "mediator_balance", "staker_balance"):
             require_int(getattr(self, name), f"{path}.{name}", 0, 10**15)
         require(0 < len(self.modules) <= MAX_MODULES, f"{path}.modules", len(self.modules),
                 f"1 to {MAX_MODULES} modules")
@@ -134,7 +138,7 @@ class MarketConfig:
 
     @property
     def n_agents(self) -> int:
-        return self.n_clients + self.n_nodes + self.n_mediators
+        return self.n_clients + self.n_nodes + self.n_mediators + self.n_stakers
 
 
 def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -231,6 +235,10 @@ class Market:
         return self.config.n_clients + self.config.n_nodes
 
     @property
+    def first_staker(self) -> int:
+        return self.first_mediator + self.config.n_mediators
+
+    @property
     def pool_base(self) -> int:
         return self.config.n_agents
 
@@ -239,20 +247,22 @@ class Market:
         return self.config.n_agents + N_POOLS
 
     def mediator_accounts(self) -> np.ndarray:
-        return np.arange(self.first_mediator, self.pool_base, dtype=np.int64)
+        return np.arange(self.first_mediator, self.first_staker, dtype=np.int64)
 
     def initial_balances(self) -> np.ndarray:
         c = self.config
         bal = np.zeros(self.n_accounts, dtype=np.int64)
         bal[: c.n_clients] = c.client_balance
         bal[self.first_node : self.first_mediator] = c.node_balance
-        bal[self.first_mediator : self.pool_base] = c.mediator_balance
+        bal[self.first_mediator : self.first_staker] = c.mediator_balance
+        bal[self.first_staker : self.pool_base] = c.staker_balance
         return bal
 
     def role_of(self) -> np.ndarray:
         """Role name per agent account."""
         c = self.config
-        return np.array(["client"] * c.n_clients + ["node"] * c.n_nodes + ["mediator"] * c.n_mediators)
+        return np.array(["client"] * c.n_clients + ["node"] * c.n_nodes + ["mediator"] * c.n_mediators
+                        + ["staker"] * c.n_stakers)
 
     def max_compute_cost(self) -> int:
         return int(self.module_compute_cost.max())

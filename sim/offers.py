@@ -39,6 +39,17 @@ class ResourceOffers:
     trust: np.ndarray
     arrival: np.ndarray
     rtype: np.ndarray  # row of Market.node_types
+    rank: np.ndarray = None  # type: ignore[assignment]  # effective price (mechanisms may adjust; -1 excludes)
+
+    def __post_init__(self) -> None:
+        if self.rank is None:
+            object.__setattr__(self, "rank", self.price)
+
+    def ranked(self, rank: np.ndarray) -> ResourceOffers:
+        """The same offers under mechanism-adjusted effective prices; offers ranked -1 are withdrawn."""
+        keep = rank >= 0
+        return ResourceOffers(self.node[keep], self.capacity[keep], self.price[keep], self.allow[keep],
+                              self.trust[keep], self.arrival[keep], self.rtype[keep], rank[keep])
 
     @classmethod
     def post(cls, market: Market, draws: RoundDraws) -> ResourceOffers:

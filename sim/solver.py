@@ -3,7 +3,7 @@
 Jobs are served oldest first; each takes the cheapest compatible resource offer still free, ties to the older
 offer. The fast path uses offer types (offers of one type differ only in price and age, see `Market`): within a
 type offers are consumed cheapest first, so each job only compares the heads of the compatible types, in a
-compiled loop. `match_reference` is the plain O(jobs x offers) statement of the same rule.
+compiled loop. `match_reference` is the plain statement of the same rule (a scan of one sorted list).
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ class TypeTable:
 
 
 def match(jobs: JobOffers, res: ResourceOffers, types: TypeTable) -> np.ndarray:
-    """For each job offer, the index of its matched resource offer, or -1."""
+    """For each job offer, the index of its matched resource offer, or -1. Offers are compared by their effective
+    price `rank` (the price unless a mechanism adjusts it), which is also what a fixed-price job's limit binds."""
     if len(jobs.client) == 0 or len(res.node) == 0:
         return np.full(len(jobs.client), -1, dtype=np.int64)
-    order = np.lexsort((res.arrival, res.price, res.rtype))  # by type, then price, then age
+    order = np.lexsort((res.arrival, res.rank, res.rtype))  # by type, then effective price, then age
     type_start = np.searchsorted(res.rtype[order], np.arange(types.n_rtypes + 1)).astype(np.int64)
     job_order = np.argsort(jobs.arrival, kind="stable")
     return _greedy(job_order, jobs.jtype, jobs.fixed, jobs.max_price, types.start, types.rtype, type_start,
-                   order.astype(np.int64), res.price, res.arrival)
+                   order.astype(np.int64), res.rank, res.arrival)
 
 
 @njit(cache=True)
@@ -72,15 +73,16 @@ def _greedy(job_order, jtype, fixed, max_price, compat_start, compat_rt, type_st
 
 
 def match_reference(jobs: JobOffers, res: ResourceOffers) -> np.ndarray:
-    """The same rule, stated plainly: one job at a time, oldest first, scan every free offer."""
+    """The same rule, stated plainly: offers sorted once cheapest first (ties to the older), then each job, oldest
+    first, takes the first compatible offer still free. No offer types, no compilation: the reference to test against.
+    """
     out = np.full(len(jobs.client), -1, dtype=np.int64)
-    free = set(range(len(res.node)))
+    free = sorted(range(len(res.node)), key=lambda r: (res.rank[r], res.arrival[r]))
     for j in sorted(range(len(jobs.client)), key=lambda j: jobs.arrival[j]):
-        fits = [r for r in free if compatible(jobs.needs[j], jobs.module[j], jobs.fixed[j], jobs.max_price[j],
-                                              jobs.trust[j], res.capacity[r], res.allow[r], res.price[r],
-                                              res.trust[r])]
-        if fits:
-            best = min(fits, key=lambda r: (res.price[r], res.arrival[r]))
-            out[j] = best
-            free.remove(best)
+        for k, r in enumerate(free):
+            if compatible(jobs.needs[j], jobs.module[j], jobs.fixed[j], jobs.max_price[j], jobs.trust[j],
+                          res.capacity[r], res.allow[r], res.rank[r], res.trust[r]):
+                out[j] = r
+                del free[k]
+                break
     return out

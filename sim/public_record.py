@@ -1,0 +1,60 @@
+"""The public record: per-account counters anyone can compute from the chain's event log.
+
+Reputation, check policies and observations read these; nothing here is private to an agent. A node that
+whitewashes (takes a new identity) starts again from zero, which is exactly what a fresh address would show.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mechanisms.deals import DealBatch
+from mechanisms.protocol import DealState
+
+S = DealState
+
+#: counter -> what it counts (per account, over the whole run)
+COUNTERS = {
+    "jobs": "deals the account took part in as node",
+    "submitted": "results the node posted in time",
+    "checked": "results of the node sent to mediation",
+    "passed": "mediations that accepted the node's result",
+    "failed": "mediations that rejected the node's result",
+    "timeouts": "deals that timed out waiting for the node (agree or submit)",
+    "client_jobs": "deals the account took part in as client",
+    "client_checks": "checks the client asked for",
+    "mediations": "mediations the account took part in as (lead) mediator",
+}
+
+
+class PublicRecord:
+    """Counters as int64 arrays over all accounts."""
+
+    def __init__(self, n_accounts: int) -> None:
+        self.counters = {name: np.zeros(n_accounts, dtype=np.int64) for name in COUNTERS}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.counters.items()}
+
+    def whitewash(self, accounts: np.ndarray) -> None:
+        """The accounts start over under fresh identities."""
+        for v in self.counters.values():
+            v[accounts] = 0
+
+    def update(self, deals: DealBatch) -> None:
+        """Add a settled round's deals."""
+        c, node, st = self.counters, deals.node, deals.state
+        node_late = (st == S.TimeoutSubmitResults) | ((st == S.TimeoutAgree) & ~deals.node_agreed)
+        for name, mask, who in (
+            ("jobs", np.ones(len(deals), dtype=bool), node),
+            ("submitted", deals.submitted, node),
+            ("checked", deals.checked, node),
+            ("passed", st == S.MediationAccepted, node),
+            ("failed", st == S.MediationRejected, node),
+            ("timeouts", node_late, node),
+            ("client_jobs", np.ones(len(deals), dtype=bool), deals.client),
+            ("client_checks", deals.checked, deals.client),
+        ):
+            np.add.at(c[name], who[mask], 1)
+        med = deals.mediator_account()
+        np.add.at(c["mediations"], med[deals.mediated], 1)
