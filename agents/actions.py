@@ -19,11 +19,13 @@ class NodeActions:
     bribe: np.ndarray  # offered to the mediator when a fake result is checked (int64 base units; 0 = none)
     collude: np.ndarray = None  # type: ignore[assignment]  # bool: a fake result is the cartel's shared one
     whitewash: np.ndarray = None  # type: ignore[assignment]  # bool: start over under a new identity
+    report: np.ndarray = None  # type: ignore[assignment]  # bool: prove the cartel's fake it posted (whistleblow)
 
     def __post_init__(self) -> None:
         n = len(self.cheat_rate)
-        self.collude = np.zeros(n, dtype=bool) if self.collude is None else self.collude
-        self.whitewash = np.zeros(n, dtype=bool) if self.whitewash is None else self.whitewash
+        for name in ("collude", "whitewash", "report"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(n, dtype=bool))
 
     @classmethod
     def default(cls, n: int) -> NodeActions:
@@ -47,10 +49,13 @@ class ClientActions:
 class MediatorActions:
     bribe_threshold: np.ndarray  # smallest bribe accepted (int64; NEVER = incorruptible)
     collude: np.ndarray = None  # type: ignore[assignment]  # bool: vote with the cartel
+    report: np.ndarray = None  # type: ignore[assignment]  # bool: prove a bribe it took (whistleblow)
 
     def __post_init__(self) -> None:
         n = len(self.bribe_threshold)
-        self.collude = np.zeros(n, dtype=bool) if self.collude is None else self.collude
+        for name in ("collude", "report"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(n, dtype=bool))
 
     @classmethod
     def default(cls, n: int) -> MediatorActions:

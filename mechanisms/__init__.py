@@ -1,6 +1,6 @@
 """Pluggable mechanisms on the deal lifecycle. Importing the package registers the built-in ones."""
 
-from mechanisms import lilypad_v2  # noqa: F401  (registers)
+from mechanisms import consortium, lilypad_v2, replication, whistleblowing  # noqa: F401  (registers)
 from mechanisms.base import MarketFacts, Mechanism, MechanismStack, register, registered
 from mechanisms.config import ConfigError
 

@@ -8,15 +8,17 @@ Hooks, in the order the lifecycle calls them:
 * ``choose_checks``     which results go to mediation (the client's check, replica disagreement, ...);
 * ``select_mediators``  who mediates a checked deal;
 * ``judge``             the verdict of a mediation, given each mediator's behaviour;
-* ``slash_destinations`` who receives value slashed from the node and from the client;
+* ``review``            proofs that overturn a verdict (a whistleblower's evidence of collusion or a bribe);
+* ``slash_destinations`` who receives value slashed from the node and from the client (columns
+                        `node_slash_to`, `client_slash_to`; later mechanisms re-route some rows);
 * ``settle_mediation``  the transfers of the mediation itself (fees, re-runs, bribes, mediator penalties);
 * ``settle``            every other transfer of every deal, given its final state;
 * ``after_round``       update the mechanism's own state from the settled round.
 
-Additive hooks (setup, set_terms, choose_checks, settle, after_round, public_votes) run for every enabled
-mechanism in stack order, each seeing what the earlier ones wrote. Exclusive hooks (rank_offers,
-select_mediators, judge, slash_destinations, settle_mediation) run only for the last enabled mechanism that
-implements them: a consortium replaces the single mediator rather than adding to it. Hooks see a whole round of
+Additive hooks (setup, set_terms, choose_checks, review, slash_destinations, settle, after_round, public_votes)
+run for every enabled mechanism in stack order, each seeing what the earlier ones wrote. Exclusive hooks
+(rank_offers, select_mediators, judge, settle_mediation) run only for the last enabled mechanism that implements
+them: a consortium replaces the single mediator rather than adding to it. Hooks see a whole round of
 deals as arrays (a batch of one in the live stack); switching a mechanism off gives the counterfactual without it.
 """
 
@@ -62,7 +64,7 @@ class MarketFacts:
         return self.first_staker + self.n_stakers
 
 
-EXCLUSIVE_HOOKS = ("rank_offers", "select_mediators", "judge", "slash_destinations", "settle_mediation")
+EXCLUSIVE_HOOKS = ("rank_offers", "select_mediators", "judge", "settle_mediation")
 
 
 class Mechanism:
@@ -72,6 +74,8 @@ class Mechanism:
     Config: ClassVar[type]
     #: uniforms per deal this mechanism consumes (the engine draws them up front with the round's other draws)
     draws_per_deal: ClassVar[int] = 0
+    #: deals per job offer: replicas bought from different nodes (the largest in the stack wins)
+    replicas_per_job: ClassVar[int] = 1
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -100,9 +104,11 @@ class Mechanism:
     def judge(self, deals: DealBatch) -> None:
         """Set `deals.verdict_accept` (and `bribe_accepted`) for mediated deals."""
 
-    def slash_destinations(self, deals: DealBatch) -> tuple[np.ndarray, np.ndarray]:
-        """Accounts receiving value slashed from (node, client), per deal."""
-        raise ConfigError(f"mechanism {self.name!r} declares slash_destinations but does not implement it")
+    def review(self, deals: DealBatch) -> None:
+        """Overturn verdicts on proof (adjust `verdict_accept`, mark `excused` nodes)."""
+
+    def slash_destinations(self, deals: DealBatch) -> None:
+        """Set or re-route `deals.node_slash_to` / `deals.client_slash_to` (accounts receiving slashed value)."""
 
     def settle_mediation(self, deals: DealBatch, out: TransferBuilder) -> None:
         """Transfers of the mediation: fee payouts, re-run costs, bribes."""
@@ -152,6 +158,25 @@ class MechanismStack:
             m.draw_offset = offset
             offset += m.draws_per_deal
         self.draws_per_deal = offset
+        self.replicas = max([m.replicas_per_job for m in self.active], default=1)
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any], path: str = "mechanism") -> MechanismStack:
+        """Build from the Hydra form `{order: [name, ...], <name>: {enabled: true, <params>}, ...}`, which lets a
+        sweep override one parameter as `mechanism.<name>.<param>=...`; a `stack:` list is accepted too."""
+        config = dict(config)
+        if "stack" in config:
+            extra = sorted(set(config) - {"stack", "name", "description"})
+            require(not extra, path, extra, "either `stack: [...]` or `order: [...]` with one entry per name")
+            return cls.from_config(config["stack"], f"{path}.stack")
+        order = config.pop("order", None)
+        require(isinstance(order, (list, tuple)) and len(order) > 0, f"{path}.order", order,
+                "a non-empty list of mechanism names")
+        for meta in ("name", "description"):
+            config.pop(meta, None)
+        unused = sorted(set(config) - set(order))
+        require(not unused, path, unused, f"a section per name in {path}.order {list(order)} and nothing else")
+        return cls.from_config([{"name": n, **dict(config.get(n) or {})} for n in order], path)
 
     @classmethod
     def from_config(cls, entries: Iterable[Mapping[str, Any]], path: str = "mechanism.stack") -> MechanismStack:
@@ -187,7 +212,7 @@ class MechanismStack:
         for i, m in enumerate(self.mechanisms):
             if self.enabled[i]:
                 m.validate(facts, f"{path}[{i}]")
-        for hook in ("select_mediators", "judge", "slash_destinations", "settle_mediation"):
+        for hook in ("select_mediators", "judge", "settle_mediation"):
             if self._last(hook) is None:
                 raise ConfigError(f"{path}: no enabled mechanism implements {hook}; enable a base mechanism "
                                   f"such as lilypad_v2")
@@ -212,9 +237,12 @@ class MechanismStack:
 
     def judge(self, deals: DealBatch) -> None:
         self._last("judge")(deals)  # type: ignore[misc]
+        for m in self.active:
+            m.review(deals)
 
     def settle(self, deals: DealBatch) -> Transfers:
-        deals.node_slash_to, deals.client_slash_to = self._last("slash_destinations")(deals)  # type: ignore[misc]
+        for m in self.active:
+            m.slash_destinations(deals)
         out = TransferBuilder(deals.deal_id)
         self._last("settle_mediation")(deals, out)  # type: ignore[misc]
         for m in self.active:

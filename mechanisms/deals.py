@@ -59,9 +59,11 @@ class DealBatch:
     mediator_threshold: np.ndarray  # smallest bribe mediator index i accepts this round (shared, not per deal)
     pool_base: int  # account id of Pool 0
     mediator_collude: np.ndarray = None  # type: ignore[assignment]  # mediator i votes with the cartel (shared)
+    mediator_report: np.ndarray = None  # type: ignore[assignment]  # mediator i proves bribes it took (shared)
     context: RoundContext | None = None  # shared
 
     group: np.ndarray = None  # type: ignore[assignment]  # replicas of one job share a group (default: job)
+    replica: np.ndarray = None  # type: ignore[assignment]  # index of the replica within its group
 
     # --- terms (set by mechanisms)
     payment_collateral: np.ndarray = None  # type: ignore[assignment]
@@ -85,13 +87,18 @@ class DealBatch:
     colluding: np.ndarray = None  # type: ignore[assignment]  # the node is in the cartel this round
     result: np.ndarray = None  # type: ignore[assignment]  # posted result id: CORRECT or a fake id
     accused: np.ndarray = None  # type: ignore[assignment]  # the client asks colluding mediators to reject
+    reports: np.ndarray = None  # type: ignore[assignment]  # the node will prove a collusion it took part in
+    submit_time: np.ndarray = None  # type: ignore[assignment]  # blocks from agreement to the posted result (float)
+    excused: np.ndarray = None  # type: ignore[assignment]  # a rejected node not at fault keeps its collateral
     judged: np.ndarray = None  # type: ignore[assignment]  # client judged before the deadline
     check_rate: np.ndarray = None  # type: ignore[assignment]  # client's committed check probability (float)
     checked: np.ndarray = None  # type: ignore[assignment]  # client asked for mediation
     bribe: np.ndarray = None  # type: ignore[assignment]  # offered by the node to the mediator if checked
     mediator: np.ndarray = None  # type: ignore[assignment]  # mediator index (not account), or NO_MEDIATOR
     mediated: np.ndarray = None  # type: ignore[assignment]  # mediator answered before the deadline
-    bribe_accepted: np.ndarray = None  # type: ignore[assignment]
+    bribe_accepted: np.ndarray = None  # type: ignore[assignment]  # some mediator on the panel took the bribe
+    panel: np.ndarray = None  # type: ignore[assignment]  # bit mask of mediator indices who voted
+    dissenters: np.ndarray = None  # type: ignore[assignment]  # bit mask of panel members against the verdict
     verdict_accept: np.ndarray = None  # type: ignore[assignment]  # mediation outcome: result accepted
 
     # --- outcome (protocol)
@@ -112,9 +119,9 @@ class DealBatch:
                     continue
                 elif f.name == "group":
                     self.group = self.job.copy()
-                elif f.name == "mediator_collude":
-                    self.mediator_collude = np.zeros(len(self.mediator_accounts), dtype=bool)
-                elif f.name == "check_rate":
+                elif f.name in ("mediator_collude", "mediator_report"):
+                    setattr(self, f.name, np.zeros(len(self.mediator_accounts), dtype=bool))
+                elif f.name in ("check_rate", "submit_time"):
                     setattr(self, f.name, np.zeros(n))
                 else:
                     setattr(self, f.name, _i(n, NO_MEDIATOR if f.name == "mediator" else 0))
@@ -141,8 +148,8 @@ class DealBatch:
         return DealBatch(**sub)
 
 
-_SHARED = frozenset({"mediator_accounts", "mediator_threshold", "mediator_collude"})
+_SHARED = frozenset({"mediator_accounts", "mediator_threshold", "mediator_collude", "mediator_report"})
 _FLAGS = frozenset(
     {"client_agreed", "node_agreed", "submitted", "cheated", "judged", "checked", "mediated", "bribe_accepted",
-     "verdict_accept", "forced_error", "colluding", "accused"}
+     "verdict_accept", "forced_error", "colluding", "accused", "reports", "excused"}
 )

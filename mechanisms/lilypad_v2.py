@@ -128,10 +128,11 @@ class LilypadV2(Mechanism):
         accept, bribed = mediator_votes(deals, deals.mediator)
         deals.bribe_accepted = deals.mediated & bribed
         deals.verdict_accept = deals.mediated & accept
+        deals.panel = np.where(deals.mediated, np.left_shift(1, np.clip(deals.mediator, 0, None)), 0)
 
-    def slash_destinations(self, deals: DealBatch) -> tuple[np.ndarray, np.ndarray]:
-        return (slash_destination(deals, self.config.slash_to, deals.node),
-                slash_destination(deals, self.config.slash_to, deals.client))
+    def slash_destinations(self, deals: DealBatch) -> None:
+        deals.node_slash_to = slash_destination(deals, self.config.slash_to, deals.node)
+        deals.client_slash_to = slash_destination(deals, self.config.slash_to, deals.client)
 
     def settle_mediation(self, deals: DealBatch, out: TransferBuilder) -> None:
         """A bribe changes hands off-chain; the fee pays the mediator, who re-runs the job unless bribed."""
@@ -163,10 +164,11 @@ class LilypadV2(Mechanism):
         out.add(Step.Judge, checked, C, deals.mediation_fee, Reason.MediationFee, D.PaidIn)
 
         # settlement: every escrow still held is paid out, refunded or slashed. A forced error (the protocol's
-        # own wrong result) that mediation rejects is not the node's fault: it is paid and keeps its collateral.
-        rejected = in_states(deals, S.MediationRejected) & ~deals.forced_error  # the node is at fault
-        paid = in_states(deals, *PAID_STATES) | (in_states(deals, S.MediationRejected) & ~(
-            rejected & c.forfeit_payment))
+        # own wrong result) that mediation rejects is not the node's fault: it is paid and keeps its collateral;
+        # an excused node (a whistleblower) keeps its collateral but is not paid for work it did not do.
+        rejected = in_states(deals, S.MediationRejected) & ~deals.forced_error & ~deals.excused  # node at fault
+        paid = in_states(deals, *PAID_STATES) | (in_states(deals, S.MediationRejected) & (
+            deals.forced_error | (rejected & (not c.forfeit_payment))))
         out.add(Step.Settle, paid, C, deals.job_cost, Reason.JobPayment, D.PaidOut, N)
         out.add(Step.Settle, deals.client_agreed, C, deals.payment_collateral - np.where(paid, deals.job_cost, 0),
                 Reason.PaymentCollateral, D.Refunded)

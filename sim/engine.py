@@ -30,15 +30,20 @@ class RoundResult:
 
 
 def new_deals(market: Market, draws: RoundDraws, client: np.ndarray, node: np.ndarray, price: np.ndarray,
-              first_id: int, context: RoundContext | None = None) -> DealBatch:
-    """Deals between clients and nodes (indices within their roles) at the matched prices, terms still empty."""
+              first_id: int, context: RoundContext | None = None, replica: np.ndarray | None = None) -> DealBatch:
+    """Deals between clients and nodes (indices within their roles) at the matched prices, terms still empty.
+
+    Replica r of client c's job reads draw row c * replicas + r and belongs to group c."""
     module = draws.job_module[client]
     instructions = market.module_instructions[module]
+    replicas = len(draws.u) // len(draws.client_active)
+    replica = np.zeros(len(client), dtype=np.int64) if replica is None else replica.astype(np.int64)
+    row = client.astype(np.int64) * replicas + replica
     return DealBatch(
         deal_id=first_id + np.arange(len(client), dtype=np.int64),
         client=client.astype(np.int64),
         node=market.first_node + node.astype(np.int64),
-        job=client.astype(np.int64),
+        job=row,
         module=module,
         price=price.astype(np.int64),
         instructions=instructions,
@@ -49,7 +54,9 @@ def new_deals(market: Market, draws: RoundDraws, client: np.ndarray, node: np.nd
         mediator_threshold=np.zeros(market.config.n_mediators, dtype=np.int64),  # set by apply_actions
         context=context,
         pool_base=market.pool_base,
-        extra={"u": draws.u[client, N_FIXED_U:]},
+        group=client.astype(np.int64),
+        replica=replica,
+        extra={"u": draws.u[row, N_FIXED_U:]},
     )
 
 
@@ -81,14 +88,15 @@ class BatchEngine:
         self.record.whitewash(self.market.first_node + np.flatnonzero(actions.nodes.whitewash))
         context = RoundContext(self.round, self.ledger.balance.copy(), self.ledger.escrow.copy(),
                                self.record.snapshot())
-        jobs, offers = JobOffers.post(self.market, draws), ResourceOffers.post(self.market, draws)
+        jobs = JobOffers.post(self.market, draws, self.stack.replicas)
+        offers = ResourceOffers.post(self.market, draws)
         offers = offers.ranked(self.stack.rank_offers(self.market.first_node + offers.node, offers.price, context))
         matched = match(jobs, offers, self.types)
         by_age = np.argsort(jobs.arrival, kind="stable")
         j = by_age[matched[by_age] >= 0]  # matched jobs, oldest first: deal ids follow job age
         r = matched[j]
         deals = new_deals(self.market, draws, jobs.client[j], offers.node[r], offers.price[r], self.next_deal_id,
-                          context)
+                          context, jobs.replica[j])
         apply_actions(deals, actions, self.market)
         self.stack.set_terms(deals)
         decide(deals, self.ledger.balance, actions, draws, self.market, self.stack)

@@ -31,8 +31,10 @@ def apply_actions(deals: DealBatch, actions: Actions, market: Market) -> None:
     deals.colluding = actions.nodes.collude[node_row].copy()
     deals.check_rate = actions.clients.check_rate[deals.client].copy()
     deals.accused = actions.clients.accuse[deals.client].copy()
+    deals.reports = actions.nodes.report[node_row].copy()
     deals.mediator_threshold = actions.mediators.bribe_threshold
     deals.mediator_collude = actions.mediators.collude
+    deals.mediator_report = actions.mediators.report
 
 
 def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: RoundDraws, market: Market,
@@ -47,7 +49,8 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     deals.node_agreed = (balance[deals.node] >= deals.node_exposure + deals.bribe) & on_time(
         e[:, E.node_agree], r.node_agree, deals.deadline_agree)
     agreed = deals.client_agreed & deals.node_agreed
-    deals.submitted = agreed & on_time(e[:, E.node_submit], r.node_submit, deals.deadline_submit)
+    deals.submit_time = e[:, E.node_submit] * r.node_submit
+    deals.submitted = agreed & (deals.submit_time <= deals.deadline_submit)
     deals.cheated = deals.submitted & (u[:, U.cheat] < actions.nodes.cheat_rate[node_row])
     fake = np.where(deals.colluding, CARTEL_FAKE, FIRST_OWN_FAKE + deals.deal_id)
     deals.result = np.where(deals.cheated, fake, CORRECT)

@@ -18,16 +18,21 @@ class JobOffers:
     fixed: np.ndarray  # bool: fixed-price mode
     max_price: np.ndarray  # per instruction, binding in fixed mode only
     trust: np.ndarray  # mediator bit mask
-    arrival: np.ndarray  # rank: lower = older
+    arrival: np.ndarray  # rank: lower = older (replicas of one job in replica order)
     jtype: np.ndarray  # row of Market.job_types
+    replica: np.ndarray  # index of this replica within its job
+    row: np.ndarray  # row of the round's per-deal draws
 
     @classmethod
-    def post(cls, market: Market, draws: RoundDraws) -> JobOffers:
-        idx = np.flatnonzero(draws.client_active)
+    def post(cls, market: Market, draws: RoundDraws, replicas: int = 1) -> JobOffers:
+        """Each active client's job, once per replica it buys (the solver then gives each a different node)."""
+        idx = np.repeat(np.flatnonzero(draws.client_active), replicas)
+        replica = np.tile(np.arange(replicas, dtype=np.int64), len(idx) // replicas)
         module = draws.job_module[idx]
         jtype = module * len(market.trust_masks) + market.client_trust_code[idx]
         return cls(idx, module, market.module_needs[module], market.client_fixed[idx],
-                   market.client_max_price[idx], market.client_trust[idx], draws.job_arrival[idx], jtype)
+                   market.client_max_price[idx], market.client_trust[idx],
+                   draws.job_arrival[idx] * replicas + replica, jtype, replica, idx * replicas + replica)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ COUNTERS = {
     "timeouts": "deals that timed out waiting for the node (agree or submit)",
     "client_jobs": "deals the account took part in as client",
     "client_checks": "checks the client asked for",
-    "mediations": "mediations the account took part in as (lead) mediator",
+    "mediations": "mediations the account sat on a panel for",
+    "dissents": "mediations where the account voted against the final verdict",
 }
 
 
@@ -56,5 +57,6 @@ class PublicRecord:
             ("client_checks", deals.checked, deals.client),
         ):
             np.add.at(c[name], who[mask], 1)
-        med = deals.mediator_account()
-        np.add.at(c["mediations"], med[deals.mediated], 1)
+        for i, account in enumerate(deals.mediator_accounts):
+            c["mediations"][account] += int(((deals.panel >> i) & 1).sum())
+            c["dissents"][account] += int(((deals.dissenters >> i) & 1).sum())

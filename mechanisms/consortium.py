@@ -1,0 +1,239 @@
+"""Mediation by a consortium: n mediators, a k-of-n verdict, escalation to larger panels when there is no consensus.
+
+Members are drawn from the mediators both parties trust (uniformly, by stake, by reputation, or the cheapest
+bids). Each member votes as its behaviour dictates (see mechanisms.voting). A verdict needs at least k of n votes
+on one side; k > n/2, so at most one side can reach it. Without consensus the panel grows (x `growth` per level,
+bounded by `max_depth` and by the mutually trusted set) and votes again; at the last level the `fallback` rule
+decides. Every member is paid its share of the fee and re-runs the job unless it was bought; members who voted
+against the final verdict can forfeit their share (`slash_dissent`). With `anonymous`, votes and fee payouts are
+not attributable on the public record: only the verdict is, so a cartel cannot verify its members kept their side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mechanisms.base import MarketFacts, Mechanism, register
+from mechanisms.config import require, require_choice, require_int
+from mechanisms.deals import CARTEL_FAKE, NO_MEDIATOR, DealBatch
+from mechanisms.lilypad_v2 import in_states, pick_uniform
+from mechanisms.money import BPS, Pool
+from mechanisms.protocol import DealState, Direction, Reason, Step
+from mechanisms.transfers import TransferBuilder
+from mechanisms.voting import mediator_votes
+
+S = DealState
+SELECTIONS = ("uniform", "stake", "reputation", "cheapest")
+FEE_PAYERS = ("client", "loser", "split")
+FALLBACKS = ("majority", "accept", "reject")
+PENALTY_TO = ("burn", "protocol", "payer")
+
+
+@dataclass(frozen=True)
+class ConsortiumConfig:
+    size: int = 3  # n: members of the first panel
+    threshold: int = 2  # k: votes on one side needed for a verdict (n/2 < k <= n)
+    selection: str = "uniform"  # one of SELECTIONS
+    bids: tuple[int, ...] = ()  # fee bid per mediator index (selection=cheapest: members are paid their bids)
+    fee_payer: str = "client"  # one of FEE_PAYERS: loser = the node if rejected, else the client
+    max_depth: int = 1  # escalation levels after the first panel
+    growth: int = 2  # panel size multiplier per escalation level
+    fallback: str = "majority"  # verdict if the last panel has no consensus (majority: ties accept)
+    slash_dissent: bool = True  # members against the final verdict forfeit their fee share
+    dissent_to: str = "burn"  # where a forfeited share goes: burn, protocol, or back to the fee payer
+    anonymous: bool = False  # votes and fee payouts not attributable on the public record
+
+    def validate(self, path: str) -> None:
+        require_int(self.size, f"{path}.size", 1, 63)
+        require_int(self.threshold, f"{path}.threshold", self.size // 2 + 1, self.size)
+        require_choice(self.selection, f"{path}.selection", SELECTIONS)
+        require(all(isinstance(b, int) and b >= 0 for b in self.bids), f"{path}.bids", self.bids,
+                "non-negative integers, one per mediator")
+        require_choice(self.fee_payer, f"{path}.fee_payer", FEE_PAYERS)
+        require_int(self.max_depth, f"{path}.max_depth", 0, 6)
+        require_int(self.growth, f"{path}.growth", 2, 8)
+        require_choice(self.fallback, f"{path}.fallback", FALLBACKS)
+        require(isinstance(self.slash_dissent, bool), f"{path}.slash_dissent", self.slash_dissent, "a bool")
+        require_choice(self.dissent_to, f"{path}.dissent_to", PENALTY_TO)
+        require(isinstance(self.anonymous, bool), f"{path}.anonymous", self.anonymous, "a bool")
+
+
+def _first_set(cum: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Per row, the first column where the running weight exceeds x."""
+    return np.argmax(cum > x[:, None], axis=1)
+
+
+@register
+class Consortium(Mechanism):
+    name = "consortium"
+    Config = ConsortiumConfig
+
+    def __init__(self, config: ConsortiumConfig) -> None:
+        super().__init__(config)
+        self.draws_per_deal = self.max_seats  # one uniform per panel seat
+
+    def validate(self, facts: MarketFacts, path: str) -> None:
+        c = self.config
+        require(c.size <= facts.n_mediators, f"{path}.size", c.size, f"at most market.n_mediators "
+                f"({facts.n_mediators})")
+        if c.selection == "cheapest":
+            require(len(c.bids) == facts.n_mediators, f"{path}.bids", list(c.bids),
+                    f"one bid per mediator ({facts.n_mediators})")
+            require(min(c.bids) >= facts.max_compute_cost, f"{path}.bids", list(c.bids),
+                    f"bids >= the largest re-run cost ({facts.max_compute_cost})")
+
+    @property
+    def max_seats(self) -> int:
+        return min(self.config.size * self.config.growth ** self.config.max_depth, 63)
+
+    def _seats(self, n_mediators: int) -> int:
+        return min(self.max_seats, n_mediators)
+
+    def set_terms(self, deals: DealBatch) -> None:
+        """The fee escrow covers the largest panel; a briber may have to pay every seat."""
+        seats = self._seats(len(deals.mediator_accounts))
+        per_member = deals.mediation_fee // self.config.size
+        top = self._top_bids(seats) if self.config.selection == "cheapest" else per_member * seats
+        extra_fee = top - deals.mediation_fee
+        deals.mediation_fee = deals.mediation_fee + np.maximum(extra_fee, 0)
+        deals.client_exposure = deals.client_exposure + np.maximum(extra_fee, 0)
+        deals.node_exposure = deals.node_exposure + deals.bribe * (seats - 1)
+        if self.config.fee_payer != "client":
+            deals.node_exposure = deals.node_exposure + deals.mediation_fee
+        deals.extra["consortium.per_member"] = per_member
+
+    def _top_bids(self, seats: int) -> int:
+        return int(sum(sorted(self.config.bids, reverse=True)[:seats]))
+
+    def select_mediators(self, deals: DealBatch) -> None:
+        """Order the mutually trusted mediators into panel seats (seat 0 leads); -1 where the set runs out."""
+        n_med = len(deals.mediator_accounts)
+        seats = self._seats(n_med)
+        mask = np.where(deals.checked, deals.mutual_mediators, 0)
+        order = np.full((len(deals), seats), NO_MEDIATOR, dtype=np.int64)
+        sel = self.config.selection
+        if sel == "cheapest":
+            key = np.asarray(self.config.bids, dtype=np.int64) * n_med + np.arange(n_med)
+            member = (mask[:, None] >> np.arange(n_med)) & 1 == 1
+            ranked = np.argsort(np.where(member, key, np.iinfo(np.int64).max), axis=1, kind="stable")[:, :seats]
+            order = np.where(np.take_along_axis(member, ranked, axis=1), ranked, NO_MEDIATOR)
+        else:
+            weight = self._weights(deals, n_med) if sel != "uniform" else None
+            for s in range(seats):
+                u = self.uniforms(deals, s)
+                if weight is None:
+                    pick = pick_uniform(mask, u, n_med)
+                else:
+                    w = np.where((mask[:, None] >> np.arange(n_med)) & 1 == 1, weight[None, :], 0)
+                    total = w.sum(axis=1)
+                    pick = np.where(total > 0, _first_set(np.cumsum(w, axis=1),
+                                                          np.floor(u * total).astype(np.int64)), NO_MEDIATOR)
+                order[:, s] = pick
+                mask = np.where(pick >= 0, mask & ~np.left_shift(1, np.clip(pick, 0, None)), mask)
+        deals.extra["consortium.order"] = order
+        deals.mediator = np.where(deals.checked, order[:, 0], NO_MEDIATOR)
+
+    def _weights(self, deals: DealBatch, n_med: int) -> np.ndarray:
+        """Selection weight per mediator index (>= 1 so every trusted mediator can be drawn)."""
+        ctx, acc = deals.context, deals.mediator_accounts
+        if self.config.selection == "stake":
+            return 1 + ctx.escrow[acc]
+        sat, dissent = ctx.counters["mediations"][acc], ctx.counters["dissents"][acc]
+        return 1 + (BPS * (sat - dissent + 1)) // (sat + 2)  # beta(1,1) share of votes with the verdict
+
+    def judge(self, deals: DealBatch) -> None:
+        c = self.config
+        order = deals.extra["consortium.order"]
+        seats = order.shape[1]
+        seated = order >= 0
+        votes = np.zeros(order.shape, dtype=bool)
+        bribed = np.zeros(order.shape, dtype=bool)
+        for s in range(seats):
+            votes[:, s], bribed[:, s] = mediator_votes(deals, order[:, s])
+        votes &= seated
+        n = len(deals)
+        verdict = np.zeros(n, dtype=bool)
+        size = np.zeros(n, dtype=np.int64)
+        open_ = deals.mediated.copy()
+        available = seated.sum(axis=1)
+        for depth in range(c.max_depth + 1):
+            size_d = np.minimum(min(c.size * c.growth**depth, seats), available)
+            k_d = -(-c.threshold * size_d // c.size)  # ceil: the same share of a larger panel
+            in_panel = np.arange(seats)[None, :] < size_d[:, None]
+            accepts = (votes & in_panel).sum(axis=1)
+            rejects = size_d - accepts
+            decided = open_ & ((accepts >= k_d) | (rejects >= k_d))
+            can_grow = (depth < c.max_depth) & (
+                np.minimum(min(c.size * c.growth ** (depth + 1), seats), available) > size_d)
+            final = open_ & (decided | ~can_grow)
+            fallback = {"majority": accepts >= rejects, "accept": True, "reject": False}[c.fallback]
+            verdict = np.where(final, np.where(decided, accepts >= k_d, fallback), verdict)
+            size = np.where(final, size_d, size)
+            open_ &= ~final
+        in_panel = np.arange(seats)[None, :] < size[:, None]
+        bit = np.left_shift(1, np.clip(order, 0, None))
+        deals.verdict_accept = deals.mediated & verdict
+        deals.panel = np.where(in_panel, bit, 0).sum(axis=1)
+        deals.dissenters = np.where(in_panel & (votes != verdict[:, None]), bit, 0).sum(axis=1)
+        deals.bribe_accepted = deals.mediated & (bribed & in_panel).any(axis=1)
+        deals.extra["consortium.votes"] = votes
+        deals.extra["consortium.bribed"] = bribed & in_panel
+        deals.extra["consortium.size"] = size
+        if c.selection == "cheapest":
+            bids = np.asarray(c.bids, dtype=np.int64)[np.clip(order, 0, None)]
+            deals.extra["consortium.share"] = np.where(in_panel, bids, 0)
+        else:
+            deals.extra["consortium.share"] = np.where(in_panel, deals.extra["consortium.per_member"][:, None], 0)
+        # the client escrows exactly what the final panel costs
+        deals.mediation_fee = np.where(deals.mediated, deals.extra["consortium.share"].sum(axis=1),
+                                       deals.mediation_fee)
+
+    def settle_mediation(self, deals: DealBatch, out: TransferBuilder) -> None:
+        c = self.config
+        mediated = in_states(deals, S.MediationAccepted, S.MediationRejected)
+        order, share = deals.extra["consortium.order"], deals.extra["consortium.share"]
+        bribed, votes = deals.extra["consortium.bribed"], deals.extra["consortium.votes"]
+        node_pays = self._node_share(deals, mediated)
+        D = Direction
+        out.add(Step.Mediate, mediated, deals.node, node_pays, Reason.MediationFee, D.Spent, deals.client)
+        for s in range(order.shape[1]):
+            member = deals.mediator_accounts[np.clip(order[:, s], 0, None)]
+            seat = mediated & (share[:, s] > 0)
+            dissent = seat & (votes[:, s] != deals.verdict_accept) & c.slash_dissent
+            cartel_vote = deals.mediator_collude[np.clip(order[:, s], 0, None)] & (deals.result == CARTEL_FAKE)
+            out.add(Step.Mediate, seat & bribed[:, s], deals.node, deals.bribe, Reason.Bribe, D.Spent, member)
+            out.add(Step.Mediate, seat & ~dissent, deals.client, share[:, s], Reason.MediationFee, D.PaidOut, member,
+                    hidden=c.anonymous)
+            self._forfeit(deals, out, dissent, share[:, s])
+            out.add(Step.Mediate, seat & ~bribed[:, s] & ~cartel_vote, member, deals.compute_cost,
+                    Reason.ComputeCost, D.Spent, deals.pool_base + Pool.Compute)
+
+    def _node_share(self, deals: DealBatch, mediated: np.ndarray) -> np.ndarray:
+        """What the node pays (to the client, who holds the whole fee in escrow) under the fee_payer rule."""
+        fee = deals.mediation_fee
+        if self.config.fee_payer == "client":
+            return np.zeros(len(deals), dtype=np.int64)
+        if self.config.fee_payer == "split":
+            return np.where(mediated, fee - fee // 2, 0)
+        return np.where(mediated & ~deals.verdict_accept, fee, 0)
+
+    def _forfeit(self, deals: DealBatch, out: TransferBuilder, dissent: np.ndarray, share: np.ndarray) -> None:
+        dest = self.config.dissent_to
+        if dest == "payer":
+            out.add(Step.Mediate, dissent, deals.client, share, Reason.MediationFee, Direction.Refunded)
+            return
+        pool = deals.pool_base + (Pool.Burn if dest == "burn" else Pool.Protocol)
+        out.add(Step.Mediate, dissent, deals.client, share, Reason.MediationFee, Direction.Slashed, pool,
+                hidden=self.config.anonymous)
+
+    def public_votes(self, deals: DealBatch) -> dict[str, np.ndarray] | None:
+        if self.config.anonymous:
+            return None
+        order, votes = deals.extra["consortium.order"], deals.extra["consortium.votes"]
+        size = deals.extra["consortium.size"]
+        seat = (np.arange(order.shape[1])[None, :] < size[:, None]) & deals.mediated[:, None]
+        rows, cols = np.nonzero(seat)
+        return {"deal_id": deals.deal_id[rows], "mediator": deals.mediator_accounts[order[rows, cols]],
+                "accept": votes[rows, cols]}
