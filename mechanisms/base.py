@@ -46,6 +46,7 @@ class MarketFacts:
     n_nodes: int = 0
     n_stakers: int = 0
     mediator_balance: int = 0
+    staker_balance: int = 0
 
     @property
     def first_node(self) -> int:
@@ -76,6 +77,8 @@ class Mechanism:
     draws_per_deal: ClassVar[int] = 0
     #: deals per job offer: replicas bought from different nodes (the largest in the stack wins)
     replicas_per_job: ClassVar[int] = 1
+    #: `choose_checks` only removes checks (e.g. retention), so it must come after every mechanism that adds them
+    filters_checks: ClassVar[bool] = False
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -131,6 +134,10 @@ class Mechanism:
     def implements(cls, hook: str) -> bool:
         return getattr(cls, hook) is not getattr(Mechanism, hook)
 
+    def takes_part(self, hook: str) -> bool:
+        """Whether this instance runs `hook`; a config may switch off an exclusive hook its class implements."""
+        return type(self).implements(hook)
+
 
 _REGISTRY: dict[str, type[Mechanism]] = {}
 
@@ -150,9 +157,11 @@ def registered() -> dict[str, type[Mechanism]]:
 class MechanismStack:
     """An ordered composition of mechanisms; disabled entries are kept (for reporting) but never called."""
 
-    def __init__(self, mechanisms: Sequence[Mechanism], enabled: Sequence[bool]) -> None:
+    def __init__(self, mechanisms: Sequence[Mechanism], enabled: Sequence[bool],
+                 paths: Sequence[str] | None = None) -> None:
         self.mechanisms = list(mechanisms)
         self.enabled = list(enabled)
+        self.paths = list(paths) if paths is not None else [f"mechanism.stack[{i}]" for i in range(len(mechanisms))]
         offset = 0
         for m in self.active:
             m.draw_offset = offset
@@ -174,17 +183,23 @@ class MechanismStack:
                 "a non-empty list of mechanism names")
         for meta in ("name", "description"):
             config.pop(meta, None)
+        for i, name in enumerate(order):
+            require(name in _REGISTRY, f"{path}.order[{i}]", name, f"one of {sorted(_REGISTRY)}")
         unused = sorted(set(config) - set(order))
         require(not unused, path, unused, f"a section per name in {path}.order {list(order)} and nothing else")
-        return cls.from_config([{"name": n, **dict(config.get(n) or {})} for n in order], path)
+        require(len(set(order)) == len(order), f"{path}.order", order, "each mechanism at most once")
+        return cls._build([({"name": n, **dict(config.get(n) or {})}, f"{path}.{n}") for n in order], path)
 
     @classmethod
     def from_config(cls, entries: Iterable[Mapping[str, Any]], path: str = "mechanism.stack") -> MechanismStack:
         """Build from `[{name: ..., enabled: true, <params>}, ...]`."""
+        return cls._build([(e, f"{path}[{i}]") for i, e in enumerate(entries)], path)
+
+    @classmethod
+    def _build(cls, entries: list[tuple[Mapping[str, Any], str]], path: str) -> MechanismStack:
         mechanisms, enabled = [], []
-        for i, entry in enumerate(entries):
+        for entry, where in entries:
             entry = dict(entry)
-            where = f"{path}[{i}]"
             name = entry.pop("name", None)
             require(name in _REGISTRY, f"{where}.name", name, f"one of {sorted(_REGISTRY)}")
             on = entry.pop("enabled", True)
@@ -194,7 +209,7 @@ class MechanismStack:
             enabled.append(on)
         if not mechanisms:
             raise ConfigError(f"{path}=[] is invalid: allowed a non-empty list of mechanisms")
-        return cls(mechanisms, enabled)
+        return cls(mechanisms, enabled, [where for _, where in entries])
 
     @property
     def active(self) -> list[Mechanism]:
@@ -205,17 +220,23 @@ class MechanismStack:
         return next((m for m in self.active if m.name == name), None)
 
     def _last(self, hook: str) -> Callable[..., Any] | None:
-        impl = [m for m in self.active if type(m).implements(hook)]
+        impl = [m for m in self.active if m.takes_part(hook)]
         return getattr(impl[-1], hook) if impl else None
 
-    def validate(self, facts: MarketFacts, path: str = "mechanism.stack") -> None:
-        for i, m in enumerate(self.mechanisms):
-            if self.enabled[i]:
-                m.validate(facts, f"{path}[{i}]")
+    def validate(self, facts: MarketFacts, path: str = "mechanism") -> None:
+        for m, on, where in zip(self.mechanisms, self.enabled, self.paths, strict=True):
+            if on:
+                m.validate(facts, where)
         for hook in ("select_mediators", "judge", "settle_mediation"):
             if self._last(hook) is None:
                 raise ConfigError(f"{path}: no enabled mechanism implements {hook}; enable a base mechanism "
                                   f"such as lilypad_v2")
+        active = self.active
+        for i, m in enumerate(active):
+            adders = [a.name for a in active[i + 1:] if a.takes_part("choose_checks") and not a.filters_checks]
+            if m.filters_checks and adders:
+                raise ConfigError(f"{path}: {m.name} filters checks, so it must come after {adders} (which add "
+                                  f"checks); allowed: {m.name} after every mechanism that adds checks")
 
     def setup(self, facts: MarketFacts) -> list[Transfers]:
         return [t for m in self.active if (t := m.setup(facts)) is not None]
