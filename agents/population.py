@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +36,8 @@ def parse_groups(entries: Sequence[Mapping[str, Any]], role: str, path: str) -> 
         known = STRATEGIES[role]
         require(name in known, f"{where}.strategy", name, f"one of {sorted(known)}")
         share = entry.pop("share", 1.0)
-        ok = isinstance(share, (int, float)) and not isinstance(share, bool) and share > 0
-        require(ok, f"{where}.share", share, "a positive number")
+        ok = isinstance(share, (int, float)) and not isinstance(share, bool) and 0 < share < math.inf
+        require(ok, f"{where}.share", share, "a positive finite number")
         groups.append(Group(from_mapping(known[name], entry, where), float(share)))
     return groups
 

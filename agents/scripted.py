@@ -57,6 +57,23 @@ class CheatingNode(Strategy):
 
 
 @dataclass(frozen=True)
+class WhitewashingNode(CheatingNode):
+    """Cheats like `cheater` and takes a fresh identity every `period` rounds (rounds 0, period, 2 x period, ...),
+    so its public record, and any reputation built on it, never shows more than `period` rounds of failures."""
+
+    name = "whitewasher"
+    period: int = 1
+
+    def validate(self, path: str) -> None:
+        super().validate(path)
+        require_int(self.period, f"{path}.period", 1, 10**9)
+
+    def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
+        super().act(rows, out, round_index)
+        out.whitewash[rows] = round_index % self.period == 0
+
+
+@dataclass(frozen=True)
 class CheckingClient(Strategy):
     """Checks each result with committed probability `q` (0 = never checks)."""
 
@@ -105,5 +122,6 @@ class BribableMediator(Strategy):
 
 
 STRATEGIES: dict[str, dict[str, type[Strategy]]] = {}
-for _cls in (HonestNode, CheatingNode, CheckingClient, NeverCheckingClient, HonestMediator, BribableMediator):
+for _cls in (HonestNode, CheatingNode, WhitewashingNode, CheckingClient, NeverCheckingClient, HonestMediator,
+             BribableMediator):
     STRATEGIES.setdefault(_cls.role, {})[_cls.name] = _cls

@@ -1,6 +1,17 @@
 """Pluggable mechanisms on the deal lifecycle. Importing the package registers the built-in ones."""
 
-from mechanisms import consortium, lilypad_v2, replication, whistleblowing  # noqa: F401  (registers)
+from mechanisms import (  # noqa: F401  (registers)
+    check_policy,
+    collateral,
+    consortium,
+    lilypad_v2,
+    replication,
+    reputation,
+    retention,
+    staking,
+    tax_jackpot,
+    whistleblowing,
+)
 from mechanisms.base import MarketFacts, Mechanism, MechanismStack, register, registered
 from mechanisms.config import ConfigError
 

@@ -91,6 +91,7 @@ class DealBatch:
     submit_time: np.ndarray = None  # type: ignore[assignment]  # blocks from agreement to the posted result (float)
     excused: np.ndarray = None  # type: ignore[assignment]  # a rejected node not at fault keeps its collateral
     judged: np.ndarray = None  # type: ignore[assignment]  # client judged before the deadline
+    judge_time: np.ndarray = None  # type: ignore[assignment]  # blocks from the posted result to the judgement (float)
     check_rate: np.ndarray = None  # type: ignore[assignment]  # client's committed check probability (float)
     checked: np.ndarray = None  # type: ignore[assignment]  # client asked for mediation
     bribe: np.ndarray = None  # type: ignore[assignment]  # offered by the node to the mediator if checked
@@ -105,6 +106,7 @@ class DealBatch:
     state: np.ndarray = None  # type: ignore[assignment]
     node_slash_to: np.ndarray = None  # type: ignore[assignment]  # who receives value slashed from the node
     client_slash_to: np.ndarray = None  # type: ignore[assignment]  # ... and from the client
+    paid: np.ndarray = None  # type: ignore[assignment]  # the node was paid the job cost (set by the base's settle)
 
     # columns private to one mechanism (e.g. consortium votes), keyed by "<mechanism>.<column>"
     extra: dict[str, np.ndarray] = field(default_factory=dict)
@@ -121,7 +123,7 @@ class DealBatch:
                     self.group = self.job.copy()
                 elif f.name in ("mediator_collude", "mediator_report"):
                     setattr(self, f.name, np.zeros(len(self.mediator_accounts), dtype=bool))
-                elif f.name in ("check_rate", "submit_time"):
+                elif f.name in ("check_rate", "submit_time", "judge_time"):
                     setattr(self, f.name, np.zeros(n))
                 else:
                     setattr(self, f.name, _i(n, NO_MEDIATOR if f.name == "mediator" else 0))
@@ -142,14 +144,35 @@ class DealBatch:
         """Deal i as a batch of one (copies), as the live stack and the reference model use."""
         sub = {f.name: getattr(self, f.name) for f in fields(self)}
         for name, value in list(sub.items()):
-            if isinstance(value, np.ndarray) and name not in _SHARED:
+            if isinstance(value, np.ndarray) and name not in SHARED_COLUMNS:
                 sub[name] = value[i : i + 1].copy()
         sub["extra"] = {k: v[i : i + 1].copy() for k, v in self.extra.items()}
         return DealBatch(**sub)
 
+    @classmethod
+    def concat(cls, parts: list[DealBatch]) -> DealBatch:
+        """Batches joined into one (the inverse of `row`), e.g. a round's jobs for per-round hooks."""
+        first = parts[0]
+        cols = {}
+        for f in fields(cls):
+            value = getattr(first, f.name)
+            if f.name == "extra":
+                value = {k: np.concatenate([p.extra[k] for p in parts]) for k in value}
+            elif isinstance(value, np.ndarray) and f.name not in SHARED_COLUMNS:
+                value = np.concatenate([getattr(p, f.name) for p in parts])
+            cols[f.name] = value
+        return cls(**cols)
 
-_SHARED = frozenset({"mediator_accounts", "mediator_threshold", "mediator_collude", "mediator_report"})
+
+SHARED_COLUMNS = frozenset({"mediator_accounts", "mediator_threshold", "mediator_collude", "mediator_report"})
 _FLAGS = frozenset(
     {"client_agreed", "node_agreed", "submitted", "cheated", "judged", "checked", "mediated", "bribe_accepted",
-     "verdict_accept", "forced_error", "colluding", "accused", "reports", "excused"}
+     "verdict_accept", "forced_error", "colluding", "accused", "reports", "excused", "paid"}
 )
+
+
+def require_context(deals: DealBatch, who: str) -> RoundContext:
+    """The round's public state, for hooks that read balances, escrows or the record (the engine always sets it)."""
+    if deals.context is None:
+        raise ValueError(f"{who} reads the round context (balances, escrows, public record): set DealBatch.context")
+    return deals.context

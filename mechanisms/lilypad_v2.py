@@ -169,6 +169,7 @@ class LilypadV2(Mechanism):
         rejected = in_states(deals, S.MediationRejected) & ~deals.forced_error & ~deals.excused  # node at fault
         paid = in_states(deals, *PAID_STATES) | (in_states(deals, S.MediationRejected) & (
             deals.forced_error | (rejected & (not c.forfeit_payment))))
+        deals.paid = paid  # read by mechanisms that take a share of the payment (taxes, staking fees)
         out.add(Step.Settle, paid, C, deals.job_cost, Reason.JobPayment, D.PaidOut, N)
         out.add(Step.Settle, deals.client_agreed, C, deals.payment_collateral - np.where(paid, deals.job_cost, 0),
                 Reason.PaymentCollateral, D.Refunded)

@@ -29,6 +29,17 @@ class Transfers:
     def __len__(self) -> int:
         return len(self.amount)
 
+    @classmethod
+    def empty(cls) -> Transfers:
+        return cls(*(np.zeros(0, dtype=bool if c == "hidden" else np.int64) for c in COLUMNS))
+
+    @classmethod
+    def concat(cls, parts: list[Transfers]) -> Transfers:
+        """Transfers of several batches in order (empty columns for none)."""
+        if not parts:
+            return cls.empty()
+        return cls(*(np.concatenate([getattr(t, c) for t in parts]) for c in COLUMNS))
+
     def sum_by(self, key: str, size: int, mask: np.ndarray | None = None) -> np.ndarray:
         """Exact int64 sums of `amount` grouped by the integer column `key` (values in [0, size))."""
         keys = getattr(self, key)
@@ -83,7 +94,7 @@ class TransferBuilder:
 
     def build(self) -> Transfers:
         if not self._parts:
-            return Transfers(*(np.zeros(0, dtype=bool if c == "hidden" else np.int64) for c in COLUMNS))
+            return Transfers.empty()
         cols = [np.concatenate(c) for c in zip(*self._parts, strict=True)]
         if (np.diff(cols[0]) < 0).any():  # hooks appended out of step order
             order = np.argsort(cols[0], kind="stable")

@@ -63,7 +63,7 @@ def new_deals(market: Market, draws: RoundDraws, client: np.ndarray, node: np.nd
 def market_facts(market: Market) -> MarketFacts:
     c = market.config
     return MarketFacts(c.n_mediators, market.max_compute_cost(), market.max_job_cost(), c.n_clients, c.n_nodes,
-                       c.n_stakers, c.mediator_balance)
+                       c.n_stakers, c.mediator_balance, c.staker_balance)
 
 
 class BatchEngine:

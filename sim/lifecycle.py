@@ -55,7 +55,8 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     fake = np.where(deals.colluding, CARTEL_FAKE, FIRST_OWN_FAKE + deals.deal_id)
     deals.result = np.where(deals.cheated, fake, CORRECT)
     deals.result = np.where(deals.forced_error & deals.submitted, FORCED_FAKE, deals.result)
-    deals.judged = deals.submitted & on_time(e[:, E.client_judge], r.client_judge, deals.deadline_judge)
+    deals.judge_time = e[:, E.client_judge] * r.client_judge
+    deals.judged = deals.submitted & (deals.judge_time <= deals.deadline_judge)
     stack.choose_checks(deals)
     stack.select_mediators(deals)
     deals.mediated = deals.checked & on_time(e[:, E.mediator], r.mediator, deals.deadline_mediate)

@@ -140,9 +140,10 @@ class HandMarket:
               compute_cost: Any = 12, phase: str | list[str] = "none", u: Any = 0.5,
               counters: Mapping[str, Any] | None = None, **columns: Any) -> DealBatch:
         """Deals (client / node indices within their roles, one per list entry), terms set by `stack`, then the
-        decisions of `phase` and `columns` (scalars or one value per deal). `u` fills every mechanism uniform."""
+        decisions of `phase` and `columns` (scalars or one value per deal). `u` (one value, or one per deal) fills
+        every mechanism uniform of the deal."""
         client, node = np.atleast_1d(client), np.atleast_1d(node)
-        n = max(len(client), len(node), len(np.atleast_1d(job_cost)))
+        n = max(len(client), len(node), len(np.atleast_1d(job_cost)), len(np.atleast_1d(u)))
 
         def per_deal(v: Any) -> np.ndarray:
             return np.broadcast_to(np.asarray(v), (n,)).copy()
@@ -155,7 +156,8 @@ class HandMarket:
             mutual_mediators=np.full(n, (1 << self.sizes["mediator"]) - 1),
             mediator_accounts=self.sizes["client"] + self.sizes["node"] + np.arange(self.sizes["mediator"]),
             mediator_threshold=np.full(self.sizes["mediator"], NEVER, dtype=np.int64), pool_base=self.pool_base,
-            context=self.context(counters), extra={"u": np.full((n, stack.draws_per_deal), u, dtype=float)},
+            context=self.context(counters),
+            extra={"u": np.repeat(per_deal(u).astype(float)[:, None], stack.draws_per_deal, axis=1)},
         )
         stack.set_terms(deals)
         phases = [phase] * n if isinstance(phase, str) else phase

@@ -1,0 +1,75 @@
+"""Collateral terms chosen per node: a results-collateral multiplier, a size-independent minimum deposit, and
+overrides of the timeout collaterals and the client's payment collateral share.
+
+Lilypad v2 fixes one results multiplier for everyone; here a node states its own in its offer, so the twin can
+ask whether a high-collateral node is worth more to clients and whether a minimum deposit deters cheating on small
+jobs, where `multiplier x job cost` is too small to matter. The multiplier is a per-node property picked by a
+deterministic rule (no setup, no draws): the node with account id `a` posts `multipliers_bps[a % len]`.
+
+Listed after `lilypad_v2`, it replaces that mechanism's terms and moves each party's exposure by the difference,
+so mechanisms that add to the exposures (taxes, storage) compose in any order after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mechanisms.base import Mechanism, register
+from mechanisms.config import require, require_int
+from mechanisms.deals import DealBatch
+from mechanisms.money import BPS, mul_bps
+
+MAX_AMOUNT = 10**15
+
+
+@dataclass(frozen=True)
+class CollateralConfig:
+    multipliers_bps: tuple[int, ...] = (20_000,)  # node account a posts multipliers_bps[a % len] x job cost
+    min_deposit: int = 0  # results collateral = max(min_deposit, multiplier x job cost)
+    submit_timeout_collateral: int | None = None  # replaces the base mechanism's; None keeps it
+    judge_timeout_collateral: int | None = None  # replaces the base mechanism's; None keeps it
+    payment_collateral_bps: int | None = None  # client escrow as a share of job cost; None keeps it
+
+    def validate(self, path: str) -> None:
+        require(len(self.multipliers_bps) > 0, f"{path}.multipliers_bps", list(self.multipliers_bps),
+                "a non-empty list of basis-point multipliers")
+        for i, m in enumerate(self.multipliers_bps):
+            require_int(m, f"{path}.multipliers_bps[{i}]", 0, 100 * BPS)
+        require_int(self.min_deposit, f"{path}.min_deposit", 0, MAX_AMOUNT)
+        for name in ("submit_timeout_collateral", "judge_timeout_collateral"):
+            if getattr(self, name) is not None:
+                require_int(getattr(self, name), f"{path}.{name}", 0, MAX_AMOUNT)
+        if self.payment_collateral_bps is not None:
+            require_int(self.payment_collateral_bps, f"{path}.payment_collateral_bps", BPS, 100 * BPS)
+
+
+def replace_term(deals: DealBatch, column: str, new: np.ndarray, exposure: str) -> None:
+    """Set a terms column and move the party's worst-case exposure by the change (keeps later additions)."""
+    new = np.asarray(new, dtype=np.int64)
+    setattr(deals, exposure, getattr(deals, exposure) + new - getattr(deals, column))
+    setattr(deals, column, new)
+
+
+@register
+class Collateral(Mechanism):
+    name = "collateral"
+    Config = CollateralConfig
+
+    def multiplier_bps(self, node: np.ndarray) -> np.ndarray:
+        """Results-collateral multiplier each node account posts in its offer."""
+        table = np.asarray(self.config.multipliers_bps, dtype=np.int64)
+        return table[np.asarray(node, dtype=np.int64) % len(table)]
+
+    def set_terms(self, deals: DealBatch) -> None:
+        c, n = self.config, len(deals)
+        results = np.maximum(c.min_deposit, mul_bps(deals.job_cost, self.multiplier_bps(deals.node)))
+        replace_term(deals, "results_collateral", results, "node_exposure")
+        if c.submit_timeout_collateral is not None:
+            replace_term(deals, "submit_collateral", np.full(n, c.submit_timeout_collateral), "node_exposure")
+        if c.judge_timeout_collateral is not None:
+            replace_term(deals, "judge_collateral", np.full(n, c.judge_timeout_collateral), "client_exposure")
+        if c.payment_collateral_bps is not None:
+            replace_term(deals, "payment_collateral", mul_bps(deals.job_cost, c.payment_collateral_bps),
+                         "client_exposure")

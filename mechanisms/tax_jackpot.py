@@ -1,0 +1,114 @@
+"""A tax on every paid deal funds a jackpot for whoever proves a cheat, optionally with Truebit-style forced errors.
+
+Checking costs a client the mediation fee and, in a market of honest nodes, finds nothing: rational clients stop
+checking and cheating becomes safe again (the verifier's dilemma). A jackpot pays the checker of every result that
+mediation rejects, and forced errors (known-wrong results the protocol injects at a small rate) make sure there is
+something to find even when nobody cheats. The node of a forced error is not at fault: the base mechanism pays it
+and refunds its collateral.
+
+* Tax: `tax_bps` of the job cost of every deal whose node was paid (`DealBatch.paid`), into `Pool.Jackpot`. The
+  node pays it out of its payment, or the client on top (escrowed at agreement, counted in `client_exposure`,
+  refunded if the node is not paid).
+* Claims: the checking client of every MediationRejected deal (the chain sees the rejection, not whether the result
+  was really wrong), and with `reward_mediators` every panel member who voted for the rejection.
+* Payout from the pool as it stood at the round's start (this round's taxes wait for the next round):
+  `fraction` shares floor(pool x fraction_bps) equally among the round's claims (floor; the remainder stays),
+  `fixed` pays each claim min(amount, floor(pool / claims)); `max_payout` caps each claim.
+
+List after the base mechanism: the tax reads `DealBatch.paid`, which the base mechanism's `settle` sets.
+
+Limitation: the claims that share a payout are those of the batch being settled, which is the whole round in the
+batch engine but one job in the live stack and the reference model; there every claim would get the round's
+whole share (and could overdraw the pool). A batch-independent split needs a round-level payout step after all
+of the round's deals settled (e.g. claims recorded in `after_round`, paid at the next round's start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mechanisms.base import Mechanism, register
+from mechanisms.config import require, require_choice, require_int, require_prob
+from mechanisms.deals import DealBatch, require_context
+from mechanisms.money import BPS, Pool, mul_bps
+from mechanisms.protocol import DealState, Direction, Reason, Step
+from mechanisms.transfers import TransferBuilder
+
+TAX_PAYERS = ("node", "client")
+MODES = ("fraction", "fixed")
+MAX_AMOUNT = 10**15
+
+
+@dataclass(frozen=True)
+class TaxJackpotConfig:
+    tax_bps: int = 100  # share of the job cost of every paid deal that goes to the jackpot
+    tax_payer: str = "node"  # node: out of its payment; client: on top of the payment
+    mode: str = "fraction"  # fraction: claims share fraction_bps of the pool; fixed: `amount` per claim
+    fraction_bps: int = 1_000  # fraction mode: share of the pool paid out per round with claims
+    amount: int = 100  # fixed mode: payout per claim (at most pool / claims)
+    max_payout: int | None = None  # cap per claim; None = no cap
+    reward_mediators: bool = False  # panel members who voted to reject also claim
+    forced_error_rate: float = 0.0  # probability the protocol swaps a deal's result for a known-wrong one
+
+    def validate(self, path: str) -> None:
+        require_int(self.tax_bps, f"{path}.tax_bps", 0, BPS)
+        require_choice(self.tax_payer, f"{path}.tax_payer", TAX_PAYERS)
+        require_choice(self.mode, f"{path}.mode", MODES)
+        require_int(self.fraction_bps, f"{path}.fraction_bps", 0, BPS)
+        require_int(self.amount, f"{path}.amount", 0, MAX_AMOUNT)
+        if self.max_payout is not None:
+            require_int(self.max_payout, f"{path}.max_payout", 0, MAX_AMOUNT)
+        require(isinstance(self.reward_mediators, bool), f"{path}.reward_mediators", self.reward_mediators,
+                "true or false")
+        require_prob(self.forced_error_rate, f"{path}.forced_error_rate")
+
+
+@register
+class TaxJackpot(Mechanism):
+    name = "tax_jackpot"
+    Config = TaxJackpotConfig
+    draws_per_deal = 1  # whether the deal gets a forced error
+
+    def tax(self, deals: DealBatch) -> np.ndarray:
+        return mul_bps(deals.job_cost, self.config.tax_bps)
+
+    def set_terms(self, deals: DealBatch) -> None:
+        deals.forced_error = deals.forced_error | (self.uniforms(deals, 0) < self.config.forced_error_rate)
+        if self.config.tax_payer == "client":
+            deals.client_exposure = deals.client_exposure + self.tax(deals)
+
+    def claims(self, deals: DealBatch) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(deals with the claim, claimant account per deal): the checking client, then each rejecting mediator."""
+        rejected = deals.state == DealState.MediationRejected
+        out = [(rejected, deals.client)]
+        if self.config.reward_mediators:
+            majority = deals.panel & ~deals.dissenters
+            for i, account in enumerate(deals.mediator_accounts):
+                out.append((rejected & ((majority >> i) & 1 == 1), np.full(len(deals), account, dtype=np.int64)))
+        return out
+
+    def payout(self, pool: int, n_claims: int) -> int:
+        """What each of the round's `n_claims` claims receives from a pool of `pool` at the round's start."""
+        c = self.config
+        if n_claims == 0:
+            return 0
+        each = int(mul_bps(pool, c.fraction_bps)) // n_claims if c.mode == "fraction" else min(c.amount,
+                                                                                               pool // n_claims)
+        return each if c.max_payout is None else min(each, c.max_payout)
+
+    def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
+        jackpot = deals.pool_base + Pool.Jackpot
+        tax, D = self.tax(deals), Direction
+        if self.config.tax_payer == "client":
+            out.add(Step.Agree, deals.client_agreed, deals.client, tax, Reason.Tax, D.PaidIn)
+            out.add(Step.Settle, deals.paid, deals.client, tax, Reason.Tax, D.PaidOut, jackpot)
+            out.add(Step.Settle, deals.client_agreed & ~deals.paid, deals.client, tax, Reason.Tax, D.Refunded)
+        else:
+            out.add(Step.Settle, deals.paid, deals.node, tax, Reason.Tax, D.Spent, jackpot)
+        claims = self.claims(deals)
+        pool = int(require_context(deals, self.name).balance[jackpot])
+        each = self.payout(pool, sum(int(mask.sum()) for mask, _ in claims))
+        for mask, claimant in claims:
+            out.add(Step.Settle, mask, jackpot, each, Reason.Jackpot, D.Spent, claimant)
