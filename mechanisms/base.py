@@ -3,7 +3,8 @@
 Hooks, in the order the lifecycle calls them:
 
 * ``setup``             once per run: standing escrows (stakes, bonds) as transfers;
-* ``rank_offers``       the solver's effective price per resource offer (lower is preferred; -1 excludes);
+* ``rank_offers``       the solver's effective price per resource offer (lower is preferred; -1 excludes), each
+                        mechanism adjusting the previous one's (reputation and stake preferences compound);
 * ``set_terms``         at agreement: escrow amounts, fee, deadlines, worst-case exposure per party;
 * ``choose_checks``     which results go to mediation (the client's check, replica disagreement, ...);
 * ``select_mediators``  who mediates a checked deal;
@@ -13,11 +14,15 @@ Hooks, in the order the lifecycle calls them:
                         `node_slash_to`, `client_slash_to`; later mechanisms re-route some rows);
 * ``settle_mediation``  the transfers of the mediation itself (fees, re-runs, bribes, mediator penalties);
 * ``settle``            every other transfer of every deal, given its final state;
+* ``settle_round``      transfers that depend on the whole round rather than one deal (e.g. a jackpot shared
+                        among the round's claims), called once with all of the round's deals, whatever batches
+                        the deals were settled in;
 * ``after_round``       update the mechanism's own state from the settled round.
 
-Additive hooks (setup, set_terms, choose_checks, review, slash_destinations, settle, after_round, public_votes)
+Additive hooks (setup, rank_offers, set_terms, choose_checks, review, slash_destinations, settle, settle_round,
+after_round, public_votes)
 run for every enabled mechanism in stack order, each seeing what the earlier ones wrote. Exclusive hooks
-(rank_offers, select_mediators, judge, settle_mediation) run only for the last enabled mechanism that implements
+(select_mediators, judge, settle_mediation) run only for the last enabled mechanism that implements
 them: a consortium replaces the single mediator rather than adding to it. Hooks see a whole round of
 deals as arrays (a batch of one in the live stack); switching a mechanism off gives the counterfactual without it.
 """
@@ -65,7 +70,7 @@ class MarketFacts:
         return self.first_staker + self.n_stakers
 
 
-EXCLUSIVE_HOOKS = ("rank_offers", "select_mediators", "judge", "settle_mediation")
+EXCLUSIVE_HOOKS = ("select_mediators", "judge", "settle_mediation")
 
 
 class Mechanism:
@@ -92,7 +97,8 @@ class Mechanism:
         return None
 
     def rank_offers(self, node: np.ndarray, price: np.ndarray, context: RoundContext) -> np.ndarray:
-        """Effective price per resource offer (node accounts): ordering key and fixed-price test; -1 excludes."""
+        """Adjust the effective price per resource offer (node accounts), `price` being the effective price so far:
+        the solver's ordering key and what a fixed-price limit binds; -1 excludes the offer."""
         return price
 
     def set_terms(self, deals: DealBatch) -> None:
@@ -118,6 +124,9 @@ class Mechanism:
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
         """Append this mechanism's transfers for every deal, given `deals.state`."""
+
+    def settle_round(self, deals: DealBatch, out: TransferBuilder) -> None:
+        """Append transfers computed from the whole round's settled deals (Step.Round)."""
 
     def after_round(self, deals: DealBatch, transfers: Transfers) -> None:
         """Update the mechanism's own state (if any) after the round settled."""
@@ -242,8 +251,11 @@ class MechanismStack:
         return [t for m in self.active if (t := m.setup(facts)) is not None]
 
     def rank_offers(self, node: np.ndarray, price: np.ndarray, context: RoundContext) -> np.ndarray:
-        hook = self._last("rank_offers")
-        return price if hook is None else hook(node, price, context)
+        rank = np.asarray(price, dtype=np.int64)
+        for m in self.active:
+            if m.takes_part("rank_offers"):
+                rank = np.where(rank < 0, -1, m.rank_offers(node, rank, context))
+        return rank
 
     def set_terms(self, deals: DealBatch) -> None:
         for m in self.active:
@@ -268,6 +280,13 @@ class MechanismStack:
         self._last("settle_mediation")(deals, out)  # type: ignore[misc]
         for m in self.active:
             m.settle(deals, out)
+        return out.build()
+
+    def settle_round(self, deals: DealBatch) -> Transfers:
+        """The round-level transfers, given every deal of the round (already settled deal by deal)."""
+        out = TransferBuilder(deals.deal_id)
+        for m in self.active:
+            m.settle_round(deals, out)
         return out.build()
 
     def after_round(self, deals: DealBatch, transfers: Transfers) -> None:

@@ -121,3 +121,4 @@ class Step(IntEnum):
     Judge = 2
     Mediate = 3
     Settle = 4
+    Round = 5  # once per round, after every deal settled (payouts shared among the round's claims)

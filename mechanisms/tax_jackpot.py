@@ -11,16 +11,12 @@ and refunds its collateral.
   refunded if the node is not paid).
 * Claims: the checking client of every MediationRejected deal (the chain sees the rejection, not whether the result
   was really wrong), and with `reward_mediators` every panel member who voted for the rejection.
-* Payout from the pool as it stood at the round's start (this round's taxes wait for the next round):
-  `fraction` shares floor(pool x fraction_bps) equally among the round's claims (floor; the remainder stays),
-  `fixed` pays each claim min(amount, floor(pool / claims)); `max_payout` caps each claim.
+* Payout once per round (`settle_round`, after every deal settled, whatever batches they settled in) from the pool
+  as it stood at the round's start (this round's taxes wait for the next round): `fraction` shares
+  floor(pool x fraction_bps) equally among the round's claims (floor; the remainder stays), `fixed` pays each
+  claim min(amount, floor(pool / claims)); `max_payout` caps each claim.
 
 List after the base mechanism: the tax reads `DealBatch.paid`, which the base mechanism's `settle` sets.
-
-Limitation: the claims that share a payout are those of the batch being settled, which is the whole round in the
-batch engine but one job in the live stack and the reference model; there every claim would get the round's
-whole share (and could overdraw the pool). A batch-independent split needs a round-level payout step after all
-of the round's deals settled (e.g. claims recorded in `after_round`, paid at the next round's start).
 """
 
 from __future__ import annotations
@@ -107,8 +103,12 @@ class TaxJackpot(Mechanism):
             out.add(Step.Settle, deals.client_agreed & ~deals.paid, deals.client, tax, Reason.Tax, D.Refunded)
         else:
             out.add(Step.Settle, deals.paid, deals.node, tax, Reason.Tax, D.Spent, jackpot)
+
+    def settle_round(self, deals: DealBatch, out: TransferBuilder) -> None:
+        """The round's claims share the payout (batch-independent: called once with the whole round)."""
+        jackpot = deals.pool_base + Pool.Jackpot
         claims = self.claims(deals)
         pool = int(require_context(deals, self.name).balance[jackpot])
         each = self.payout(pool, sum(int(mask.sum()) for mask, _ in claims))
         for mask, claimant in claims:
-            out.add(Step.Settle, mask, jackpot, each, Reason.Jackpot, D.Spent, claimant)
+            out.add(Step.Round, mask, jackpot, each, Reason.Jackpot, Direction.Spent, claimant)

@@ -101,7 +101,7 @@ class BatchEngine:
         self.stack.set_terms(deals)
         decide(deals, self.ledger.balance, actions, draws, self.market, self.stack)
         visited = resolve(deals)
-        transfers = self.stack.settle(deals)
+        transfers = Transfers.concat([self.stack.settle(deals), self.stack.settle_round(deals)])
         self.ledger.apply(transfers)
         self.stack.after_round(deals, transfers)
         self.record.update(deals)

@@ -190,13 +190,12 @@ def stack_offers(cls: type, offers: list[dict]) -> JobOffers | ResourceOffers:
     return cls(**{f.name: np.array([o[f.name] for o in offers]) for f in fields(cls)})
 
 
-def reason_sums(t: Transfers, deal_id: int) -> tuple[int, ...]:
-    """Total amount per `Reason` over the transfers of one deal."""
-    sums = [0] * len(Reason)
+def reason_sums(t: Transfers) -> dict[int, list[int]]:
+    """Total amount per `Reason` for each deal of the transfers, in one pass."""
+    sums: dict[int, list[int]] = {}
     for deal, reason, amount in zip(t.deal_id.tolist(), t.reason.tolist(), t.amount.tolist(), strict=True):
-        if deal == deal_id:
-            sums[reason] += amount
-    return tuple(sums)
+        sums.setdefault(deal, [0] * len(Reason))[reason] += amount
+    return sums
 
 
 def outcomes_of(result: RoundResult) -> list[DealOutcome]:
@@ -291,7 +290,7 @@ class ReferenceModel(mesa.Model):
         offers = stack_offers(ResourceOffers, [o for o in posted if o is not None])
         matched = match_reference(jobs, offers)
         by_age = [j for j in sorted(range(len(jobs.client)), key=lambda j: jobs.arrival[j]) if matched[j] >= 0]
-        deals, outcomes, transfers = [], [], []
+        deals, transfers = [], []
         for client_index, job_rows in itertools.groupby(by_age, key=lambda j: jobs.client[j]):  # a job's replicas
             rows = list(job_rows)
             sellers = [
@@ -300,10 +299,15 @@ class ReferenceModel(mesa.Model):
             job_deals, t = self.run_job(self.clients[client_index], sellers, actions, draws, context)
             deals.append(job_deals)
             transfers.append(t)
-            outcomes += [self.outcome(job_deals, i, t) for i in range(len(job_deals))]
-        round_transfers = Transfers.concat(transfers)
         if deals:
-            self.stack.after_round(DealBatch.concat(deals), round_transfers)
+            whole_round = DealBatch.concat(deals)
+            transfers.append(self.stack.settle_round(whole_round))
+            self.apply(transfers[-1])
+        round_transfers = Transfers.concat(transfers)
+        sums = reason_sums(round_transfers)
+        outcomes = [self.outcome(d, i, sums) for d in deals for i in range(len(d))]
+        if deals:
+            self.stack.after_round(whole_round, round_transfers)
         self.rounds.append(ReferenceRound(self.round, outcomes, round_transfers, len(jobs.client), len(offers.node)))
         self.round += 1
         self.datacollector.collect(self)
@@ -348,7 +352,7 @@ class ReferenceModel(mesa.Model):
         self.record.update(deals)
         return deals, transfers
 
-    def outcome(self, deals: DealBatch, i: int, transfers: Transfers) -> DealOutcome:
+    def outcome(self, deals: DealBatch, i: int, sums: dict[int, list[int]]) -> DealOutcome:
         """Deal i of a settled job, counted for the data collector."""
         deal_id = int(deals.deal_id[i])
         out = DealOutcome(
@@ -359,7 +363,7 @@ class ReferenceModel(mesa.Model):
             DealState(int(deals.state[i])),
             bool(deals.cheated[i]),
             int(deals.result[i]),
-            reason_sums(transfers, deal_id),
+            tuple(sums.get(deal_id, [0] * len(Reason))),
         )
         self.deals_settled += 1
         self.fake_results_accepted += out.fake_accepted

@@ -15,6 +15,7 @@ from mechanisms import MarketFacts, MechanismStack
 from mechanisms.config import from_mapping
 from mechanisms.deals import CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, NEVER, DealBatch, RoundContext
 from mechanisms.protocol import DealState
+from mechanisms.transfers import Transfers
 from sim.draws import DrawSource
 from sim.engine import BatchEngine, RoundResult
 from sim.ledger import Ledger
@@ -175,7 +176,7 @@ class HandMarket:
         before, total = self.ledger.balance.copy(), self.ledger.total()
         stack.judge(deals)
         resolve(deals)
-        transfers = stack.settle(deals)
+        transfers = Transfers.concat([stack.settle(deals), stack.settle_round(deals)])
         self.ledger.apply(transfers)
         assert self.ledger.total() == total
         assert (self.ledger.balance >= 0).all() and (self.ledger.escrow >= 0).all()

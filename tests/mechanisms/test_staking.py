@@ -100,13 +100,14 @@ def test_prefer_stake_ranks_by_weighted_price(hand) -> None:
     assert ranked(h2, strict) == [5, 6, -1]  # 400 is capped at 200 (weight 20_000); 100 -> 15_000; 0 excluded
 
 
-def test_without_prefer_stake_an_earlier_ranking_still_applies(hand) -> None:
+def test_stake_preference_compounds_with_an_earlier_ranking(hand) -> None:
     h = hand(n_nodes=3, n_stakers=2)
     rep = {"name": "reputation", "alpha_bps": 10_000, "beta_bps": 10_000}
     assert ranked(h, h.stack(BASE, rep, staking(stakes=[400, 100]))) == [20, 20, 20]  # prior 0.5 doubles
     h2 = hand(n_nodes=3, n_stakers=2)
+    # reputation doubles 10 to 20, then stake 400 halves it (weight 20_000) and 100 takes 20 to 16 (12_500)
     assert ranked(h2, h2.stack(BASE, rep, staking(stakes=[400, 100], prefer_stake=True,
-                                                  full_weight_stake=400))) == [5, 8, 10]
+                                                  full_weight_stake=400))) == [10, 16, 20]
 
 
 @pytest.mark.parametrize(("field", "value"), [

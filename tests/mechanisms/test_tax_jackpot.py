@@ -75,7 +75,7 @@ def test_fraction_mode_shares_the_pool_equally_and_floors(hand) -> None:
     stack = h.stack(BASE, jackpot(mode="fraction", fraction_bps=2_500))
     s = h.settle(stack, caught(h, stack, 3))
     # 25% of 1000 = 250 over 3 claims: 83 each, 1 stays; rejected nodes are not paid, so no tax
-    assert moves(s.transfers, Reason.Jackpot) == [(Step.Settle, Direction.Spent, 83)] * 3
+    assert moves(s.transfers, Reason.Jackpot) == [(Step.Round, Direction.Spent, 83)] * 3
     assert int(h.ledger.balance[h.account("jackpot")]) == 1_000 - 249
     assert s.delta["client0"] == -20 + 83  # the mediation fee, then the jackpot
 
@@ -85,7 +85,7 @@ def test_correct_mediators_claim_too(hand) -> None:
     stack = h.stack(BASE, jackpot(mode="fraction", fraction_bps=2_500, reward_mediators=True))
     s = h.settle(stack, caught(h, stack, 3))
     # 3 clients and mediator1 three times: 6 claims of 250 // 6 = 41
-    assert moves(s.transfers, Reason.Jackpot) == [(Step.Settle, Direction.Spent, 41)] * 6
+    assert moves(s.transfers, Reason.Jackpot) == [(Step.Round, Direction.Spent, 41)] * 6
     assert s.delta["mediator1"] == 3 * (20 - 12) + 3 * 41
     assert s.delta["jackpot"] == -246
 

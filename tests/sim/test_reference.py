@@ -6,7 +6,7 @@ account's balance and escrow, and the public record's counters. The cases betwee
 state, every slash destination, both price modes, allowlists, trust profiles, bribes, collusion (cartel fakes,
 false accusations), whitewashing, timeouts, forfeit on and off, agents too poor to agree, and the other mechanisms
 stacked on Lilypad v2 (consortium panels with escalation, replication, whistleblowing, check policies, retention,
-collateral, staking, reputation). A jackpot's payout is not yet batch-independent (see the xfail test).
+collateral, staking, reputation, jackpots).
 """
 
 from __future__ import annotations
@@ -300,13 +300,8 @@ def test_reference_matches_batch_engine(name: str) -> None:
     compare(CASES[name])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, InsolventTransfer),
-    reason="tax_jackpot splits the jackpot among the claims of the batch it settles: a batch of one (the live "
-    "stack, the reference) pays every claim the whole round's share and overdraws the pool",
-)
 def test_jackpot_payouts_do_not_depend_on_the_batch() -> None:
+    """The jackpot is shared among the round's claims in `settle_round`, whatever batches the deals settled in."""
     compare(
         Case(
             seed=12,
