@@ -27,7 +27,7 @@ from tqdm import tqdm
 from experiments.build import SECTIONS, ParsedConfig, build, check_keys, parse
 from mechanisms.config import ConfigError, require, require_int
 from mechanisms.money import Pool
-from mechanisms.protocol import DealState
+from mechanisms.protocol import DealState, Reason
 from sim.engine import RoundResult
 from sim.records import AGENT_SCHEMA, DEAL_SCHEMA, AgentRecorder, ParquetSink, deal_table
 
@@ -35,8 +35,8 @@ RUN_KEYS = (*SECTIONS, "rounds", "progress")
 OUTPUTS = ("deals.parquet", "agents.parquet", "summary.json", "config.yaml")
 DEFAULT_ROUNDS, MAX_ROUNDS = 100, 10**9
 #: Run totals in summary.json (jobs = matched jobs = deals; results_submitted = deals that reached ResultsSubmitted).
-COUNTS = ("jobs_posted", "offers_posted", "deals", "results_submitted", "cheated", "fake_accepted", "checks",
-          "mediations", "bribes_accepted")  # fmt: skip
+COUNTS = ("jobs_posted", "offers_posted", "jobs", "deals", "results_submitted", "cheated", "fake_accepted", "checks",
+          "mediations", "reruns", "bribes_accepted", "client_outlay")  # fmt: skip
 
 
 def parse_run(cfg: Mapping[str, Any]) -> tuple[ParsedConfig, int, bool]:
@@ -73,6 +73,11 @@ class RunStats:
         c["jobs_posted"] += result.posted_jobs
         c["offers_posted"] += result.posted_offers
         c["deals"] += len(d)
+        c["jobs"] += len(np.unique(d.group))  # a job bought as several replicas is one job
+        t = result.transfers
+        is_mediator = (t.payer >= self.recorder.first_mediator) & (t.payer < self.recorder.first_staker)
+        c["reruns"] += int(((t.reason == Reason.ComputeCost) & is_mediator).sum())
+        c["client_outlay"] -= int(profit[: self.recorder.n_clients].sum())
         c["results_submitted"] += int(d.submitted.sum())
         c["cheated"] += int(d.cheated.sum())
         c["fake_accepted"] += fake_accepted
@@ -114,6 +119,9 @@ class RunStats:
             "fake_accepted_per_job": ratio(c["fake_accepted"], c["deals"]),
             "checks_per_job": ratio(c["checks"], c["deals"]),
             "mediations_per_job": ratio(c["mediations"], c["deals"]),
+            # per job (all replicas of a job together): what the client paid, and executions beyond the one needed
+            "client_cost_per_job": ratio(c["client_outlay"], c["jobs"]),
+            "extra_executions_per_job": ratio(c["reruns"] + c["deals"] - c["jobs"], c["jobs"]),
             "deals_per_state": {s.name: int(self.states[s]) for s in DealState},
             "profit_per_role": dict(zip(r.role_names, by_role, strict=True)),
             "profit_per_strategy": {
@@ -192,6 +200,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"  checks per job                {_num(s['checks_per_job'], '.4f')}",
         f"  mediations per job            {_num(s['mediations_per_job'], '.4f')}",
         f"  bribes accepted               {s['bribes_accepted']:,}",
+        f"  client cost per job           {_num(s['client_cost_per_job'], ',.2f')}",
+        f"  extra executions per job      {_num(s['extra_executions_per_job'], '.4f')}",
         "",
         f"  {'profit':<36}{'agents':>7}{'total':>14}{'/agent/round':>14}{'/job':>10}",
     ]

@@ -1,10 +1,11 @@
 """Mediation by a consortium: n mediators, a k-of-n verdict, escalation to larger panels when there is no consensus.
 
 Members are drawn from the mediators both parties trust (uniformly, by stake, by reputation, or the cheapest
-bids). Each member votes as its behaviour dictates (see mechanisms.voting). A verdict needs at least k of n votes
-on one side; k > n/2, so at most one side can reach it. Without consensus the panel grows (x `growth` per level,
-bounded by `max_depth` and by the mutually trusted set) and votes again; at the last level the `fallback` rule
-decides. Every member is paid its share of the fee and re-runs the job unless it was bought; members who voted
+bids); each is paid `member_fee` (or its bid), replacing the base mechanism's single-mediator fee. Each member
+votes as its behaviour dictates (see mechanisms.voting). A verdict needs at least k of n votes on one side;
+k > n/2, so at most one side can reach it. Without consensus the panel grows (x `growth` per level, bounded by
+`max_depth` and by the mutually trusted set) and votes again; at the last level the `fallback` rule decides.
+Every member is paid its fee and re-runs the job unless it was bought; members who voted
 against the final verdict can forfeit their share (`slash_dissent`). With `anonymous`, votes and fee payouts are
 not attributable on the public record: only the verdict is, so a cartel cannot verify its members kept their side.
 """
@@ -36,6 +37,7 @@ class ConsortiumConfig:
     size: int = 3  # n: members of the first panel
     threshold: int = 2  # k: votes on one side needed for a verdict (n/2 < k <= n)
     selection: str = "uniform"  # one of SELECTIONS
+    member_fee: int = 60  # paid to each member who sits on the panel; must cover the re-run
     bids: tuple[int, ...] = ()  # fee bid per mediator index (selection=cheapest: members are paid their bids)
     fee_payer: str = "client"  # one of FEE_PAYERS: loser = the node if rejected, else the client
     max_depth: int = 1  # escalation levels after the first panel
@@ -49,6 +51,7 @@ class ConsortiumConfig:
         require_int(self.size, f"{path}.size", 1, 63)
         require_int(self.threshold, f"{path}.threshold", self.size // 2 + 1, self.size)
         require_choice(self.selection, f"{path}.selection", SELECTIONS)
+        require_int(self.member_fee, f"{path}.member_fee", 0, 10**15)
         require(all(isinstance(b, int) and b >= 0 for b in self.bids), f"{path}.bids", self.bids,
                 "non-negative integers, one per mediator")
         require_choice(self.fee_payer, f"{path}.fee_payer", FEE_PAYERS)
@@ -78,6 +81,9 @@ class Consortium(Mechanism):
         c = self.config
         require(c.size <= facts.n_mediators, f"{path}.size", c.size, f"at most market.n_mediators "
                 f"({facts.n_mediators})")
+        require(c.member_fee >= facts.max_compute_cost, f"{path}.member_fee", c.member_fee,
+                f">= the largest re-run cost in the market ({facts.max_compute_cost}), so a member never pays to "
+                "mediate")
         if c.selection == "cheapest":
             require(len(c.bids) == facts.n_mediators, f"{path}.bids", list(c.bids),
                     f"one bid per mediator ({facts.n_mediators})")
@@ -94,11 +100,10 @@ class Consortium(Mechanism):
     def set_terms(self, deals: DealBatch) -> None:
         """The fee escrow covers the largest panel; a briber may have to pay every seat."""
         seats = self._seats(len(deals.mediator_accounts))
-        per_member = deals.mediation_fee // self.config.size
-        top = self._top_bids(seats) if self.config.selection == "cheapest" else per_member * seats
-        extra_fee = top - deals.mediation_fee
-        deals.mediation_fee = deals.mediation_fee + np.maximum(extra_fee, 0)
-        deals.client_exposure = deals.client_exposure + np.maximum(extra_fee, 0)
+        per_member = np.full(len(deals), self.config.member_fee, dtype=np.int64)
+        top = self._top_bids(seats) if self.config.selection == "cheapest" else self.config.member_fee * seats
+        deals.client_exposure = deals.client_exposure + (top - deals.mediation_fee)
+        deals.mediation_fee = np.full(len(deals), top, dtype=np.int64)
         deals.node_exposure = deals.node_exposure + deals.bribe * (seats - 1)
         if self.config.fee_payer != "client":
             deals.node_exposure = deals.node_exposure + deals.mediation_fee

@@ -242,6 +242,7 @@ class AgentRecorder:
         self.role_code, self.role_names = role_codes(market)
         self.strategy_code, self.strategy_names = strategy_codes(population, self.n_agents)
         self.first_node, self.first_mediator = market.first_node, market.first_mediator
+        self.first_staker, self.n_clients = market.first_staker, c.n_clients
         self.wealth = self._wealth(ledger)
 
     def _wealth(self, ledger: Ledger) -> np.ndarray:

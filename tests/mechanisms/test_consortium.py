@@ -16,8 +16,8 @@ FEE = 180  # 3 members x 60, each share covers the largest re-run (60)
 
 
 def stack(enabled: bool = True, **consortium: object) -> dict:
-    return {"order": ["lilypad_v2", "consortium"], "lilypad_v2": {"mediation_fee": FEE},
-            "consortium": {"enabled": enabled, **consortium}}
+    return {"order": ["lilypad_v2", "consortium"], "lilypad_v2": {"mediation_fee": 60},
+            "consortium": {"enabled": enabled, "member_fee": FEE // 3, **consortium}}
 
 
 def mediators(bribable: int, honest: int) -> dict:
@@ -52,7 +52,8 @@ def test_bribed_share_matches_the_hypergeometric_odds(stack_run):
 
 def test_no_consensus_escalates_to_a_larger_panel(stack_run):
     # unanimity of 2 with 1 bribable of 6: a split panel escalates to 4 members, decides by majority (ties accept)
-    out = stack_run(stack(size=2, threshold=2, max_depth=1, growth=2, fallback="reject"), mediators(1, 5),
+    out = stack_run(stack(size=2, threshold=2, max_depth=1, growth=2, fallback="reject", member_fee=90),
+                    mediators(1, 5),
                     market={"n_mediators": 6}, rounds=3)
     sizes = np.concatenate([r.deals.extra["consortium.size"] for r in out.results])
     assert set(np.unique(sizes)) == {2, 4}
@@ -106,8 +107,10 @@ def test_every_selection_rule_seats_distinct_trusted_members(stack_run, selectio
         assert out.results[0].deals.mediation_fee.max() == 70 + 80 + 90
 
 
-def test_config_errors_name_the_field():
+def test_config_errors_name_the_field(stack_run):
     from mechanisms import MechanismStack
+    with pytest.raises(ConfigError, match=r"consortium\.member_fee=59 is invalid: allowed >= the largest re-run"):
+        stack_run(stack(member_fee=59), mediators(0, 5), rounds=1)
     with pytest.raises(ConfigError, match=r"consortium\.threshold"):
         MechanismStack.from_mapping(stack(size=3, threshold=1))
     with pytest.raises(ConfigError, match=r"consortium\.selection"):

@@ -15,7 +15,7 @@ from mechanisms import MechanismStack, registered
 ROOT = Path(__file__).resolve().parents[2]
 PARTS = ROOT / "configs" / "mechanism" / "parts"
 DOCS = ROOT / "docs" / "mechanisms.md"
-DOCUMENTED = ("collateral", "tax_jackpot", "staking", "reputation", "check_policy", "retention")
+DOCUMENTED = tuple(sorted(registered()))  # every registered mechanism has a parameter table
 
 
 def defaults(name: str) -> dict[str, Any]:
