@@ -5,9 +5,9 @@ bids); each is paid `member_fee` (or its bid), replacing the base mechanism's si
 votes as its behaviour dictates (see mechanisms.voting). A verdict needs at least k of n votes on one side;
 k > n/2, so at most one side can reach it. Without consensus the panel grows (x `growth` per level, bounded by
 `max_depth` and by the mutually trusted set) and votes again; at the last level the `fallback` rule decides.
-Every member is paid its fee and re-runs the job unless it was bought; members who voted
-against the final verdict can forfeit their share (`slash_dissent`). With `anonymous`, votes and fee payouts are
-not attributable on the public record: only the verdict is, so a cartel cannot verify its members kept their side.
+Every member is paid its fee and re-runs the job unless it was bought; members who voted against the final verdict
+can forfeit their fee beyond their re-run cost (`slash_dissent`). With `anonymous`, votes and fee payouts are not
+attributable on the public record: only the verdict is, so a cartel cannot verify its members kept their side.
 """
 
 from __future__ import annotations
@@ -208,12 +208,14 @@ class Consortium(Mechanism):
             seat = mediated & (share[:, s] > 0)
             dissent = seat & (votes[:, s] != deals.verdict_accept) & c.slash_dissent
             cartel_vote = deals.mediator_collude[np.clip(order[:, s], 0, None)] & (deals.result == CARTEL_FAKE)
+            reran = seat & ~bribed[:, s] & ~cartel_vote
+            # a dissenter keeps only what its re-run cost (it never pays to mediate) and forfeits the rest
+            kept = np.where(dissent, np.where(reran, deals.compute_cost, 0), share[:, s])
             out.add(Step.Mediate, seat & bribed[:, s], deals.node, deals.bribe, Reason.Bribe, D.Spent, member)
-            out.add(Step.Mediate, seat & ~dissent, deals.client, share[:, s], Reason.MediationFee, D.PaidOut, member,
-                    hidden=c.anonymous)
-            self._forfeit(deals, out, dissent, share[:, s])
-            out.add(Step.Mediate, seat & ~bribed[:, s] & ~cartel_vote, member, deals.compute_cost,
-                    Reason.ComputeCost, D.Spent, deals.pool_base + Pool.Compute)
+            out.add(Step.Mediate, seat, deals.client, kept, Reason.MediationFee, D.PaidOut, member, hidden=c.anonymous)
+            self._forfeit(deals, out, dissent, share[:, s] - kept)
+            out.add(Step.Mediate, reran, member, deals.compute_cost, Reason.ComputeCost, D.Spent,
+                    deals.pool_base + Pool.Compute)
 
     def _node_share(self, deals: DealBatch, mediated: np.ndarray) -> np.ndarray:
         """What the node pays (to the client, who holds the whole fee in escrow) under the fee_payer rule."""

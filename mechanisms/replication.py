@@ -16,7 +16,7 @@ import numpy as np
 from mechanisms.base import Mechanism, register
 from mechanisms.config import require, require_choice, require_int
 from mechanisms.deals import DealBatch
-from mechanisms.groups import group_first, group_sum
+from mechanisms.groups import group_first
 from mechanisms.lilypad_v2 import in_states, slash_destination
 from mechanisms.protocol import DealState
 
@@ -44,10 +44,6 @@ class Replication(Mechanism):
     def __init__(self, config: ReplicationConfig) -> None:
         super().__init__(config)
         self.replicas_per_job = config.replicas
-
-    def set_terms(self, deals: DealBatch) -> None:
-        """A client agrees to all its replicas or none: it must cover their summed exposure."""
-        deals.client_exposure = group_sum(deals.group, deals.client_exposure)
 
     def choose_checks(self, deals: DealBatch) -> None:
         posted = deals.submitted

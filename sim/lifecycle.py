@@ -37,6 +37,14 @@ def apply_actions(deals: DealBatch, actions: Actions, market: Market) -> None:
     deals.mediator_report = actions.mediators.report
 
 
+def round_commitment(party: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """What each deal's party has at stake over all its deals of the round (a client buying replicas agrees to
+    all or none of them, so it can never be caught short)."""
+    total = np.zeros(int(party.max(initial=-1)) + 1, dtype=np.int64)
+    np.add.at(total, party, exposure)
+    return total[party]
+
+
 def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: RoundDraws, market: Market,
            stack: MechanismStack) -> None:
     """Fill the decision columns of `deals` (terms already set) for every phase."""
@@ -44,7 +52,7 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     row = deals.job
     e, u = draws.e[row], draws.u[row]
     node_row = deals.node - market.first_node
-    deals.client_agreed = (balance[deals.client] >= deals.client_exposure) & on_time(
+    deals.client_agreed = (balance[deals.client] >= round_commitment(deals.client, deals.client_exposure)) & on_time(
         e[:, E.client_agree], r.client_agree, deals.deadline_agree)
     deals.node_agreed = (balance[deals.node] >= deals.node_exposure + deals.bribe) & on_time(
         e[:, E.node_agree], r.node_agree, deals.deadline_agree)

@@ -375,7 +375,8 @@ class ReferenceModel(mesa.Model):
         """Deal i's parties' choices and the clock, phase by phase up to the client's judgement."""
         r = self.market.config.response
         e, u = draws.e[deals.job[i]].tolist(), draws.u[deals.job[i]].tolist()
-        deals.client_agreed[i] = client.can_afford(int(deals.client_exposure[i])) and in_time(
+        committed = sum(int(x) for x in deals.client_exposure)  # the client's every deal this round: this job's
+        deals.client_agreed[i] = client.can_afford(committed) and in_time(
             e[E.client_agree], r.client_agree, int(deals.deadline_agree[i])
         )
         deals.node_agreed[i] = node.can_afford(int(deals.node_exposure[i]) + int(deals.bribe[i])) and in_time(

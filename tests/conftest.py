@@ -35,8 +35,10 @@ MarketStrategy = Callable[..., st.SearchStrategy[dict[str, Any]]]
 
 
 def build_engine(market_kwargs: Mapping[str, Any], mechanism_params: Mapping[str, Any] | None,
-                 population_cfg: Mapping[str, Any], seed: int) -> tuple[BatchEngine, Population]:
-    """A validated market, a one-mechanism Lilypad v2 stack and a population, all seeded from `seed`.
+                 population_cfg: Mapping[str, Any], seed: int,
+                 mechanism: Mapping[str, Any] | None = None) -> tuple[BatchEngine, Population]:
+    """A validated market, a mechanism stack (Lilypad v2 alone with `mechanism_params`, or the whole `mechanism`
+    mapping in the Hydra form) and a population, all seeded from `seed`.
 
     `market_kwargs` and `population_cfg` are plain config mappings (as Hydra would pass them); they go through the
     same validation as a run's config, so a bad value fails here with a ConfigError naming the field.
@@ -44,8 +46,12 @@ def build_engine(market_kwargs: Mapping[str, Any], mechanism_params: Mapping[str
     config = from_mapping(MarketConfig, market_kwargs, "market")
     market_seq, draw_seq = np.random.SeedSequence(seed).spawn(2)
     market = Market.build(config, np.random.default_rng(market_seq))
-    stack = MechanismStack.from_config([{"name": "lilypad_v2", **(mechanism_params or {})}])
-    source = DrawSource(config, market.module_cum_weight, stack.draws_per_deal, np.random.default_rng(draw_seq))
+    if mechanism is None:
+        stack = MechanismStack.from_config([{"name": "lilypad_v2", **(mechanism_params or {})}])
+    else:
+        stack = MechanismStack.from_mapping(mechanism)
+    source = DrawSource(config, market.module_cum_weight, stack.draws_per_deal, np.random.default_rng(draw_seq),
+                        stack.replicas)
     engine = BatchEngine(market, stack, source)
     sizes = {"clients": config.n_clients, "nodes": config.n_nodes, "mediators": config.n_mediators}
     return engine, Population.from_config(population_cfg, sizes)
@@ -53,7 +59,7 @@ def build_engine(market_kwargs: Mapping[str, Any], mechanism_params: Mapping[str
 
 @pytest.fixture(scope="session")
 def make_engine() -> EngineFactory:
-    """`make_engine(market_kwargs, mechanism_params, population_cfg, seed) -> (engine, population)`."""
+    """`make_engine(market_kwargs, mechanism_params, population_cfg, seed, mechanism=None) -> (engine, population)`."""
     return build_engine
 
 

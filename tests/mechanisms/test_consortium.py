@@ -69,7 +69,19 @@ def test_dissenting_members_forfeit_their_share_to_the_burn_pool(stack_run):
     burned = sum(int(x.amount[(x.reason == Reason.MediationFee) & (x.payee == out.engine.market.pool_base +
                                                                        Pool.Burn)].sum()) for x in t)
     dissents = sum(int(np.bitwise_count(r.deals.dissenters.astype(np.uint64)).sum()) for r in out.results)
-    assert dissents > 0 and burned == dissents * (FEE // 3)
+    assert dissents > 0 and burned == dissents * (FEE // 3)  # bribed dissenters did not re-run: all 60 go
+
+
+def test_an_honest_dissenter_keeps_its_rerun_cost(stack_run):
+    # 4 of 5 bribable: honest members are outvoted; each re-ran (cost 6) and forfeits 60 - 6
+    out = stack_run(stack(size=3, threshold=2, dissent_to="burn"), mediators(4, 1), rounds=2,
+                    market={"modules": [{"name": "cowsay", "compute_cost": 6}], "mediator_balance": 0})
+    t = [r.transfers for r in out.results]
+    burn = out.engine.market.pool_base + Pool.Burn
+    burned = sum(int(x.amount[(x.reason == Reason.MediationFee) & (x.payee == burn)].sum()) for x in t)
+    honest = 1 << 4  # the honest mediator is index 4 (groups are assigned in order)
+    honest_dissents = sum(int(((r.deals.dissenters & honest) > 0).sum()) for r in out.results)
+    assert honest_dissents > 0 and burned == honest_dissents * (60 - 6)
 
 
 def test_loser_pays_the_fee(stack_run):
