@@ -6,6 +6,9 @@ per agent and round), `summary.json` and `config.yaml` (the resolved config). Co
 
 The whole config is validated before the run directory gets any of these files, and tables are streamed to hidden
 temporary files that are renamed into place only when the run succeeds.
+
+With `sweep.dataset` set (`--multirun` sweeps), each run also becomes one row of the results dataset, and runs
+already recorded there are skipped (`experiments.results.run_recorded`).
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from experiments.build import SECTIONS, ParsedConfig, build, check_keys, parse
+from experiments.results import SWEEP_KEY, parse_sweep, run_recorded
 from mechanisms.config import ConfigError, require, require_int
 from mechanisms.money import Pool
 from mechanisms.protocol import DealState, Reason
 from sim.engine import RoundResult
 from sim.records import AGENT_SCHEMA, DEAL_SCHEMA, AgentRecorder, ParquetSink, deal_table
 
-RUN_KEYS = (*SECTIONS, "rounds", "progress")
+RUN_KEYS = (*SECTIONS, "rounds", "progress", SWEEP_KEY)  # `sweep` is read by experiments.results
 OUTPUTS = ("deals.parquet", "agents.parquet", "summary.json", "config.yaml")
 DEFAULT_ROUNDS, MAX_ROUNDS = 100, 10**9
 #: Run totals in summary.json (jobs = matched jobs = deals; results_submitted = deals that reached ResultsSubmitted).
@@ -47,6 +51,7 @@ def parse_run(cfg: Mapping[str, Any]) -> tuple[ParsedConfig, int, bool]:
     require_int(rounds, "rounds", 1, MAX_ROUNDS)
     progress = cfg.get("progress", True)
     require(isinstance(progress, bool), "progress", progress, "true or false")
+    parse_sweep(cfg)
     return parse(cfg), rounds, progress
 
 
@@ -225,10 +230,12 @@ def main(cfg: DictConfig) -> None:
     plain = OmegaConf.to_container(cfg, resolve=True)
     start = time.perf_counter()
     try:
-        summary = run_simulation(plain, out_dir)
+        summary = run_recorded("simulate", plain, lambda run_cfg: run_simulation(run_cfg, out_dir))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if summary is None:  # a recorded sweep run that was skipped or failed (reported on stderr)
+        return
     print(format_summary(summary))
     print(f"  {time.perf_counter() - start:.1f} s; outputs in {out_dir}")
 
