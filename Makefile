@@ -7,6 +7,8 @@ PIP := $(PY) -m pip
 export RAY_TMPDIR := /tmp/ray
 export MPLCONFIGDIR := $(CURDIR)/.runtime/mpl
 export PYTHONHASHSEED := 0
+export RAY_AUTH_MODE := disabled
+export RAY_USAGE_STATS_ENABLED := 0
 
 .PHONY: run test setup lint bench clean
 
@@ -21,7 +23,7 @@ setup: .venv/.installed
 	touch $@
 
 run: setup
-	$(PY) -m experiments.simulate
+	$(PY) -m experiments.quickstart
 
 test: setup
 	$(PY) -m ruff check .
@@ -33,6 +35,7 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/engine.py
+	$(PY) benchmarks/rl_env.py
 
 clean:
 	rm -rf .venv outputs multirun .runtime

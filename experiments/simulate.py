@@ -27,11 +27,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments.build import SECTIONS, ParsedConfig, build, check_keys, parse
 from experiments.results import SWEEP_KEY, parse_sweep, run_recorded
 from mechanisms.config import ConfigError, require, require_int
 from mechanisms.money import Pool
 from mechanisms.protocol import DealState, Reason
+from sim.build import SECTIONS, ParsedConfig, build, check_keys, parse
 from sim.engine import RoundResult
 from sim.records import AGENT_SCHEMA, DEAL_SCHEMA, AgentRecorder, ParquetSink, deal_table
 

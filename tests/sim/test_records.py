@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from experiments.build import build
 from mechanisms.money import Pool
 from mechanisms.protocol import PATH, DealState, Reason
+from sim.build import build
 from sim.records import (
     AGENT_COLUMNS,
     AGENT_SCHEMA,

@@ -1,0 +1,124 @@
+"""RLlib sampling throughput: the market env against a no-op env with identical agents and spaces.
+
+Both envs are sampled by the same RLlib `MultiAgentEnvRunner` (new API stack, PPO modules, exploration on, as in
+training with `num_env_runners=0`), so the difference is what the market env adds to sampling: the engine round,
+the observations, rewards and infos. Reported per size (focal nodes = nodes = clients): env steps/s and agent
+decisions/s for both, the overhead `market sampling time / noop sampling time - 1` (target: <= 10%), the env
+alone (no RLlib, fixed actions) and its share of the market env's sampling time. Times are the best of `--repeats`
+interleaved runs (the machine is shared).
+
+    .venv/bin/python benchmarks/rl_env.py [--sizes 8 32 128] [--steps 1000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+from agents.rl import RLlibMarketEnv
+from experiments.train import algorithm_config, parse_run
+from sim.env import MarketEnv
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+class NoopEnv(MultiAgentEnv):
+    """The market env's agents, spaces and episode length; zero observations and rewards, no market behind it."""
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        probe = MarketEnv(dict(config or {}))
+        self.rounds = probe.cfg.rounds
+        self.possible_agents = list(probe.possible_agents)
+        self.agents: list[str] = []
+        self.observation_spaces = {a: probe.observation_space(a) for a in self.possible_agents}
+        self.action_spaces = {a: probe.action_space(a) for a in self.possible_agents}
+        self._zero = {a: np.zeros(s.shape, dtype=s.dtype) for a, s in self.observation_spaces.items()}
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        self.t, self.agents = 0, list(self.possible_agents)
+        return dict(self._zero), {a: {} for a in self.agents}
+
+    def step(self, action_dict: dict) -> tuple[dict, dict, dict, dict, dict]:
+        self.t += 1
+        done = self.t >= self.rounds
+        agents = self.agents
+        if done:
+            self.agents = []
+        term = {**dict.fromkeys(agents, done), "__all__": done}
+        trunc = {**dict.fromkeys(agents, False), "__all__": False}
+        return dict(self._zero), dict.fromkeys(agents, 0.0), term, trunc, {a: {} for a in agents}
+
+
+def train_cfg(size: int) -> dict[str, Any]:
+    overrides = ["+experiment=node_cheat", f"market.n_nodes={size}", f"market.n_clients={size}",
+                 f"env.focal.node={size}"]
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
+    cfg.pop("run_dir")
+    cfg.pop("resume")
+    return cfg
+
+
+def best_times(size: int, steps: int, repeats: int) -> dict[str, float]:
+    """Fastest of `repeats` timings (seconds for `steps` env steps) of RLlib sampling the market env and the no-op
+    env, interleaved so that load from other processes hits both alike, and of the market env alone (no RLlib,
+    fixed actions)."""
+    from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
+
+    run = parse_run(train_cfg(size))
+    config = algorithm_config(run)  # also sets torch to one thread, as training does
+    runners = {name: MultiAgentEnvRunner(config=config.copy(copy_frozen=False).environment(cls))
+               for name, cls in (("market", RLlibMarketEnv), ("noop", NoopEnv))}
+    env = MarketEnv(run.env)
+    env.reset(seed=0)
+    actions = {a: env.action_space(a).sample() for a in env.agents}
+
+    def alone() -> None:
+        for _ in range(steps):
+            if not env.agents:
+                env.reset()
+            env.step(actions)
+
+    jobs = {name: (lambda r=r: r.sample(num_timesteps=steps, random_actions=False)) for name, r in runners.items()}
+    jobs["alone"] = alone
+    for job in jobs.values():  # warm-up
+        job()
+    best = dict.fromkeys(jobs, float("inf"))
+    for _ in range(repeats):
+        for name, job in jobs.items():
+            t0 = time.perf_counter()
+            job()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    for r in runners.values():
+        r.stop()
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 128])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    print(f"{'agents':>7}{'market env/s':>14}{'noop env/s':>12}{'market dec/s':>14}{'noop dec/s':>12}"
+          f"{'overhead':>10}{'env alone/s':>13}{'env share':>11}")
+    for size in args.sizes:
+        t = best_times(size, args.steps, args.repeats)
+        market, noop, alone = (args.steps / t[k] for k in ("market", "noop", "alone"))
+        print(f"{size:>7}{market:>14,.0f}{noop:>12,.0f}{market * size:>14,.0f}{noop * size:>12,.0f}"
+              f"{t['market'] / t['noop'] - 1:>10.1%}{alone:>13,.0f}{t['alone'] / t['market']:>11.1%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
