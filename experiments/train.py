@@ -42,6 +42,7 @@ from agents.rl import (
     checkpoint_path,
     latest_checkpoint,
     module_spaces,
+    split_logits,
 )
 from experiments.evaluate import evaluate
 from mechanisms.config import ConfigError, from_mapping, require, require_int
@@ -74,6 +75,9 @@ class AlgoSettings:
     training: dict = field(default_factory=dict)  # AlgorithmConfig.training(**...); gamma comes from env.discount
     env_runners: dict = field(default_factory=dict)  # AlgorithmConfig.env_runners(**...)
     learners: dict = field(default_factory=dict)  # AlgorithmConfig.learners(**...)
+    # module id -> one offset per logit (Discrete/MultiDiscrete layout), added to the policy head's output bias of
+    # the untrained modules (not on resume): a policy that starts from a given behaviour, e.g. an existing cartel
+    initial_logits: dict = field(default_factory=dict)
 
     def validate(self, path: str) -> None:
         require(self.mapping in MAPPINGS, f"{path}.mapping", self.mapping, f"one of {sorted(MAPPINGS)}")
@@ -121,13 +125,26 @@ def parse_run(cfg: Mapping[str, Any]) -> RunConfig:
     require(isinstance(cfg, Mapping), "config", cfg, "a mapping")
     check_keys(cfg, TRAIN_KEYS)
     env_cfg = {k: cfg[k] for k in ENV_KEYS if cfg.get(k) is not None}
-    MarketEnv(env_cfg)  # validates seed, market, mechanism, agents and env
+    env = MarketEnv(env_cfg)  # validates seed, market, mechanism, agents and env
     scan = from_mapping(ScanSettings, cfg["scan"], "scan") if cfg.get("scan") else None
     if scan is not None:
         require(bool(scan.key) and len(scan.values) > 0, "scan", cfg["scan"], "a key and a list of values")
-    return RunConfig(env_cfg, *(from_mapping(cls, cfg.get(name), name) for name, cls in (
+    run = RunConfig(env_cfg, *(from_mapping(cls, cfg.get(name), name) for name, cls in (
         ("train", TrainSettings), ("algo", AlgoSettings), ("ray", RaySettings), ("evaluation", EvalSettings))),
         scan)
+    check_initial_logits(run.algo, env)
+    return run
+
+
+def check_initial_logits(algo: AlgoSettings, env: MarketEnv) -> None:
+    """`algo.initial_logits` names modules the focal agents map to, with one number per logit."""
+    spaces = module_spaces(env, algo.mapping)
+    for module_id, offsets in algo.initial_logits.items():
+        width = sum(split_logits(spaces[module_id][1])) if module_id in spaces else 0
+        require(module_id in spaces and isinstance(offsets, (list, tuple)) and len(offsets) == width
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in offsets),
+                f"algo.initial_logits.{module_id}", offsets,
+                f"a list of {width} numbers (one per logit)" if width else f"a module of {sorted(spaces)}")
 
 
 # ------------------------------------------------------------------------------------------------------- RLlib
@@ -171,6 +188,23 @@ def algorithm_config(run: RunConfig) -> Any:
             .debugging(seed=int(run.env.get("seed", 0))))
 
 
+def shift_initial_logits(algo: Any, offsets: Mapping[str, Any]) -> None:
+    """Add `offsets[module]` to the bias of each module's last policy layer (RLlib's default torch modules), on the
+    learner, then copy the weights to the env runners."""
+    if not offsets:
+        return
+    import torch
+
+    def shift(learner: Any) -> None:
+        for module_id, values in offsets.items():
+            layer = learner.module[module_id].pi.net.mlp[-1]
+            with torch.no_grad():
+                layer.bias += torch.as_tensor(list(values), dtype=layer.bias.dtype)
+
+    algo.learner_group.foreach_learner(shift)
+    algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group, inference_only=True)
+
+
 def metric_row(iteration: int, result: Mapping[str, Any], seconds: float) -> dict[str, Any]:
     """One iteration's metrics. Unprefixed = focal agents, `market_` = every agent of the market. NaN where the
     iteration saw nothing to count (e.g. no bribe was offered)."""
@@ -195,8 +229,8 @@ def progress_line(row: Mapping[str, Any], total: int) -> str:
 
     rets = " ".join(f"{r} {f(f'return_{r}', '.2f')}" for r in ROLES if not math.isnan(row.get(f"return_{r}", math.nan)))
     return (f"iter {row['iteration']:>5}/{total}  {row['seconds']:6.1f}s  steps {row['env_steps']:>9,}  return {rets}"
-            f"  | cheat {f('cheat_rate')}  fake/job {f('fake_accepted_per_job')}  check {f('check_rate')}"
-            f"  bribe-take {f('bribe_acceptance')}")
+            f"  | cheat {f('cheat_rate')}  collude {f('collusion_rate')}  fake/job {f('fake_accepted_per_job')}"
+            f"  check {f('check_rate')}  bribe-take {f('bribe_acceptance')}")
 
 
 class MetricsSink:
@@ -260,6 +294,8 @@ def train(cfg: Mapping[str, Any], run_dir: str | os.PathLike[str], *, resume: bo
         algo.restore_from_path(str(start_ckpt.resolve()))
         done = json.loads((start_ckpt / STATE_FILE).read_text())["iteration"]
         log(f"resumed from {start_ckpt} (iteration {done})")
+    else:
+        shift_initial_logits(algo, run.algo.initial_logits)
     sink = MetricsSink(run_dir, done if resume else None)
     ckpt = start_ckpt
     try:

@@ -28,7 +28,7 @@ from pettingzoo import ParallelEnv
 
 from agents.actions import Actions
 from mechanisms.config import from_mapping, require, require_int
-from mechanisms.deals import NEVER, NO_MEDIATOR
+from mechanisms.deals import CARTEL_FAKE, NEVER, NO_MEDIATOR
 from mechanisms.protocol import DealState
 from sim.build import SECTIONS, ParsedConfig, build, check_keys, parse
 from sim.engine import RoundResult
@@ -116,6 +116,9 @@ class EnvConfig:
     # mediator's reward, not its ledger balance, and is reported separately as `penalty`.
     bribe_penalty: int = 0
     reward_scale: float = 1.0  # reward = reward_scale x (profit - penalty), profit in base units
+    # true: the focal agents are one coalition; each receives the coalition's summed reward / k (k focal agents),
+    # so a shared policy maximizes the members' total. Ledger profits and the episode counters stay per agent.
+    shared_reward: bool = False
     money_scale: float = 100.0  # base units per observation unit
     obs_clip: float = 10.0  # observations are clipped to [-obs_clip, obs_clip]
 
@@ -124,6 +127,7 @@ class EnvConfig:
         require(_number(self.discount) and 0.0 <= self.discount <= 1.0, f"{path}.discount", self.discount,
                 "a number in [0, 1]")
         require(isinstance(self.truncate, bool), f"{path}.truncate", self.truncate, "true or false")
+        require(isinstance(self.shared_reward, bool), f"{path}.shared_reward", self.shared_reward, "true or false")
         require(len(self.bribe_levels) > 0, f"{path}.bribe_levels", self.bribe_levels, "at least one level")
         for name in ("bribe_levels", "threshold_levels"):
             for i, v in enumerate(getattr(self, name)):
@@ -175,11 +179,12 @@ def focal_rows(spec: int | tuple[int, ...], size: int, path: str) -> np.ndarray:
 #: client, its node and its drawn mediator. Several are private to one party (`cheated` to the node and to the
 #: mediator that re-ran it, bribes to the node and the mediator) and only ever reach that party's observation.
 COUNTERS = ("deals", "submitted", "cheated", "fake_accepted", "judged", "checked", "rejected", "mediated",
-            "bribes_offered", "bribes_taken", "bribe_amount")
+            "bribes_offered", "bribes_taken", "bribe_amount", "colluded", "reported")
 C = {name: i for i, name in enumerate(COUNTERS)}
 #: The counters that mean something for each role in summaries (the others repeat the counterparty's numbers).
 ROLE_COUNTERS = {
-    "node": ("deals", "submitted", "cheated", "fake_accepted", "checked", "rejected", "bribes_taken"),
+    "node": ("deals", "submitted", "cheated", "fake_accepted", "checked", "rejected", "bribes_taken", "colluded",
+             "reported"),
     "client": ("deals", "judged", "checked", "rejected", "cheated", "fake_accepted"),
     "mediator": ("mediated", "rejected", "bribes_offered", "bribes_taken", "bribe_amount"),
 }
@@ -193,9 +198,11 @@ def round_counts(result: RoundResult, n_accounts: int) -> np.ndarray:
     med = d.mediator_account()
     has_med = med != NO_MEDIATOR
     offered = d.mediated & d.cheated & (d.bribe > 0)
+    colluded = d.cheated & (d.result == CARTEL_FAKE)  # posted the cartel's shared fake
     flags = np.column_stack([np.ones(len(d), dtype=np.int64), d.submitted, d.cheated, d.cheated & _PAID[d.state],
                              d.judged, d.checked, d.state == DealState.MediationRejected, d.mediated, offered,
-                             d.bribe_accepted, np.where(offered, d.bribe, 0)]).astype(np.int64)
+                             d.bribe_accepted, np.where(offered, d.bribe, 0), colluded,
+                             colluded & d.reports]).astype(np.int64)
     parties = np.concatenate([d.client, d.node, med[has_med]])
     weights = np.concatenate([flags, flags, flags[has_med]])
     k = len(COUNTERS)
@@ -250,7 +257,8 @@ def role_rates(counts: Mapping[str, float]) -> dict[str, float | None]:
 
     cheat_rate = fake / submitted results of the nodes counted; fake_accepted = fake results the node was paid for
     (and per submitted result); check_rate = checks / judged results of the clients counted; bribe_acceptance =
-    bribes taken / offered to the mediators counted; return_<role> = reward per agent and episode.
+    bribes taken / offered to the mediators counted; return_<role> = reward per agent and episode; collusion_rate =
+    the cartel's shared fake / submitted results of the nodes counted; report_rate = reported / posted cartel fakes.
     """
     def r(num: str, den: str) -> float | None:
         d = counts.get(den, 0)
@@ -259,7 +267,8 @@ def role_rates(counts: Mapping[str, float]) -> dict[str, float | None]:
     out = {"cheat_rate": r("node_cheated", "node_submitted"), "fake_accepted": counts.get("node_fake_accepted", 0),
            "fake_accepted_per_job": r("node_fake_accepted", "node_submitted"),
            "check_rate": r("client_checked", "client_judged"),
-           "bribe_acceptance": r("mediator_bribes_taken", "mediator_bribes_offered")}
+           "bribe_acceptance": r("mediator_bribes_taken", "mediator_bribes_offered"),
+           "collusion_rate": r("node_colluded", "node_submitted"), "report_rate": r("node_reported", "node_colluded")}
     out.update({f"return_{role}": r(f"{role}_reward", f"{role}_agents") for role in ROLES})
     return out
 
@@ -296,6 +305,38 @@ class Episode:
         return cls(seed=seed, engine=engine, population=population, round=0, wealth0=wealth.copy(), wealth=wealth,
                    last=counts(), cum=counts(), profit=ints(), reward_last=np.zeros(n), reward=np.zeros(n),
                    penalty_last=ints(), penalty=ints(), market=np.zeros(3))
+
+
+def record_round(ep: Episode, result: RoundResult, cfg: EnvConfig, first_mediator: int) -> None:
+    """Fold a settled round into the episode's totals and every account's reward (`MarketEnv.step` and any
+    replay of the env's observations outside it, e.g. `experiments.analysis.learned`)."""
+    n = len(ep.wealth)
+    wealth = ep.engine.ledger.balance[:n] + ep.engine.ledger.escrow[:n]
+    ep.profit, ep.wealth = wealth - ep.wealth, wealth
+    ep.last = round_counts(result, n)
+    ep.cum += ep.last
+    ep.penalty_last = np.zeros(n, dtype=np.int64)
+    meds = slice(first_mediator, n)
+    ep.penalty_last[meds] = cfg.bribe_penalty * ep.last[C["bribes_taken"], meds]
+    ep.penalty += ep.penalty_last
+    ep.reward_last = cfg.reward_scale * (ep.profit - ep.penalty_last)
+    ep.reward += ep.reward_last
+    d = result.deals
+    ep.market = np.array([_ratio(len(d), result.posted_jobs), _ratio(d.checked.sum(), d.judged.sum()),
+                          _ratio((d.state == DealState.MediationRejected).sum(), d.mediated.sum())])
+    ep.round += 1
+
+
+def observation_matrix(ep: Episode, cfg: EnvConfig, role: str, acc: np.ndarray, first_node: int) -> np.ndarray:
+    """(len(acc), features) float32 observations of the accounts `acc` of `role` (layout COMMON_FEATURES +
+    ROLE_FEATURES[role]) from the episode's state; `first_node` = number of clients."""
+    k = len(acc)
+    common = [np.full(k, ep.round / cfg.rounds), (ep.wealth[acc] - ep.wealth0[acc]) / cfg.money_scale,
+              ep.profit[acc] / cfg.money_scale, *(np.full(k, v) for v in ep.market)]
+    pub = {name: counts[acc] for name, counts in ep.engine.record.counters.items()}
+    cols = common + _role_features(role, ep.last[:, acc], ep.cum[:, acc], pub, max(ep.round, 1),
+                                   int(ep.last[C["deals"], :first_node].sum()), cfg.money_scale)
+    return np.clip(np.column_stack(cols), -cfg.obs_clip, cfg.obs_clip).astype(np.float32)
 
 
 # -------------------------------------------------------------------------------------------------------- the env
@@ -404,6 +445,8 @@ class MarketEnv(ParallelEnv):
         done = ep.round >= self.cfg.rounds
         agents = self.agents
         rewards = dict(zip(agents, ep.reward_last[self._agent_accounts].tolist(), strict=True))
+        if self.cfg.shared_reward:  # one coalition: each member gets the summed reward / k
+            rewards = dict.fromkeys(agents, float(ep.reward_last[self._agent_accounts].mean()))
         infos = self._infos()
         if done:
             summary = self.summary()
@@ -419,21 +462,7 @@ class MarketEnv(ParallelEnv):
 
     def _record(self, result: RoundResult) -> None:
         """Fold a settled round into the episode's totals and the agents' rewards."""
-        ep, n = self.episode, len(self.episode.wealth)
-        wealth = self._wealth(ep.engine, n)
-        ep.profit, ep.wealth = wealth - ep.wealth, wealth
-        ep.last = round_counts(result, n)
-        ep.cum += ep.last
-        ep.penalty_last = np.zeros(n, dtype=np.int64)
-        meds = slice(self._first["mediator"], n)
-        ep.penalty_last[meds] = self.cfg.bribe_penalty * ep.last[C["bribes_taken"], meds]
-        ep.penalty += ep.penalty_last
-        ep.reward_last = self.cfg.reward_scale * (ep.profit - ep.penalty_last)
-        ep.reward += ep.reward_last
-        d = result.deals
-        ep.market = np.array([_ratio(len(d), result.posted_jobs), _ratio(d.checked.sum(), d.judged.sum()),
-                              _ratio((d.state == DealState.MediationRejected).sum(), d.mediated.sum())])
-        ep.round += 1
+        record_round(self.episode, result, self.cfg, self._first["mediator"])
 
     def account(self, agent: str) -> int:
         """The agent's ledger account id in the current episode's market."""
@@ -441,19 +470,12 @@ class MarketEnv(ParallelEnv):
         return self._first[role] + int(row)
 
     def _observations(self) -> dict[str, np.ndarray]:
-        ep, cfg = self.episode, self.cfg
         obs: dict[str, np.ndarray] = {}
         for role in ROLES:
             if not len(self.rows[role]):
                 continue
             acc = self._first[role] + self.rows[role]
-            k = len(acc)
-            common = [np.full(k, ep.round / cfg.rounds), (ep.wealth[acc] - ep.wealth0[acc]) / cfg.money_scale,
-                      ep.profit[acc] / cfg.money_scale, *(np.full(k, v) for v in ep.market)]
-            pub = {name: counts[acc] for name, counts in ep.engine.record.counters.items()}
-            cols = common + _role_features(role, ep.last[:, acc], ep.cum[:, acc], pub, max(ep.round, 1),
-                                           int(ep.last[C["deals"], : self._first["node"]].sum()), cfg.money_scale)
-            mat = np.clip(np.column_stack(cols), -cfg.obs_clip, cfg.obs_clip).astype(np.float32)
+            mat = observation_matrix(self.episode, self.cfg, role, acc, self._first["node"])
             for i, row in enumerate(self.rows[role]):
                 obs[f"{role}_{row}"] = mat[i]
         return obs

@@ -16,10 +16,13 @@ import pandas as pd
 
 from experiments.analysis.cost import METRICS
 from experiments.analysis.incentives import Gain, IncentiveStudy, SecurityRule, best, gains_frame, security
+from experiments.analysis.learned import LearnedConfig, learned_entries
 from experiments.analysis.library import ROLES, Behaviour, Coalition, parse_coalition, parse_library
 from experiments.analysis.metagame import MetagameConfig
 from experiments.analysis.runner import Scenario
 from mechanisms.config import from_mapping, require, require_int
+
+LEARNED = "learned"  # name prefix of learned entries (experiments.analysis.learned)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class StudyConfig:
     coalitions: tuple[dict[str, Any], ...] = ()
     security: SecurityRule = field(default_factory=SecurityRule)
     metagame: MetagameConfig = field(default_factory=MetagameConfig)
+    learned: LearnedConfig = field(default_factory=LearnedConfig)  # RLlib best responses and trained coalitions
 
     def validate(self, path: str) -> None:
         require_int(self.rounds, f"{path}.rounds", 1, 10**6)
@@ -80,6 +84,14 @@ class Assessment:
         g = best(self.gains, "coalition")
         out["best_coalition"] = g.name if g else ""
         out["coalition_gain"] = g.estimate.mean if g else None
+        learned = [g for g in self.gains if g.name.startswith(LEARNED)]
+        for role in ROLES:  # learned vs scripted: the learned entries' own columns, when there are any
+            g = best(learned, "deviation", role)
+            if g is not None:
+                out[f"learned_{role}_gain"], out[f"learned_{role}_gain_lo"] = g.estimate.mean, g.estimate.lo
+        g = best(learned, "coalition")
+        if g is not None:
+            out["learned_coalition_gain"] = g.estimate.mean
         return out
 
     def gains_table(self) -> pd.DataFrame:
@@ -88,9 +100,12 @@ class Assessment:
 
 def assess(scenario: Scenario, study: StudyConfig, extra: Sequence[Behaviour] = (),
            extra_coalitions: Sequence[Coalition] = ()) -> Assessment:
-    """Deviation gains (library + `extra`, e.g. learned best responses), coalition gains, security and costs."""
+    """Deviation gains (library + `extra`, e.g. learned best responses), coalition gains, security and costs.
+    With `study.learned.enabled`, best responses and coalitions are trained first (RLlib) and join `extra`."""
     inc = IncentiveStudy(scenario, study.seeds, study.deviator_share, study.confidence)
     library = study.behaviours()
+    trained, trained_coalitions = learned_entries(scenario, study.learned, study.seeds, study.deviator_share)
+    extra, extra_coalitions = [*extra, *trained], [*extra_coalitions, *trained_coalitions]
     for b in extra:
         library[b.role].append(b)
     gains = inc.gains(library, [*study.parsed_coalitions(), *extra_coalitions])
