@@ -113,7 +113,7 @@ def learned_gain(a: Any, kind: str) -> Any:
 def test_learned_node_best_response_in_the_inspection_game(ray_session: Any, q: float, record_property: Any) -> None:
     a = assess(Scenario(MARKET, BASE, honest(q), rounds=20, name=f"q={q}"), study())
     learned = learned_gain(a, "deviation").estimate
-    record_property("learned_gain", (learned.mean, learned.lo, learned.hi))
+    record_property("learned_gain", [float(learned.mean), float(learned.lo), float(learned.hi)])
     assert learned.per_seed and len(learned.per_seed) == len(SEEDS)
     if q == 0.1:  # cheating pays +3 per job: the learned deviator finds it
         assert learned.lo > 1.0 and 1.5 < learned.mean < 4.5, learned
@@ -128,7 +128,7 @@ def test_trained_two_node_coalition_reports_a_gain_per_member(ray_session: Any, 
     a = assess(Scenario(MARKET, BASE, honest(0.1), rounds=20, name="coalition"),
                study(roles=[], coalitions=[{"name": "2-node coalition", "node": 2}]))
     gain = learned_gain(a, "coalition")
-    record_property("coalition_gain", (gain.estimate.mean, gain.estimate.lo, gain.estimate.hi))
+    record_property("coalition_gain", [float(x) for x in (gain.estimate.mean, gain.estimate.lo, gain.estimate.hi)])
     assert gain.members == 2 and gain.role == "node" and "2-node coalition" in gain.name
     assert np.isfinite(gain.estimate.mean) and gain.estimate.lo <= gain.estimate.mean <= gain.estimate.hi
     assert a.row()["learned_coalition_gain"] == gain.estimate.mean

@@ -81,7 +81,7 @@ def learned_rates(cfg: dict[str, Any], run_dir: Path, record: Any) -> dict[str, 
     finally:
         result.algo.stop()
     for key in ("collusion_rate", "cheat_rate", "report_rate", "return_node"):
-        record(key, rates[key])
+        record(key, float(rates[key]))
     return rates
 
 

@@ -89,7 +89,7 @@ def trained_rate(cfg: dict[str, Any], run_dir: Path, rate: str, record: Any) -> 
         value = evaluate(env_cfg, policy, episodes=10, seed=1000).summary["focal"]["rates"][rate]
     finally:
         result.algo.stop()
-    record(rate, value)
+    record(rate, float(value))
     return value
 
 
