@@ -144,7 +144,8 @@ class Mechanism:
         return getattr(cls, hook) is not getattr(Mechanism, hook)
 
     def takes_part(self, hook: str) -> bool:
-        """Whether this instance runs `hook`; a config may switch off an exclusive hook its class implements."""
+        """Whether this instance runs `hook`; a config may opt out of a hook its class implements (staking ranks
+        offers only with `prefer_stake`)."""
         return type(self).implements(hook)
 
 
@@ -236,7 +237,7 @@ class MechanismStack:
         for m, on, where in zip(self.mechanisms, self.enabled, self.paths, strict=True):
             if on:
                 m.validate(facts, where)
-        for hook in ("select_mediators", "judge", "settle_mediation"):
+        for hook in EXCLUSIVE_HOOKS:
             if self._last(hook) is None:
                 raise ConfigError(f"{path}: no enabled mechanism implements {hook}; enable a base mechanism "
                                   f"such as lilypad_v2")
