@@ -20,16 +20,17 @@ Hooks, in the order the lifecycle calls them:
 * ``after_round``       update the mechanism's own state from the settled round.
 
 Additive hooks (setup, rank_offers, set_terms, choose_checks, review, slash_destinations, settle, settle_round,
-after_round, public_votes)
-run for every enabled mechanism in stack order, each seeing what the earlier ones wrote. Exclusive hooks
-(select_mediators, judge, settle_mediation) run only for the last enabled mechanism that implements
-them: a consortium replaces the single mediator rather than adding to it. Hooks see a whole round of
-deals as arrays (a batch of one in the live stack); switching a mechanism off gives the counterfactual without it.
+after_round, public_votes) run for every enabled mechanism in stack order, each seeing what the earlier ones wrote.
+Exclusive hooks (select_mediators, judge, settle_mediation) run only for the last enabled mechanism that implements
+them: a consortium replaces the single mediator rather than adding to it (`mechanisms.hooks.HOOKS` says which is
+which). Each mechanism declares the DealBatch columns each of its hooks reads and writes (`Mechanism.columns`), and
+the stack refuses an order in which a column is read before it is written. Hooks see a whole round of deals as
+arrays (a batch of one in the live stack); switching a mechanism off gives the counterfactual without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,6 +38,7 @@ import numpy as np
 
 from mechanisms.config import ConfigError, from_mapping, require
 from mechanisms.deals import DealBatch, RoundContext
+from mechanisms.hooks import HOOK_INDEX, HOOKS, NONE, Columns, check_declarations, check_order
 from mechanisms.transfers import TransferBuilder, Transfers
 
 
@@ -70,9 +72,6 @@ class MarketFacts:
         return self.first_staker + self.n_stakers
 
 
-EXCLUSIVE_HOOKS = ("select_mediators", "judge", "settle_mediation")
-
-
 class Mechanism:
     """Base class: every hook is a no-op, so a mechanism overrides only what it changes."""
 
@@ -82,8 +81,8 @@ class Mechanism:
     draws_per_deal: ClassVar[int] = 0
     #: deals per job offer: replicas bought from different nodes (the largest in the stack wins)
     replicas_per_job: ClassVar[int] = 1
-    #: `choose_checks` only removes checks (e.g. retention), so it must come after every mechanism that adds them
-    filters_checks: ClassVar[bool] = False
+    #: hook name -> the DealBatch columns that hook reads, updates and sets (see `mechanisms.hooks.Columns`)
+    columns: ClassVar[Mapping[str, Columns]] = {}
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -156,6 +155,7 @@ def register(cls: type[Mechanism]) -> type[Mechanism]:
     """Class decorator: make a mechanism available by its `name` in configs."""
     if cls.name in _REGISTRY:
         raise ValueError(f"mechanism {cls.name!r} registered twice")
+    check_declarations(cls.name, {h.name: cls.implements(h.name) for h in HOOKS}, cls.columns)
     _REGISTRY[cls.name] = cls
     return cls
 
@@ -168,10 +168,11 @@ class MechanismStack:
     """An ordered composition of mechanisms; disabled entries are kept (for reporting) but never called."""
 
     def __init__(self, mechanisms: Sequence[Mechanism], enabled: Sequence[bool],
-                 paths: Sequence[str] | None = None) -> None:
+                 paths: Sequence[str] | None = None, order_path: str = "mechanism.stack") -> None:
         self.mechanisms = list(mechanisms)
         self.enabled = list(enabled)
-        self.paths = list(paths) if paths is not None else [f"mechanism.stack[{i}]" for i in range(len(mechanisms))]
+        self.paths = list(paths) if paths is not None else [f"{order_path}[{i}]" for i in range(len(mechanisms))]
+        self.order_path = order_path  # the config field that fixes the order, named by order errors
         offset = 0
         for m in self.active:
             m.draw_offset = offset
@@ -198,7 +199,7 @@ class MechanismStack:
         unused = sorted(set(config) - set(order))
         require(not unused, path, unused, f"a section per name in {path}.order {list(order)} and nothing else")
         require(len(set(order)) == len(order), f"{path}.order", order, "each mechanism at most once")
-        return cls._build([({"name": n, **dict(config.get(n) or {})}, f"{path}.{n}") for n in order], path)
+        return cls._build([({"name": n, **dict(config.get(n) or {})}, f"{path}.{n}") for n in order], f"{path}.order")
 
     @classmethod
     def from_config(cls, entries: Iterable[Mapping[str, Any]], path: str = "mechanism.stack") -> MechanismStack:
@@ -206,7 +207,7 @@ class MechanismStack:
         return cls._build([(e, f"{path}[{i}]") for i, e in enumerate(entries)], path)
 
     @classmethod
-    def _build(cls, entries: list[tuple[Mapping[str, Any], str]], path: str) -> MechanismStack:
+    def _build(cls, entries: list[tuple[Mapping[str, Any], str]], order_path: str) -> MechanismStack:
         mechanisms, enabled = [], []
         for entry, where in entries:
             entry = dict(entry)
@@ -218,8 +219,8 @@ class MechanismStack:
             mechanisms.append(mech_cls(from_mapping(mech_cls.Config, entry, where)))
             enabled.append(on)
         if not mechanisms:
-            raise ConfigError(f"{path}=[] is invalid: allowed a non-empty list of mechanisms")
-        return cls(mechanisms, enabled, [where for _, where in entries])
+            raise ConfigError(f"{order_path}=[] is invalid: allowed a non-empty list of mechanisms")
+        return cls(mechanisms, enabled, [where for _, where in entries], order_path)
 
     @property
     def active(self) -> list[Mechanism]:
@@ -229,70 +230,69 @@ class MechanismStack:
         """The enabled mechanism registered as `name`, if any."""
         return next((m for m in self.active if m.name == name), None)
 
-    def _last(self, hook: str) -> Callable[..., Any] | None:
-        impl = [m for m in self.active if m.takes_part(hook)]
-        return getattr(impl[-1], hook) if impl else None
+    def runners(self, hook: str) -> list[Mechanism]:
+        """The enabled mechanisms that run `hook`, in stack order: every one that takes part in an additive hook,
+        only the last of them for an exclusive one."""
+        takers = [m for m in self.active if m.takes_part(hook)]
+        return takers[-1:] if HOOKS[HOOK_INDEX[hook]].exclusive else takers
+
+    def _call(self, hook: str, *args: Any) -> list[Any]:
+        """Run `hook` on its runners in stack order; their return values."""
+        return [getattr(m, hook)(*args) for m in self.runners(hook)]
 
     def validate(self, facts: MarketFacts, path: str = "mechanism") -> None:
+        """Each enabled mechanism's config against the market; every exclusive hook has a runner; no column is
+        read before it is written (`mechanisms.hooks.check_order`)."""
         for m, on, where in zip(self.mechanisms, self.enabled, self.paths, strict=True):
             if on:
                 m.validate(facts, where)
-        for hook in EXCLUSIVE_HOOKS:
-            if self._last(hook) is None:
-                raise ConfigError(f"{path}: no enabled mechanism implements {hook}; enable a base mechanism "
+        for hook in HOOKS:
+            if hook.exclusive and not self.runners(hook.name):
+                raise ConfigError(f"{path}: no enabled mechanism implements {hook.name}; enable a base mechanism "
                                   f"such as lilypad_v2")
-        active = self.active
-        for i, m in enumerate(active):
-            adders = [a.name for a in active[i + 1:] if a.takes_part("choose_checks") and not a.filters_checks]
-            if m.filters_checks and adders:
-                raise ConfigError(f"{path}: {m.name} filters checks, so it must come after {adders} (which add "
-                                  f"checks); allowed: {m.name} after every mechanism that adds checks")
+        runners = {h.name: [(m.name, m.columns.get(h.name, NONE)) for m in self.runners(h.name)] for h in HOOKS}
+        check_order(runners, self.order_path, [m.name for m in self.mechanisms])
 
     def setup(self, facts: MarketFacts) -> list[Transfers]:
-        return [t for m in self.active if (t := m.setup(facts)) is not None]
+        return [t for t in self._call("setup", facts) if t is not None]
 
     def rank_offers(self, node: np.ndarray, price: np.ndarray, context: RoundContext) -> np.ndarray:
+        """Each runner adjusts the effective price the previous one produced; an excluded offer (-1) stays out."""
         rank = np.asarray(price, dtype=np.int64)
-        for m in self.active:
-            if m.takes_part("rank_offers"):
-                rank = np.where(rank < 0, -1, m.rank_offers(node, rank, context))
+        for m in self.runners("rank_offers"):
+            rank = np.where(rank < 0, -1, m.rank_offers(node, rank, context))
         return rank
 
     def set_terms(self, deals: DealBatch) -> None:
-        for m in self.active:
-            m.set_terms(deals)
+        self._call("set_terms", deals)
 
     def choose_checks(self, deals: DealBatch) -> None:
-        for m in self.active:
-            m.choose_checks(deals)
+        self._call("choose_checks", deals)
 
     def select_mediators(self, deals: DealBatch) -> None:
-        self._last("select_mediators")(deals)  # type: ignore[misc]
+        self._call("select_mediators", deals)
 
     def judge(self, deals: DealBatch) -> None:
-        self._last("judge")(deals)  # type: ignore[misc]
-        for m in self.active:
-            m.review(deals)
+        """The verdict, then the reviews that may overturn it."""
+        self._call("judge", deals)
+        self._call("review", deals)
 
     def settle(self, deals: DealBatch) -> Transfers:
-        for m in self.active:
-            m.slash_destinations(deals)
+        """Every deal's transfers: slash destinations first, then the mediation's transfers, then the rest."""
+        self._call("slash_destinations", deals)
         out = TransferBuilder(deals.deal_id)
-        self._last("settle_mediation")(deals, out)  # type: ignore[misc]
-        for m in self.active:
-            m.settle(deals, out)
+        self._call("settle_mediation", deals, out)
+        self._call("settle", deals, out)
         return out.build()
 
     def settle_round(self, deals: DealBatch) -> Transfers:
         """The round-level transfers, given every deal of the round (already settled deal by deal)."""
         out = TransferBuilder(deals.deal_id)
-        for m in self.active:
-            m.settle_round(deals, out)
+        self._call("settle_round", deals, out)
         return out.build()
 
     def after_round(self, deals: DealBatch, transfers: Transfers) -> None:
-        for m in self.active:
-            m.after_round(deals, transfers)
+        self._call("after_round", deals, transfers)
 
     def public_votes(self, deals: DealBatch) -> list[dict[str, np.ndarray]]:
-        return [v for m in self.active if (v := m.public_votes(deals)) is not None]
+        return [v for v in self._call("public_votes", deals) if v is not None]

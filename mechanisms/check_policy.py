@@ -22,6 +22,7 @@ import numpy as np
 from mechanisms.base import Mechanism, register
 from mechanisms.config import require, require_choice, require_int, require_prob
 from mechanisms.deals import DealBatch, require_context
+from mechanisms.hooks import Columns, hook_columns
 from mechanisms.money import BPS
 from mechanisms.reputation import beta_score_bps, validate_prior
 
@@ -51,6 +52,7 @@ class CheckPolicyConfig:
 class CheckPolicy(Mechanism):
     name = "check_policy"
     Config = CheckPolicyConfig
+    columns = hook_columns(set_terms=Columns(reads=("mediation_fee",), sets=("check_rate",)))  # the fee: budget mode
 
     def rate(self, deals: DealBatch) -> np.ndarray:
         """Check probability per deal under the configured mode."""

@@ -19,9 +19,11 @@ import numpy as np
 from mechanisms.base import Mechanism, register
 from mechanisms.config import require, require_int
 from mechanisms.deals import DealBatch
+from mechanisms.hooks import Columns, hook_columns
 from mechanisms.money import BPS, mul_bps
 
 MAX_AMOUNT = 10**15
+REPLACED = ("results_collateral", "submit_collateral", "judge_collateral", "payment_collateral")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,10 @@ def replace_term(deals: DealBatch, column: str, new: np.ndarray, exposure: str) 
 class Collateral(Mechanism):
     name = "collateral"
     Config = CollateralConfig
+    # replaces the base's terms (reading them, to move the exposures by the difference)
+    columns = hook_columns(
+        set_terms=Columns(reads=REPLACED, sets=REPLACED, updates=("client_exposure", "node_exposure")),
+    )
 
     def multiplier_bps(self, node: np.ndarray) -> np.ndarray:
         """Results-collateral multiplier each node account posts in its offer."""

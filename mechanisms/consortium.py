@@ -19,11 +19,12 @@ import numpy as np
 from mechanisms.base import MarketFacts, Mechanism, register
 from mechanisms.config import require, require_choice, require_int
 from mechanisms.deals import CARTEL_FAKE, NO_MEDIATOR, DealBatch
+from mechanisms.hooks import Columns, hook_columns
 from mechanisms.lilypad_v2 import in_states, pick_uniform
 from mechanisms.money import BPS, Pool
 from mechanisms.protocol import DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
-from mechanisms.voting import mediator_votes
+from mechanisms.voting import VOTE_COLUMNS, mediator_votes
 
 S = DealState
 SELECTIONS = ("uniform", "stake", "reputation", "cheapest")
@@ -72,6 +73,19 @@ def _first_set(cum: np.ndarray, x: np.ndarray) -> np.ndarray:
 class Consortium(Mechanism):
     name = "consortium"
     Config = ConsortiumConfig
+    columns = hook_columns(
+        set_terms=Columns(reads=("bribe", "mediation_fee"), updates=("client_exposure", "node_exposure"),
+                          sets=("mediation_fee", "consortium.per_member")),
+        select_mediators=Columns(reads=("checked",), sets=("mediator", "consortium.order")),
+        judge=Columns(reads=(*VOTE_COLUMNS, "mediated", "consortium.order", "consortium.per_member"),
+                      updates=("mediation_fee",),  # lowered to what the final panel cost
+                      sets=("verdict_accept", "panel", "dissenters", "bribe_accepted", "consortium.votes",
+                            "consortium.bribed", "consortium.size", "consortium.share")),
+        settle_mediation=Columns(reads=("state", "mediation_fee", "verdict_accept", "mediator_collude", "result",
+                                        "bribe", "consortium.order", "consortium.share", "consortium.bribed",
+                                        "consortium.votes")),
+        public_votes=Columns(reads=("mediated", "consortium.order", "consortium.votes", "consortium.size")),
+    )
 
     def __init__(self, config: ConsortiumConfig) -> None:
         super().__init__(config)

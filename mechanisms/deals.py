@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from mechanisms.protocol import DealState
+
 NO_MEDIATOR = -1
 NEVER = np.iinfo(np.int64).max  # a bribe threshold no bribe reaches
 
@@ -135,6 +137,12 @@ class DealBatch:
         """Deals whose posted result is not the correct one."""
         return self.result != CORRECT
 
+    def node_at_fault(self) -> np.ndarray:
+        """Deals whose node mediation proved wrong by its own doing: rejected, but neither the protocol's forced
+        error nor a whistleblower's excused result. Such a node loses its collateral (and its stakers' stake) and
+        counts as failed on the public record."""
+        return (self.state == DealState.MediationRejected) & ~self.forced_error & ~self.excused
+
     def mediator_account(self) -> np.ndarray:
         """Account id of each deal's mediator (NO_MEDIATOR where none)."""
         has = self.mediator != NO_MEDIATOR
@@ -165,6 +173,14 @@ class DealBatch:
 
 
 SHARED_COLUMNS = frozenset({"mediator_accounts", "mediator_threshold", "mediator_collude", "mediator_report"})
+#: Columns fixed when the deal is made (identity, price, costs, the round's context): every hook may read them and
+#: none writes them. The others are hook data, which a mechanism declares per hook (`Mechanism.columns`).
+MATCH_COLUMNS = frozenset(
+    {"deal_id", "client", "node", "job", "module", "price", "instructions", "job_cost", "compute_cost",
+     "mutual_mediators", "mediator_accounts", "pool_base", "context", "group", "replica"}
+)
+#: Keys of `DealBatch.extra` fixed at the match: the round's pre-drawn uniforms (see `Mechanism.uniforms`).
+MATCH_EXTRA = frozenset({"u"})
 _FLAGS = frozenset(
     {"client_agreed", "node_agreed", "submitted", "cheated", "judged", "checked", "mediated", "bribe_accepted",
      "verdict_accept", "forced_error", "colluding", "accused", "reports", "excused", "paid"}

@@ -13,14 +13,18 @@ import numpy as np
 from mechanisms.base import MarketFacts, Mechanism, register
 from mechanisms.config import require, require_choice, require_int
 from mechanisms.deals import NO_MEDIATOR, DealBatch
+from mechanisms.hooks import Columns, hook_columns
 from mechanisms.money import BPS, Pool, mul_bps
 from mechanisms.protocol import VISITED_MASK, DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
-from mechanisms.voting import mediator_votes
+from mechanisms.voting import VOTE_COLUMNS, mediator_votes
 
 S = DealState
 SLASH_DESTINATIONS = ("burn", "counterparty", "mediator", "protocol")
 PAID_STATES = (S.ResultsAccepted, S.TimeoutJudgeResults, S.MediationAccepted)
+#: The deal terms this mechanism sets at agreement (escrow amounts and fee first, then deadlines and exposures).
+TERMS = ("payment_collateral", "results_collateral", "submit_collateral", "judge_collateral", "mediation_fee",
+         "deadline_agree", "deadline_submit", "deadline_judge", "deadline_mediate", "client_exposure", "node_exposure")
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,17 @@ class LilypadV2(Mechanism):
     name = "lilypad_v2"
     Config = LilypadV2Config
     draws_per_deal = 2  # the client's check, the choice of mediator
+    columns = hook_columns(
+        set_terms=Columns(sets=TERMS),
+        choose_checks=Columns(reads=("judged", "check_rate"), updates=("checked",)),
+        select_mediators=Columns(reads=("checked",), sets=("mediator",)),
+        judge=Columns(reads=(*VOTE_COLUMNS, "mediator", "mediated"),
+                      sets=("bribe_accepted", "verdict_accept", "panel")),
+        slash_destinations=Columns(reads=("mediator",), sets=("node_slash_to", "client_slash_to")),
+        settle_mediation=Columns(reads=("state", "mediator", "bribe_accepted", "bribe", "mediation_fee")),
+        settle=Columns(reads=("state", "client_agreed", "node_agreed", "cheated", "forced_error", "excused",
+                              *TERMS[:5], "node_slash_to", "client_slash_to"), sets=("paid",)),
+    )
 
     def validate(self, facts: MarketFacts, path: str) -> None:
         require(
@@ -166,10 +181,10 @@ class LilypadV2(Mechanism):
         # settlement: every escrow still held is paid out, refunded or slashed. A forced error (the protocol's
         # own wrong result) that mediation rejects is not the node's fault: it is paid and keeps its collateral;
         # an excused node (a whistleblower) keeps its collateral but is not paid for work it did not do.
-        rejected = in_states(deals, S.MediationRejected) & ~deals.forced_error & ~deals.excused  # node at fault
+        rejected = deals.node_at_fault()
         paid = in_states(deals, *PAID_STATES) | (in_states(deals, S.MediationRejected) & (
             deals.forced_error | (rejected & (not c.forfeit_payment))))
-        deals.paid = paid  # read by mechanisms that take a share of the payment (taxes, staking fees)
+        deals.paid = paid  # read by mechanisms that take a share of the payment (taxes, staking fees, retention)
         out.add(Step.Settle, paid, C, deals.job_cost, Reason.JobPayment, D.PaidOut, N)
         out.add(Step.Settle, deals.client_agreed, C, deals.payment_collateral - np.where(paid, deals.job_cost, 0),
                 Reason.PaymentCollateral, D.Refunded)

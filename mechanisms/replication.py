@@ -17,6 +17,7 @@ from mechanisms.base import Mechanism, register
 from mechanisms.config import require, require_choice, require_int
 from mechanisms.deals import DealBatch
 from mechanisms.groups import group_first
+from mechanisms.hooks import Columns, hook_columns
 from mechanisms.lilypad_v2 import in_states, slash_destination
 from mechanisms.protocol import DealState
 
@@ -40,6 +41,12 @@ class ReplicationConfig:
 class Replication(Mechanism):
     name = "replication"
     Config = ReplicationConfig
+    columns = hook_columns(
+        # without commit-reveal a lazy replica's result becomes the copy it posted
+        choose_checks=Columns(reads=("submitted", "cheated", "submit_time", "judged"),
+                              updates=("result", "checked")),
+        slash_destinations=Columns(reads=("submitted", "result", "state"), updates=("node_slash_to",)),
+    )
 
     def __init__(self, config: ReplicationConfig) -> None:
         super().__init__(config)

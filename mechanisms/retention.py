@@ -9,8 +9,8 @@ after the window has passed can no longer ask for mediation, and the result stan
   it could pay only while it holds enough, and no party's exposure would cover the shortfall.
 * Checks: a check is refused when the client's judge response time (`DealBatch.judge_time`, blocks after the
   result) exceeds the window: `checked &= judge_time <= window`. This filter must see every other source of
-  checks, so retention must come after every mechanism that adds checks (`filters_checks`; the stack's
-  `validate` rejects the other order). It only binds when the window is shorter than the judge deadline.
+  checks: it reads `checked` in `choose_checks`, so the stack refuses an order that lists a mechanism adding
+  checks after it. It only binds when the window is shorter than the judge deadline.
 * Locked value: the node's payment is released only when the window closes; each paid deal reports the locked
   value x time, `job_cost x window` base-unit-blocks, in `extra["retention.locked_blocks"]` (0 when unpaid).
 
@@ -26,6 +26,7 @@ import numpy as np
 from mechanisms.base import MarketFacts, Mechanism, register
 from mechanisms.config import require, require_choice, require_int
 from mechanisms.deals import DealBatch
+from mechanisms.hooks import Columns, hook_columns
 from mechanisms.money import Pool
 from mechanisms.protocol import Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
@@ -53,7 +54,12 @@ class RetentionConfig:
 class Retention(Mechanism):
     name = "retention"
     Config = RetentionConfig
-    filters_checks = True
+    columns = hook_columns(
+        set_terms=Columns(updates=("client_exposure", "node_exposure")),  # the payer's
+        # reads the checks every other mechanism chose, so it comes after all of them
+        choose_checks=Columns(reads=("checked", "judge_time"), updates=("checked",)),
+        settle=Columns(reads=("client_agreed", "node_agreed", "paid"), sets=(LOCKED,)),
+    )
 
     def validate(self, facts: MarketFacts, path: str) -> None:
         require(facts.max_job_cost * self.config.window < 2**62, f"{path}.window", self.config.window,

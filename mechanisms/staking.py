@@ -12,8 +12,8 @@ caught) and whether it concentrates jobs on well-backed nodes.
   (floor per staker; the rounding remainder stays with the node) at Step.Settle (Reason.Reward, Spent).
 * With `prefer_stake`, the solver ranks offers by `price x BPS // weight` with
   `weight = BPS + min(stake, full_weight_stake) x max_bonus_bps // full_weight_stake`; nodes with less than
-  `min_stake` behind them are excluded. Ranking is an exclusive hook: with `prefer_stake: false` this mechanism
-  does not take part in it, so a ranking mechanism listed earlier (reputation) still applies.
+  `min_stake` behind them are excluded. Ranking is an additive hook (each ranking mechanism adjusts the previous
+  one's effective price); with `prefer_stake: false` this mechanism does not take part in it.
 
 Each node posts one offer a round, so it has at most one deal and every staker is touched by at most one deal per
 round. List after the base mechanism: fees read `DealBatch.paid`, set by the base mechanism's `settle`.
@@ -28,8 +28,9 @@ import numpy as np
 from mechanisms.base import MarketFacts, Mechanism, register
 from mechanisms.config import require, require_choice, require_int
 from mechanisms.deals import DealBatch, RoundContext, require_context
+from mechanisms.hooks import Columns, hook_columns
 from mechanisms.money import BPS, Pool, mul_bps
-from mechanisms.protocol import DealState, Direction, Reason, Step
+from mechanisms.protocol import Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder, Transfers
 
 SLASH_TO = ("burn", "protocol", "jackpot", "client")
@@ -66,6 +67,7 @@ class StakingConfig:
 class Staking(Mechanism):
     name = "staking"
     Config = StakingConfig
+    columns = hook_columns(settle=Columns(reads=("state", "forced_error", "excused", "paid")))
 
     def __init__(self, config: StakingConfig) -> None:
         super().__init__(config)
@@ -125,7 +127,7 @@ class Staking(Mechanism):
         backers = table[deals.node - first_node]  # (deals, stakers per node), -1 pads
         stake = np.where(backers >= 0, escrow[np.maximum(backers, 0)], 0)
         total = stake.sum(axis=1)
-        cheated = (deals.state == DealState.MediationRejected) & ~deals.forced_error & ~deals.excused
+        cheated = deals.node_at_fault()
         fee = np.where(deals.paid & ~cheated, mul_bps(deals.job_cost, c.fee_share_bps), 0)
         dest = self.destination(deals)
         for k in range(table.shape[1]):

@@ -28,6 +28,7 @@ import numpy as np
 from mechanisms.base import Mechanism, register
 from mechanisms.config import require, require_choice, require_int, require_prob
 from mechanisms.deals import DealBatch, require_context
+from mechanisms.hooks import Columns, hook_columns
 from mechanisms.money import BPS, Pool, mul_bps
 from mechanisms.protocol import DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
@@ -66,6 +67,11 @@ class TaxJackpot(Mechanism):
     name = "tax_jackpot"
     Config = TaxJackpotConfig
     draws_per_deal = 1  # whether the deal gets a forced error
+    columns = hook_columns(
+        set_terms=Columns(updates=("forced_error", "client_exposure")),
+        settle=Columns(reads=("client_agreed", "paid")),
+        settle_round=Columns(reads=("state", "panel", "dissenters")),
+    )
 
     def tax(self, deals: DealBatch) -> np.ndarray:
         return mul_bps(deals.job_cost, self.config.tax_bps)

@@ -6,6 +6,9 @@ import numpy as np
 
 from mechanisms.deals import CARTEL_FAKE, DealBatch
 
+#: The hook data `mediator_votes` reads (for the `judge` declarations of the mechanisms that call it).
+VOTE_COLUMNS = ("mediator_collude", "mediator_threshold", "result", "cheated", "bribe", "accused")
+
 
 def mediator_votes(deals: DealBatch, mediator: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vote of mediator index `mediator[i]` on deal i: (accepts the result, took the node's bribe).

@@ -17,12 +17,14 @@ from mechanisms.base import Mechanism, register
 from mechanisms.config import require, require_int
 from mechanisms.deals import CARTEL_FAKE, DealBatch
 from mechanisms.groups import group_any, group_first
+from mechanisms.hooks import Columns, hook_columns
 from mechanisms.lilypad_v2 import in_states
 from mechanisms.money import BPS, mul_bps
 from mechanisms.protocol import DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
 
 S = DealState
+REPORTS = ("submitted", "reports", "result")  # what a node's proof of the cartel's fake reads
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,18 @@ class WhistleblowingConfig:
 class Whistleblowing(Mechanism):
     name = "whistleblowing"
     Config = WhistleblowingConfig
+    columns = hook_columns(
+        choose_checks=Columns(reads=(*REPORTS, "judged"), updates=("checked",)),
+        review=Columns(reads=(*REPORTS, "mediated", "bribe_accepted", "mediator", "mediator_report",
+                              "consortium.order", "consortium.bribed"), updates=("verdict_accept", "excused"),
+                       sets=("whistleblowing.exposed", "whistleblowing.mediator")),
+        # reads where the others sent the slashed deposits, to pass on what exceeds the reward
+        slash_destinations=Columns(reads=(*REPORTS, "mediated", "state", "node_slash_to", "whistleblowing.exposed",
+                                          "whistleblowing.mediator"), updates=("node_slash_to",),
+                                   sets=("whistleblowing.base_to", "whistleblowing.rewarded")),
+        settle=Columns(reads=("excused", "results_collateral", "node_slash_to", "whistleblowing.rewarded",
+                              "whistleblowing.base_to")),
+    )
 
     def _node_reports(self, deals: DealBatch) -> np.ndarray:
         return self.config.nodes & deals.submitted & deals.reports & (deals.result == CARTEL_FAKE)

@@ -51,7 +51,7 @@ class PublicRecord:
             ("submitted", deals.submitted, node),
             ("checked", deals.checked, node),
             ("passed", st == S.MediationAccepted, node),
-            ("failed", (st == S.MediationRejected) & ~deals.forced_error & ~deals.excused, node),
+            ("failed", deals.node_at_fault(), node),
             ("timeouts", node_late, node),
             ("client_jobs", np.ones(len(deals), dtype=bool), deals.client),
             ("client_checks", deals.checked, deals.client),

@@ -64,7 +64,12 @@ def test_storage_and_locked_value_settle_exactly(hand, payer: str) -> None:
 def test_retention_must_follow_every_source_of_checks() -> None:
     facts = MarketFacts(2, 12, 100, n_clients=1, n_nodes=1)
     MechanismStack.from_config([BASE, retention()]).validate(facts)
-    with pytest.raises(ConfigError, match=r"retention filters checks, so it must come after \['lilypad_v2'\]"):
+    with pytest.raises(ConfigError, match=r"mechanism\.stack=\['lilypad_v2', 'retention', 'whistleblowing'\] is "
+                       r"invalid: retention reads DealBatch\.checked in choose_checks before whistleblowing updates "
+                       r"it in choose_checks; allowed: an order with retention after whistleblowing"):
+        MechanismStack.from_config([BASE, retention(), {"name": "whistleblowing"}]).validate(facts)
+    with pytest.raises(ConfigError, match=r"retention .* before lilypad_v2 .*; allowed: an order with retention after "
+                       r"lilypad_v2"):
         MechanismStack.from_config([retention(), BASE]).validate(facts)
     # a disabled check source does not count
     MechanismStack.from_config([BASE, retention(), {"name": "whistleblowing", "enabled": False}]).validate(facts)
