@@ -170,8 +170,8 @@ def first_conflict(uses: Sequence[Use]) -> tuple[Use, Use] | None:
         if use.kind == "sets":
             continue
         writes = [w for w in uses if w.column == use.column and w.kind != "reads"]
-        later = [w for w in writes if w.who != use.who and w.at > use.at and (use.kind == "reads" or w.kind == "sets")]
-        same_hook = [w for w in later if w.hook == use.hook]
+        later = [w for w in writes if w.at > use.at and (use.kind == "reads" or w.kind == "sets")]
+        same_hook = [w for w in later if w.hook == use.hook]  # others' (a mechanism runs once per hook)
         if same_hook:
             return use, same_hook[0]
         if use.kind == "reads" and later and not any(w.at < use.at for w in writes):
@@ -187,8 +187,11 @@ def check_order(runners: Mapping[str, Sequence[tuple[str, Columns]]], field: str
     use, write = found
     if write.hook == use.hook:
         fix = f"an order with {use.who} after {write.who}"
-    else:  # no order helps: the mechanism reads in too early a hook
-        fix = f"{use.who} reading DealBatch.{use.column} in {HOOKS[write.hook].name} or later"
+    else:  # nothing writes the column before the read, only after it: no order of these mechanisms helps
+        fix = (
+            f"{use.who} reading DealBatch.{use.column} in {HOOKS[write.hook].name} or later, or a mechanism "
+            f"writing it by {HOOKS[use.hook].name}"
+        )
     raise ConfigError(
         f"{field}={list(order)!r} is invalid: {use.who} {use.kind} DealBatch.{use.column} {use.where} "
         f"before {write.who} {write.kind} it {write.where}; allowed: {fix}"

@@ -50,6 +50,22 @@ class Transfers:
         np.add.at(out, keys, amounts)
         return out
 
+    def deal_rows(self, deal_id: np.ndarray) -> np.ndarray:
+        """Row of each transfer's deal in `deal_id` (ascending ids, e.g. a round's deals); raises if a transfer
+        belongs to none of them."""
+        row = np.searchsorted(deal_id, self.deal_id)
+        if len(self) and (len(deal_id) == 0 or not np.array_equal(deal_id[np.minimum(row, len(deal_id) - 1)],
+                                                                  self.deal_id)):
+            raise ValueError("transfers reference deals outside the given ones")
+        return row
+
+    def reason_sums(self, deal_id: np.ndarray) -> np.ndarray:
+        """Exact int64 sum of `amount` per deal of `deal_id` (ascending) and per `Reason`, all directions: shape
+        (len(deal_id), len(Reason)). The one definition of a deal's per-reason amounts (deal table, reference)."""
+        sums = np.zeros((len(deal_id), len(Reason)), dtype=np.int64)
+        np.add.at(sums, (self.deal_rows(deal_id), self.reason), self.amount)
+        return sums
+
 
 class TransferBuilder:
     """Collects transfers hook by hook; zero amounts are dropped."""

@@ -120,11 +120,8 @@ def reason_sums(result: RoundResult) -> tuple[np.ndarray, np.ndarray, np.ndarray
     """Per deal: transfer sum per reason (n, len(Reason)), slashed total, and JobPayment received by the node."""
     deals, t = result.deals, result.transfers
     n = len(deals)
-    row = np.searchsorted(deals.deal_id, t.deal_id)
-    if len(t) and not np.array_equal(deals.deal_id[np.minimum(row, n - 1)], t.deal_id):
-        raise ValueError("transfers reference deals outside the round")
-    sums = np.zeros((n, len(Reason)), dtype=np.int64)
-    np.add.at(sums, (row, t.reason), t.amount)
+    row = t.deal_rows(deals.deal_id)
+    sums = t.reason_sums(deals.deal_id)
     slashed = np.zeros(n, dtype=np.int64)
     cut = t.direction == Direction.Slashed
     np.add.at(slashed, row[cut], t.amount[cut])

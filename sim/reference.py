@@ -190,19 +190,10 @@ def stack_offers(cls: type, offers: list[dict]) -> JobOffers | ResourceOffers:
     return cls(**{f.name: np.array([o[f.name] for o in offers]) for f in fields(cls)})
 
 
-def reason_sums(t: Transfers) -> dict[int, list[int]]:
-    """Total amount per `Reason` for each deal of the transfers, in one pass."""
-    sums: dict[int, list[int]] = {}
-    for deal, reason, amount in zip(t.deal_id.tolist(), t.reason.tolist(), t.amount.tolist(), strict=True):
-        sums.setdefault(deal, [0] * len(Reason))[reason] += amount
-    return sums
-
-
 def outcomes_of(result: RoundResult) -> list[DealOutcome]:
     """The batch engine's round in the reference's terms, for deal-by-deal comparison."""
-    d, t = result.deals, result.transfers
-    sums = np.zeros((len(d), len(Reason)), dtype=np.int64)
-    np.add.at(sums, (np.searchsorted(d.deal_id, t.deal_id), t.reason), t.amount)
+    d = result.deals
+    sums = result.transfers.reason_sums(d.deal_id)
     return [
         DealOutcome(
             int(d.deal_id[i]),
@@ -304,8 +295,9 @@ class ReferenceModel(mesa.Model):
             transfers.append(self.stack.settle_round(whole_round))
             self.apply(transfers[-1])
         round_transfers = Transfers.concat(transfers)
-        sums = reason_sums(round_transfers)
-        outcomes = [self.outcome(d, i, sums) for d in deals for i in range(len(d))]
+        rows = [(d, i) for d in deals for i in range(len(d))]
+        sums = round_transfers.reason_sums(np.array([d.deal_id[i] for d, i in rows], dtype=np.int64))
+        outcomes = [self.outcome(d, i, tuple(s)) for (d, i), s in zip(rows, sums.tolist(), strict=True)]
         if deals:
             self.stack.after_round(whole_round, round_transfers)
         self.rounds.append(ReferenceRound(self.round, outcomes, round_transfers, len(jobs.client), len(offers.node)))
@@ -352,18 +344,17 @@ class ReferenceModel(mesa.Model):
         self.record.update(deals)
         return deals, transfers
 
-    def outcome(self, deals: DealBatch, i: int, sums: dict[int, list[int]]) -> DealOutcome:
-        """Deal i of a settled job, counted for the data collector."""
-        deal_id = int(deals.deal_id[i])
+    def outcome(self, deals: DealBatch, i: int, amounts: tuple[int, ...]) -> DealOutcome:
+        """Deal i of a settled job (`amounts`: its transfer sum per `Reason`), counted for the data collector."""
         out = DealOutcome(
-            deal_id,
+            int(deals.deal_id[i]),
             int(deals.client[i]),
             int(deals.node[i]),
             int(deals.mediator[i]),
             DealState(int(deals.state[i])),
             bool(deals.cheated[i]),
             int(deals.result[i]),
-            tuple(sums.get(deal_id, [0] * len(Reason))),
+            amounts,
         )
         self.deals_settled += 1
         self.fake_results_accepted += out.fake_accepted
