@@ -10,7 +10,8 @@ check (the base mechanism charges it the mediation fee). Modes:
 * `budget`: a client spends at most `budget_bps` of the job cost on checks in expectation:
   `q = min(q_max, budget_bps / BPS x job_cost / mediation_fee)` (`q_max` if the fee is 0).
 
-It replaces the clients' own rates, so list it after the base mechanism (which sets the mediation fee it reads).
+It replaces the clients' own rates; it reads the mediation fee, so list it after the base mechanism and any
+mechanism that sets the fee (consortium); the stack refuses the other order.
 """
 
 from __future__ import annotations

@@ -1,25 +1,33 @@
-"""Conservation over random compositions of every mechanism, with random parameters and random collusion.
+"""Conservation over random compositions of every mechanism, in random orders, with random parameters and collusion.
 
-The same invariants as test_conservation, for any stack: Lilypad v2 first, then a random subset of the other
-mechanisms in random order (retention last, as its validation requires), each with random valid parameters, and
-agents that at random join the cartel, blow the whistle, accuse, whitewash, or as mediators collude and report
-bribes. After every round: total value unchanged, nothing negative, no escrow left but the standing stakes, every
-deal in exactly one terminal state along the protocol's path.
+The same invariants as test_conservation, for any stack: Lilypad v2 and a random subset of the other mechanisms,
+in a random order, each with random valid parameters, and agents that at random join the cartel, blow the whistle,
+accuse, whitewash, or as mediators collude and report bribes. An order in which a mechanism reads a DealBatch
+column before another writes it must be refused, naming the order field, the column and both mechanisms; every
+accepted one runs with each hook held to the columns it declares, and after every round: total value unchanged,
+nothing negative, no escrow left but the standing stakes, every deal in exactly one terminal state along the
+protocol's path.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
-from hypothesis import given
+import pytest
+from hypothesis import event, given
 from hypothesis import strategies as st
 
+from mechanisms import registered
+from mechanisms.config import ConfigError
 from mechanisms.protocol import TERMINAL, VISITED_MASK
 
 TERMINAL_VALUES = [int(s) for s in TERMINAL]
 OPTIONAL = ("collateral", "consortium", "replication", "whistleblowing", "tax_jackpot", "staking", "reputation",
-            "check_policy")
+            "check_policy", "retention")
+ORDER_ERROR = re.compile(r"^mechanism\.order=\[.*\] is invalid: (\w+) (?:reads|updates) DealBatch\.([\w.]+) in (\w+) "
+                         r"before (\w+) (?:sets|updates) it in (\w+); allowed: an order with \1 after \4$")
 bps = st.integers(0, 10_000)
 prob = st.sampled_from([0.0, 0.2, 1.0]) | st.floats(0.0, 1.0)
 maybe_amount = st.none() | st.integers(0, 60)
@@ -74,10 +82,10 @@ def params(draw: st.DrawFn, name: str, fee: int, n_mediators: int) -> dict[str, 
 
 @st.composite
 def stacks(draw: st.DrawFn, fee: int, n_mediators: int) -> dict[str, Any]:
+    """Lilypad v2 and a random subset of the others in a random order (Lilypad v2 first half the time)."""
     chosen = draw(st.lists(st.sampled_from(OPTIONAL), unique=True, max_size=len(OPTIONAL)))
-    if draw(st.booleans()):
-        chosen.append("retention")
-    order = ["lilypad_v2", *chosen]
+    order = list(chosen)
+    order.insert(draw(st.just(0) | st.integers(0, len(chosen))), "lilypad_v2")
     mech: dict[str, Any] = {"order": order, "lilypad_v2": {
         "mediation_fee": fee + draw(st.integers(0, 30)), "results_multiplier_bps": draw(st.integers(0, 40_000)),
         "slash_to": draw(st.sampled_from(["burn", "counterparty", "mediator", "protocol"])),
@@ -95,27 +103,55 @@ POPULATION = {
 }
 
 
+def test_every_registered_mechanism_is_drawn() -> None:
+    """A new mechanism must join the property (with a parameter strategy in `params`)."""
+    assert {"lilypad_v2", *OPTIONAL} == set(registered())
+
+
+@pytest.mark.parametrize(("order", "reader", "writer"), [
+    (["tax_jackpot", "lilypad_v2"], "tax_jackpot", "lilypad_v2"),
+    (["lilypad_v2", "retention", "replication"], "retention", "replication"),
+])
+def test_the_order_error_is_the_one_the_property_expects(make_engine: Any, order: list[str], reader: str,
+                                                         writer: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_engine({"n_clients": 2, "n_nodes": 2}, None, POPULATION, 0, mechanism={"order": order})
+    found = ORDER_ERROR.match(str(refused.value))
+    assert found is not None and (found[1], found[4]) == (reader, writer), str(refused.value)
+
+
 @given(data=st.data())
-def test_any_composition_conserves_value_and_terminates(random_market: Any, make_engine: Any,
-                                                        data: st.DataObject) -> None:
+def test_any_composition_conserves_value_or_is_refused(random_market: Any, make_engine: Any, hook_data_trace: Any,
+                                                       data: st.DataObject) -> None:
     market_cfg = data.draw(random_market(), label="market")
     market_cfg.update(n_stakers=data.draw(st.integers(1, 6), label="stakers"), staker_balance=2_000,
                       mediator_balance=data.draw(st.sampled_from([0, 1_000]), label="mediator balance"))
     fee = max(m["compute_cost"] for m in market_cfg["modules"])
     mechanism = data.draw(stacks(fee, market_cfg["n_mediators"]), label="mechanism")
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
-    engine, population = make_engine(market_cfg, None, POPULATION, seed, mechanism=mechanism)
+    try:
+        engine, population = make_engine(market_cfg, None, POPULATION, seed, mechanism=mechanism)
+    except ConfigError as refused:  # only for reading a column before another mechanism writes it
+        found = ORDER_ERROR.match(str(refused))
+        assert found is not None, str(refused)
+        reader, writer, order = found[1], found[4], mechanism["order"]
+        assert found[3] == found[5] and order.index(reader) < order.index(writer)
+        assert mechanism.get(reader, {}).get("enabled", True) and mechanism.get(writer, {}).get("enabled", True)
+        event("order refused")
+        return
+    event("order accepted")
     ledger, rng = engine.ledger, np.random.default_rng(seed)
     total, standing = ledger.total(), ledger.escrow.copy()
-    for i in range(data.draw(st.integers(1, 3), label="rounds")):
-        actions = population.actions(i)
-        for flags in (actions.nodes.collude, actions.nodes.report, actions.nodes.whitewash, actions.clients.accuse,
-                      actions.mediators.collude, actions.mediators.report):
-            flags[:] = rng.random(len(flags)) < 0.4
-        result = engine.step(actions)
-        d = result.deals
-        assert ledger.total() == total
-        assert (ledger.balance >= 0).all() and (ledger.escrow >= 0).all()
-        assert (ledger.escrow <= standing).all()  # only standing stakes remain, possibly slashed
-        assert np.isin(d.state, TERMINAL_VALUES).all()
-        assert (result.visited == VISITED_MASK[d.state]).all()
+    with hook_data_trace():
+        for i in range(data.draw(st.integers(1, 3), label="rounds")):
+            actions = population.actions(i)
+            for flags in (actions.nodes.collude, actions.nodes.report, actions.nodes.whitewash,
+                          actions.clients.accuse, actions.mediators.collude, actions.mediators.report):
+                flags[:] = rng.random(len(flags)) < 0.4
+            result = engine.step(actions)
+            d = result.deals
+            assert ledger.total() == total
+            assert (ledger.balance >= 0).all() and (ledger.escrow >= 0).all()
+            assert (ledger.escrow <= standing).all()  # only standing stakes remain, possibly slashed
+            assert np.isin(d.state, TERMINAL_VALUES).all()
+            assert (result.visited == VISITED_MASK[d.state]).all()

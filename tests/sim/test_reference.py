@@ -20,8 +20,8 @@ import pytest
 
 from agents.actions import Actions
 from agents.population import Population
-from mechanisms import MechanismStack
-from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, DealBatch
+from mechanisms import MechanismStack, registered
+from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, DealBatch
 from mechanisms.protocol import TERMINAL, DealState, Direction, Reason, Step
 from mechanisms.transfers import COLUMNS, Transfers
 from sim.draws import DrawSource
@@ -268,6 +268,14 @@ CASES = {
         rounds=6,
         states=frozenset({S.ResultsAccepted, S.MediationAccepted, S.MediationRejected}),
     ),
+    # the jackpot is shared among the round's claims in `settle_round`, whatever batches the deals settled in
+    "jackpot_forced_errors": Case(
+        seed=12,
+        market=MarketConfig(n_clients=40, n_nodes=40, n_mediators=5),
+        more=({"name": "tax_jackpot", "tax_bps": 2_000, "fraction_bps": 5_000, "forced_error_rate": 0.3},),
+        states=frozenset({S.ResultsAccepted, S.MediationAccepted, S.MediationRejected}),
+        results=frozenset({(S.MediationRejected, FORCED_FAKE)}),
+    ),
 }
 
 
@@ -300,15 +308,9 @@ def test_reference_matches_batch_engine(name: str) -> None:
     compare(CASES[name])
 
 
-def test_jackpot_payouts_do_not_depend_on_the_batch() -> None:
-    """The jackpot is shared among the round's claims in `settle_round`, whatever batches the deals settled in."""
-    compare(
-        Case(
-            seed=12,
-            market=MarketConfig(n_clients=40, n_nodes=40, n_mediators=5),
-            more=({"name": "tax_jackpot", "tax_bps": 2_000, "fraction_bps": 5_000, "forced_error_rate": 0.1},),
-        )
-    )
+def test_every_registered_mechanism_has_a_case() -> None:
+    """A new mechanism must be compared with the reference too."""
+    assert {"lilypad_v2"} | {m["name"] for case in CASES.values() for m in case.more} == set(registered())
 
 
 def compare(case: Case) -> None:
