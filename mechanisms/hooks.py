@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from types import MappingProxyType
+from typing import Literal
 
 from mechanisms.config import ConfigError
 from mechanisms.deals import MATCH_COLUMNS, DealBatch
 
 #: the engine, as the writer of the columns it fills between hooks (agents' decisions and the clock)
 ENGINE = "the engine"
+Kind = Literal["reads", "updates", "sets"]
+KINDS: tuple[Kind, ...] = ("reads", "updates", "sets")
 
 
 @dataclass(frozen=True)
@@ -94,9 +97,9 @@ class Columns:
     updates: tuple[str, ...] = ()
     sets: tuple[str, ...] = ()
 
-    def kinds(self) -> list[tuple[str, str]]:
-        """(column, kind) for every use, kind one of "reads", "updates", "sets"."""
-        return [(c, kind) for kind in ("reads", "updates", "sets") for c in getattr(self, kind)]
+    def kinds(self) -> list[tuple[str, Kind]]:
+        """(column, kind) for every use."""
+        return [(c, kind) for kind in KINDS for c in getattr(self, kind)]
 
 
 NONE = Columns()
@@ -134,7 +137,7 @@ class Use:
     mechanism running it."""
 
     column: str
-    kind: str
+    kind: Kind
     who: str
     hook: int  # index in HOOKS
     slot: int  # -1 for the engine (it fills before the hook's mechanisms run)
