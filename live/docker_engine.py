@@ -88,11 +88,30 @@ class EngineLayout:
 
     def dockerd_command(self, dockerd: str) -> list[str]:
         config = self.root / "daemon.json"
-        return [dockerd, "--data-root", str(self.data_root), "--exec-root", str(self.exec_root),
-                "--host", self.host, "--pidfile", str(self.pidfile), "--config-file", str(config),
-                "--containerd-namespace", self.namespace, "--containerd-plugins-namespace", f"{self.namespace}-p",
-                "--bridge", "none", "--iptables=false", "--ip-masq=false", "--userland-proxy=false",
-                "--log-level", "warn"]
+        return [
+            dockerd,
+            "--data-root",
+            str(self.data_root),
+            "--exec-root",
+            str(self.exec_root),
+            "--host",
+            self.host,
+            "--pidfile",
+            str(self.pidfile),
+            "--config-file",
+            str(config),
+            "--containerd-namespace",
+            self.namespace,
+            "--containerd-plugins-namespace",
+            f"{self.namespace}-p",
+            "--bridge",
+            "none",
+            "--iptables=false",
+            "--ip-masq=false",
+            "--userland-proxy=false",
+            "--log-level",
+            "warn",
+        ]
 
 
 def answers(host: str, timeout: float = 3.0) -> bool:
@@ -156,8 +175,10 @@ def start(layout: EngineLayout, timeout: float = 60.0) -> subprocess.Popen[bytes
     tail if it cannot start."""
     dockerd = dockerd_path()
     if dockerd is None:
-        raise EngineError("dockerd is not installed: run `make setup` (installs Debian's docker.io as root) or "
-                          "`python -m live.docker_engine install`")
+        raise EngineError(
+            "dockerd is not installed: run `make setup` (installs Debian's docker.io as root) or "
+            "`python -m live.docker_engine install`"
+        )
     if os.geteuid() != 0:
         raise EngineError("starting dockerd needs root (or point DOCKER_HOST at a running engine)")
     stop(layout)  # one of ours that no longer answers (hung, or its socket removed) would block the pidfile
@@ -167,8 +188,13 @@ def start(layout: EngineLayout, timeout: float = 60.0) -> subprocess.Popen[bytes
     if not config.exists():
         config.write_text("{}\n")
     with open(layout.log, "ab") as log:
-        proc = subprocess.Popen(layout.dockerd_command(dockerd), stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            layout.dockerd_command(dockerd),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -278,8 +304,12 @@ def install() -> int:
 def status(layout: EngineLayout) -> dict[str, object]:
     """Which engine answers, and whether it is the one the project started."""
     host = find_engine(layout)
-    return {"host": host, "ours": host == layout.host and _our_dockerd(layout) is not None,
-            "pid": _our_dockerd(layout), "runtime": str(layout.root)}
+    return {
+        "host": host,
+        "ours": host == layout.host and _our_dockerd(layout) is not None,
+        "pid": _our_dockerd(layout),
+        "runtime": str(layout.root),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,8 +45,13 @@ class Capabilities:
         `nvidia-smi`, free disk under `work_dir`."""
         gpus = detect_gpus() if gpus is None else gpus
         work_dir.mkdir(parents=True, exist_ok=True)
-        return cls(cpu=len(os.sched_getaffinity(0)) * 1000, gpu=len(gpus), vram=min((g.vram for g in gpus), default=0),
-                   ram=memory_mib(), disk=shutil.disk_usage(work_dir).free >> 20)
+        return cls(
+            cpu=len(os.sched_getaffinity(0)) * 1000,
+            gpu=len(gpus),
+            vram=min((g.vram for g in gpus), default=0),
+            ram=memory_mib(),
+            disk=shutil.disk_usage(work_dir).free >> 20,
+        )
 
 
 def detect_gpus() -> list[Gpu]:
@@ -55,8 +60,13 @@ def detect_gpus() -> list[Gpu]:
     if smi is None:
         return []
     try:
-        out = subprocess.run([smi, "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout
+        out = subprocess.run(
+            [smi, "--query-gpu=index,name,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
     except (subprocess.SubprocessError, OSError):
         return []
     return parse_gpus(out)
@@ -93,5 +103,6 @@ def fits(machine: Machine, caps: Capabilities) -> bool:
 
 def shortfall(machine: Machine, caps: Capabilities) -> list[str]:
     """The resources `caps` lacks for `machine`, e.g. ['gpu: needs 1, has 0']."""
-    return [f"{r}: needs {n}, has {c}" for r, n, c in zip(RESOURCES, machine.needs(), caps.vector(), strict=True)
-            if n > c]
+    return [
+        f"{r}: needs {n}, has {c}" for r, n, c in zip(RESOURCES, machine.needs(), caps.vector(), strict=True) if n > c
+    ]

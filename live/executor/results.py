@@ -57,7 +57,8 @@ def result_id(root: Path, max_bytes: int = 1 << 30) -> str:
         elif stat.S_ISLNK(st.st_mode):
             kind, digest = b"l", hashlib.sha256(os.fsencode(os.readlink(path))).digest()
         else:
-            raise ResultError(f"result holds a special file at {rel.decode(errors='replace')!r}: allowed files, "
-                              "directories and links")
+            raise ResultError(
+                f"result holds a special file at {rel.decode(errors='replace')!r}: allowed files, directories and links"
+            )
         h.update(kind + len(rel).to_bytes(8, "big") + rel + digest)
     return h.hexdigest()

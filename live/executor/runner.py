@@ -58,7 +58,7 @@ def device_requests(spec: JobSpec, caps: Capabilities) -> list[DeviceRequest]:
         return []
     if caps.gpu < spec.limits.gpu:
         raise ExecutorError(f"module {spec.module} asks for {spec.limits.gpu} GPU(s); this node has {caps.gpu}")
-    return [DeviceRequest(driver="nvidia", count=spec.limits.gpu, capabilities=[["gpu"]])]
+    return [DeviceRequest(count=spec.limits.gpu, capabilities=[["gpu"]])]  # what `docker run --gpus N` sends
 
 
 def container_options(spec: JobSpec, outputs: Path, caps: Capabilities, job_id: str) -> dict[str, Any]:
@@ -91,8 +91,9 @@ def container_options(spec: JobSpec, outputs: Path, caps: Capabilities, job_id: 
 class Executor:
     """Runs jobs on one Docker engine for a node with capabilities `caps`; results go under `work_dir/<job id>`."""
 
-    def __init__(self, client: docker.DockerClient, work_dir: Path, caps: Capabilities,
-                 max_output_bytes: int = MAX_OUTPUT_BYTES) -> None:
+    def __init__(
+        self, client: docker.DockerClient, work_dir: Path, caps: Capabilities, max_output_bytes: int = MAX_OUTPUT_BYTES
+    ) -> None:
         self.client, self.work_dir, self.caps, self.max_output_bytes = client, work_dir, caps, max_output_bytes
 
     def check(self, spec: JobSpec) -> None:
@@ -103,8 +104,10 @@ class Executor:
         try:
             self.client.images.get(spec.digest)
         except docker.errors.ImageNotFound:
-            raise ExecutorError(f"module {spec.module}: image {spec.image} is not in this engine; build it with "
-                                "`python -m live.modules build`") from None
+            raise ExecutorError(
+                f"module {spec.module}: image {spec.image} is not in this engine; build it with "
+                "`python -m live.modules build`"
+            ) from None
 
     def _fresh_dir(self, job_id: str) -> Path:
         job_dir = self.work_dir / job_id
@@ -143,8 +146,15 @@ class Executor:
             container.remove(force=True)
         exit_code = int(state["ExitCode"])
         (job_dir / "exitCode").write_text(f"{exit_code}\n")
-        error = ("timeout" if timed_out else "memory" if state.get("OOMKilled") else
-                 f"exit {exit_code}" if exit_code != 0 else None)
+        error = (
+            "timeout"
+            if timed_out
+            else "memory"
+            if state.get("OOMKilled")
+            else f"exit {exit_code}"
+            if exit_code != 0
+            else None
+        )
         try:
             rid = result_id(job_dir, self.max_output_bytes)
         except ResultError as exc:  # keep what can be kept: the streams, the status and why outputs were dropped
@@ -152,5 +162,6 @@ class Executor:
             shutil.rmtree(job_dir / "outputs")
             (job_dir / "error").write_text(error + "\n")
             rid = result_id(job_dir, self.max_output_bytes)
-        return ExecResult(job_id, "ok" if error is None else "error", error, exit_code, rid, job_dir, seconds,
-                          container.attrs)
+        return ExecResult(
+            job_id, "ok" if error is None else "error", error, exit_code, rid, job_dir, seconds, container.attrs
+        )

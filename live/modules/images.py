@@ -42,9 +42,10 @@ def is_static_elf(path: Path) -> bool:
         if head[:4] != b"\x7fELF":
             return False
         bits64, end = head[4] == 2, "<" if head[5] == 1 else ">"
-        phoff, phentsize, phnum = (struct.unpack_from(end + "Q", head, 32)[0] if bits64 else
-                                   struct.unpack_from(end + "I", head, 28)[0],
-                                   *struct.unpack_from(end + "HH", head, 54 if bits64 else 42))
+        phoff, phentsize, phnum = (
+            struct.unpack_from(end + "Q", head, 32)[0] if bits64 else struct.unpack_from(end + "I", head, 28)[0],
+            *struct.unpack_from(end + "HH", head, 54 if bits64 else 42),
+        )
         f.seek(phoff)
         table = f.read(phentsize * phnum)
     return all(struct.unpack_from(end + "I", table, i * phentsize)[0] != 3 for i in range(phnum))
@@ -56,8 +57,9 @@ def find_static_busybox() -> Path:
     for p in map(Path, paths):
         if p.is_file() and is_static_elf(p):
             return p
-    raise FileNotFoundError(f"no statically linked busybox at {paths}: install Debian's busybox-static "
-                            "(`make setup` does, as root)")
+    raise FileNotFoundError(
+        f"no statically linked busybox at {paths}: install Debian's busybox-static (`make setup` does, as root)"
+    )
 
 
 def _tar(entries: Iterable[tuple[str, bytes | None, int, str | None, tuple[int, int]]]) -> bytes:
@@ -94,8 +96,11 @@ def base_layer(busybox: Path) -> bytes:
     root = (0, 0)
     passwd = f"root:x:0:0:root:/root:/bin/sh\njob:x:{JOB_USER[0]}:{JOB_USER[1]}:job:/tmp:/bin/sh\n".encode()
     group = f"root:x:0:\njob:x:{JOB_USER[1]}:\n".encode()
-    files = {"bin/busybox": (busybox.read_bytes(), 0o755, None), "etc/passwd": (passwd, 0o644, None),
-             "etc/group": (group, 0o644, None)}
+    files = {
+        "bin/busybox": (busybox.read_bytes(), 0o755, None),
+        "etc/passwd": (passwd, 0o644, None),
+        "etc/group": (group, 0o644, None),
+    }
     for applet in applets:
         if applet != "bin/busybox":
             files[applet] = (b"", 0o777, "/bin/busybox")
@@ -109,8 +114,10 @@ def module_layer(image_dir: Path) -> bytes:
     """The module's `image/` directory under /module (scripts executable, everything owned by root)."""
     files = sorted(p for p in image_dir.rglob("*") if p.is_file())
     rel = [f"module/{p.relative_to(image_dir).as_posix()}" for p in files]
-    entries = [(r, p.read_bytes(), 0o755 if os.access(p, os.X_OK) or p.suffix == ".sh" else 0o644, None, (0, 0))
-               for r, p in zip(rel, files, strict=True)]
+    entries = [
+        (r, p.read_bytes(), 0o755 if os.access(p, os.X_OK) or p.suffix == ".sh" else 0o644, None, (0, 0))
+        for r, p in zip(rel, files, strict=True)
+    ]
     entries += [(d, None, 0o755, None, (0, 0)) for d in _dirs(rel) - {"module"}]
     return _tar(entries)
 
@@ -128,18 +135,28 @@ def archive(repo_tag: str, layers: list[bytes]) -> ImageArchive:
     """The archive of an image made of `layers` (bottom first), tagged `repo_tag`."""
     diff_ids = [hashlib.sha256(layer).hexdigest() for layer in layers]
     config = {
-        "architecture": ARCH.get(platform.machine(), platform.machine()), "os": "linux", "created": EPOCH,
-        "config": {"User": f"{JOB_USER[0]}:{JOB_USER[1]}", "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-                   "WorkingDir": "/", "Cmd": ["/bin/sh"]},
+        "architecture": ARCH.get(platform.machine(), platform.machine()),
+        "os": "linux",
+        "created": EPOCH,
+        "config": {
+            "User": f"{JOB_USER[0]}:{JOB_USER[1]}",
+            "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+            "WorkingDir": "/",
+            "Cmd": ["/bin/sh"],
+        },
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
-        "history": [{"created": EPOCH, "created_by": "live.modules.images: busybox base"},
-                    {"created": EPOCH, "created_by": "live.modules.images: module files"}][: len(layers)],
+        "history": [
+            {"created": EPOCH, "created_by": "live.modules.images: busybox base"},
+            {"created": EPOCH, "created_by": "live.modules.images: module files"},
+        ][: len(layers)],
     }
     config_bytes = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     config_id = hashlib.sha256(config_bytes).hexdigest()
     manifest = [{"Config": f"{config_id}.json", "RepoTags": [repo_tag], "Layers": [f"{d}/layer.tar" for d in diff_ids]}]
-    entries = [(f"{config_id}.json", config_bytes, 0o644, None, (0, 0)),
-               ("manifest.json", json.dumps(manifest).encode(), 0o644, None, (0, 0))]
+    entries = [
+        (f"{config_id}.json", config_bytes, 0o644, None, (0, 0)),
+        ("manifest.json", json.dumps(manifest).encode(), 0o644, None, (0, 0)),
+    ]
     entries += [(f"{d}/layer.tar", layer, 0o644, None, (0, 0)) for d, layer in zip(diff_ids, layers, strict=True)]
     entries += [(d, None, 0o755, None, (0, 0)) for d in diff_ids]
     return ImageArchive(repo_tag, _tar(entries), f"sha256:{config_id}")
@@ -147,8 +164,10 @@ def archive(repo_tag: str, layers: list[bytes]) -> ImageArchive:
 
 def module_archive(name: str, tag: str, module_dir: Path, busybox: Path | None = None) -> ImageArchive:
     """The image of module `name:tag` from its directory's `image/` files."""
-    return archive(f"{REPO_PREFIX}/{name}:{tag}",
-                   [base_layer(busybox or find_static_busybox()), module_layer(module_dir / "image")])
+    return archive(
+        f"{REPO_PREFIX}/{name}:{tag}",
+        [base_layer(busybox or find_static_busybox()), module_layer(module_dir / "image")],
+    )
 
 
 def load(client: docker.DockerClient, image: ImageArchive) -> str:

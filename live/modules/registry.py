@@ -83,8 +83,9 @@ def parse_inputs(pairs: Iterable[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not INPUT_KEY.match(key):
-            raise ModuleError(f"input {pair!r} is invalid: allowed Key=Value with Key a letter or _ then letters, "
-                              "digits or _")
+            raise ModuleError(
+                f"input {pair!r} is invalid: allowed Key=Value with Key a letter or _ then letters, digits or _"
+            )
         if key in out:
             raise ModuleError(f"input {key!r} is given twice: allowed once")
         out[key] = value
@@ -108,8 +109,9 @@ def write_lock(entries: Mapping[str, str], lock: Path = DEFAULT_LOCK) -> None:
     tmp.replace(lock)
 
 
-def load_module(ref: str, inputs: Mapping[str, str] | None = None, lock: Path = DEFAULT_LOCK,
-                search: Iterable[Path] | None = None) -> JobSpec:
+def load_module(
+    ref: str, inputs: Mapping[str, str] | None = None, lock: Path = DEFAULT_LOCK, search: Iterable[Path] | None = None
+) -> JobSpec:
     """Resolve, render and validate module `ref` with raw `inputs`; every failure is a ModuleError naming the
     module and the field, raised before anything is run or paid."""
     module = resolve(ref, search)
@@ -119,8 +121,9 @@ def load_module(ref: str, inputs: Mapping[str, str] | None = None, lock: Path = 
         raise ModuleError(f"module {ref}: input {bad[0]!r} is invalid: allowed string keys and string values")
     unknown = sorted(set(inputs) - module.template.inputs)
     if unknown:
-        raise ModuleError(f"module {ref}: input {unknown[0]!r} is not used by the template: allowed "
-                          f"{sorted(module.template.inputs)}")
+        raise ModuleError(
+            f"module {ref}: input {unknown[0]!r} is not used by the template: allowed {sorted(module.template.inputs)}"
+        )
 
     def image() -> str:
         pinned = read_lock(lock).get(ref)

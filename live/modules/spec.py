@@ -21,8 +21,22 @@ from mechanisms.config import ConfigError, require, require_int
 IMAGE = re.compile(r"^(?P<name>[a-z0-9]+(?:[._/:-][a-zA-Z0-9]+)*)@(?P<digest>sha256:[0-9a-f]{64})$")
 ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=", re.DOTALL)
 QUANTITY = re.compile(r"^(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[a-zA-Z]*)$")
-MEMORY_UNITS = {"": 1 / 2**20, "b": 1 / 2**20, "k": 1 / 1024, "kb": 1 / 1024, "ki": 1 / 1024, "kib": 1 / 1024,
-                "m": 1, "mb": 1, "mi": 1, "mib": 1, "g": 1024, "gb": 1024, "gi": 1024, "gib": 1024}
+MEMORY_UNITS = {
+    "": 1 / 2**20,
+    "b": 1 / 2**20,
+    "k": 1 / 1024,
+    "kb": 1 / 1024,
+    "ki": 1 / 1024,
+    "kib": 1 / 1024,
+    "m": 1,
+    "mb": 1,
+    "mi": 1,
+    "mib": 1,
+    "g": 1024,
+    "gb": 1024,
+    "gi": 1024,
+    "gib": 1024,
+}
 DEFAULT_TIMEOUT = 1800  # seconds, Lilypad's usual module timeout
 MAX_TIMEOUT = 86_400
 DEFAULT_PIDS = 256
@@ -144,8 +158,11 @@ def parse_limits(spec: Mapping[str, Any], machine: Machine) -> Limits:
     pids = int(pids) if isinstance(pids, str) and pids.isdigit() else pids
     require_int(pids, f"{path}.Pids", 8, 1 << 20)
     limits = Limits(cpu or machine.cpu, mem or machine.ram, machine.gpu if gpu is None else gpu, pids)
-    for field, got, asked in (("CPU", limits.cpu, machine.cpu), ("Memory", limits.memory, machine.ram),
-                              ("GPU", limits.gpu, machine.gpu)):
+    for field, got, asked in (
+        ("CPU", limits.cpu, machine.cpu),
+        ("Memory", limits.memory, machine.ram),
+        ("GPU", limits.gpu, machine.gpu),
+    ):
         require(got <= asked, f"{path}.{field}", res.get(field), f"at most the machine request ({asked})")
     return limits
 
@@ -160,15 +177,23 @@ def parse_spec(module: str, inputs: Mapping[str, str], data: Any) -> JobSpec:
     require(engine == "Docker", "job.Spec.Engine", engine, "'Docker'")
     docker = _get(spec, "Docker", "job.Spec", dict)
     image = _get(docker, "Image", "job.Spec.Docker", str)
-    require(IMAGE.match(image) is not None, "job.Spec.Docker.Image", image,
-            "an image pinned by digest, name[:tag]@sha256:<64 hex digits>")
+    require(
+        IMAGE.match(image) is not None,
+        "job.Spec.Docker.Image",
+        image,
+        "an image pinned by digest, name[:tag]@sha256:<64 hex digits>",
+    )
     entrypoint = _get(docker, "Entrypoint", "job.Spec.Docker", list, [])
     for i, arg in enumerate(entrypoint):
         require(isinstance(arg, str), f"job.Spec.Docker.Entrypoint[{i}]", arg, "a string")
     env = _get(docker, "EnvironmentVariables", "job.Spec.Docker", list, [])
     for i, var in enumerate(env):
-        require(isinstance(var, str) and ENV.match(var) is not None, f"job.Spec.Docker.EnvironmentVariables[{i}]",
-                var, "a string KEY=VALUE")
+        require(
+            isinstance(var, str) and ENV.match(var) is not None,
+            f"job.Spec.Docker.EnvironmentVariables[{i}]",
+            var,
+            "a string KEY=VALUE",
+        )
     network = _get(spec, "Network", "job.Spec", dict, {"Type": "None"}).get("Type", "None")
     require(network == "None", "job.Spec.Network.Type", network, "'None' (jobs run without a network)")
     outputs = _get(spec, "Outputs", "job.Spec", list, [{"Name": "outputs", "Path": OUTPUTS}])
@@ -177,8 +202,17 @@ def parse_spec(module: str, inputs: Mapping[str, str], data: Any) -> JobSpec:
     timeout = _get(spec, "Timeout", "job.Spec", int, DEFAULT_TIMEOUT)
     require_int(timeout, "job.Spec.Timeout", 1, MAX_TIMEOUT)
     limits = parse_limits(spec, machine)
-    return JobSpec(module, dict(inputs), machine, image, tuple(entrypoint), tuple(env), limits, timeout,
-                   json.dumps(data, sort_keys=True, separators=(",", ":")))
+    return JobSpec(
+        module,
+        dict(inputs),
+        machine,
+        image,
+        tuple(entrypoint),
+        tuple(env),
+        limits,
+        timeout,
+        json.dumps(data, sort_keys=True, separators=(",", ":")),
+    )
 
 
 def decode(rendered: str) -> Any:
@@ -196,5 +230,6 @@ def decode(rendered: str) -> Any:
         return json.loads(rendered, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
         line = rendered.splitlines()[exc.lineno - 1] if rendered.splitlines() else ""
-        raise ConfigError(f"rendered module is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}: "
-                          f"{line.strip()!r}") from None
+        raise ConfigError(
+            f"rendered module is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}: {line.strip()!r}"
+        ) from None

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 
 ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
 TOKEN = re.compile(r'\s*(?:(\.[A-Za-z_][A-Za-z0-9_]*)|("(?:[^"\\]|\\.)*")|(`[^`]*`)|([A-Za-z_][A-Za-z0-9_]*))')
-SUPPORTED = "{{ .Input }}, {{ if .Input }}/{{ else }}/{{ else if .Input }}/{{ end }}, {{ subst \"fmt\" .Input }}, " \
-            "{{ image }}, {{/* comment */}}"
+SUPPORTED = (
+    '{{ .Input }}, {{ if .Input }}/{{ else }}/{{ else if .Input }}/{{ end }}, {{ subst "fmt" .Input }}, '
+    "{{ image }}, {{/* comment */}}"
+)
 
 
 class TemplateError(ValueError):
@@ -156,7 +158,7 @@ def parse(source: str) -> Template:
     p = _Parser()
     pos, trim_next = 0, False
     for m in ACTION.finditer(source):
-        text = source[pos:m.start()]
+        text = source[pos : m.start()]
         text = text.lstrip() if trim_next else text
         text = text.rstrip() if m.group(1) else text
         if text:
@@ -216,8 +218,9 @@ def render(template: Template, inputs: Mapping[str, str], image: Callable[[], st
             elif node.name is None:
                 out.append(json.dumps(value(node.args[0], node.line)))
             elif node.name == "subst":
-                text = go_format(value(node.args[0], node.line), [value(a, node.line) for a in node.args[1:]],
-                                 node.line)
+                text = go_format(
+                    value(node.args[0], node.line), [value(a, node.line) for a in node.args[1:]], node.line
+                )
                 out.append(json.dumps(text)[1:-1])
             else:
                 if image is None:

@@ -15,8 +15,15 @@ from live.modules import ModuleError, available, load_module, parse_inputs, reso
 from live.modules.__main__ import cli
 from live.modules.registry import BUILTIN_ROOT, read_lock, write_lock
 
-EXAMPLES = ["cowsay:v1", "fault-crash:v1", "fault-memory:v1", "fault-timeout:v1", "gpu-probe:v1", "hashseq:v1",
-            "random:v1"]
+EXAMPLES = [
+    "cowsay:v1",
+    "fault-crash:v1",
+    "fault-memory:v1",
+    "fault-timeout:v1",
+    "gpu-probe:v1",
+    "hashseq:v1",
+    "random:v1",
+]
 LILYPAD_COWSAY = """{
   "machine": {"gpu": 0, "cpu": 1000, "ram": 100},
   "job": {
@@ -91,12 +98,15 @@ def test_a_lilypad_module_with_a_registry_pinned_image_loads_unchanged(tmp_path:
     assert spec.timeout == 1800 and spec.machine.ram == 100
 
 
-@pytest.mark.parametrize(("ref", "message"), [
-    ("cowsay", "module='cowsay' is invalid: allowed name:tag"),
-    ("Cowsay:v1", "module='Cowsay:v1' is invalid"),
-    ("cowsay:v9", "module='cowsay:v9' not found under"),
-    ("nosuch:v1", "allowed ['cowsay:v1', "),
-])
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("cowsay", "module='cowsay' is invalid: allowed name:tag"),
+        ("Cowsay:v1", "module='Cowsay:v1' is invalid"),
+        ("cowsay:v9", "module='cowsay:v9' not found under"),
+        ("nosuch:v1", "allowed ['cowsay:v1', "),
+    ],
+)
 def test_unknown_or_malformed_references(ref: str, message: str, lock: Path) -> None:
     with pytest.raises(ModuleError) as err:
         load_module(ref, {}, lock=lock)
@@ -127,15 +137,22 @@ def test_template_and_spec_errors_name_the_module(tmp_path: Path) -> None:
         load_module("required:v1", {}, search=[root])
 
 
-@pytest.mark.parametrize(("pairs", "expected"), [(["Message=moo"], {"Message": "moo"}), (["A=x=y"], {"A": "x=y"}),
-                                                  (["A="], {"A": ""}), ([], {})])
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [(["Message=moo"], {"Message": "moo"}), (["A=x=y"], {"A": "x=y"}), (["A="], {"A": ""}), ([], {})],
+)
 def test_parse_inputs(pairs: list[str], expected: dict[str, str]) -> None:
     assert parse_inputs(pairs) == expected
 
 
-@pytest.mark.parametrize(("pairs", "message"), [(["moo"], "input 'moo' is invalid: allowed Key=Value"),
-                                                 (["1A=x"], "input '1A=x' is invalid"),
-                                                 (["A=1", "A=2"], "input 'A' is given twice")])
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (["moo"], "input 'moo' is invalid: allowed Key=Value"),
+        (["1A=x"], "input '1A=x' is invalid"),
+        (["A=1", "A=2"], "input 'A' is given twice"),
+    ],
+)
 def test_bad_inputs(pairs: list[str], message: str) -> None:
     with pytest.raises(ModuleError, match=message):
         parse_inputs(pairs)

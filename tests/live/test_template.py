@@ -22,8 +22,9 @@ def test_an_input_cannot_inject_json() -> None:
     assert json.loads(render(parse(ARGS), {"Message": attack}))["args"][1] == attack
 
 
-@pytest.mark.parametrize(("inputs", "expected"), [({"A": "x"}, "x"), ({"B": "y"}, "y"), ({"A": "x", "B": "y"}, "x"),
-                                                   ({}, "default")])
+@pytest.mark.parametrize(
+    ("inputs", "expected"), [({"A": "x"}, "x"), ({"B": "y"}, "y"), ({"A": "x", "B": "y"}, "x"), ({}, "default")]
+)
 def test_if_else_if_else_tests_whether_an_input_was_given(inputs: dict[str, str], expected: str) -> None:
     t = parse('[{{ if .A }}{{ .A }}{{ else if .B }}{{ .B }}{{ else }}"default"{{ end }}]')
     assert json.loads(render(t, inputs)) == [expected]
@@ -41,7 +42,7 @@ def test_subst_formats_decoded_inputs_escaped_for_a_json_string() -> None:
 
 
 def test_trim_markers_and_comments() -> None:
-    t = parse('[  {{- /* a comment */ -}}  \n  {{- .A -}}  ]')
+    t = parse("[  {{- /* a comment */ -}}  \n  {{- .A -}}  ]")
     assert render(t, {"A": "x"}) == '["x"]'
 
 
@@ -57,26 +58,31 @@ def test_a_missing_input_names_itself() -> None:
         render(parse(ARGS), {})
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    ("{{ range .X }}{{ end }}", "unsupported action {{ range .X }}"),
-    ("{{ .A | printf }}", "cannot parse"),
-    ("[{{ if .A }}1", "line 1: {{ if }} is never closed"),
-    ("\n\n{{ end }}", "line 3: {{ end }} without an open {{ if }}"),
-    ("{{ else }}", "{{ else }} without an open {{ if }}"),
-    ("{{ if .A }}{{ else }}{{ else }}{{ end }}", "{{ else }} without an open {{ if }}"),
-    ("{{ if .A .B }}{{ end }}", "must test one input"),
-    ("{{ if }}{{ end }}", "must test one input"),
-    ("[1, {{ .A ]", "{{ is never closed"),
-    ("{{ subst .A }}", "unsupported action"),
-    ("{{ subst \"%s\" image }}", "subst takes a format string"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ range .X }}{{ end }}", "unsupported action {{ range .X }}"),
+        ("{{ .A | printf }}", "cannot parse"),
+        ("[{{ if .A }}1", "line 1: {{ if }} is never closed"),
+        ("\n\n{{ end }}", "line 3: {{ end }} without an open {{ if }}"),
+        ("{{ else }}", "{{ else }} without an open {{ if }}"),
+        ("{{ if .A }}{{ else }}{{ else }}{{ end }}", "{{ else }} without an open {{ if }}"),
+        ("{{ if .A .B }}{{ end }}", "must test one input"),
+        ("{{ if }}{{ end }}", "must test one input"),
+        ("[1, {{ .A ]", "{{ is never closed"),
+        ("{{ subst .A }}", "unsupported action"),
+        ('{{ subst "%s" image }}', "subst takes a format string"),
+    ],
+)
 def test_parse_errors_name_the_line_and_action(source: str, message: str) -> None:
     with pytest.raises(TemplateError, match=re.escape(message)):
         parse(source)
 
 
-@pytest.mark.parametrize(("fmt", "values", "message"), [("%s %s", ["a"], "more verbs"), ("%s", ["a", "b"], "more arguments"),
-                                                        ("%d", ["1"], "unsupported")])
+@pytest.mark.parametrize(
+    ("fmt", "values", "message"),
+    [("%s %s", ["a"], "more verbs"), ("%s", ["a", "b"], "more arguments"), ("%d", ["1"], "unsupported")],
+)
 def test_subst_format_errors(fmt: str, values: list[str], message: str) -> None:
     with pytest.raises(TemplateError, match=message):
         go_format(fmt, values, 1)
