@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from contextlib import closing
+from pathlib import Path
 
 from live import docker_engine
 from live.modules.build import build
