@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import socket
 import threading
 import urllib.request
@@ -208,3 +209,21 @@ def test_the_gpu_module_runs_where_a_gpu_exists(
     assert result.status == "ok", (result.error, (result.result_dir / "stderr").read_text())
     assert "nvidia0" in output(result, "devices.txt").split()
     assert result.container["HostConfig"]["DeviceRequests"][0]["Count"] == 1
+
+
+def test_cli_runs_a_module_and_prints_its_result(
+    images_lock: Path,
+    tmp_path: Path,
+    docker_host: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from live.executor.__main__ import main
+
+    monkeypatch.setenv("DOCKER_HOST", docker_host)
+    assert main(["cowsay:v1", "-i", "Message=moo", "--lock", str(images_lock), "--work-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    summary = json.loads(out[-1])
+    assert "< moo >" in out and summary["status"] == "ok" and len(summary["result_id"]) == 64
+    assert main(["fault-crash:v1", "--lock", str(images_lock), "--work-dir", str(tmp_path)]) == 1
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["error"] == "exit 3"
