@@ -4,7 +4,8 @@ Per module, three ways of running the same image and command, interleaved round-
 slows them alike (after one warm-up each):
 
 - `executor`: `Executor.run` (create, start, wait, inspect, logs, remove, result hashing) via the Docker SDK;
-- `docker run (contained)`: the docker CLI with the executor's containment flags and an /outputs bind mount;
+- `docker run (contained)`: the docker CLI with the executor's containment flags and an /outputs bind mount (the
+  CLI cannot disable networking outright, so it uses `--network none`, whose network sandbox costs ~0.2 s a run);
 - `docker run (bare)`: the docker CLI with `--rm` only.
 
 It prints the median wall time of each and the executor's ratio to both. The engine is the one that answers, or

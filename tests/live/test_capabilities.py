@@ -115,7 +115,7 @@ def test_container_options_contain_the_job(tmp_path: Path) -> None:
     assert opts["image"] == "sha256:" + "cd" * 32  # run by content digest, never by name
     assert opts["entrypoint"] == ["/bin/sh", "-c", "echo hi"] and opts["command"] == []
     assert opts["environment"] == ["K=v"]
-    assert opts["network_mode"] == "none" and opts["read_only"] is True
+    assert opts["network_mode"] == "none" and opts["network_disabled"] is True and opts["read_only"] is True
     assert opts["cap_drop"] == ["ALL"] and opts["security_opt"] == ["no-new-privileges"]
     assert opts["user"] == "1000:1000"
     assert opts["mem_limit"] == opts["memswap_limit"] == "32m"

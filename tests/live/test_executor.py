@@ -55,7 +55,7 @@ def test_security_options_on_the_real_container(executor: Executor, probe: Probe
     result = executor.run(probe("true"))
     assert result.status == "ok", result.error
     host, config = result.container["HostConfig"], result.container["Config"]
-    assert host["NetworkMode"] == "none"
+    assert host["NetworkMode"] == "none" and config["NetworkDisabled"] is True
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
     assert host["SecurityOpt"] == ["no-new-privileges"]
