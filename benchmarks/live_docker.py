@@ -5,7 +5,7 @@ slows them alike (after one warm-up each):
 
 - `executor`: `Executor.run` (create, start, wait, inspect, logs, remove, result hashing) via the Docker SDK;
 - `docker run (contained)`: the docker CLI with the executor's containment flags and an /outputs bind mount (the
-  CLI cannot disable networking outright, so it uses `--network none`, whose network sandbox costs ~0.2 s a run);
+  CLI cannot disable networking outright, so it uses `--network none`, which sets up a network sandbox);
 - `docker run (bare)`: the docker CLI with `--rm` only.
 
 It prints the median wall time of each and the executor's ratio to both. The engine is the one that answers, or
@@ -94,7 +94,11 @@ def main() -> None:
         lock = work / "images.json"
         build(client, args.modules, lock)
         executor = Executor(client, work / "jobs", Capabilities.detect(work))
-        print(f"engine {host}, {args.repeats} interleaved runs per way after a warm-up, median wall time")
+        load = os.getloadavg()[0]
+        print(
+            f"{args.repeats} interleaved runs per way after a warm-up, median wall time; {os.cpu_count()} CPUs, "
+            f"load average {load:.1f} at start"
+        )
         print(
             "| module | executor (s) | docker run, contained (s) | docker run, bare (s) | executor / contained "
             "| executor / bare |"

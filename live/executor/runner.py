@@ -71,7 +71,7 @@ def container_options(spec: JobSpec, outputs: Path, caps: Capabilities, job_id: 
         "environment": list(spec.env),
         "user": f"{JOB_USER[0]}:{JOB_USER[1]}",
         "network_mode": "none",
-        "network_disabled": True,  # no network sandbox at all: safe, and ~0.2 s faster to start than "none" alone
+        "network_disabled": True,  # no network sandbox at all: as safe, and quicker to start
         "read_only": True,
         "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={memory},mode=1777"},
         "volumes": {str(outputs): {"bind": OUTPUTS, "mode": "rw"}},
