@@ -6,12 +6,15 @@ timeout (the container is killed at expiry and the result is an error), and GPUs
 when the module asks for them and the node has them. The job writes to /outputs, a fresh per-job host directory
 owned by the job user; the result directory (outputs, stdout, stderr, exitCode) is hashed into the result id.
 
+The engine must run on this host: the outputs directory is a bind mount.
+
 A job a node cannot serve (its machine request exceeds the node's capabilities, or its pinned image is absent) is
 refused before anything runs: it must never have been matched to this node.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -136,7 +139,8 @@ class Executor:
                 container.wait(timeout=spec.timeout)
             except requests.exceptions.RequestException:  # the wait's read timeout: the job ran out of time
                 timed_out = True
-                container.kill()
+                with contextlib.suppress(docker.errors.APIError):  # it may have exited right at the deadline
+                    container.kill()
                 container.wait(timeout=KILL_GRACE)
             seconds = time.monotonic() - start
             container.reload()

@@ -111,8 +111,9 @@ def _kind(kind: type) -> str:
     return {dict: "mapping", list: "list", str: "string", int: "integer"}.get(kind, kind.__name__)
 
 
-def _quantity(value: Any, field: str, units: Mapping[str, float], allowed: str) -> int | None:
-    """A Bacalhau resource quantity ("500m", "0.5", "64mb", "1Gi", 2) in the unit `units` maps to 1; "" = unset."""
+def _quantity(value: Any, field: str, units: Mapping[str, float], allowed: str, zero: bool = False) -> int | None:
+    """A Bacalhau resource quantity ("500m", "0.5", "64mb", "1Gi", 2) in the unit `units` maps to 1; "" = unset;
+    zero only when `zero` (no GPUs, yes; no memory, no)."""
     if value in ("", None):
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -121,7 +122,8 @@ def _quantity(value: Any, field: str, units: Mapping[str, float], allowed: str) 
     unit = m.group("unit").lower() if m else ""
     require(m is not None and unit in units, field, value, allowed)
     amount = float(m.group("num")) * units[unit]  # type: ignore[union-attr]
-    require(amount == int(amount) and amount > 0, field, value, f"{allowed}, a positive whole number of units")
+    ok = amount == int(amount) and (amount > 0 or (zero and amount == 0))
+    require(ok, field, value, f"{allowed}, a {'' if zero else 'positive '}whole number of units")
     return int(amount)
 
 
@@ -153,7 +155,7 @@ def parse_limits(spec: Mapping[str, Any], machine: Machine) -> Limits:
     res = _get(spec, "Resources", "job.Spec", dict, {})
     cpu = _quantity(res.get("CPU"), f"{path}.CPU", {"": 1000, "m": 1}, "a CPU quantity such as 0.5, 2 or 500m")
     mem = _quantity(res.get("Memory"), f"{path}.Memory", MEMORY_UNITS, "a memory quantity such as 64mb or 1Gi")
-    gpu = _quantity(res.get("GPU"), f"{path}.GPU", {"": 1}, "a whole number of GPUs")
+    gpu = _quantity(res.get("GPU"), f"{path}.GPU", {"": 1}, "a whole number of GPUs", zero=True)
     pids = res.get("Pids", DEFAULT_PIDS)
     pids = int(pids) if isinstance(pids, str) and pids.isdigit() else pids
     require_int(pids, f"{path}.Pids", 8, 1 << 20)

@@ -78,6 +78,10 @@ def test_a_valid_module_parses_to_its_job() -> None:
         ("job.Spec.Resources.CPU", "lots", "job.Spec.Resources.CPU"),
         ("job.Spec.Resources.Memory", "1Gi", "job.Spec.Resources.Memory"),
         ("job.Spec.Resources.Memory", "12 parsecs", "job.Spec.Resources.Memory"),
+        ("job.Spec.Resources.Memory", "0mb", "job.Spec.Resources.Memory"),
+        ("job.Spec.Resources.CPU", "0", "job.Spec.Resources.CPU"),
+        ("job.Spec.Resources.Memory", "0mb", "job.Spec.Resources.Memory"),
+        ("job.Spec.Resources.CPU", "0", "job.Spec.Resources.CPU"),
         ("job.Spec.Resources.GPU", "1", "job.Spec.Resources.GPU"),
         ("job.Spec.Resources.Pids", 2, "job.Spec.Resources.Pids"),
         ("job.Spec", ..., "job.Spec"),
@@ -102,6 +106,7 @@ def test_each_bad_field_is_named(path: str, value: Any, field: str) -> None:
         ({}, Limits(cpu=500, memory=64, gpu=0, pids=DEFAULT_PIDS)),  # the machine request
         ({"CPU": "0.5", "Memory": "64Mi"}, Limits(cpu=500, memory=64, gpu=0, pids=DEFAULT_PIDS)),
         ({"CPU": "100m", "Memory": "1048576", "GPU": "", "Pids": "32"}, Limits(cpu=100, memory=1, gpu=0, pids=32)),
+        ({"GPU": "0"}, Limits(cpu=500, memory=64, gpu=0, pids=DEFAULT_PIDS)),
         ({"CPU": 0.25, "Memory": "0.03125gb"}, None),  # a float CPU is not a Bacalhau quantity string or integer
     ],
 )
