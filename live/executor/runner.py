@@ -124,7 +124,8 @@ class Executor:
         return job_dir
 
     def run(self, spec: JobSpec, job_id: str | None = None) -> ExecResult:
-        """Run `spec` to completion, to its timeout, or to its death; collect and hash its result."""
+        """Run `spec` to completion, to its timeout, or to its death; collect and hash its result. `job_id` (default:
+        the spec's id) names the result directory: concurrent runs in one work dir need distinct ids (deal ids)."""
         job_id = job_id or spec.spec_id
         if not job_id.replace("-", "").isalnum():
             raise ExecutorError(f"job_id={job_id!r} is invalid: allowed letters, digits and -")
