@@ -92,6 +92,15 @@ def container_options(spec: JobSpec, outputs: Path, caps: Capabilities, job_id: 
     }
 
 
+def _error(timed_out: bool, oom_killed: bool, exit_code: int) -> str | None:
+    """Why a finished container is an error result (the first cause that applies), or None."""
+    if timed_out:
+        return "timeout"
+    if oom_killed:
+        return "memory"
+    return f"exit {exit_code}" if exit_code != 0 else None
+
+
 class Executor:
     """Runs jobs on one Docker engine for a node with capabilities `caps`; results go under `work_dir/<job id>`."""
 
@@ -152,15 +161,7 @@ class Executor:
             container.remove(force=True)
         exit_code = int(state["ExitCode"])
         (job_dir / "exitCode").write_text(f"{exit_code}\n")
-        error = (
-            "timeout"
-            if timed_out
-            else "memory"
-            if state.get("OOMKilled")
-            else f"exit {exit_code}"
-            if exit_code != 0
-            else None
-        )
+        error = _error(timed_out, bool(state.get("OOMKilled")), exit_code)
         try:
             rid = result_id(job_dir, self.max_output_bytes)
         except ResultError as exc:  # keep what can be kept: the streams, the status and why outputs were dropped
