@@ -39,3 +39,15 @@ bench: setup
 
 clean:
 	rm -rf .venv outputs multirun .runtime
+
+# --- live node stack: a Docker engine and static busybox for the module images (see README "Live node stack") ---
+.PHONY: live-deps live-stop bench-live
+setup: live-deps
+live-deps: .venv/.installed  # installs Debian's docker.io and busybox-static when missing (as root); idempotent
+	$(PY) -m live.docker_engine install
+live-stop:  # stop the engine the project started, if any (before `clean` removes its data)
+	-test -x $(PY) && $(PY) -m live.docker_engine stop
+clean: live-stop
+bench: bench-live
+bench-live: setup
+	$(PY) benchmarks/live_docker.py
