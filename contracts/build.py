@@ -101,8 +101,7 @@ def _run_solc(payload: str) -> dict[str, Any]:
     script = ROOT / "contracts" / "solc.cjs"
     if not (NODE_MODULES / "solc").is_dir():
         raise BuildError(f"npm package solc missing under {NODE_MODULES}; run `make setup` (npm ci)")
-    proc = subprocess.run(["node", str(script)], input=payload, capture_output=True, text=True, cwd=ROOT,
-                          check=False)
+    proc = subprocess.run(["node", str(script)], input=payload, capture_output=True, text=True, cwd=ROOT, check=False)
     if proc.returncode != 0:
         raise BuildError(f"solc failed (exit {proc.returncode}): {proc.stderr.strip()[:2000]}")
     return json.loads(proc.stdout)

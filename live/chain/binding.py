@@ -42,8 +42,12 @@ class Terms(NamedTuple):
     nonce: int  # the twin's deal id in differential runs
 
     def struct_hash(self) -> bytes:
-        return keccak(encode(["bytes32", "address", "address", "uint64", "uint64", "uint32", "uint32", "uint64",
-                              "uint64"], [TERMS_TYPEHASH, *self]))
+        return keccak(
+            encode(
+                ["bytes32", "address", "address", "uint64", "uint64", "uint32", "uint32", "uint64", "uint64"],
+                [TERMS_TYPEHASH, *self],
+            )
+        )
 
 
 class RevertedWith(Exception):
@@ -71,9 +75,18 @@ class Deployment:
 
     @property
     def domain_separator(self) -> bytes:
-        return keccak(encode(["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                             [DOMAIN_TYPEHASH, keccak(text="Deals"), keccak(text="1"),
-                              int(self.chain.w3.eth.chain_id), self.deals.address]))
+        return keccak(
+            encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [
+                    DOMAIN_TYPEHASH,
+                    keccak(text="Deals"),
+                    keccak(text="1"),
+                    int(self.chain.w3.eth.chain_id),
+                    self.deals.address,
+                ],
+            )
+        )
 
     def deal_id(self, t: Terms) -> bytes:
         """The contract's `dealId(t)`, computed locally."""
@@ -120,8 +133,12 @@ class Deployment:
 
     def timeout(self, phase: str, t: Terms, sender: str) -> dict[str, Any]:
         """`phase` in agree | submit | judge | mediate."""
-        fn = {"agree": "timeoutAgree", "submit": "timeoutSubmitResults", "judge": "timeoutJudgeResults",
-              "mediate": "timeoutMediateResults"}[phase]
+        fn = {
+            "agree": "timeoutAgree",
+            "submit": "timeoutSubmitResults",
+            "judge": "timeoutJudgeResults",
+            "mediate": "timeoutMediateResults",
+        }[phase]
         return self.tx(sender, fn, tuple(t))
 
     def settle_signed(self, sender: str, batch: Sequence[tuple[Terms, bytes, bytes, bytes]]) -> dict[str, Any]:
@@ -135,8 +152,7 @@ class Deployment:
 
     def balance(self, account: str) -> int:
         """Free balance inside the contract plus tokens held: everything the account can spend."""
-        return int(self.deals.functions.balanceOf(account).call()) + int(self.token.functions.balanceOf(account)
-                                                                          .call())
+        return int(self.deals.functions.balanceOf(account).call()) + int(self.token.functions.balanceOf(account).call())
 
     def escrow(self, deal: bytes) -> int:
         return int(self.deals.functions.escrowOf(deal).call())
@@ -170,10 +186,19 @@ def _abi_type(item: dict[str, Any]) -> str:
     return item["type"]
 
 
-def deploy(chain: Chain, params: ChainParams, mediators: Sequence[str], protocol: str,
-           holders: Sequence[str], amounts: Sequence[int], beacon: str = "prevrandao",
-           deployer: str | None = None, artifacts: dict[str, Artifact] | None = None,
-           deals_artifact: str = "Deals", token_artifact: str = "Token") -> Deployment:
+def deploy(
+    chain: Chain,
+    params: ChainParams,
+    mediators: Sequence[str],
+    protocol: str,
+    holders: Sequence[str],
+    amounts: Sequence[int],
+    beacon: str = "prevrandao",
+    deployer: str | None = None,
+    artifacts: dict[str, Artifact] | None = None,
+    deals_artifact: str = "Deals",
+    token_artifact: str = "Token",
+) -> Deployment:
     """Deploy token (minting `amounts` to `holders`), beacon and deal contract; three transactions, one block."""
     if beacon not in BEACONS:
         raise ValueError(f"beacon={beacon!r} is invalid: allowed one of {list(BEACONS)}")
@@ -184,13 +209,27 @@ def deploy(chain: Chain, params: ChainParams, mediators: Sequence[str], protocol
     token_addr, beacon_addr, deals_addr = (_create_address(deployer, nonce + i) for i in range(3))
     beacon_name = "PrevrandaoBeacon" if beacon == "prevrandao" else "ScriptedBeacon"
     p = params
-    config = (token_addr, beacon_addr, protocol, p.payment_collateral_bps, p.base_multiplier_bps, p.min_deposit,
-              p.submit_timeout_collateral, p.judge_timeout_collateral, p.mediation_fee, p.deadline_agree,
-              p.deadline_submit, p.deadline_judge, p.deadline_mediate, p.slash_code, p.forfeit_payment,
-              list(p.multipliers_bps), list(mediators))
+    config = (
+        token_addr,
+        beacon_addr,
+        protocol,
+        p.payment_collateral_bps,
+        p.base_multiplier_bps,
+        p.min_deposit,
+        p.submit_timeout_collateral,
+        p.judge_timeout_collateral,
+        p.mediation_fee,
+        p.deadline_agree,
+        p.deadline_submit,
+        p.deadline_judge,
+        p.deadline_mediate,
+        p.slash_code,
+        p.forfeit_payment,
+        list(p.multipliers_bps),
+        list(mediators),
+    )
     txs = [
-        {"from": deployer, "data": _creation(arts[token_artifact], "Twin Credit", "TWC", list(holders),
-                                             list(amounts))},
+        {"from": deployer, "data": _creation(arts[token_artifact], "Twin Credit", "TWC", list(holders), list(amounts))},
         {"from": deployer, "data": _creation(arts[beacon_name])},
         {"from": deployer, "data": _creation(arts[deals_artifact], config)},
     ]
@@ -198,10 +237,18 @@ def deploy(chain: Chain, params: ChainParams, mediators: Sequence[str], protocol
     got = [to_checksum_address(r["contractAddress"]) for r in receipts]
     if got != [token_addr, beacon_addr, deals_addr]:
         raise RuntimeError(f"deployed at {got}, expected {[token_addr, beacon_addr, deals_addr]}")
-    return Deployment(chain, params, w3.eth.contract(address=token_addr, abi=arts[token_artifact].abi),
-                      w3.eth.contract(address=deals_addr, abi=arts[deals_artifact].abi),
-                      w3.eth.contract(address=beacon_addr, abi=arts[beacon_name].abi), beacon, list(mediators),
-                      protocol, deployer, int(receipts[-1]["blockNumber"]))
+    return Deployment(
+        chain,
+        params,
+        w3.eth.contract(address=token_addr, abi=arts[token_artifact].abi),
+        w3.eth.contract(address=deals_addr, abi=arts[deals_artifact].abi),
+        w3.eth.contract(address=beacon_addr, abi=arts[beacon_name].abi),
+        beacon,
+        list(mediators),
+        protocol,
+        deployer,
+        int(receipts[-1]["blockNumber"]),
+    )
 
 
 def _creation(art: Artifact, *args: Any) -> str:

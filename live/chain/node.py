@@ -50,6 +50,14 @@ class Chain:
     def mine(self, blocks: int = 1) -> None:
         raise NotImplementedError
 
+    def logs(self, address: str, from_block: int, to_block: int | str) -> list[tuple[list[bytes], bytes, int]]:
+        """(topics, data, block) of every log `address` emitted in the block range, in order."""
+        flt = {"address": address, "fromBlock": from_block, "toBlock": to_block}
+        return [
+            ([bytes(t) for t in lg["topics"]], bytes(lg["data"]), int(lg["blockNumber"]))
+            for lg in self.w3.eth.get_logs(flt)
+        ]
+
     def revert_data(self, tx: dict[str, Any]) -> bytes | None:
         """The revert data `tx` would produce now (b"" for a bare revert), or None if it would succeed."""
         raise NotImplementedError
@@ -78,8 +86,10 @@ def _check(receipts: list[dict[str, Any]], txs: Sequence[dict[str, Any]]) -> lis
         if r is None:
             raise ChainError(f"transaction {i} of the batch was not mined (from {tx.get('from')})")
         if int(r["status"]) != 1:
-            raise ChainError(f"transaction {i} of the batch failed (status 0): from {tx.get('from')} to {tx.get('to')}"
-                             f" data {str(tx.get('data'))[:10]}")
+            raise ChainError(
+                f"transaction {i} of the batch failed (status 0): from {tx.get('from')} to {tx.get('to')}"
+                f" data {str(tx.get('data'))[:10]}"
+            )
     return receipts
 
 
@@ -139,15 +149,31 @@ class AnvilChain(Chain):
 
     name = "anvil"
 
-    def __init__(self, n_accounts: int = 20, state: str | os.PathLike[str] | None = None,
-                 startup_s: float = 20.0) -> None:
+    def __init__(
+        self, n_accounts: int = 20, state: str | os.PathLike[str] | None = None, startup_s: float = 20.0
+    ) -> None:
         if not ANVIL.is_file():
             raise ChainError(f"anvil binary missing at {ANVIL}; run `make setup` (npm ci)")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = [str(ANVIL), "--host", "127.0.0.1", "--port", str(self.port), "--accounts", str(n_accounts),
-                "--balance", str(DEV_BALANCE_ETH), "--hardfork", "cancun", "--no-mining", "--silent",
-                "--disable-block-gas-limit", "--chain-id", "31337"]
+        args = [
+            str(ANVIL),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--accounts",
+            str(n_accounts),
+            "--balance",
+            str(DEV_BALANCE_ETH),
+            "--hardfork",
+            "cancun",
+            "--no-mining",
+            "--silent",
+            "--disable-block-gas-limit",
+            "--chain-id",
+            "31337",
+        ]
         if state is not None:
             args += ["--state", str(state)]  # load it if present, dump it on exit
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -178,8 +204,9 @@ class AnvilChain(Chain):
         for method, params in calls:
             self._id += 1
             body.append({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
-        reply = self.session.post(self.url, data=json.dumps(body), headers={"Content-Type": "application/json"},
-                                  timeout=600).json()
+        reply = self.session.post(
+            self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=600
+        ).json()
         by_id = {r["id"]: r for r in reply}
         out = []
         for req in body:
@@ -199,12 +226,28 @@ class AnvilChain(Chain):
     def mine(self, blocks: int = 1) -> None:
         self.rpc("anvil_mine", hex(blocks))
 
+    def logs(self, address: str, from_block: int, to_block: int | str) -> list[tuple[list[bytes], bytes, int]]:
+        flt = {
+            "address": address,
+            "fromBlock": hex(from_block),
+            "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
+        }
+        return [
+            ([bytes.fromhex(t[2:]) for t in lg["topics"]], bytes.fromhex(lg["data"][2:]), int(lg["blockNumber"], 16))
+            for lg in self.rpc("eth_getLogs", flt)
+        ]
+
     def revert_data(self, tx: dict[str, Any]) -> bytes | None:
         self._id += 1
-        body = {"jsonrpc": "2.0", "id": self._id, "method": "eth_call",
-                "params": [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "latest"]}
-        reply = self.session.post(self.url, data=json.dumps(body), headers={"Content-Type": "application/json"},
-                                  timeout=60).json()
+        body = {
+            "jsonrpc": "2.0",
+            "id": self._id,
+            "method": "eth_call",
+            "params": [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "latest"],
+        }
+        reply = self.session.post(
+            self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=60
+        ).json()
         if "error" not in reply:
             return None
         data = reply["error"].get("data") or "0x"
@@ -248,8 +291,12 @@ def _normal(r: dict[str, Any] | None) -> dict[str, Any] | None:
     """A raw JSON-RPC receipt with integer status, gasUsed and blockNumber (as web3 returns them)."""
     if r is None:
         return None
-    return {**r, "status": int(r["status"], 16), "gasUsed": int(r["gasUsed"], 16),
-            "blockNumber": int(r["blockNumber"], 16)}
+    return {
+        **r,
+        "status": int(r["status"], 16),
+        "gasUsed": int(r["gasUsed"], 16),
+        "blockNumber": int(r["blockNumber"], 16),
+    }
 
 
 def open_chain(name: str, n_accounts: int = 20, **kwargs: Any) -> Chain:

@@ -69,16 +69,21 @@ def chain_params(stack: MechanismStack) -> ChainParams:
             )
     base = stack.get("lilypad_v2")
     if base is None:
-        raise ConfigError("mechanism.order is invalid on chain: allowed a stack with lilypad_v2 enabled (the deal "
-                          "contract's base)")
+        raise ConfigError(
+            "mechanism.order is invalid on chain: allowed a stack with lilypad_v2 enabled (the deal contract's base)"
+        )
     b: LilypadV2Config = base.config
     coll = stack.get("collateral")
     c: CollateralConfig = coll.config if coll is not None else CollateralConfig(multipliers_bps=())
     if coll is not None and stack.active.index(coll) < stack.active.index(base):
-        raise ConfigError("mechanism.order is invalid on chain: allowed collateral after lilypad_v2 (it replaces the "
-                          "base terms)")
-    override = {name: getattr(c, name) for name in ("submit_timeout_collateral", "judge_timeout_collateral",
-                                                    "payment_collateral_bps") if coll is not None}
+        raise ConfigError(
+            "mechanism.order is invalid on chain: allowed collateral after lilypad_v2 (it replaces the base terms)"
+        )
+    override = {
+        name: getattr(c, name)
+        for name in ("submit_timeout_collateral", "judge_timeout_collateral", "payment_collateral_bps")
+        if coll is not None
+    }
     return ChainParams(
         payment_collateral_bps=_or(override.get("payment_collateral_bps"), b.payment_collateral_bps),
         base_multiplier_bps=b.results_multiplier_bps,
