@@ -53,10 +53,12 @@ def public(t: Transfers) -> Transfers:
 
 
 def by_deal(t: Transfers) -> dict[int, list[tuple[int, ...]]]:
+    """Each deal's transfers as (step, reason, direction, payer, payee, amount), sorted: within a step the order
+    is the order of the parties' calls (who agrees first), which the twin does not model."""
     out: dict[int, list[tuple[int, ...]]] = defaultdict(list)
     for row in zip(t.deal_id, t.step, t.reason, t.direction, t.payer, t.payee, t.amount, strict=True):
         out[int(row[0])].append(tuple(int(x) for x in row[1:]))
-    return out
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def wealth_change(t: Transfers, size: int) -> np.ndarray:
@@ -106,18 +108,15 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
 
     size = market.pool_base + 4
     expected = market.initial_balances()[:n_agents] + wealth_change(twin, size)[:n_agents]
-    total_free = 0
-    for a in range(n_agents):
-        addr = who.address[a]
-        free = int(dep.deals.functions.balanceOf(addr).call())
-        total_free += free
-        if free + int(dep.token.functions.balanceOf(addr).call()) != int(expected[a]):
-            rep.mismatched_accounts.append(a)
+    pools = [market.pool_base + 0, market.pool_base + 1]  # burn and protocol credits
+    owners = [who.address[a] for a in [*range(n_agents), *pools]]
+    free = np.array(dep.read_many("balanceOf", [(a,) for a in owners]), dtype=object)
+    tokens = np.array(dep.read_many("balanceOf", [(a,) for a in owners], contract=dep.token), dtype=object)
+    change = wealth_change(twin, size)
+    want = [*expected, *(int(change[p]) for p in pools)]
+    got = [*(free[:n_agents] + tokens[:n_agents]), *free[n_agents:]]
+    rep.mismatched_accounts = [a for a, w, g in zip([*range(n_agents), *pools], want, got, strict=True) if w != g]
     rep.accounts = n_agents
-    for pool in (market.pool_base + 0, market.pool_base + 1):  # burn and protocol credits
-        got = int(dep.deals.functions.balanceOf(who.address[pool]).call())
-        total_free += got
-        if got != int(wealth_change(twin, size)[pool]):
-            rep.mismatched_accounts.append(pool)
+    total_free = int(sum(free))
     rep.insolvent_by = total_free - int(dep.token.functions.balanceOf(dep.deals.address).call())
     return rep

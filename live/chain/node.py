@@ -58,6 +58,10 @@ class Chain:
             for lg in self.w3.eth.get_logs(flt)
         ]
 
+    def call_many(self, txs: Sequence[dict[str, Any]]) -> list[bytes]:
+        """The return data of each call (eth_call at the latest block)."""
+        return [bytes(self.w3.eth.call({k: v for k, v in tx.items() if k in ("from", "to", "data")})) for tx in txs]
+
     def revert_data(self, tx: dict[str, Any]) -> bytes | None:
         """The revert data `tx` would produce now (b"" for a bare revert), or None if it would succeed."""
         raise NotImplementedError
@@ -171,6 +175,8 @@ class AnvilChain(Chain):
             "--no-mining",
             "--silent",
             "--disable-block-gas-limit",
+            "--order",
+            "fifo",
             "--chain-id",
             "31337",
         ]
@@ -217,7 +223,13 @@ class AnvilChain(Chain):
         return out
 
     def send(self, txs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        calls = [("eth_sendTransaction", [{"gas": hex(TX_GAS), **_hexed(tx)}]) for tx in txs]
+        senders = sorted({tx["from"] for tx in txs})  # anvil's default nonce ignores the pending pool: count here
+        counts = self.batch([("eth_getTransactionCount", [a, "pending"]) for a in senders])
+        nonce = {a: int(c, 16) for a, c in zip(senders, counts, strict=True)}
+        calls = []
+        for tx in txs:
+            calls.append(("eth_sendTransaction", [{"gas": hex(TX_GAS), "nonce": hex(nonce[tx["from"]]), **_hexed(tx)}]))
+            nonce[tx["from"]] += 1
         hashes = self.batch(calls)
         self.rpc("evm_mine")
         receipts = self.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
@@ -236,6 +248,12 @@ class AnvilChain(Chain):
             ([bytes.fromhex(t[2:]) for t in lg["topics"]], bytes.fromhex(lg["data"][2:]), int(lg["blockNumber"], 16))
             for lg in self.rpc("eth_getLogs", flt)
         ]
+
+    def call_many(self, txs: Sequence[dict[str, Any]]) -> list[bytes]:
+        calls = [
+            ("eth_call", [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "latest"]) for tx in txs
+        ]
+        return [bytes.fromhex(r[2:]) for r in self.batch(calls)]
 
     def revert_data(self, tx: dict[str, Any]) -> bytes | None:
         self._id += 1
