@@ -1,4 +1,5 @@
-"""Shared configs for the chain tests: a small market whose scripted agents reach every terminal state."""
+"""Scripted engine scenarios for the chain tests and the gas benchmark: a small market whose agents reach every
+terminal state (slow responses give timeouts in every phase, cheaters and bribable mediators give both verdicts)."""
 
 from __future__ import annotations
 
