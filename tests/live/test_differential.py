@@ -7,8 +7,8 @@ import pytest
 
 from live.chain.differential import Report, differential
 from live.chain.node import AnvilChain, EmbeddedChain
-from mechanisms.protocol import TERMINAL
 from live.chain.scenarios import diff_cfg
+from mechanisms.protocol import TERMINAL
 
 ALL_TERMINALS = {s.name for s in TERMINAL}
 
