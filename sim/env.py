@@ -407,10 +407,10 @@ class MarketEnv(ParallelEnv):
         episode_seed = self._next_seed()
         # parsed afresh: mechanisms and strategies may keep state across rounds, so every episode builds new ones
         sim = build(parse({**self._sections, "seed": episode_seed}))
-        n = sim.market.first_mediator + sim.market.config.n_mediators
+        n = sim.market.facts.first_mediator + sim.market.config.n_mediators
         wealth = self._wealth(sim.engine, n)
         self.episode = Episode.start(episode_seed, sim.engine, sim.population, wealth)
-        self._first = {"node": sim.market.first_node, "client": 0, "mediator": sim.market.first_mediator}
+        self._first = {"node": sim.market.facts.first_node, "client": 0, "mediator": sim.market.facts.first_mediator}
         self._agent_accounts = np.array([self.account(a) for a in self.possible_agents], dtype=np.int64)
         self.agents = list(self.possible_agents)
         return self._observations(), {a: {"episode_seed": episode_seed} for a in self.agents}

@@ -86,8 +86,8 @@ class RunResult:
 
 
 def role_slices(market: Market) -> dict[str, slice]:
-    return {"client": slice(0, market.first_node), "node": slice(market.first_node, market.first_mediator),
-            "mediator": slice(market.first_mediator, market.first_staker)}
+    return {"client": slice(0, market.facts.first_node), "node": slice(market.facts.first_node, market.facts.first_mediator),
+            "mediator": slice(market.facts.first_mediator, market.facts.first_staker)}
 
 
 def role_sizes(scenario: Scenario) -> dict[str, int]:
@@ -103,7 +103,7 @@ def run(scenario: Scenario, seed: int, assignments: Sequence[Assignment] = ()) -
     ledger = engine.ledger
     wealth = ledger.balance + ledger.escrow
     start = wealth.copy()
-    value = np.zeros(market.n_accounts)
+    value = np.zeros(market.facts.n_accounts)
     meter = CostMeter(market, scenario.capital_rate)
     for i in range(scenario.rounds):
         actions = sim.population.actions(i)

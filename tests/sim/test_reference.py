@@ -315,7 +315,7 @@ def compare(case: Case) -> None:
     """Run both engines on the case's rounds and compare everything after each round."""
     engine, model, source, population = build(case)
     total = engine.ledger.total()
-    stakers = np.arange(engine.market.first_staker, engine.market.pool_base)
+    stakers = np.arange(engine.market.facts.first_staker, engine.market.facts.pool_base)
     seen: set[tuple[DealState, int]] = set()
     for i in range(case.rounds):
         draws, actions = source.next_round(), population.actions(i)
