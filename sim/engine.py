@@ -84,7 +84,8 @@ class BatchEngine:
                                self.record.snapshot())
         jobs = JobOffers.post(self.market, draws, self.stack.replicas)
         offers = ResourceOffers.post(self.market, draws)
-        offers = offers.ranked(self.stack.rank_offers(self.market.facts.first_node + offers.node, offers.price, context))
+        nodes = self.market.facts.first_node + offers.node
+        offers = offers.ranked(self.stack.rank_offers(nodes, offers.price, context))
         matched = match(jobs, offers, self.types)
         by_age = np.argsort(jobs.arrival, kind="stable")
         j = by_age[matched[by_age] >= 0]  # matched jobs, oldest first: deal ids follow job age

@@ -118,8 +118,8 @@ class MarketConfig:
                 f"a top price x the most instructions of a module ({max(self.node_price[1], 1)} x "
                 f"{max(m.instructions for m in self.modules)}) of at most {number(MAX_AMOUNT)}, the largest job cost")
         if facts.total_value > INT64_MAX:
-            role, n = max((("client", self.n_clients), ("node", self.n_nodes), ("mediator", self.n_mediators),
-                           ("staker", self.n_stakers)), key=lambda r: r[1] * getattr(self, f"{r[0]}_balance"))
+            role = max(("client", "node", "mediator", "staker"),
+                       key=lambda r: getattr(self, f"n_{r}s") * getattr(self, f"{r}_balance"))
             require(False, f"{path}.{role}_balance", getattr(self, f"{role}_balance"),
                     f"a smaller balance: all value in the market (n x balance summed over the roles, "
                     f"{number(facts.total_value)}) must fit int64 ({number(INT64_MAX)})")

@@ -86,8 +86,9 @@ class RunResult:
 
 
 def role_slices(market: Market) -> dict[str, slice]:
-    return {"client": slice(0, market.facts.first_node), "node": slice(market.facts.first_node, market.facts.first_mediator),
-            "mediator": slice(market.facts.first_mediator, market.facts.first_staker)}
+    f = market.facts
+    return {"client": slice(0, f.first_node), "node": slice(f.first_node, f.first_mediator),
+            "mediator": slice(f.first_mediator, f.first_staker)}
 
 
 def role_sizes(scenario: Scenario) -> dict[str, int]:
