@@ -57,13 +57,16 @@ class MoneyBounds:
     def job_cost(self) -> int:
         return self.terms["job_cost"]
 
-    def product(self, field: str, value: Any, factor: int, what: str, size: int | None = None) -> int:
-        """`size x factor` (size defaults to the field's value), or a ConfigError naming `field` if it leaves int64."""
+    def product(self, field: str, value: Any, factor: int, what: str, size: int | None = None,
+                allowed: str | None = None) -> int:
+        """`size x factor` (size defaults to the field's value), or a ConfigError naming `field` if it leaves int64
+        (saying what is `allowed`; by default the largest size that fits)."""
         size = value if size is None else size
         amount = size * factor
         if amount > INT64_MAX:
-            raise ConfigError(f"{field}={value!r} is invalid: allowed at most {number(INT64_MAX // max(factor, 1))} "
-                              f"here, so that {what} ({number(size)} x {number(factor)}) fits int64")
+            allowed = allowed or f"at most {number(INT64_MAX // max(factor, 1))} here"
+            raise ConfigError(f"{field}={value!r} is invalid: allowed {allowed}, so that {what} ({number(size)} x "
+                              f"{number(factor)}) fits int64")
         return amount
 
     def term(self, column: str, amount: int, field: str, value: Any, party: str | None = None) -> None:

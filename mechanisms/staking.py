@@ -75,7 +75,7 @@ class Staking(Mechanism):
             bounds.product(f"{path}.max_bonus_bps", c.max_bonus_bps, c.full_weight_stake,
                            "full_weight_stake x max_bonus_bps")
             bounds.product(f"{path}.prefer_stake", c.prefer_stake, BPS, "the effective price so far x 10000",
-                           size=bounds.rank)
+                           size=bounds.rank, allowed="false with these node prices and this stack order")
 
     def takes_part(self, hook: str) -> bool:
         return super().takes_part(hook) and (hook != "rank_offers" or self.config.prefer_stake)
