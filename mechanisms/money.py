@@ -54,6 +54,16 @@ def mul_bps(amount: np.ndarray | int, rate_bps: np.ndarray | int) -> np.ndarray 
     return exact.astype(np.int64)
 
 
+def exact_sum(values: np.ndarray) -> int:
+    """The sum of int64 amounts as a Python int, exactly (numpy's sum wraps), or `MoneyOverflow` if it leaves int64."""
+    v = np.asarray(values, dtype=np.int64)
+    if v.size == 0:
+        return 0
+    if max(int(v.max()), -int(v.min())) * v.size <= INT64_MAX:
+        return int(v.sum())
+    return _fits(sum(v.tolist()))
+
+
 def _fits(value: int) -> int:
     if not -INT64_MAX <= value <= INT64_MAX:
         raise MoneyOverflow(f"amount {value} does not fit int64")

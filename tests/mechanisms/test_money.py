@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mechanisms.money import BPS, INT64_MAX, MoneyOverflow, mul_bps
+from mechanisms.money import BPS, INT64_MAX, MoneyOverflow, exact_sum, mul_bps
 
 L = INT64_MAX
 #: int64 amounts, often at the edges (where a product first leaves int64)
@@ -63,3 +63,12 @@ def test_the_edges() -> None:
     with pytest.raises(MoneyOverflow):
         mul_bps(np.array([L // 2, 3]), 2 * BPS + 1)
     assert mul_bps(np.zeros(0, dtype=np.int64), BPS).tolist() == []
+
+
+@given(values=st.lists(AMOUNTS, max_size=8))
+def test_exact_sum_is_exact_or_raises(values: list[int]) -> None:
+    if fits([sum(values)]):
+        assert exact_sum(np.array(values, dtype=np.int64)) == sum(values)
+    else:
+        with pytest.raises(MoneyOverflow):
+            exact_sum(np.array(values, dtype=np.int64))
