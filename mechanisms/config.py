@@ -51,11 +51,11 @@ Name = Annotated[str, Length(1)]
 
 
 def number(value: int | float) -> str:
-    """A bound as people read it: powers of ten from 1e6 up as `1e15`, everything else as written."""
+    """A bound as people read it: powers of ten from 1e6 up as `1e15`, other whole numbers as integers."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int) and value >= 10**6 and str(value).rstrip("0") == "1":
         return f"1e{len(str(value)) - 1}"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 10**6:
-        return str(int(value))
     return str(value)
 
 
@@ -68,16 +68,6 @@ def require(ok: bool, field: str, value: Any, allowed: str) -> None:
 def require_int(value: Any, field: str, lo: int | None = None, hi: int | None = None) -> None:
     """An integer (not a bool or float) within [lo, hi]."""
     check(Annotated[int, Range(lo, hi)], value, field)
-
-
-def require_prob(value: Any, field: str) -> None:
-    """A probability in [0, 1]."""
-    check(Probability, value, field)
-
-
-def require_choice(value: Any, field: str, choices: Sequence[str]) -> None:
-    """One of a fixed set of names."""
-    require(value in choices, field, value, f"one of {list(choices)}")
 
 
 # ------------------------------------------------------------------------------------- checks from annotations

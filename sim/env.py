@@ -29,6 +29,7 @@ from pettingzoo import ParallelEnv
 from agents.actions import Actions
 from mechanisms.config import from_mapping, require, require_int
 from mechanisms.deals import CARTEL_FAKE, NEVER, NO_MEDIATOR
+from mechanisms.money import MAX_AMOUNT
 from mechanisms.protocol import DealState
 from sim.build import SECTIONS, ParsedConfig, build, check_keys, parse
 from sim.engine import RoundResult
@@ -131,8 +132,8 @@ class EnvConfig:
         require(len(self.bribe_levels) > 0, f"{path}.bribe_levels", self.bribe_levels, "at least one level")
         for name in ("bribe_levels", "threshold_levels"):
             for i, v in enumerate(getattr(self, name)):
-                require_int(v, f"{path}.{name}[{i}]", 0 if name == "bribe_levels" else 1, 10**15)
-        require_int(self.bribe_penalty, f"{path}.bribe_penalty", 0, 10**15)
+                require_int(v, f"{path}.{name}[{i}]", 0 if name == "bribe_levels" else 1, MAX_AMOUNT)
+        require_int(self.bribe_penalty, f"{path}.bribe_penalty", 0, MAX_AMOUNT)
         for name in ("reward_scale", "money_scale", "obs_clip"):
             value = getattr(self, name)
             require(_number(value) and value > 0, f"{path}.{name}", value, "a positive number")

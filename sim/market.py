@@ -120,9 +120,11 @@ class MarketConfig:
         if facts.total_value > INT64_MAX:
             role = max(("client", "node", "mediator", "staker"),
                        key=lambda r: getattr(self, f"n_{r}s") * getattr(self, f"{r}_balance"))
-            require(False, f"{path}.{role}_balance", getattr(self, f"{role}_balance"),
-                    f"a smaller balance: all value in the market (n x balance summed over the roles, "
-                    f"{number(facts.total_value)}) must fit int64 ({number(INT64_MAX)})")
+            n, balance = getattr(self, f"n_{role}s"), getattr(self, f"{role}_balance")
+            most = (INT64_MAX - (facts.total_value - n * balance)) // n
+            require(False, f"{path}.{role}_balance", balance,
+                    f"at most {most} with these counts, so that all value in the market (n x balance summed over "
+                    f"the roles, here {facts.total_value}) fits int64")
 
     @property
     def n_agents(self) -> int:
