@@ -57,16 +57,19 @@ class MoneyBounds:
     def job_cost(self) -> int:
         return self.terms["job_cost"]
 
-    def product(self, field: str, value: Any, factor: int, what: str, size: int | None = None,
-                allowed: str | None = None) -> int:
+    def product(
+        self, field: str, value: Any, factor: int, what: str, size: int | None = None, allowed: str | None = None
+    ) -> int:
         """`size x factor` (size defaults to the field's value), or a ConfigError naming `field` if it leaves int64
         (saying what is `allowed`; by default the largest size that fits)."""
         size = value if size is None else size
         amount = size * factor
         if amount > INT64_MAX:
             allowed = allowed or f"at most {number(INT64_MAX // max(factor, 1))} here"
-            raise ConfigError(f"{field}={value!r} is invalid: allowed {allowed}, so that {what} ({number(size)} x "
-                              f"{number(factor)}) fits int64")
+            raise ConfigError(
+                f"{field}={value!r} is invalid: allowed {allowed}, so that {what} ({number(size)} x "
+                f"{number(factor)}) fits int64"
+            )
         return amount
 
     def term(self, column: str, amount: int, field: str, value: Any, party: str | None = None) -> None:
@@ -88,11 +91,14 @@ class MoneyBounds:
     def check_commitments(self) -> None:
         """A client's exposure over its replicas, and a node's exposure plus its bribe, fit int64."""
         bribe = Part("agents.nodes[*].bribe", MAX_AMOUNT, MAX_AMOUNT)
-        for party, parts, times in (("client", self.exposure["client"], self.replicas),
-                                    ("node", [*self.exposure["node"], bribe], 1)):
+        for party, parts, times in (
+            ("client", self.exposure["client"], self.replicas),
+            ("node", [*self.exposure["node"], bribe], 1),
+        ):
             total = sum(p.amount for p in parts) * times
             if total > INT64_MAX:
                 top = max(parts, key=lambda p: p.amount)
                 raise ConfigError(
                     f"{top.field}={top.value!r} is invalid: allowed a smaller value, so that a {party}'s exposure at "
-                    f"agreement ({number(total)}, of which {number(top.amount * times)} from this field) fits int64")
+                    f"agreement ({number(total)}, of which {number(top.amount * times)} from this field) fits int64"
+                )

@@ -224,8 +224,9 @@ def _nested(hint: Any) -> bool:
     """A dataclass field, or a list of dataclasses: built (and checked) by `from_mapping` itself."""
     bare, _ = _split(hint)
     args = typing.get_args(bare)
-    return dataclasses.is_dataclass(bare) or (typing.get_origin(bare) in (tuple, list) and bool(args)
-                                              and dataclasses.is_dataclass(_split(args[0])[0]))
+    return dataclasses.is_dataclass(bare) or (
+        typing.get_origin(bare) in (tuple, list) and bool(args) and dataclasses.is_dataclass(_split(args[0])[0])
+    )
 
 
 def _convert(hint: Any, value: Any, path: str) -> Any:

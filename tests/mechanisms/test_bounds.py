@@ -32,9 +32,18 @@ AGENTS = {
 
 def market(price: int, instructions: int = 1, **more: Any) -> dict[str, Any]:
     """Four rich clients and nodes, one module, every node at `price` per instruction."""
-    return {"n_clients": 4, "n_nodes": 4, "n_mediators": 2, "client_balance": MAX_AMOUNT,
-            "node_balance": MAX_AMOUNT, "mediator_balance": MAX_AMOUNT, "node_price": [price, price],
-            "client_max_price": [price, price], "modules": [{"name": "m", "instructions": instructions}], **more}
+    return {
+        "n_clients": 4,
+        "n_nodes": 4,
+        "n_mediators": 2,
+        "client_balance": MAX_AMOUNT,
+        "node_balance": MAX_AMOUNT,
+        "mediator_balance": MAX_AMOUNT,
+        "node_price": [price, price],
+        "client_max_price": [price, price],
+        "modules": [{"name": "m", "instructions": instructions}],
+        **more,
+    }
 
 
 def config(mkt: dict[str, Any], *entries: dict[str, Any]) -> dict[str, Any]:
@@ -71,39 +80,77 @@ class Edge:
 
 def locked_value_is_exact(scale: int, window: int, deals: list[Any]) -> None:
     for d in deals:
-        assert d.extra[LOCKED].tolist() == [int(c) * window if p else 0 for c, p in zip(d.job_cost, d.paid,
-                                                                                      strict=True)]
+        assert d.extra[LOCKED].tolist() == [
+            int(c) * window if p else 0 for c, p in zip(d.job_cost, d.paid, strict=True)
+        ]
 
 
 EDGES = {
     "retention window: job cost x window": Edge(
-        "mechanism.retention.window", st.integers(10**10, 10**12), lambda j: L // j,
-        lambda j, w: config(market(j), {"name": "retention", "window": w, "storage_cost": 0}), (0, 10**9),
-        locked_value_is_exact),
+        "mechanism.retention.window",
+        st.integers(10**10, 10**12),
+        lambda j: L // j,
+        lambda j, w: config(market(j), {"name": "retention", "window": w, "storage_cost": 0}),
+        (0, 10**9),
+        locked_value_is_exact,
+    ),
     "check_policy budget: budget_bps x job cost": Edge(
-        "mechanism.check_policy.budget_bps", st.integers(10**10, 10**12), lambda p: L // (p * 1000),
+        "mechanism.check_policy.budget_bps",
+        st.integers(10**10, 10**12),
+        lambda p: L // (p * 1000),
         lambda p, b: config(market(p, 1000), {"name": "check_policy", "mode": "budget", "budget_bps": b}),
-        (0, 100 * BPS)),
+        (0, 100 * BPS),
+    ),
     "staking stakes: fee share x stake": Edge(
-        "mechanism.staking.stakes", st.integers(10**4, 10**12), lambda j: L // j,
-        lambda j, s: config(market(j, n_stakers=4, staker_balance=MAX_AMOUNT),
-                            {"name": "staking", "stakes": [s], "fee_share_bps": BPS}), (0, MAX_AMOUNT)),
+        "mechanism.staking.stakes",
+        st.integers(10**4, 10**12),
+        lambda j: L // j,
+        lambda j, s: config(
+            market(j, n_stakers=4, staker_balance=MAX_AMOUNT), {"name": "staking", "stakes": [s], "fee_share_bps": BPS}
+        ),
+        (0, MAX_AMOUNT),
+    ),
     "staking ranking: full_weight_stake x max_bonus_bps": Edge(
-        "mechanism.staking.max_bonus_bps", st.integers(10**13, MAX_AMOUNT), lambda fws: L // fws,
-        lambda fws, b: config(market(10, n_stakers=4, staker_balance=MAX_AMOUNT),
-                              {"name": "staking", "stakes": [MAX_AMOUNT], "prefer_stake": True,
-                               "full_weight_stake": fws, "max_bonus_bps": b}), (0, 100 * BPS)),
+        "mechanism.staking.max_bonus_bps",
+        st.integers(10**13, MAX_AMOUNT),
+        lambda fws: L // fws,
+        lambda fws, b: config(
+            market(10, n_stakers=4, staker_balance=MAX_AMOUNT),
+            {
+                "name": "staking",
+                "stakes": [MAX_AMOUNT],
+                "prefer_stake": True,
+                "full_weight_stake": fws,
+                "max_bonus_bps": b,
+            },
+        ),
+        (0, 100 * BPS),
+    ),
     "staking after reputation: price x 10000 x 10000": Edge(
-        "mechanism.staking.prefer_stake", st.just(0), lambda _: L // BPS // BPS,
-        lambda _, p: config(market(p, n_stakers=4, staker_balance=MAX_AMOUNT), {"name": "reputation"},
-                            {"name": "staking", "prefer_stake": True}), (0, 10**12)),
+        "mechanism.staking.prefer_stake",
+        st.just(0),
+        lambda _: L // BPS // BPS,
+        lambda _, p: config(
+            market(p, n_stakers=4, staker_balance=MAX_AMOUNT),
+            {"name": "reputation"},
+            {"name": "staking", "prefer_stake": True},
+        ),
+        (0, 10**12),
+    ),
     "market job cost: price x instructions": Edge(
-        "market.node_price", st.integers(1_001, 10**9), lambda i: MAX_AMOUNT // i,
-        lambda i, p: config(market(p, i)), (0, 10**12)),
+        "market.node_price",
+        st.integers(1_001, 10**9),
+        lambda i: MAX_AMOUNT // i,
+        lambda i, p: config(market(p, i)),
+        (0, 10**12),
+    ),
     "market value: n_clients x client_balance": Edge(
-        "market.client_balance", st.integers(9_300, 12_000), lambda n: (L - 4 * MAX_AMOUNT) // n,
+        "market.client_balance",
+        st.integers(9_300, 12_000),
+        lambda n: (L - 4 * MAX_AMOUNT) // n,
         lambda n, b: config(market(1, n_clients=n, client_balance=b, node_balance=MAX_AMOUNT, mediator_balance=0)),
-        (0, MAX_AMOUNT)),
+        (0, MAX_AMOUNT),
+    ),
 }
 
 
@@ -116,9 +163,10 @@ def test_at_the_edge_runs_and_one_beyond_is_refused_naming_the_field(name: str, 
     limit = edge.limit(scale)
     lo, hi = edge.bounds
     assert lo <= limit < hi  # the edge lies inside the field's own range, so it is the bound that decides
-    value = data.draw(st.sampled_from([limit, limit + 1, limit - 1]) | st.integers(max(lo, limit - 10**6),
-                                                                                   min(hi, limit + 10**6)),
-                      label="value")
+    value = data.draw(
+        st.sampled_from([limit, limit + 1, limit - 1]) | st.integers(max(lo, limit - 10**6), min(hi, limit + 10**6)),
+        label="value",
+    )
     if value <= limit:
         edge.exact(scale, value, run(edge.cfg(scale, value)))
     else:

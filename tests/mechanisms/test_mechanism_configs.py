@@ -22,8 +22,10 @@ DOCUMENTED = tuple(sorted(registered()))  # every registered mechanism has a par
 
 
 def defaults(name: str) -> dict[str, Any]:
-    return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
-            for f in dataclasses.fields(registered()[name].Config)}
+    return {
+        f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
+        for f in dataclasses.fields(registered()[name].Config)
+    }
 
 
 def plain(value: Any) -> Any:
@@ -55,7 +57,8 @@ def test_docs_table_matches_the_config(name: str) -> None:
     assert (PARTS / f"{name}.yaml").exists()
     table = doc_tables()[name]
     assert {k: plain(yaml.safe_load(v)) for k, (v, _) in table.items()} == {
-        k: plain(v) for k, v in defaults(name).items()}
+        k: plain(v) for k, v in defaults(name).items()
+    }
 
 
 @pytest.mark.parametrize("name", DOCUMENTED)
@@ -88,8 +91,9 @@ def outside(hint: Any) -> list[Any]:
     bad: list[Any] = ["not a value"] if bare is not str else [3]
     for r in bounds:
         step = 1 if bare is int else 1e-9
-        bad += [v for v in (None if r.lo is None else r.lo - step, None if r.hi is None else r.hi + step)
-                if v is not None]
+        bad += [
+            v for v in (None if r.lo is None else r.lo - step, None if r.hi is None else r.hi + step) if v is not None
+        ]
     if typing.get_origin(bare) in (tuple, list):
         bad = [[v] for v in outside(typing.get_args(bare)[0]) if v != "not a value"] + ["not a list"]
     return bad

@@ -11,10 +11,12 @@ from mechanisms.money import BPS, INT64_MAX, MoneyOverflow, exact_sum, mul_bps
 
 L = INT64_MAX
 #: int64 amounts, often at the edges (where a product first leaves int64)
-AMOUNTS = st.one_of(st.integers(-L, L), st.sampled_from([0, 1, -1, L, -L, L // BPS, L // 100, 10**15]),
-                    st.integers(L // 1000, L))
-RATES = st.one_of(st.integers(0, 100 * BPS), st.sampled_from([0, 1, BPS - 1, BPS, BPS + 1, 100 * BPS]),
-                  st.integers(0, L // BPS))
+AMOUNTS = st.one_of(
+    st.integers(-L, L), st.sampled_from([0, 1, -1, L, -L, L // BPS, L // 100, 10**15]), st.integers(L // 1000, L)
+)
+RATES = st.one_of(
+    st.integers(0, 100 * BPS), st.sampled_from([0, 1, BPS - 1, BPS, BPS + 1, 100 * BPS]), st.integers(0, L // BPS)
+)
 
 
 def fits(values: list[int]) -> bool:
