@@ -21,6 +21,7 @@ import numpy as np
 from agents.actions import Actions
 from agents.population import Population
 from mechanisms import MechanismStack
+from sim.build import ParsedConfig, build
 from sim.draws import DrawSource, RoundDraws
 from sim.engine import BatchEngine
 from sim.market import MachineSpec, Market, MarketConfig, ModuleSpec, ResponseTimes
@@ -59,15 +60,13 @@ class Workload:
 
 def prepare(size: int, rounds: int, seed: int) -> Workload:
     config = market_config(size)
-    market_seq, draw_seq = np.random.SeedSequence(seed).spawn(2)
-    market = Market.build(config, np.random.default_rng(market_seq))
-    stack = MechanismStack.from_config(STACK)
-    source = DrawSource(
-        config, market.module_cum_weight, stack.draws_per_deal, np.random.default_rng(draw_seq), stack.replicas
-    )
     population = Population.from_config(AGENTS, {"clients": size, "nodes": size, "mediators": config.n_mediators})
+    sim = build(ParsedConfig(seed, config, MechanismStack.from_config(STACK), population))  # seed N as in simulate
     return Workload(
-        market, source, [source.next_round() for _ in range(rounds)], [population.actions(i) for i in range(rounds)]
+        sim.market,
+        sim.source,
+        [sim.source.next_round() for _ in range(rounds)],
+        [population.actions(i) for i in range(rounds)],
     )
 
 

@@ -157,7 +157,7 @@ def run_simulation(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     engine, ledger = sim.engine, sim.engine.ledger
-    pool_slice = slice(sim.market.pool_base, sim.market.n_accounts)
+    pool_slice = slice(sim.market.facts.pool_base, sim.market.facts.n_accounts)
     total0 = ledger.total()
     modules = [m.name for m in parsed.market.modules]
     recorder = AgentRecorder(sim.market, sim.population, ledger)

@@ -190,7 +190,7 @@ def strategy_label(strategy: object) -> str:
 
 def role_codes(market: Market) -> tuple[np.ndarray, list[str]]:
     """Role index per agent account and the role names, in account order (client, node, mediator, ...)."""
-    roles = market.role_of()
+    roles = market.facts.role_of()
     names, first, code = np.unique(roles, return_index=True, return_inverse=True)
     order = np.argsort(first)
     rank = np.empty(len(order), dtype=np.int32)
@@ -238,8 +238,8 @@ class AgentRecorder:
         self.n_agents = c.n_agents
         self.role_code, self.role_names = role_codes(market)
         self.strategy_code, self.strategy_names = strategy_codes(population, self.n_agents)
-        self.first_node, self.first_mediator = market.first_node, market.first_mediator
-        self.first_staker, self.n_clients = market.first_staker, c.n_clients
+        self.first_node, self.first_mediator = market.facts.first_node, market.facts.first_mediator
+        self.first_staker, self.n_clients = market.facts.first_staker, c.n_clients
         self.wealth = self._wealth(ledger)
 
     def _wealth(self, ledger: Ledger) -> np.ndarray:

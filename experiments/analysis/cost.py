@@ -67,14 +67,14 @@ class CostMeter:
         c["deals"] += len(d)
         c["correct_results"] += int(delivered.sum())
         c["fake_accepted"] += int((d.cheated & d.paid).sum())
-        by_mediator = (t.payer >= m.first_mediator) & (t.payer < m.first_staker)
+        by_mediator = (t.payer >= m.facts.first_mediator) & (t.payer < m.facts.first_staker)
         c["reruns"] += int(((t.reason == Reason.ComputeCost) & by_mediator).sum())
         fees = (t.reason == Reason.MediationFee) & (t.direction == Direction.PaidOut)
         c["mediation_fees"] += int(t.amount[fees].sum())
         round_blocks = int((d.deadline_agree + d.deadline_submit + d.deadline_judge + d.deadline_mediate).max(
             initial=0))
         c["collateral_blocks"] += float(locked_blocks(d).sum()) + float(standing_escrow) * round_blocks
-        clients = slice(0, m.first_node)
+        clients = slice(0, m.facts.first_node)
         c["client_outlay"] += float(wealth_before[clients].sum() - wealth_after[clients].sum())
 
     def summary(self) -> dict[str, float | None]:
