@@ -44,8 +44,8 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 bench: setup
-	$(PY) benchmarks/engine.py
-	$(PY) benchmarks/rl_env.py
+	$(PY) -m benchmarks.engine
+	$(PY) -m benchmarks.rl_env
 
 clean:
 	rm -rf .venv outputs multirun .runtime node_modules build
