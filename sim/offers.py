@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,8 @@ class ResourceOffers:
     def ranked(self, rank: np.ndarray) -> ResourceOffers:
         """The same offers under mechanism-adjusted effective prices; offers ranked -1 are withdrawn."""
         keep = rank >= 0
+        if keep.all():
+            return dataclasses.replace(self, rank=rank)
         return ResourceOffers(self.node[keep], self.capacity[keep], self.price[keep], self.allow[keep],
                               self.trust[keep], self.arrival[keep], self.rtype[keep], rank[keep])
 
