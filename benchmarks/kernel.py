@@ -4,7 +4,8 @@ It does only what a round must compute on the benchmark's market (`benchmarks/en
 serves, market prices, every mediator trusted by everyone, no collusion): pair jobs with offers (oldest job takes
 the cheapest offer), the decisions (agreement, lateness, cheating, checks, the mediator, its vote), each party's
 net settlement amount, and the balance update. No deal table, no transfers, no event log, no public record, no
-state machine, no solvency checks. It reads the same draws and actions as the engine and must end on the same
+state machine, no solvency checks. Its orders are the engine's linear-time ones (`sim.solver`), so the anchor
+is as fast as bare numpy gets here. It reads the same draws and actions as the engine and must end on the same
 balances, which the benchmark checks ("agree"): the anchor does the same arithmetic, not an easier one.
 """
 
@@ -19,6 +20,7 @@ from mechanisms.lilypad_v2 import LilypadV2Config
 from mechanisms.money import BPS, Pool
 from sim.draws import E, RoundDraws, U
 from sim.market import Market, ResponseTimes
+from sim.solver import RADIX_KEYS, arrival_order
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class KernelMarket:
         c, f = market.config, market.facts
         if len(c.modules) != 1 or c.fixed_price_share != 0 or c.trust_profiles != ((),) or c.allowlists != ((),):
             raise ValueError("the kernel covers one module, market prices, full trust and no allowlists")
+        if int(np.ptp(market.node_price)) > RADIX_KEYS:
+            raise ValueError("the kernel sorts prices as 16-bit keys")
         if terms.slash_to != "burn" or not terms.forfeit_payment:
             raise ValueError("the kernel covers slash_to=burn and forfeit_payment=true")
         return cls(
@@ -59,9 +63,11 @@ def kernel_round(m: KernelMarket, balance: np.ndarray, draws: RoundDraws, action
     """Settle one round into `balance` (updated in place); returns the number of deals."""
     c, r = m.terms, m.response
     jobs = np.flatnonzero(draws.client_active)
-    jobs = jobs[np.argsort(draws.job_arrival[jobs], kind="stable")]
+    jobs = jobs[arrival_order(draws.job_arrival[jobs])]
     offers = np.flatnonzero(draws.node_active)
-    offers = offers[np.lexsort((draws.node_arrival[offers], m.node_price[offers]))]
+    offers = offers[arrival_order(draws.node_arrival[offers])]
+    price = m.node_price[offers]
+    offers = offers[np.argsort((price - price.min()).astype(np.int16), kind="stable")]  # cheapest, then oldest
     k = min(len(jobs), len(offers))
     client, node = jobs[:k], offers[:k]
     node_account = m.first_node + node

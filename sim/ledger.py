@@ -36,7 +36,8 @@ class Ledger:
         if len(t) and (cols[0][1:] < cols[0][:-1]).any():  # steps apply in order; within a step, order does not matter
             order = np.argsort(cols[0], kind="stable")
             cols = [c[order] for c in cols]
-        step, bad = _apply(self.balance, self.escrow, *cols)
+        trusted = bool(self.balance.min(initial=0) >= 0 and self.escrow.min(initial=0) >= 0)
+        step, bad = _apply(self.balance, self.escrow, *cols, trusted)
         if bad >= 0:
             raise InsolventTransfer(
                 f"step {Step(int(step)).name}: account {bad} balance {self.balance[bad]} escrow {self.escrow[bad]}")
@@ -57,34 +58,42 @@ TO_PAYEE = _direction_table(Direction.PaidOut, Direction.Slashed, Direction.Spen
 
 
 @njit(cache=True)
-def _apply(balance, escrow, step, payer, payee, amount, direction):  # pragma: no cover - compiled
-    """Apply each run of one step, then check every account it touched (payers, then the payees that received
-    value); returns (step, account) of the first account left negative, or (-1, -1)."""
+def _apply(balance, escrow, step, payer, payee, amount, direction, trusted):  # pragma: no cover - compiled
+    """Apply each run of one step, then check the accounts it touched (payers, then the payees that received
+    value); returns (step, account) of the first account left negative, or (-1, -1).
+
+    With `trusted` (no account negative before), a step whose every subtraction left a non-negative value cannot
+    end with a negative account (later additions only raise it), so its touched accounts are checked only when
+    some subtraction went below zero on the way."""
     n = len(step)
     i = 0
     while i < n:
         j = i
+        dipped = not trusted
         while j < n and step[j] == step[i]:
             j += 1
         for k in range(i, j):
             d, a, p = direction[k], amount[k], payer[k]
             if FROM_BALANCE[d]:
                 balance[p] -= a
+                dipped |= balance[p] < 0
             else:
                 escrow[p] -= a
+                dipped |= escrow[p] < 0
             if TO_OWN_ESCROW[d]:
                 escrow[p] += a
             elif TO_OWN_BALANCE[d]:
                 balance[p] += a
             elif TO_PAYEE[d]:
                 balance[payee[k]] += a
-        for k in range(i, j):
-            if balance[payer[k]] < 0 or escrow[payer[k]] < 0:
-                return step[i], payer[k]
-        for k in range(i, j):
-            q = payee[k]
-            if TO_PAYEE[direction[k]] and (balance[q] < 0 or escrow[q] < 0):
-                return step[i], q
+        if dipped:
+            for k in range(i, j):
+                if balance[payer[k]] < 0 or escrow[payer[k]] < 0:
+                    return step[i], payer[k]
+            for k in range(i, j):
+                q = payee[k]
+                if TO_PAYEE[direction[k]] and (balance[q] < 0 or escrow[q] < 0):
+                    return step[i], q
         i = j
     return -1, -1
 

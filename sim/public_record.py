@@ -46,14 +46,14 @@ class PublicRecord:
         """Add a settled round's deals."""
         c, node, st = self.counters, deals.node, deals.state
         node_late = (st == S.TimeoutSubmitResults) | ((st == S.TimeoutAgree) & ~deals.node_agreed)
+        np.add.at(c["jobs"], node, 1)
+        np.add.at(c["client_jobs"], deals.client, 1)
         for name, mask, who in (
-            ("jobs", np.ones(len(deals), dtype=bool), node),
             ("submitted", deals.submitted, node),
             ("checked", deals.checked, node),
             ("passed", st == S.MediationAccepted, node),
             ("failed", deals.node_at_fault(), node),
             ("timeouts", node_late, node),
-            ("client_jobs", np.ones(len(deals), dtype=bool), deals.client),
             ("client_checks", deals.checked, deals.client),
         ):
             np.add.at(c[name], who[mask], 1)
