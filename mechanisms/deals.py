@@ -27,7 +27,10 @@ FIRST_OWN_FAKE = 3  # an independent cheater's fake: FIRST_OWN_FAKE + deal_id
 
 @dataclass(frozen=True)
 class RoundContext:
-    """The public state at the start of the round, read-only for hooks (mechanisms never import sim)."""
+    """The public state at the start of the round, read-only for hooks (mechanisms never import sim).
+
+    The engine hands read-only views of its live arrays, which it changes only after the round's last hook: valid
+    while the round's hooks run, so a hook copies what it wants to keep beyond the round."""
 
     round: int
     balance: np.ndarray  # free balance per account

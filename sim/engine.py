@@ -15,7 +15,7 @@ from sim.ledger import EventLog, Ledger
 from sim.lifecycle import apply_actions, decide, resolve
 from sim.market import Market
 from sim.offers import JobOffers, ResourceOffers
-from sim.public_record import PublicRecord
+from sim.public_record import PublicRecord, read_only
 from sim.solver import TypeTable, arrival_order, match
 
 
@@ -81,18 +81,20 @@ class BatchEngine:
     def step(self, actions: Actions, draws: RoundDraws | None = None) -> RoundResult:
         draws = draws if draws is not None else self.source.next_round()
         self.record.whitewash(self.market.facts.first_node + np.flatnonzero(actions.nodes.whitewash))
-        context = RoundContext(self.round, self.ledger.balance.copy(), self.ledger.escrow.copy(),
-                               self.record.snapshot())
+        # the hooks read the state as the round starts; the ledger and record change only after the last hook
+        context = RoundContext(self.round, read_only(self.ledger.balance), read_only(self.ledger.escrow),
+                               self.record.view())
         deals, posted_jobs, posted_offers = self.match(draws, context)
         apply_actions(deals, actions, self.market)
         self.stack.set_terms(deals)
         decide(deals, self.ledger.balance, actions, draws, self.market, self.stack)
         visited = resolve(deals)
         transfers = Transfers.concat([self.stack.settle(deals), self.stack.settle_round(deals)])
-        self.ledger.apply(transfers)
         self.stack.after_round(deals, transfers)
+        votes = self.stack.public_votes(deals)
+        self.ledger.apply(transfers)
         self.record.update(deals)
-        self.events.record(self.round, deals.deal_id, visited, transfers, self.stack.public_votes(deals))
+        self.events.record(self.round, deals.deal_id, visited, transfers, votes)
         result = RoundResult(self.round, deals, visited, transfers, posted_jobs, posted_offers)
         self.round += 1
         self.next_deal_id += len(deals)

@@ -28,6 +28,13 @@ COUNTERS = {
 }
 
 
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A view of `a` that refuses writes."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 class PublicRecord:
     """Counters as int64 arrays over all accounts."""
 
@@ -36,6 +43,10 @@ class PublicRecord:
 
     def snapshot(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.counters.items()}
+
+    def view(self) -> dict[str, np.ndarray]:
+        """The live counters, read-only (no copy: for a round's hooks, which run before `update`)."""
+        return {k: read_only(v) for k, v in self.counters.items()}
 
     def whitewash(self, accounts: np.ndarray) -> None:
         """The accounts start over under fresh identities."""
