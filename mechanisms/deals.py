@@ -148,6 +148,10 @@ class DealBatch:
         counts as failed on the public record."""
         return (self.state == DealState.MediationRejected) & ~self.forced_error & ~self.excused
 
+    def fixed_columns(self) -> tuple[np.ndarray, ...]:
+        """The per-deal match columns: no hook writes them (see MATCH_COLUMNS)."""
+        return tuple(getattr(self, name) for name in PER_DEAL_MATCH_COLUMNS)
+
     def mediator_account(self) -> np.ndarray:
         """Account id of each deal's mediator (NO_MEDIATOR where none)."""
         has = self.mediator != NO_MEDIATOR
@@ -199,6 +203,8 @@ MATCH_COLUMNS = frozenset(
     {"deal_id", "client", "node", "job", "module", "price", "instructions", "job_cost", "compute_cost",
      "mutual_mediators", "mediator_accounts", "pool_base", "context", "group", "replica"}
 )
+PER_DEAL_MATCH_COLUMNS = ("deal_id", "client", "node", "job", "module", "price", "instructions", "job_cost",
+                          "compute_cost", "mutual_mediators", "group", "replica")
 #: Keys of `DealBatch.extra` fixed at the match: the round's pre-drawn uniforms (see `Mechanism.uniforms`).
 MATCH_EXTRA = frozenset({"u"})
 _FLAGS = frozenset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,29 +73,44 @@ class Transfers:
         return sums
 
 
+@dataclass(frozen=True)
+class _Fixed:
+    """A per-deal array no hook writes (a match column), read at the part's rows only when the batch is built."""
+
+    source: np.ndarray
+
+
+Value = np.ndarray | int | _Fixed
+
+
 @dataclass
 class _Part:
-    """The transfers of one `TransferBuilder.add`: per-row values (gathered when added, as the deal columns may
-    change later in the hook chain) or one value for all rows."""
+    """The transfers of one `TransferBuilder.add` (deal rows `rows`): per column, the values at those rows (gathered
+    when added, as hook data may change later in the hook chain), a `_Fixed` array, or one value for all rows."""
 
     step: int
-    deal_id: np.ndarray
-    payer: np.ndarray | int
-    payee: np.ndarray | int
-    amount: np.ndarray | int
+    rows: np.ndarray
+    payer: Value
+    payee: Value
+    amount: Value
     reason: int
     direction: int
     hidden: bool
 
     def __len__(self) -> int:
-        return len(self.deal_id)
+        return len(self.rows)
 
 
 class TransferBuilder:
-    """Collects transfers hook by hook; zero amounts are dropped."""
+    """Collects transfers hook by hook; zero amounts are dropped.
 
-    def __init__(self, deal_id: np.ndarray) -> None:
+    `fixed` names arrays that no hook writes (the batch's match columns, see `DealBatch.fixed_columns`): a payer,
+    payee or amount given as one of them is read once, straight into the built columns, instead of being copied
+    at `add` and again at `build`."""
+
+    def __init__(self, deal_id: np.ndarray, fixed: Sequence[np.ndarray] = ()) -> None:
         self._deal_id = deal_id
+        self._fixed = tuple(fixed)
         self._parts: list[_Part] = []
 
     def add(
@@ -111,22 +127,28 @@ class TransferBuilder:
         """Record, for every deal where `mask` holds, `amount` moving from `payer` (to `payee`)."""
         n = len(self._deal_id)
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), (n,))
-        amount = np.asarray(amount, dtype=np.int64)
-        if amount.ndim == 0:
-            if amount < 0 and mask.any():
+        amount_values = np.asarray(amount, dtype=np.int64)
+        if amount_values.ndim == 0:
+            if amount_values < 0 and mask.any():
                 raise ValueError(f"negative {reason.name} transfer")
-            if amount == 0:
+            if amount_values == 0:
                 return
             rows = np.flatnonzero(mask)
         else:
-            amount = np.broadcast_to(amount, (n,))
-            if ((amount < 0) & mask).any():
+            amount_values = np.broadcast_to(amount_values, (n,))
+            if ((amount_values < 0) & mask).any():
                 raise ValueError(f"negative {reason.name} transfer")
-            rows = np.flatnonzero(mask & (amount > 0))
+            rows = np.flatnonzero(mask & (amount_values > 0))
         if len(rows) == 0:
             return
-        self._parts.append(_Part(int(step), self._deal_id[rows], _rows_of(payer, rows), _rows_of(payee, rows),
-                                 _rows_of(amount, rows), int(reason), int(direction), hidden))
+        self._parts.append(_Part(int(step), rows, self._value(payer, rows), self._value(payee, rows),
+                                 self._value(amount, rows), int(reason), int(direction), hidden))
+
+    def _value(self, value: np.ndarray | int, rows: np.ndarray) -> Value:
+        if any(value is f for f in self._fixed):
+            return _Fixed(value)
+        value = np.asarray(value, dtype=np.int64)
+        return int(value) if value.ndim == 0 else np.broadcast_to(value, (len(self._deal_id),))[rows]
 
     def build(self) -> Transfers:
         """The transfers in step order (stable: append order within a step), built column by column, each part's
@@ -140,14 +162,12 @@ class TransferBuilder:
         for name in COLUMNS:
             col = np.empty(total, dtype=DTYPES[name])
             for p, a, b in zip(parts, starts.tolist(), ends.tolist(), strict=True):
-                col[a:b] = getattr(p, name)
-                if isinstance(getattr(p, name), np.ndarray):
-                    setattr(p, name, None)
+                value = _Fixed(self._deal_id) if name == "deal_id" else getattr(p, name)
+                if isinstance(value, _Fixed):
+                    np.take(value.source, p.rows, out=col[a:b], mode="clip")  # rows are in range: no buffering
+                else:
+                    col[a:b] = value
+                    if isinstance(value, np.ndarray):
+                        setattr(p, name, None)
             cols[name] = col
         return Transfers(**cols)
-
-
-def _rows_of(value: np.ndarray | int, rows: np.ndarray) -> np.ndarray | int:
-    """A per-deal value at `rows`, or a single value as it is."""
-    value = np.asarray(value, dtype=np.int64)
-    return int(value) if value.ndim == 0 else value[rows]

@@ -50,25 +50,25 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     """Fill the decision columns of `deals` (terms already set) for every phase."""
     r: ResponseTimes = market.config.response
     row = deals.job
-    e = draws.e  # (read column by column: a row gather would copy the columns no decision reads)
+    e = draws.e[row]  # one gather of whole rows: the rows are scattered (deals go by job age), the columns close
     node_row = deals.node - market.facts.first_node
     deals.client_agreed = (balance[deals.client] >= round_commitment(deals.client, deals.client_exposure)) & on_time(
-        e[row, E.client_agree], r.client_agree, deals.deadline_agree)
+        e[:, E.client_agree], r.client_agree, deals.deadline_agree)
     deals.node_agreed = (balance[deals.node] >= deals.node_exposure + deals.bribe) & on_time(
-        e[row, E.node_agree], r.node_agree, deals.deadline_agree)
+        e[:, E.node_agree], r.node_agree, deals.deadline_agree)
     agreed = deals.client_agreed & deals.node_agreed
-    deals.submit_time = e[row, E.node_submit] * r.node_submit
+    deals.submit_time = e[:, E.node_submit] * r.node_submit
     deals.submitted = agreed & (deals.submit_time <= deals.deadline_submit)
     deals.cheated = deals.submitted & (draws.u[row, U.cheat] < actions.nodes.cheat_rate[node_row])
     result = np.where(deals.colluding, CARTEL_FAKE, FIRST_OWN_FAKE + deals.deal_id)
     result[~deals.cheated] = CORRECT
     result[deals.forced_error & deals.submitted] = FORCED_FAKE
     deals.result = result
-    deals.judge_time = e[row, E.client_judge] * r.client_judge
+    deals.judge_time = e[:, E.client_judge] * r.client_judge
     deals.judged = deals.submitted & (deals.judge_time <= deals.deadline_judge)
     stack.choose_checks(deals)
     stack.select_mediators(deals)
-    deals.mediated = deals.checked & on_time(e[row, E.mediator], r.mediator, deals.deadline_mediate)
+    deals.mediated = deals.checked & on_time(e[:, E.mediator], r.mediator, deals.deadline_mediate)
     stack.judge(deals)
 
 
