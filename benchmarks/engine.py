@@ -45,6 +45,7 @@ from sim.build import ParsedConfig, build
 from sim.draws import DrawSource, RoundDraws
 from sim.engine import BatchEngine
 from sim.market import MachineSpec, Market, MarketConfig, ModuleSpec, ResponseTimes
+from sim.memory import keep_freed_memory
 from sim.reference import ReferenceModel
 
 STACK = [{"name": "lilypad_v2"}]
@@ -228,6 +229,7 @@ def main() -> None:
     parser.add_argument("--profile-top", type=int, default=15, help="functions listed by --profile")
     parser.add_argument("--readme", help="write the table into this file's <!-- table:engine --> block")
     args = parser.parse_args()
+    kept = keep_freed_memory()  # as `experiments.simulate` does; engine and kernel alike
     ref_rounds = min(args.reference_rounds, args.rounds)
 
     warm_up = prepare(50, 2, args.seed)  # numba's compiled solver, imports, caches
@@ -236,7 +238,8 @@ def main() -> None:
 
     header = (
         f"{args.rounds} rounds per size, best of {args.repeats} interleaved engine/kernel passes, rates on CPU "
-        f"time (wall in the last column); {load()} at start"
+        f"time (wall in the last column); freed memory {'kept' if kept else 'returned'} (sim.memory); {load()} "
+        "at start"
     )
     print(header)
     columns = [

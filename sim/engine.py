@@ -57,7 +57,7 @@ def new_deals(market: Market, draws: RoundDraws, client: np.ndarray, node: np.nd
         pool_base=market.facts.pool_base,
         group=client,
         replica=replica,
-        extra={"u": draws.u[row, N_FIXED_U:]},
+        extra={"u": np.take(draws.u, row, axis=0)[:, N_FIXED_U:]},
     )
 
 

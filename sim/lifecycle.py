@@ -50,7 +50,7 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     """Fill the decision columns of `deals` (terms already set) for every phase."""
     r: ResponseTimes = market.config.response
     row = deals.job
-    e = draws.e[row]  # one gather of whole rows: the rows are scattered (deals go by job age), the columns close
+    e = np.take(draws.e, row, axis=0)  # whole rows at once (numpy's take is faster than indexing for rows)
     node_row = deals.node - market.facts.first_node
     deals.client_agreed = (balance[deals.client] >= round_commitment(deals.client, deals.client_exposure)) & on_time(
         e[:, E.client_agree], r.client_agree, deals.deadline_agree)
