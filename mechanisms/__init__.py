@@ -3,7 +3,10 @@
 from mechanisms import (  # noqa: F401  (registers)
     check_policy,
     collateral,
+    collusion_contracts,
     consortium,
+    dispute_costs,
+    imperfect_verification,
     lilypad_v2,
     replication,
     reputation,

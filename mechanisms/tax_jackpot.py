@@ -10,7 +10,9 @@ and refunds its collateral.
   node pays it out of its payment, or the client on top (escrowed at agreement, counted in `client_exposure`,
   refunded if the node is not paid).
 * Claims: the checking client of every MediationRejected deal (the chain sees the rejection, not whether the result
-  was really wrong), and with `reward_mediators` every panel member who voted for the rejection.
+  was really wrong), and with `reward_mediators` every panel member who voted for the rejection. With
+  `pay_for: forced_errors` only rejected forced errors claim (Truebit: real errors are paid from the solver's
+  deposit), so a node and a client cannot farm the jackpot with a deliberate fake.
 * Payout once per round (`settle_round`, after every deal settled, whatever batches they settled in) from the pool
   as it stood at the round's start (this round's taxes wait for the next round): `fraction` shares
   floor(pool x fraction_bps) equally among the round's claims (floor; the remainder stays), `fixed` pays each
@@ -35,6 +37,7 @@ from mechanisms.transfers import TransferBuilder
 
 TAX_PAYERS = ("node", "client")
 MODES = ("fraction", "fixed")
+PAY_FOR = ("rejected", "forced_errors")
 MAX_AMOUNT = 10**15
 
 
@@ -48,6 +51,7 @@ class TaxJackpotConfig:
     max_payout: int | None = None  # cap per claim; None = no cap
     reward_mediators: bool = False  # panel members who voted to reject also claim
     forced_error_rate: float = 0.0  # probability the protocol swaps a deal's result for a known-wrong one
+    pay_for: str = "rejected"  # rejected: every rejected deal claims; forced_errors: only rejected forced errors
 
     def validate(self, path: str) -> None:
         require_int(self.tax_bps, f"{path}.tax_bps", 0, BPS)
@@ -60,6 +64,7 @@ class TaxJackpotConfig:
         require(isinstance(self.reward_mediators, bool), f"{path}.reward_mediators", self.reward_mediators,
                 "true or false")
         require_prob(self.forced_error_rate, f"{path}.forced_error_rate")
+        require_choice(self.pay_for, f"{path}.pay_for", PAY_FOR)
 
 
 @register
@@ -70,7 +75,7 @@ class TaxJackpot(Mechanism):
     columns = hook_columns(
         set_terms=Columns(updates=("forced_error", "client_exposure")),
         settle=Columns(reads=("client_agreed", "paid")),
-        settle_round=Columns(reads=("state", "panel", "dissenters")),
+        settle_round=Columns(reads=("state", "panel", "dissenters", "forced_error")),
     )
 
     def tax(self, deals: DealBatch) -> np.ndarray:
@@ -84,6 +89,8 @@ class TaxJackpot(Mechanism):
     def claims(self, deals: DealBatch) -> list[tuple[np.ndarray, np.ndarray]]:
         """(deals with the claim, claimant account per deal): the checking client, then each rejecting mediator."""
         rejected = deals.state == DealState.MediationRejected
+        if self.config.pay_for == "forced_errors":
+            rejected = rejected & deals.forced_error
         out = [(rejected, deals.client)]
         if self.config.reward_mediators:
             majority = deals.panel & ~deals.dissenters

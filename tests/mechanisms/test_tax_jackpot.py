@@ -178,3 +178,26 @@ def test_twin_jackpot_pays_checkers_when_nobody_cheats(stack_run) -> None:
         payouts += int(t.amount[paid].sum())
     assert payouts > 0
     assert int(on.engine.ledger.balance[on.engine.market.pool_base + Pool.Jackpot]) == taxes - payouts
+
+
+@pytest.mark.parametrize("pay_for", ["rejected", "forced_errors"])
+def test_only_forced_errors_claim_when_configured(stack_run, pay_for: str) -> None:
+    """Cheaters caught by checking clients, no forced errors for the first rounds: with `pay_for: rejected` their
+    rejections claim (a node and a client could farm the jackpot with a deliberate fake); with `forced_errors` only
+    the forced errors do."""
+    pop = {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
+           "clients": [{"strategy": "checker", "q": 0.5}]}
+    mech = {"order": ["lilypad_v2", "tax_jackpot"], "lilypad_v2": {},
+            "tax_jackpot": {"tax_bps": 1_000, "fraction_bps": 10_000, "forced_error_rate": 0.05, "pay_for": pay_for}}
+    out = stack_run(mech, pop, rounds=4)
+    claims = {"forced": 0, "real": 0}
+    for r in out.results[1:]:  # round 0 pays from an empty pool
+        d, t = r.deals, r.transfers
+        paid = t.reason == Reason.Jackpot
+        assert paid.any()
+        rejected = d.state == S.MediationRejected
+        claims["forced"] += int((rejected & d.forced_error).sum())
+        claims["real"] += int((rejected & ~d.forced_error).sum())
+        expected = int((rejected & (d.forced_error | (pay_for == "rejected"))).sum())
+        assert int(paid.sum()) == expected
+    assert claims["forced"] > 0 and claims["real"] > 0

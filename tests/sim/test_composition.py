@@ -25,7 +25,7 @@ from mechanisms.protocol import TERMINAL, VISITED_MASK
 
 TERMINAL_VALUES = [int(s) for s in TERMINAL]
 OPTIONAL = ("collateral", "consortium", "replication", "whistleblowing", "tax_jackpot", "staking", "reputation",
-            "check_policy", "retention")
+            "check_policy", "retention", "dispute_costs", "imperfect_verification", "collusion_contracts")
 ORDER_ERROR = re.compile(r"^mechanism\.order=\[.*\] is invalid: (\w+) (?:reads|updates) DealBatch\.([\w.]+) in (\w+) "
                          r"before (\w+) (?:sets|updates) it in (\w+); allowed: an order with \1 after \4$")
 bps = st.integers(0, 10_000)
@@ -61,7 +61,8 @@ def params(draw: st.DrawFn, name: str, fee: int, n_mediators: int) -> dict[str, 
         return {"tax_bps": draw(st.integers(0, 5_000)), "tax_payer": draw(st.sampled_from(["node", "client"])),
                 "mode": draw(st.sampled_from(["fraction", "fixed"])), "fraction_bps": draw(bps),
                 "amount": draw(st.integers(0, 200)), "max_payout": draw(maybe_amount),
-                "reward_mediators": draw(st.booleans()), "forced_error_rate": draw(prob)}
+                "reward_mediators": draw(st.booleans()), "forced_error_rate": draw(prob),
+                "pay_for": draw(st.sampled_from(["rejected", "forced_errors"]))}
     if name == "staking":
         return {"stakes": draw(st.lists(st.integers(0, 2_000), min_size=1, max_size=3)),
                 "slash_bps": draw(bps), "slash_to": draw(st.sampled_from(["burn", "protocol", "jackpot", "client"])),
@@ -75,6 +76,16 @@ def params(draw: st.DrawFn, name: str, fee: int, n_mediators: int) -> dict[str, 
         lo, hi = sorted([draw(prob), draw(prob)])
         return {"mode": draw(st.sampled_from(["fixed", "reputation", "budget"])), "q": draw(prob), "q_min": lo,
                 "q_max": hi, "budget_bps": draw(st.integers(0, 20_000))}
+    if name == "dispute_costs":
+        return {"fee_per_instruction": draw(st.integers(0, 5)), "verification_cost": draw(st.integers(0, 20)),
+                "fake_cost": draw(st.integers(0, 10)), "loser_pays": draw(st.booleans()),
+                "client_share_bps": draw(bps)}
+    if name == "imperfect_verification":
+        return {"detection": draw(prob), "false_reject": draw(prob), "nd_false_reject": draw(prob),
+                "nondeterministic_modules": draw(st.lists(st.integers(0, 3), unique=True, max_size=3))}
+    if name == "collusion_contracts":
+        return {"side_payment": draw(st.integers(0, 30)), "collusion_deposit": draw(st.integers(0, 30)),
+                "traitors": draw(st.booleans())}
     assert name == "retention"
     return {"window": draw(st.integers(0, 50)), "storage_cost": draw(st.integers(0, 3)),
             "payer": draw(st.sampled_from(["client", "node"]))}

@@ -276,6 +276,42 @@ CASES = {
         states=frozenset({S.ResultsAccepted, S.MediationAccepted, S.MediationRejected}),
         results=frozenset({(S.MediationRejected, FORCED_FAKE)}),
     ),
+    "dispute_costs_imperfect_verification": Case(
+        seed=13,
+        market=MarketConfig(n_clients=40, n_nodes=40, n_mediators=4, response=LATE),
+        stack={"slash_to": "protocol", "mediation_fee": 80},
+        more=(
+            {"name": "dispute_costs", "fee_per_instruction": 2, "verification_cost": 3, "fake_cost": 1,
+             "loser_pays": True, "client_share_bps": 4_000},
+            {"name": "imperfect_verification", "detection": 0.6, "false_reject": 0.2,
+             "nondeterministic_modules": (1,), "nd_false_reject": 0.5},
+        ),
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.8, "bribe": 30}],
+            "clients": [{"strategy": "checker", "q": 0.7}],
+            "mediators": [{"strategy": "honest"}, {"strategy": "bribable", "threshold": 10}],
+        },
+        states=frozenset({S.MediationAccepted, S.MediationRejected, S.TimeoutMediateResults}),
+        results=frozenset({(S.MediationRejected, CORRECT), (S.MediationAccepted, FIRST_OWN_FAKE)}),
+    ),
+    "collusion_contracts_traitors": Case(
+        seed=14,
+        market=MarketConfig(n_clients=30, n_nodes=70, n_mediators=3),
+        more=(
+            {"name": "replication", "replicas": 2, "commit_reveal": True},
+            {"name": "dispute_costs", "loser_pays": True},
+            {"name": "collusion_contracts", "side_payment": 4, "collusion_deposit": 9, "traitors": True},
+            {"name": "tax_jackpot", "tax_bps": 1_000, "forced_error_rate": 0.2, "pay_for": "forced_errors"},
+        ),
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
+            "clients": [{"strategy": "never_check"}],
+            "mediators": [{"strategy": "honest"}],
+        },
+        tweak=traitors,
+        states=frozenset({S.ResultsAccepted, S.MediationRejected}),
+        results=frozenset({(S.ResultsAccepted, CARTEL_FAKE), (S.MediationRejected, CARTEL_FAKE)}),
+    ),
 }
 
 
