@@ -10,9 +10,18 @@ export PYTHONHASHSEED := 0
 export RAY_AUTH_MODE := disabled
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: run test setup lint bench clean
+.PHONY: run test setup lint bench clean contracts
 
-setup: .venv/.installed
+setup: .venv/.installed node_modules/.installed
+
+# npm packages pinned in package-lock.json: the solc compiler, OpenZeppelin and anvil (binary inside the package)
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+# Solidity artifacts into build/contracts/ (rebuilt whenever a source changes)
+contracts: setup
+	$(PY) -m contracts.build
 
 .venv/.installed: requirements.lock pyproject.toml
 	test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
@@ -27,6 +36,7 @@ run: setup
 
 test: setup
 	$(PY) -m ruff check .
+	$(PY) -m contracts.build
 	$(PY) -m pytest -n 2 --dist loadgroup
 
 lint: setup
@@ -38,4 +48,16 @@ bench: setup
 	$(PY) benchmarks/rl_env.py
 
 clean:
-	rm -rf .venv outputs multirun .runtime
+	rm -rf .venv outputs multirun .runtime node_modules build
+
+# --- live node stack: a Docker engine and static busybox for the module images (see README "Live node stack") ---
+.PHONY: live-deps live-stop bench-live
+setup: live-deps
+live-deps: .venv/.installed  # installs Debian's docker.io and busybox-static when missing (as root); idempotent
+	$(PY) -m live.docker_engine install
+live-stop:  # stop the engine the project started, if any (before `clean` removes its data)
+	-test -x $(PY) && $(PY) -m live.docker_engine stop
+clean: live-stop
+bench: bench-live
+bench-live: setup
+	$(PY) benchmarks/live_docker.py

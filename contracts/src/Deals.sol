@@ -1,0 +1,517 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+
+import {DealProtocol} from "./DealProtocol.sol";
+import {IDeals} from "./IDeals.sol";
+import {IRandomness} from "./Randomness.sol";
+
+/// @title Deals: the Lilypad v2 deal lifecycle with per-deal escrow, settled exactly as mechanisms/lilypad_v2.py.
+/// @notice Every waiting phase has its own deadline counted from the block the phase began; the late party's
+/// collateral is slashed to the configured destination. Each deal holds its own escrow: a payout can only come
+/// out of the deal's own escrow, and a deal that settles must leave it at zero. Parties keep a free balance inside
+/// the contract (credited by settlements, topped up from their tokens when an escrow needs more) and pull it out
+/// with `withdraw`. Parameters are fixed at deployment from the twin's mechanism config (live/chain/params.py).
+contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    /// Deployment parameters: the resolved lilypad_v2 terms (collateral overrides applied by the deployer).
+    struct Config {
+        IERC20 token;
+        IRandomness beacon; // draws the mediator of a checked deal
+        address protocol; // treasury receiving protocol slashes
+        uint32 paymentCollateralBps;
+        uint32 baseMultiplierBps; // the only offer allowed when `multipliers` is empty
+        uint96 minDeposit; // results collateral = max(minDeposit, multiplier x job cost)
+        uint96 submitTimeoutCollateral;
+        uint96 judgeTimeoutCollateral;
+        uint96 mediationFee;
+        uint32 deadlineAgree; // blocks, from the first agreement
+        uint32 deadlineSubmit; // from the agreement
+        uint32 deadlineJudge; // from the posted result
+        uint32 deadlineMediate; // from the check
+        uint8 slashTo; // SLASH_BURN | SLASH_COUNTERPARTY | SLASH_MEDIATOR | SLASH_PROTOCOL
+        bool forfeitPayment; // a node whose result mediation rejects is not paid
+        uint32[] multipliers; // allowed offered multipliers (the collateral mechanism); empty = base only
+        address[] mediators; // registry: index i is mediator i of the twin
+    }
+
+    /// One storage slot per deal; the terms live in calldata and the DealCreated event, never in storage.
+    struct Deal {
+        DealProtocol.State state;
+        uint8 flags; // CLIENT_AGREED | NODE_AGREED
+        uint8 mediator; // registry index + 1 (0 = none)
+        uint40 since; // block the current phase began (0 = no such deal)
+        uint128 escrow; // value this deal holds
+    }
+
+    /// What a deal's terms oblige each party to escrow and pay.
+    struct Amounts {
+        uint256 jobCost;
+        uint256 payment;
+        uint256 judge;
+        uint256 submit;
+        uint256 results;
+        uint256 fee;
+    }
+
+    uint8 internal constant CLIENT_AGREED = 1;
+    uint8 internal constant NODE_AGREED = 2;
+    uint8 public constant SLASH_BURN = 0;
+    uint8 public constant SLASH_COUNTERPARTY = 1;
+    uint8 public constant SLASH_MEDIATOR = 2;
+    uint8 public constant SLASH_PROTOCOL = 3;
+    uint256 internal constant BPS = 10_000;
+    /// Burned value is credited here; nobody holds its key, so it can never be withdrawn.
+    address public constant BURN = 0x000000000000000000000000000000000000dEaD;
+
+    bytes32 public constant TERMS_TYPEHASH = keccak256(
+        "Terms(address client,address node,uint64 price,uint64 instructions,uint32 multiplierBps,uint32 module,"
+        "uint64 mediators,uint64 nonce)"
+    );
+    bytes32 public constant ACCEPTED_TYPEHASH = keccak256("Accepted(bytes32 deal,bytes32 resultHash)");
+
+    IERC20 public immutable token;
+    IRandomness public immutable beacon;
+    address public immutable protocol;
+    uint256 public immutable paymentCollateralBps;
+    uint256 public immutable baseMultiplierBps;
+    uint256 public immutable minDeposit;
+    uint256 public immutable submitTimeoutCollateral;
+    uint256 public immutable judgeTimeoutCollateral;
+    uint256 public immutable mediationFee;
+    uint256 public immutable deadlineAgree;
+    uint256 public immutable deadlineSubmit;
+    uint256 public immutable deadlineJudge;
+    uint256 public immutable deadlineMediate;
+    uint8 public immutable slashTo;
+    bool public immutable forfeitPayment;
+
+    uint32[] public multipliers;
+    address[] public mediators;
+    mapping(bytes32 => Deal) public deals;
+    mapping(address => uint256) public balanceOf;
+
+    event DealCreated(bytes32 indexed id, Terms terms);
+    event StateChanged(bytes32 indexed id, DealProtocol.State state);
+    event ResultsPosted(bytes32 indexed id, bytes32 resultHash, uint64 instructions);
+    event MediatorSelected(bytes32 indexed id, address mediator);
+    /// One movement of value, as the twin records it (mechanisms.transfers): payee is 0 for PaidIn and Refunded.
+    event Moved(
+        bytes32 indexed id,
+        address indexed payer,
+        address payee,
+        uint256 amount,
+        DealProtocol.Reason reason,
+        DealProtocol.Direction direction,
+        DealProtocol.Step step
+    );
+    event Deposited(address indexed account, uint256 amount);
+    event Withdrawn(address indexed account, uint256 amount);
+
+    error NotParty(bytes32 id, address caller);
+    error WrongState(bytes32 id, DealProtocol.State state);
+    error UnknownDeal(bytes32 id);
+    error DeadlinePassed(bytes32 id, uint256 deadline);
+    error DeadlineNotReached(bytes32 id, uint256 deadline);
+    error AlreadyAgreed(bytes32 id, address party);
+    error IllegalTransition(DealProtocol.State from, DealProtocol.State to);
+    error InvalidTerms(string field);
+    error InvalidConfig(string field);
+    error InstructionCountMismatch(uint64 agreed, uint64 posted);
+    error InsufficientBalance(address account, uint256 needed, uint256 available);
+    error BadSignature(bytes32 id, address expected);
+    error EscrowNotSettled(bytes32 id, uint256 left);
+
+    constructor(Config memory c) EIP712("Deals", "1") {
+        if (address(c.token) == address(0)) revert InvalidConfig("token");
+        if (address(c.beacon) == address(0)) revert InvalidConfig("beacon");
+        if (c.protocol == address(0)) revert InvalidConfig("protocol");
+        if (c.paymentCollateralBps < BPS) revert InvalidConfig("paymentCollateralBps");
+        if (c.slashTo > SLASH_PROTOCOL) revert InvalidConfig("slashTo");
+        if (c.mediators.length == 0 || c.mediators.length > 64) revert InvalidConfig("mediators");
+        if (c.deadlineAgree == 0 || c.deadlineSubmit == 0 || c.deadlineJudge == 0 || c.deadlineMediate == 0) {
+            revert InvalidConfig("deadlines");
+        }
+        token = c.token;
+        beacon = c.beacon;
+        protocol = c.protocol;
+        paymentCollateralBps = c.paymentCollateralBps;
+        baseMultiplierBps = c.baseMultiplierBps;
+        minDeposit = c.minDeposit;
+        submitTimeoutCollateral = c.submitTimeoutCollateral;
+        judgeTimeoutCollateral = c.judgeTimeoutCollateral;
+        mediationFee = c.mediationFee;
+        deadlineAgree = c.deadlineAgree;
+        deadlineSubmit = c.deadlineSubmit;
+        deadlineJudge = c.deadlineJudge;
+        deadlineMediate = c.deadlineMediate;
+        slashTo = c.slashTo;
+        forfeitPayment = c.forfeitPayment;
+        multipliers = c.multipliers;
+        mediators = c.mediators;
+    }
+
+    // ------------------------------------------------------------------ free balances (pulled, never pushed)
+
+    /// Move tokens from the caller (never tx.origin) into its free balance.
+    function deposit(uint256 amount) external nonReentrant {
+        balanceOf[msg.sender] += amount;
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        emit Deposited(msg.sender, amount);
+    }
+
+    /// Pull the caller's free balance out (checks, effects, then the token call).
+    function withdraw(uint256 amount) external nonReentrant {
+        uint256 available = balanceOf[msg.sender];
+        if (amount > available) revert InsufficientBalance(msg.sender, amount, available);
+        balanceOf[msg.sender] = available - amount;
+        token.safeTransfer(msg.sender, amount);
+        emit Withdrawn(msg.sender, amount);
+    }
+
+    // ------------------------------------------------------------------ the lifecycle, one call per step
+
+    /// Either party agrees (the first creates the deal) and escrows its share; the second moves it to DealAgreed.
+    function agree(Terms calldata t) external nonReentrant returns (bytes32 id) {
+        id = dealId(t);
+        bool isClient = msg.sender == t.client;
+        if (!isClient && msg.sender != t.node) revert NotParty(id, msg.sender);
+        Deal memory d = deals[id];
+        if (d.since == 0) {
+            _checkTerms(t);
+            d.since = uint40(block.number);
+            emit DealCreated(id, t);
+        } else {
+            if (d.state != DealProtocol.State.DealNegotiating) revert WrongState(id, d.state);
+            _before(id, d.since + deadlineAgree);
+        }
+        uint8 bit = isClient ? CLIENT_AGREED : NODE_AGREED;
+        if (d.flags & bit != 0) revert AlreadyAgreed(id, msg.sender);
+        d.flags |= bit;
+        Amounts memory a = _amounts(t);
+        DealProtocol.Step step = DealProtocol.Step.Agree;
+        if (isClient) {
+            _in(id, d, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, step, true);
+            _in(id, d, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, step, true);
+        } else {
+            _in(id, d, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, step, true);
+        }
+        if (d.flags == CLIENT_AGREED | NODE_AGREED) {
+            _move(id, d, DealProtocol.State.DealAgreed);
+        }
+        deals[id] = d;
+    }
+
+    /// The node posts its result before the submit deadline; its submit collateral becomes results collateral.
+    function submitResults(Terms calldata t, bytes32 resultHash, uint64 instructions) external nonReentrant {
+        (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.DealAgreed, t.node, address(0));
+        _before(id, d.since + deadlineSubmit);
+        if (instructions != t.instructions) revert InstructionCountMismatch(t.instructions, instructions);
+        Amounts memory a = _amounts(t);
+        _out(id, d, t.node, address(0), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
+            DealProtocol.Direction.Refunded, DealProtocol.Step.Submit);
+        _in(id, d, t.node, a.results, DealProtocol.Reason.ResultsCollateral, DealProtocol.Step.Submit, true);
+        emit ResultsPosted(id, resultHash, instructions);
+        _move(id, d, DealProtocol.State.ResultsSubmitted);
+        deals[id] = d;
+    }
+
+    /// The client accepts the result before the judge deadline: the deal settles.
+    function acceptResults(Terms calldata t) external nonReentrant {
+        (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsSubmitted, t.client, address(0));
+        _before(id, d.since + deadlineJudge);
+        _finish(id, t, d, DealProtocol.State.ResultsAccepted);
+    }
+
+    /// The client asks for mediation before the judge deadline: its judge collateral is returned, the mediation
+    /// fee escrowed, and a mediator both parties trust is drawn by the beacon (no party chooses it).
+    function checkResults(Terms calldata t) external nonReentrant {
+        (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsSubmitted, t.client, address(0));
+        _before(id, d.since + deadlineJudge);
+        Amounts memory a = _amounts(t);
+        DealProtocol.Step step = DealProtocol.Step.Judge;
+        _out(id, d, t.client, address(0), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
+            DealProtocol.Direction.Refunded, step);
+        _in(id, d, t.client, a.fee, DealProtocol.Reason.MediationFee, step, true);
+        uint256 index = _nthSetBit(t.mediators, beacon.draw(id) % _popcount(t.mediators));
+        d.mediator = uint8(index + 1);
+        emit MediatorSelected(id, mediators[index]);
+        _move(id, d, DealProtocol.State.ResultsChecked);
+        deals[id] = d;
+    }
+
+    /// The drawn mediator gives its verdict before the mediation deadline (counted from the check); it is paid
+    /// the fee and the deal settles.
+    function mediate(Terms calldata t, bool accept) external nonReentrant {
+        Deal memory d = deals[dealId(t)];
+        address mediator = d.mediator == 0 ? address(0) : mediators[d.mediator - 1];
+        (bytes32 id,) = _load(t, DealProtocol.State.ResultsChecked, mediator, address(0));
+        _before(id, d.since + deadlineMediate);
+        _out(id, d, t.client, mediator, _amounts(t).fee, DealProtocol.Reason.MediationFee,
+            DealProtocol.Direction.PaidOut, DealProtocol.Step.Mediate);
+        _finish(id, t, d, accept ? DealProtocol.State.MediationAccepted : DealProtocol.State.MediationRejected);
+    }
+
+    /// After the agreement deadline without both agreements, either party releases what was escrowed.
+    function timeoutAgree(Terms calldata t) external nonReentrant {
+        (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.DealNegotiating, t.client, t.node);
+        _after(id, d.since + deadlineAgree);
+        _finish(id, t, d, DealProtocol.State.TimeoutAgree);
+    }
+
+    /// After the submit deadline without a result, the client ends the deal; the node's collateral is slashed.
+    function timeoutSubmitResults(Terms calldata t) external nonReentrant {
+        (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.DealAgreed, t.client, address(0));
+        _after(id, d.since + deadlineSubmit);
+        _finish(id, t, d, DealProtocol.State.TimeoutSubmitResults);
+    }
+
+    /// After the judge deadline without a judgement, the node is paid and the client's collateral slashed.
+    function timeoutJudgeResults(Terms calldata t) external nonReentrant {
+        (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsSubmitted, t.node, address(0));
+        _after(id, d.since + deadlineJudge);
+        _finish(id, t, d, DealProtocol.State.TimeoutJudgeResults);
+    }
+
+    /// After the mediation deadline (counted from the check) without a verdict, either party releases the escrows.
+    function timeoutMediateResults(Terms calldata t) external nonReentrant {
+        (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsChecked, t.client, t.node);
+        _after(id, d.since + deadlineMediate);
+        _finish(id, t, d, DealProtocol.State.TimeoutMediateResults);
+    }
+
+    // ------------------------------------------------------------------ batched happy path (EIP-712)
+
+    /// Anyone (the solver) settles many accepted deals at once: both parties signed Accepted(deal, resultHash).
+    /// Each deal goes through the same escrow steps as the one-call-per-step path, out of free balances only.
+    function settleSigned(Signed[] calldata batch) external nonReentrant {
+        for (uint256 i = 0; i < batch.length; ++i) {
+            Signed calldata s = batch[i];
+            Terms calldata t = s.terms;
+            bytes32 id = dealId(t);
+            if (deals[id].since != 0) revert WrongState(id, deals[id].state);
+            _checkTerms(t);
+            bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(ACCEPTED_TYPEHASH, id, s.resultHash)));
+            if (ECDSA.recover(digest, s.clientSignature) != t.client) revert BadSignature(id, t.client);
+            if (ECDSA.recover(digest, s.nodeSignature) != t.node) revert BadSignature(id, t.node);
+            emit DealCreated(id, t);
+            Deal memory d = Deal(DealProtocol.State.DealNegotiating, CLIENT_AGREED | NODE_AGREED, 0,
+                uint40(block.number), 0);
+            Amounts memory a = _amounts(t);
+            _in(id, d, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, DealProtocol.Step.Agree, false);
+            _in(id, d, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, DealProtocol.Step.Agree,
+                false);
+            _in(id, d, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, DealProtocol.Step.Agree,
+                false);
+            _move(id, d, DealProtocol.State.DealAgreed);
+            _out(id, d, t.node, address(0), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
+                DealProtocol.Direction.Refunded, DealProtocol.Step.Submit);
+            _in(id, d, t.node, a.results, DealProtocol.Reason.ResultsCollateral, DealProtocol.Step.Submit, false);
+            emit ResultsPosted(id, s.resultHash, t.instructions);
+            _move(id, d, DealProtocol.State.ResultsSubmitted);
+            _finish(id, t, d, DealProtocol.State.ResultsAccepted);
+        }
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// The deal id: the EIP-712 hash of the terms under this contract's domain (chain id and address).
+    function dealId(Terms calldata t) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(TERMS_TYPEHASH, t)));
+    }
+
+    function escrowOf(bytes32 id) external view returns (uint256) {
+        return deals[id].escrow;
+    }
+
+    /// The transition table, for the drift test against mechanisms/protocol.py.
+    function isLegal(DealProtocol.State from, DealProtocol.State to) external pure returns (bool) {
+        return DealProtocol.isLegal(from, to);
+    }
+
+    function mediatorCount() external view returns (uint256) {
+        return mediators.length;
+    }
+
+    /// The EIP-712 digest both parties sign for `settleSigned`.
+    function acceptedDigest(bytes32 id, bytes32 resultHash) external view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(ACCEPTED_TYPEHASH, id, resultHash)));
+    }
+
+    // ------------------------------------------------------------------ settlement (mechanisms/lilypad_v2.settle)
+
+    /// Release every escrow the deal still holds for its terminal state, in the twin's order, then require the
+    /// deal's escrow to be empty: a settlement can never pay out of another deal's escrow.
+    function _finish(bytes32 id, Terms calldata t, Deal memory d, DealProtocol.State to) internal {
+        _move(id, d, to);
+        Amounts memory a = _amounts(t);
+        DealProtocol.State s = to;
+        bool rejected = s == DealProtocol.State.MediationRejected;
+        bool paid = s == DealProtocol.State.ResultsAccepted || s == DealProtocol.State.TimeoutJudgeResults
+            || s == DealProtocol.State.MediationAccepted || (rejected && !forfeitPayment);
+        bool clientIn = d.flags & CLIENT_AGREED != 0;
+        bool submitted = s != DealProtocol.State.TimeoutAgree && s != DealProtocol.State.TimeoutSubmitResults;
+        DealProtocol.Step step = DealProtocol.Step.Settle;
+        if (paid) {
+            _out(id, d, t.client, t.node, a.jobCost, DealProtocol.Reason.JobPayment, DealProtocol.Direction.PaidOut,
+                step);
+        }
+        if (clientIn) {
+            _out(id, d, t.client, address(0), a.payment - (paid ? a.jobCost : 0),
+                DealProtocol.Reason.PaymentCollateral, DealProtocol.Direction.Refunded, step);
+        }
+        if (clientIn && (!submitted || s == DealProtocol.State.ResultsAccepted)) {
+            _out(id, d, t.client, address(0), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
+                DealProtocol.Direction.Refunded, step);
+        }
+        if (s == DealProtocol.State.TimeoutJudgeResults) {
+            _out(id, d, t.client, _slashTo(t, t.client, d), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
+                DealProtocol.Direction.Slashed, step);
+        }
+        if (d.flags & NODE_AGREED != 0 && s == DealProtocol.State.TimeoutAgree) {
+            _out(id, d, t.node, address(0), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
+                DealProtocol.Direction.Refunded, step);
+        }
+        if (s == DealProtocol.State.TimeoutSubmitResults) {
+            _out(id, d, t.node, _slashTo(t, t.node, d), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
+                DealProtocol.Direction.Slashed, step);
+        }
+        if (submitted && !rejected) {
+            _out(id, d, t.node, address(0), a.results, DealProtocol.Reason.ResultsCollateral,
+                DealProtocol.Direction.Refunded, step);
+        }
+        if (rejected) {
+            _out(id, d, t.node, _slashTo(t, t.node, d), a.results, DealProtocol.Reason.ResultsCollateral,
+                DealProtocol.Direction.Slashed, step);
+        }
+        if (s == DealProtocol.State.TimeoutMediateResults) {
+            _out(id, d, t.client, address(0), a.fee, DealProtocol.Reason.MediationFee, DealProtocol.Direction.Refunded,
+                step);
+        }
+        if (d.escrow != 0) revert EscrowNotSettled(id, d.escrow);
+        deals[id] = d;
+    }
+
+    /// Who receives value slashed from `party` (mechanisms.lilypad_v2.slash_destination).
+    function _slashTo(Terms calldata t, address party, Deal memory d) internal view returns (address) {
+        if (slashTo == SLASH_BURN) return BURN;
+        if (slashTo == SLASH_COUNTERPARTY) return party == t.client ? t.node : t.client;
+        if (slashTo == SLASH_MEDIATOR && d.mediator != 0) return mediators[d.mediator - 1];
+        return protocol;
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    /// The deal of `t` in state `expected`, called by `role` (or `alt`, when not zero).
+    function _load(Terms calldata t, DealProtocol.State expected, address role, address alt)
+        internal
+        view
+        returns (bytes32 id, Deal memory d)
+    {
+        id = dealId(t);
+        d = deals[id];
+        if (d.since == 0) revert UnknownDeal(id);
+        if (msg.sender != role && (alt == address(0) || msg.sender != alt)) revert NotParty(id, msg.sender);
+        if (d.state != expected) revert WrongState(id, d.state);
+    }
+
+    function _before(bytes32 id, uint256 deadline) internal view {
+        if (block.number > deadline) revert DeadlinePassed(id, deadline);
+    }
+
+    function _after(bytes32 id, uint256 deadline) internal view {
+        if (block.number <= deadline) revert DeadlineNotReached(id, deadline);
+    }
+
+    function _move(bytes32 id, Deal memory d, DealProtocol.State to) internal {
+        if (!DealProtocol.isLegal(d.state, to)) revert IllegalTransition(d.state, to);
+        d.state = to;
+        d.since = uint40(block.number);
+        emit StateChanged(id, to);
+    }
+
+    /// `party` escrows `amount` into the deal from its free balance, topped up from its tokens if `pull`.
+    function _in(
+        bytes32 id,
+        Deal memory d,
+        address party,
+        uint256 amount,
+        DealProtocol.Reason reason,
+        DealProtocol.Step step,
+        bool pull
+    ) internal {
+        if (amount == 0) return;
+        uint256 free = balanceOf[party];
+        if (free < amount) {
+            if (!pull) revert InsufficientBalance(party, amount, free);
+            token.safeTransferFrom(party, address(this), amount - free);
+            free = amount;
+        }
+        balanceOf[party] = free - amount;
+        d.escrow += uint128(amount);
+        emit Moved(id, party, address(0), amount, reason, DealProtocol.Direction.PaidIn, step);
+    }
+
+    /// `amount` leaves the deal's escrow (checked: never more than the deal holds) to `payee`, or back to
+    /// `payer` when `payee` is zero (a refund).
+    function _out(
+        bytes32 id,
+        Deal memory d,
+        address payer,
+        address payee,
+        uint256 amount,
+        DealProtocol.Reason reason,
+        DealProtocol.Direction direction,
+        DealProtocol.Step step
+    ) internal {
+        if (amount == 0) return;
+        d.escrow -= uint128(amount);
+        balanceOf[payee == address(0) ? payer : payee] += amount;
+        emit Moved(id, payer, payee, amount, reason, direction, step);
+    }
+
+    function _amounts(Terms calldata t) internal view returns (Amounts memory a) {
+        a.jobCost = uint256(t.price) * t.instructions;
+        a.payment = a.jobCost * paymentCollateralBps / BPS;
+        a.judge = judgeTimeoutCollateral;
+        a.submit = submitTimeoutCollateral;
+        uint256 results = a.jobCost * t.multiplierBps / BPS;
+        a.results = results > minDeposit ? results : minDeposit;
+        a.fee = mediationFee;
+    }
+
+    function _checkTerms(Terms calldata t) internal view {
+        if (t.client == t.node) revert InvalidTerms("node");
+        if (t.mediators == 0 || t.mediators >> mediators.length != 0) revert InvalidTerms("mediators");
+        if (multipliers.length == 0) {
+            if (t.multiplierBps != baseMultiplierBps) revert InvalidTerms("multiplierBps");
+        } else {
+            bool offered = false;
+            for (uint256 i = 0; i < multipliers.length && !offered; ++i) {
+                offered = multipliers[i] == t.multiplierBps;
+            }
+            if (!offered) revert InvalidTerms("multiplierBps");
+        }
+    }
+
+    function _popcount(uint64 mask) internal pure returns (uint256 n) {
+        for (; mask != 0; mask &= mask - 1) ++n;
+    }
+
+    /// Index of the k-th (0-based) set bit of `mask`.
+    function _nthSetBit(uint64 mask, uint256 k) internal pure returns (uint256) {
+        for (uint256 b = 0; b < 64; ++b) {
+            if ((mask >> b) & 1 == 1) {
+                if (k == 0) return b;
+                --k;
+            }
+        }
+        revert InvalidTerms("mediators");
+    }
+}

@@ -1,0 +1,292 @@
+"""Deploy the contracts and build one transaction per protocol step (web3.py), for tests, benchmarks and services.
+
+Transactions are plain dicts ({from, to, data}) so a caller can send one or a whole round's worth in one block
+(`Chain.send`). Deal ids are computed locally exactly as the contract does (the EIP-712 hash of the terms), so a
+round of deals needs no call to learn its ids. A reverted call is turned into its named custom error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from eth_abi import decode, encode
+from eth_utils import keccak, to_checksum_address
+from web3.contract import Contract
+
+from contracts.build import Artifact, load
+from live.chain.node import Chain
+from live.chain.params import ChainParams
+
+BEACONS = ("prevrandao", "scripted")
+TERMS_TYPE = (
+    "Terms(address client,address node,uint64 price,uint64 instructions,uint32 multiplierBps,uint32 module,"
+    "uint64 mediators,uint64 nonce)"
+)
+TERMS_TYPEHASH = keccak(text=TERMS_TYPE)
+ACCEPTED_TYPEHASH = keccak(text="Accepted(bytes32 deal,bytes32 resultHash)")
+DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+
+
+class Terms(NamedTuple):
+    """The deal terms both parties agree to (IDeals.Terms)."""
+
+    client: str
+    node: str
+    price: int
+    instructions: int
+    multiplier_bps: int
+    module: int
+    mediators: int  # bit mask of mediator registry indices both trust
+    nonce: int  # the twin's deal id in differential runs
+
+    def struct_hash(self) -> bytes:
+        return keccak(
+            encode(
+                ["bytes32", "address", "address", "uint64", "uint64", "uint32", "uint32", "uint64", "uint64"],
+                [TERMS_TYPEHASH, *self],
+            )
+        )
+
+
+class RevertedWith(Exception):
+    """A call reverted with a named custom error of the deal contract."""
+
+    def __init__(self, name: str, args: tuple[Any, ...]) -> None:
+        super().__init__(f"{name}{args}")
+        self.name, self.args_ = name, args
+
+
+@dataclass
+class Deployment:
+    """Addresses and contract handles of one deployment."""
+
+    chain: Chain
+    params: ChainParams
+    token: Contract
+    deals: Contract
+    beacon: Contract
+    beacon_kind: str
+    mediators: list[str]
+    protocol: str
+    deployer: str
+    block: int
+
+    @property
+    def domain_separator(self) -> bytes:
+        return keccak(
+            encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [
+                    DOMAIN_TYPEHASH,
+                    keccak(text="Deals"),
+                    keccak(text="1"),
+                    int(self.chain.w3.eth.chain_id),
+                    self.deals.address,
+                ],
+            )
+        )
+
+    def deal_id(self, t: Terms) -> bytes:
+        """The contract's `dealId(t)`, computed locally."""
+        return keccak(b"\x19\x01" + self._domain + t.struct_hash())
+
+    def accepted_digest(self, deal: bytes, result_hash: bytes) -> bytes:
+        """What both parties sign for the batched path (`settleSigned`)."""
+        inner = keccak(encode(["bytes32", "bytes32", "bytes32"], [ACCEPTED_TYPEHASH, deal, result_hash]))
+        return keccak(b"\x19\x01" + self._domain + inner)
+
+    def __post_init__(self) -> None:
+        self._domain = self.domain_separator
+
+    # ---------------------------------------------------------------- one transaction per protocol step
+
+    def tx(self, sender: str, fn: str, *args: Any, contract: Contract | None = None) -> dict[str, Any]:
+        """A call of `fn` (not overloaded) on `contract` (default: the deal contract), encoded with eth_abi (web3's
+        encoder validates the ABI on every call, which dominates when a round sends thousands)."""
+        c = contract if contract is not None else self.deals
+        selector, types = _signature(c, fn)
+        return {"from": sender, "to": c.address, "data": "0x" + (selector + encode(types, list(args))).hex()}
+
+    def read_many(self, fn: str, args: Sequence[tuple[Any, ...]], contract: Contract | None = None) -> list[int]:
+        """`fn(*a)` for each `a`, as integers (one batched request on anvil); for single-word views."""
+        c = contract if contract is not None else self.deals
+        txs = [self.tx(self.deployer, fn, *a, contract=c) for a in args]
+        return [int.from_bytes(r[:32], "big") for r in self.chain.call_many(txs)]
+
+    def approve(self, owner: str, amount: int) -> dict[str, Any]:
+        return self.tx(owner, "approve", self.deals.address, amount, contract=self.token)
+
+    def deposit(self, owner: str, amount: int) -> dict[str, Any]:
+        return self.tx(owner, "deposit", amount)
+
+    def withdraw(self, owner: str, amount: int) -> dict[str, Any]:
+        return self.tx(owner, "withdraw", amount)
+
+    def agree(self, t: Terms, sender: str) -> dict[str, Any]:
+        return self.tx(sender, "agree", tuple(t))
+
+    def submit(self, t: Terms, result_hash: bytes, instructions: int | None = None) -> dict[str, Any]:
+        n = t.instructions if instructions is None else instructions
+        return self.tx(t.node, "submitResults", tuple(t), result_hash, n)
+
+    def accept(self, t: Terms) -> dict[str, Any]:
+        return self.tx(t.client, "acceptResults", tuple(t))
+
+    def check(self, t: Terms) -> dict[str, Any]:
+        return self.tx(t.client, "checkResults", tuple(t))
+
+    def mediate(self, t: Terms, mediator: str, accept: bool) -> dict[str, Any]:
+        return self.tx(mediator, "mediate", tuple(t), accept)
+
+    def timeout(self, phase: str, t: Terms, sender: str) -> dict[str, Any]:
+        """`phase` in agree | submit | judge | mediate."""
+        fn = {
+            "agree": "timeoutAgree",
+            "submit": "timeoutSubmitResults",
+            "judge": "timeoutJudgeResults",
+            "mediate": "timeoutMediateResults",
+        }[phase]
+        return self.tx(sender, fn, tuple(t))
+
+    def settle_signed(self, sender: str, batch: Sequence[tuple[Terms, bytes, bytes, bytes]]) -> dict[str, Any]:
+        return self.tx(sender, "settleSigned", [(tuple(t), r, cs, ns) for t, r, cs, ns in batch])
+
+    def set_draws(self, ids: Sequence[bytes], words: Sequence[int]) -> dict[str, Any]:
+        """Scripted beacon only: the word each deal's mediator draw reads."""
+        return self.tx(self.deployer, "set", list(ids), list(words), contract=self.beacon)
+
+    # ---------------------------------------------------------------- reads
+
+    def balance(self, account: str) -> int:
+        """Free balance inside the contract plus tokens held: everything the account can spend."""
+        return int(self.deals.functions.balanceOf(account).call()) + int(self.token.functions.balanceOf(account).call())
+
+    def escrow(self, deal: bytes) -> int:
+        return int(self.deals.functions.escrowOf(deal).call())
+
+    def state(self, deal: bytes) -> int:
+        return int(self.deals.functions.deals(deal).call()[0])
+
+    def revert_of(self, tx: dict[str, Any]) -> RevertedWith | None:
+        """The named custom error `tx` would revert with now (None if it would succeed)."""
+        data = self.chain.revert_data(tx)
+        return None if data is None else decode_error(data, [self.deals, self.token, self.beacon])
+
+
+_SIGNATURES: dict[tuple[str, str], tuple[bytes, list[str]]] = {}
+
+
+def _signature(c: Contract, fn: str) -> tuple[bytes, list[str]]:
+    key = (c.address, fn)
+    if key not in _SIGNATURES:
+        item = next(i for i in c.abi if i["type"] == "function" and i["name"] == fn)
+        types = [_abi_type(i) for i in item["inputs"]]
+        _SIGNATURES[key] = (keccak(text=f"{fn}({','.join(types)})")[:4], types)
+    return _SIGNATURES[key]
+
+
+def decode_error(raw: bytes, contracts: Sequence[Contract]) -> RevertedWith:
+    """A custom error's name and arguments from revert data (selector + args); "Revert" when there is none."""
+    if len(raw) < 4:
+        return RevertedWith("Revert", (raw,))
+    for c in contracts:
+        for item in c.abi:
+            if item["type"] != "error":
+                continue
+            types = [_abi_type(i) for i in item["inputs"]]
+            if keccak(text=f"{item['name']}({','.join(types)})")[:4] == raw[:4]:
+                return RevertedWith(item["name"], tuple(decode(types, raw[4:])))
+    return RevertedWith("Unknown", (raw,))
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    if item["type"].startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + item["type"][5:]
+    return item["type"]
+
+
+def deploy(
+    chain: Chain,
+    params: ChainParams,
+    mediators: Sequence[str],
+    protocol: str,
+    holders: Sequence[str],
+    amounts: Sequence[int],
+    beacon: str = "prevrandao",
+    deployer: str | None = None,
+    artifacts: dict[str, Artifact] | None = None,
+    deals_artifact: str = "Deals",
+    token_artifact: str = "Token",
+) -> Deployment:
+    """Deploy token, beacon and deal contract (one block), then hand each holder its amount of tokens."""
+    if beacon not in BEACONS:
+        raise ValueError(f"beacon={beacon!r} is invalid: allowed one of {list(BEACONS)}")
+    arts = artifacts if artifacts is not None else load()
+    w3 = chain.w3
+    deployer = deployer or chain.accounts[0]
+    nonce = int(w3.eth.get_transaction_count(deployer))
+    token_addr, beacon_addr, deals_addr = (_create_address(deployer, nonce + i) for i in range(3))
+    beacon_name = "PrevrandaoBeacon" if beacon == "prevrandao" else "ScriptedBeacon"
+    p = params
+    config = (
+        token_addr,
+        beacon_addr,
+        protocol,
+        p.payment_collateral_bps,
+        p.base_multiplier_bps,
+        p.min_deposit,
+        p.submit_timeout_collateral,
+        p.judge_timeout_collateral,
+        p.mediation_fee,
+        p.deadline_agree,
+        p.deadline_submit,
+        p.deadline_judge,
+        p.deadline_mediate,
+        p.slash_code,
+        p.forfeit_payment,
+        list(p.multipliers_bps),
+        list(mediators),
+    )
+    txs = [
+        {"from": deployer, "data": _creation(arts[token_artifact], "Twin Credit", "TWC", deployer, sum(amounts))},
+        {"from": deployer, "data": _creation(arts[beacon_name])},
+        {"from": deployer, "data": _creation(arts[deals_artifact], config)},
+    ]
+    receipts = chain.send(txs)
+    got = [to_checksum_address(r["contractAddress"]) for r in receipts]
+    if got != [token_addr, beacon_addr, deals_addr]:
+        raise RuntimeError(f"deployed at {got}, expected {[token_addr, beacon_addr, deals_addr]}")
+    token = w3.eth.contract(address=token_addr, abi=arts[token_artifact].abi)
+    transfers = [
+        {"from": deployer, "to": token_addr, "data": token.encode_abi("transfer", args=[h, int(a)])}
+        for h, a in zip(holders, amounts, strict=True)
+        if h != deployer and a > 0
+    ]
+    if transfers:
+        chain.send(transfers)
+    return Deployment(
+        chain,
+        params,
+        w3.eth.contract(address=token_addr, abi=arts[token_artifact].abi),
+        w3.eth.contract(address=deals_addr, abi=arts[deals_artifact].abi),
+        w3.eth.contract(address=beacon_addr, abi=arts[beacon_name].abi),
+        beacon,
+        list(mediators),
+        protocol,
+        deployer,
+        int(receipts[-1]["blockNumber"]),
+    )
+
+
+def _creation(art: Artifact, *args: Any) -> str:
+    """Creation bytecode followed by the ABI-encoded constructor arguments."""
+    ctor = next((i for i in art.abi if i["type"] == "constructor"), {"inputs": []})
+    return "0x" + art.bytecode + encode([_abi_type(i) for i in ctor["inputs"]], list(args)).hex()
+
+
+def _create_address(sender: str, nonce: int) -> str:
+    import rlp
+
+    return to_checksum_address(keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:])

@@ -1,0 +1,330 @@
+"""The two chains one suite runs on: the embedded eth-tester/py-evm chain and an anvil node the project starts.
+
+Both expose the same small surface: a `Web3`, the chain's own unlocked dev accounts (no private key ever leaves the
+chain or this process), `send` for many transactions mined into one block (deals of a whole round share blocks),
+`mine` to let deadlines pass, snapshots, and for anvil a state dump/load so a restarted node resumes where it was.
+Every receipt's status is checked: a failed transaction can still be mined.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+from web3 import Web3
+
+from contracts.build import NODE_MODULES
+
+ANVIL = NODE_MODULES / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+CHAINS = ("embedded", "anvil")
+TX_GAS = 5_000_000  # gas limit per transaction (explicit, so sending never waits for an estimate)
+DEV_BALANCE_ETH = 10**6
+
+
+class ChainError(RuntimeError):
+    """A transaction failed (status 0) or the node misbehaved; the message names the transaction."""
+
+
+class Chain:
+    """Common surface of the two chains."""
+
+    name: str
+    w3: Web3
+    accounts: list[str]
+    blocks_per_tx = 0  # blocks a transaction of `send` adds beyond the batch's one block
+
+    def send(self, txs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Send `txs` ({from, to, data}), mine them into one block, return their receipts (all must succeed)."""
+        raise NotImplementedError
+
+    def mine(self, blocks: int = 1) -> None:
+        raise NotImplementedError
+
+    def logs(self, address: str, from_block: int, to_block: int | str) -> list[tuple[list[bytes], bytes, int]]:
+        """(topics, data, block) of every log `address` emitted in the block range, in order."""
+        flt = {"address": address, "fromBlock": from_block, "toBlock": to_block}
+        return [
+            ([bytes(t) for t in lg["topics"]], bytes(lg["data"]), int(lg["blockNumber"]))
+            for lg in self.w3.eth.get_logs(flt)
+        ]
+
+    def call_many(self, txs: Sequence[dict[str, Any]]) -> list[bytes]:
+        """The return data of each call (eth_call at the latest block)."""
+        return [bytes(self.w3.eth.call({k: v for k, v in tx.items() if k in ("from", "to", "data")})) for tx in txs]
+
+    def revert_data(self, tx: dict[str, Any]) -> bytes | None:
+        """The revert data `tx` would produce now (b"" for a bare revert), or None if it would succeed."""
+        raise NotImplementedError
+
+    def snapshot(self) -> Any:
+        raise NotImplementedError
+
+    def revert(self, snap: Any) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the chain (stop the node)."""
+
+    def block_number(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def __enter__(self) -> Chain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check(receipts: list[dict[str, Any]], txs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    for i, (r, tx) in enumerate(zip(receipts, txs, strict=True)):
+        if r is None:
+            raise ChainError(f"transaction {i} of the batch was not mined (from {tx.get('from')})")
+        if int(r["status"]) != 1:
+            raise ChainError(
+                f"transaction {i} of the batch failed (status 0): from {tx.get('from')} to {tx.get('to')}"
+                f" data {str(tx.get('data'))[:10]}"
+            )
+    return receipts
+
+
+class EmbeddedChain(Chain):
+    """eth-tester with py-evm, in this process. It mines every transaction into its own block (its pending block
+    cannot hold two transactions of one sender), so `send` advances the chain by one block per transaction and a
+    caller replaying many deals keeps its batches shorter than the deadlines (`blocks_per_tx`)."""
+
+    name = "embedded"
+    blocks_per_tx = 1
+
+    def __init__(self, n_accounts: int = 20) -> None:
+        from eth_tester import EthereumTester, PyEVMBackend
+        from web3 import EthereumTesterProvider
+
+        state = PyEVMBackend.generate_genesis_state(num_accounts=n_accounts)
+        self.tester = EthereumTester(PyEVMBackend(genesis_state=state))
+        self.w3 = Web3(EthereumTesterProvider(self.tester))
+        self.accounts = [Web3.to_checksum_address(a) for a in self.tester.get_accounts()]
+
+    def send(self, txs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        hashes = [self.tester.send_transaction({"gas": TX_GAS, "value": 0, **tx}) for tx in txs]
+        return _check([dict(self.w3.eth.get_transaction_receipt(h)) for h in hashes], txs)
+
+    def mine(self, blocks: int = 1) -> None:
+        self.tester.mine_blocks(blocks)
+
+    def revert_data(self, tx: dict[str, Any]) -> bytes | None:
+        from eth_tester.exceptions import TransactionFailed
+
+        try:
+            self.tester.call({k: v for k, v in tx.items() if k in ("from", "to", "data")}, "latest")
+        except TransactionFailed as exc:  # py-evm reports the revert data as the repr of its bytes
+            data = exc.args[0] if exc.args else b""
+            if isinstance(data, str) and data.startswith(("b'", 'b"')):
+                data = ast.literal_eval(data)
+            return data if isinstance(data, bytes) else b""
+        return None
+
+    def snapshot(self) -> Any:
+        return self.tester.take_snapshot()
+
+    def revert(self, snap: Any) -> None:
+        self.tester.revert_to_snapshot(snap)
+
+
+def free_port() -> int:
+    """A free loopback TCP port (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class AnvilChain(Chain):
+    """An anvil node from the pinned npm package, on a free loopback port, stopped by `close` (or at exit of a
+    `with` block). Mining is manual: `send` posts a whole batch with one JSON-RPC request and mines one block."""
+
+    name = "anvil"
+
+    def __init__(
+        self, n_accounts: int = 20, state: str | os.PathLike[str] | None = None, startup_s: float = 20.0
+    ) -> None:
+        if not ANVIL.is_file():
+            raise ChainError(f"anvil binary missing at {ANVIL}; run `make setup` (npm ci)")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [
+            str(ANVIL),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--accounts",
+            str(n_accounts),
+            "--balance",
+            str(DEV_BALANCE_ETH),
+            "--hardfork",
+            "cancun",
+            "--no-mining",
+            "--silent",
+            "--disable-block-gas-limit",
+            "--order",
+            "fifo",
+            "--chain-id",
+            "31337",
+        ]
+        if state is not None:
+            args += ["--state", str(state)]  # load it if present, dump it on exit
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.session = requests.Session()
+        self._id = 0
+        deadline = time.monotonic() + startup_s
+        while True:
+            try:
+                self.rpc("eth_chainId")
+                break
+            except requests.ConnectionError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    err = self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ""
+                    self.close()
+                    raise ChainError(f"anvil did not start on port {self.port}: {err}") from None
+                time.sleep(0.05)
+        self.w3 = Web3(Web3.HTTPProvider(self.url))
+        self.accounts = [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]
+
+    def rpc(self, method: str, *params: Any) -> Any:
+        return self.batch([(method, list(params))])[0]
+
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """Many JSON-RPC calls in one HTTP request; results in order; an error anywhere raises ChainError."""
+        if not calls:
+            return []
+        body = []
+        for method, params in calls:
+            self._id += 1
+            body.append({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
+        reply = self.session.post(
+            self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=600
+        ).json()
+        by_id = {r["id"]: r for r in reply}
+        out = []
+        for req in body:
+            r = by_id[req["id"]]
+            if "error" in r:
+                raise ChainError(f"{req['method']} failed: {r['error']}")
+            out.append(r["result"])
+        return out
+
+    def send(self, txs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        senders = sorted({tx["from"] for tx in txs})  # anvil's default nonce ignores the pending pool: count here
+        counts = self.batch([("eth_getTransactionCount", [a, "pending"]) for a in senders])
+        nonce = {a: int(c, 16) for a, c in zip(senders, counts, strict=True)}
+        calls = []
+        for tx in txs:
+            calls.append(("eth_sendTransaction", [{"gas": hex(TX_GAS), "nonce": hex(nonce[tx["from"]]), **_hexed(tx)}]))
+            nonce[tx["from"]] += 1
+        hashes = self.batch(calls)
+        self.rpc("evm_mine")
+        receipts = self.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+        return _check([_normal(r) for r in receipts], txs)
+
+    def mine(self, blocks: int = 1) -> None:
+        self.rpc("anvil_mine", hex(blocks))
+
+    def logs(self, address: str, from_block: int, to_block: int | str) -> list[tuple[list[bytes], bytes, int]]:
+        flt = {
+            "address": address,
+            "fromBlock": hex(from_block),
+            "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
+        }
+        return [
+            ([bytes.fromhex(t[2:]) for t in lg["topics"]], bytes.fromhex(lg["data"][2:]), int(lg["blockNumber"], 16))
+            for lg in self.rpc("eth_getLogs", flt)
+        ]
+
+    def call_many(self, txs: Sequence[dict[str, Any]]) -> list[bytes]:
+        calls = [
+            ("eth_call", [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "latest"]) for tx in txs
+        ]
+        return [bytes.fromhex(r[2:]) for r in self.batch(calls)]
+
+    def revert_data(self, tx: dict[str, Any]) -> bytes | None:
+        self._id += 1
+        body = {
+            "jsonrpc": "2.0",
+            "id": self._id,
+            "method": "eth_call",
+            "params": [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "latest"],
+        }
+        reply = self.session.post(
+            self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=60
+        ).json()
+        if "error" not in reply:
+            return None
+        data = reply["error"].get("data") or "0x"
+        return bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
+
+    def snapshot(self) -> Any:
+        return self.rpc("evm_snapshot")
+
+    def revert(self, snap: Any) -> None:
+        if not self.rpc("evm_revert", snap):
+            raise ChainError(f"evm_revert({snap}) failed")
+
+    def dump_state(self, path: str | os.PathLike[str]) -> None:
+        """Write the node's whole state (accounts, code, storage) to `path`, loadable by `AnvilChain(state=...)`."""
+        Path(path).write_text(json.dumps(self.rpc("anvil_dumpState")))
+
+    def load_state(self, path: str | os.PathLike[str]) -> None:
+        if not self.rpc("anvil_loadState", json.loads(Path(path).read_text())):
+            raise ChainError(f"anvil_loadState({path}) failed")
+
+    def close(self) -> None:
+        proc = getattr(self, "proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # anvil writes --state on SIGTERM
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc is not None and proc.stderr is not None:
+            proc.stderr.close()
+        with contextlib.suppress(Exception):
+            self.session.close()
+
+
+def _hexed(tx: dict[str, Any]) -> dict[str, Any]:
+    return {k: hex(v) if isinstance(v, int) else v for k, v in tx.items()}
+
+
+def _normal(r: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A raw JSON-RPC receipt with integer status, gasUsed and blockNumber (as web3 returns them)."""
+    if r is None:
+        return None
+    return {
+        **r,
+        "status": int(r["status"], 16),
+        "gasUsed": int(r["gasUsed"], 16),
+        "blockNumber": int(r["blockNumber"], 16),
+    }
+
+
+def open_chain(name: str, n_accounts: int = 20, **kwargs: Any) -> Chain:
+    """`embedded` or `anvil` (raises ValueError naming the allowed values otherwise)."""
+    if name == "embedded":
+        return EmbeddedChain(n_accounts)
+    if name == "anvil":
+        return AnvilChain(n_accounts, **kwargs)
+    raise ValueError(f"chain={name!r} is invalid: allowed one of {list(CHAINS)}")
+
+
+def anvil_available() -> bool:
+    return ANVIL.is_file() and shutil.which("node") is not None
