@@ -149,9 +149,10 @@ def client_check_gain(
 # --- MODiCuM (Eisele et al., DEBS 2020) ------------------------------------------------------------------------------
 #
 # A job creator (JC) pays p to a resource provider (RP) whose cost is c; the RP posts a deposit (fine) F. The JC
-# verifies with probability q at cost v and detects a wrong result with probability `detect`; it then disputes, and
-# the mediator (honest with probability `honest`, re-run cost c_m, fee fee) rules. A dishonest mediator rules the
-# other way. A proven cheat forfeits the payment and the fine; a share s of the fine reaches the JC.
+# verifies a result with probability q by asking a mediator: it pays its own verification cost v and the mediator's
+# fee, its check finds a wrong result with probability `detect`, and the mediator rules correctly with probability
+# `honest` (proof = detect x honest). A proven cheat forfeits the payment and the fine, a share s of which reaches
+# the JC; an unproven fake is accepted and costs the JC its damage D.
 
 
 @dataclass(frozen=True)
@@ -160,24 +161,25 @@ class Modicum:
     compute_cost: float  # c: the RP's (and the mediator's re-run) cost
     fine: float  # F: the RP's deposit lost when a dispute proves its result wrong
     check_cost: float  # v: the JC's own verification cost per check
-    fee: float  # the mediation fee the JC pays per dispute
-    detect: float = 1.0  # probability that the JC's verification finds a wrong result
+    fee: float  # the mediation fee the JC pays per check
+    detect: float = 1.0  # probability that a check finds a wrong result
     honest: float = 1.0  # probability that the mediator rules correctly
     client_share: float = 0.0  # share of the fine the JC receives
     damage: float = 0.0  # the JC's loss from accepting a wrong result
 
     @property
     def proof(self) -> float:
-        """Probability that a verified fake is proven in mediation."""
+        """Probability that a checked fake is proven."""
         return self.detect * self.honest
 
     def honest_conditions(self, q: float) -> dict[str, bool]:
         """Theorem 1's conditions for honesty at the JC's verification rate q: the RP does not cheat (its expected
         loss from cheating covers the cost it saves), the JC does not dispute a correct result (a dishonest
-        mediator's wrong verdict pays less than the fee), and the mediator is not out of pocket for a re-run."""
+        mediator's wrong verdict pays less than a check costs), and the mediator is not out of pocket for a re-run."""
         return {
             "rp_honest": q * self.proof * (self.fine + self.price) >= self.compute_cost,
-            "jc_no_false_dispute": (1 - self.honest) * (self.price + self.client_share * self.fine) <= self.fee,
+            "jc_no_false_dispute": (1 - self.honest) * (self.price + self.client_share * self.fine)
+            <= self.fee + self.check_cost,
             "mediator_covered": self.fee >= self.compute_cost,
         }
 
@@ -185,16 +187,18 @@ class Modicum:
         """The smallest q at which the RP's honesty is a best response (Theorem 1's first condition)."""
         return self.compute_cost / (self.proof * (self.fine + self.price))
 
-    def mixed(self) -> MixedInspection:
-        """The 2020 model's mixed equilibrium: verification rate q* and cheat rate r*."""
-        q = self.compute_cost / (self.proof * (self.fine + self.price))
-        return MixedInspection(min(q, 1.0), min(self.check_cost / self.dispute_value(), 1.0))
-
     def dispute_value(self) -> float:
-        """What verifying is worth to the JC per fake it faces: a detected fake is disputed (fee), and with an
-        honest mediator the JC recovers the payment and its share of the fine and avoids the damage. The JC's gain
-        from verifying against cheat rate r is r x dispute_value - v, so r* = v / dispute_value."""
-        return self.detect * (self.honest * (self.damage + self.price + self.client_share * self.fine) - self.fee)
+        """What checking a fake is worth to the JC: with probability `proof` it recovers the payment and its share
+        of the fine and avoids the damage. Its gain from checking against cheat rate r is r x dispute_value minus
+        what a check costs (v + fee)."""
+        return self.proof * (self.damage + self.price + self.client_share * self.fine)
+
+    def mixed(self) -> MixedInspection:
+        """The 2020 model's mixed equilibrium: verification rate q* (the RP indifferent) and cheat rate r* (the JC
+        indifferent)."""
+        return MixedInspection(
+            min(self.min_verification_rate(), 1.0), min((self.check_cost + self.fee) / self.dispute_value(), 1.0)
+        )
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ def test_modicum_theorem1_conditions() -> None:
     assert q_min == pytest.approx(6 / (0.72 * 30))
     assert game.honest_conditions(q_min + 1e-9)["rp_honest"]
     assert not game.honest_conditions(q_min - 1e-3)["rp_honest"]
-    # a dishonest mediator (10%) wrongly rejects a correct result: worth 0.1 x (10 + 20) = 3 < fee 6
+    # a dishonest mediator (10%) wrongly rejects a correct result: worth 0.1 x (10 + 20) = 3 < fee 6 + v 1
     assert game.honest_conditions(1.0)["jc_no_false_dispute"]
-    assert not Modicum(10, 6, 20, 1, 2, honest=0.9, client_share=1).honest_conditions(1.0)["jc_no_false_dispute"]
+    assert not Modicum(10, 6, 20, 1, 1, honest=0.9, client_share=1).honest_conditions(1.0)["jc_no_false_dispute"]
     assert not Modicum(10, 6, 20, 1, 5).honest_conditions(1.0)["mediator_covered"]
 
 
@@ -51,8 +51,11 @@ def test_modicum_mixed_equilibrium_indifference() -> None:
     game = Modicum(price=10, compute_cost=6, fine=20, check_cost=2, fee=6, detect=0.9, honest=0.95, damage=15)
     eq = game.mixed()
     assert eq.check_rate * game.proof * (game.fine + game.price) == pytest.approx(game.compute_cost)
-    assert eq.cheat_rate * game.dispute_value() == pytest.approx(game.check_cost)
-    assert game.dispute_value() == pytest.approx(0.9 * (0.95 * (15 + 10) - 6))
+    assert eq.cheat_rate * game.dispute_value() == pytest.approx(game.check_cost + game.fee)
+    assert game.dispute_value() == pytest.approx(0.9 * 0.95 * (15 + 10))
+    # with perfect verification it is the inspection game with the check costing v + fee
+    plain = Modicum(price=10, compute_cost=6, fine=20, check_cost=2, fee=6, damage=15, client_share=0.5).mixed()
+    assert plain == mixed_inspection(10, 6, 2, check_cost=8, damage=15, client_share=0.5)
 
 
 def test_non_deterministic_attack() -> None:
