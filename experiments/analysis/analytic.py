@@ -346,8 +346,10 @@ class Truebit:
         return self.tasks * self.tax / (self.p_claims * self.fraction)
 
     def payout_per_forced_error(self) -> float:
-        """fraction x J* shared among the round's tasks x rho forced errors: tau / (rho p_claims)."""
-        return self.fraction * self.steady_jackpot() / (self.tasks * self.forced_rate)
+        """What the jackpot pays per forced error found, on average: it pays fraction x J* in the share p_claims of
+        rounds that have claims, against tasks x rho forced errors per round, so tax / rho (the tax of 1 / rho
+        tasks)."""
+        return self.p_claims * self.fraction * self.steady_jackpot() / (self.tasks * self.forced_rate)
 
     def break_even_verifiers(self) -> float:
         """The number of verifiers n at which a verifier's reward per task, rho x payout / n, equals its cost."""

@@ -32,9 +32,13 @@ class Result:
     claim: str
     closed_form: float
     measured: Estimate
+    tolerance: float | None = None  # for a learning process that approaches the closed form with a known bias
 
     @property
     def agrees(self) -> bool:
+        """The interval covers the closed form (or, with a tolerance, the value lies within it of the form)."""
+        if self.tolerance is not None:
+            return abs(self.measured.value - self.closed_form) <= self.tolerance
         return self.measured.covers(self.closed_form)
 
 
@@ -73,8 +77,12 @@ def sim_config(preset: Mapping[str, Any], seed: int, **sections: Any) -> dict[st
 Actor = Callable[[Actions, int], None]
 
 
-def run(cfg: Mapping[str, Any], rounds: int, act: Actor | None = None,
-        observe: Callable[[RoundResult, Components], None] | None = None) -> Components:
+def run(
+    cfg: Mapping[str, Any],
+    rounds: int,
+    act: Actor | None = None,
+    observe: Callable[[RoundResult, Components], None] | None = None,
+) -> Components:
     """Build the twin from `cfg` and play `rounds` rounds; `act` edits each round's actions before it is played,
     `observe` sees each settled round."""
     sim = build(cfg)

@@ -42,18 +42,36 @@ def mean(samples: np.ndarray, level: float = LEVEL) -> Estimate:
 
 
 def zero_crossing(x: np.ndarray, y: np.ndarray, level: float = LEVEL) -> Estimate:
-    """Where the least-squares line through (x, y) crosses y = 0, with a Fieller interval (exact for a ratio of
-    normal estimates; falls back to the delta method when the slope is not significant)."""
+    """Where the least-squares line through independent samples (x, y) crosses y = 0, with a Fieller interval."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     design = np.column_stack([np.ones_like(x), x])
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     resid = y - design @ coef
     dof = len(x) - 2
     cov = np.linalg.inv(design.T @ design) * float(resid @ resid) / dof
+    return _fieller(coef, cov, float(stats.t.ppf(0.5 + level / 2, dof)))
+
+
+def gain_difference(
+    x: list[float], treated: list[np.ndarray], control: list[np.ndarray], level: float = LEVEL
+) -> Estimate:
+    """Where the gain mean(treated) - mean(control), measured at each level x[k] from independent samples, crosses
+    zero: a line weighted by each difference's variance (a control mean is shared by all treated samples of its
+    level, so the samples are not independent and `zero_crossing` would understate the interval)."""
+    gain = np.array([t.mean() - c.mean() for t, c in zip(treated, control, strict=True)])
+    var = np.array([t.var(ddof=1) / len(t) + c.var(ddof=1) / len(c) for t, c in zip(treated, control, strict=True)])
+    design = np.column_stack([np.ones(len(x)), np.asarray(x, dtype=float)])
+    weights = 1.0 / np.maximum(var, 1e-300)
+    cov = np.linalg.inv(design.T @ (design * weights[:, None]))
+    coef = cov @ design.T @ (weights * gain)
+    return _fieller(coef, cov, float(stats.norm.ppf(0.5 + level / 2)))
+
+
+def _fieller(coef: np.ndarray, cov: np.ndarray, t: float) -> Estimate:
+    """The root -a/b of the line a + b x and its Fieller interval: the x0 with (a + b x0)^2 <= t^2 Var(a + b x0)
+    (exact for normal estimates; the delta method when the slope is not clearly non-zero)."""
     a, b = coef
     root = -a / b
-    t = float(stats.t.ppf(0.5 + level / 2, dof))
-    # Fieller: the x0 with (a + b x0)^2 <= t^2 Var(a + b x0)
     qa = b * b - t * t * cov[1, 1]
     qb = 2 * (a * b - t * t * cov[0, 1])
     qc = a * a - t * t * cov[0, 0]

@@ -1,0 +1,41 @@
+"""The "Reproduced results" table: printed by `python -m experiments.reproduce` and written into README.md between
+the markers `<!-- table:reproduced -->` and `<!-- /table:reproduced -->`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from experiments.reproduction.common import Result
+
+START, END = "<!-- table:reproduced -->", "<!-- /table:reproduced -->"
+HEADER = "| paper | claim | closed form | measured [99% interval] | command |\n|---|---|---|---|---|"
+
+
+def number(x: float) -> str:
+    """Short, readable: whole numbers with thousands separators from 1000 up, else 4 significant digits."""
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+
+
+def command(game: str) -> str:
+    return f"`python -m experiments.reproduce {'dong' if game == 'repeated' else game}`"
+
+
+def row(r: Result) -> str:
+    m = r.measured
+    measured = number(m.value) if m.lo == m.hi else f"{number(m.value)} [{number(m.lo)}, {number(m.hi)}]"
+    return f"| {r.paper} | {r.claim} | {number(r.closed_form)} | {measured} | {command(r.game)} |"
+
+
+def markdown(results: Sequence[Result]) -> str:
+    return "\n".join([HEADER, *(row(r) for r in results)])
+
+
+def write_readme(results: Sequence[Result], readme: Path) -> None:
+    """Replace the table between the markers (which must be present once each)."""
+    text = readme.read_text()
+    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
+        raise ValueError(f"{readme} must hold {START} then {END} once each")
+    head, rest = text.split(START)
+    _, tail = rest.split(END)
+    readme.write_text(f"{head}{START}\n{markdown(results)}\n{END}{tail}")
