@@ -14,7 +14,7 @@ import pytest
 from scipy import stats
 
 from experiments.analysis import configs
-from experiments.analysis.analytic import cheat_gain, inspection_game, threshold
+from experiments.analysis.analytic import cheat_gain, inspection_game, register_resolver, threshold
 from experiments.analysis.assess import assess, parse_study, rank
 from experiments.analysis.incentives import IncentiveStudy, SecurityRule, best, security
 from experiments.analysis.library import parse_behaviour, parse_coalition, parse_library
@@ -191,6 +191,19 @@ def test_analytic_threshold() -> None:
     # where the model does not hold: replication, a market with several modules and lateness
     assert inspection_game(scenario(0.1, configs.mechanism("dong_counter_collusion")).config(0)) is None
     assert inspection_game({"market": configs.group("market", "default")}) is None
+
+
+def test_the_threshold_experiment_draws_the_analytic_threshold() -> None:
+    """`scan.theory` of +experiment=cheat_threshold is the closed form of the composed market, not a typed number."""
+    register_resolver()
+    plain = configs.compose_plain("train", ["+experiment=cheat_threshold"])
+    assert plain["scan"]["theory"] == threshold(10, 6, 2) == pytest.approx(0.2)
+    unforfeited = configs.compose_plain(
+        "train", ["+experiment=cheat_threshold", "mechanism.lilypad_v2.forfeit_payment=false"]
+    )
+    assert unforfeited["scan"]["theory"] == threshold(10, 6, 2, forfeit_payment=False) == pytest.approx(0.3)
+    replicated = configs.compose_plain("train", ["+experiment=cheat_threshold", "mechanism=dong_counter_collusion"])
+    assert replicated["scan"]["theory"] is None  # no inspection game: no line
 
 
 def test_library_and_study_validation() -> None:
