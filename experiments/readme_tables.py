@@ -1,6 +1,6 @@
 """`python -m experiments.readme_tables`: the README's measured tables, rendered from what measures them.
 
-Each measured block of README.md sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`; `TABLES` names
+Each measured block of README.md sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`; `tables()` lists
 them. Cheap ones are measured here (the preset table and the simulate example: one `simulate` run per mechanism
 preset at the simulate defaults, outputs kept under `outputs/readme/`); the others are rendered from the saved
 outputs of the command that measures them (the quickstart's `ranked.parquet`, a training scan's `scan.parquet`,
@@ -9,6 +9,7 @@ the benchmarks' JSON), and the command is printed when that output is missing.
     python -m experiments.readme_tables                      # print every block it can render
     python -m experiments.readme_tables --write              # and replace those blocks in README.md
     python -m experiments.readme_tables --write presets quickstart
+    python -m experiments.readme_tables --list               # each block and the command that measures it
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ def threshold_table(root: Path = OUTPUTS / "train") -> str:
         f"{first['train_iterations']} PPO iterations, {first['eval_episodes']} evaluation episodes per q; "
         f"analytic threshold q* = {_num(cfg['scan'].get('theory'), '.2f')}):"
     )
-    return f"{caption(text)}\n\n{markdown(header, [['learned cheat rate', *(f'{v:.3f}' for v in table['cheat_rate'])]])}"
+    row = ["learned cheat rate", *(f"{v:.3f}" for v in table["cheat_rate"])]
+    return f"{caption(text)}\n\n{markdown(header, [row])}"
 
 
 LEARNED_HEADER = ("setting", "learned rate", "theory")
@@ -346,9 +348,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help="blocks to render (default: all)")
     parser.add_argument("--write", action="store_true", help="replace the blocks in README.md")
     parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--list", action="store_true", help="list the blocks and the commands that measure them")
     args = parser.parse_args(argv)
     register_resolver()
     every = {t.name: t for t in tables()}
+    if args.list:
+        print("\n".join(f"{t.name:<18} {t.command}" for t in every.values()))
+        return 0
     unknown = sorted(set(args.names) - set(every))
     if unknown:
         parser.error(f"unknown table(s) {unknown}: allowed {sorted(every)}")
