@@ -18,10 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
+from mechanisms.config import ConfigError
 from mechanisms.money import BPS
 from sim.build import parse
 
 RESOURCES = ("cpu", "gpu", "vram", "ram", "disk")
+#: `${inspection_threshold:}` in a Hydra config: q* of the config's own market, mechanism and agents (see
+#: `register_resolver`), so a plotted threshold is never typed by hand.
+RESOLVER = "inspection_threshold"
 
 
 @dataclass(frozen=True)
@@ -46,8 +52,9 @@ def threshold(price: float, compute_cost: float, multiplier: float, forfeit_paym
     return compute_cost / ((multiplier + float(forfeit_payment)) * price)
 
 
-def cheat_gain(q: float, price: float, compute_cost: float, multiplier: float, forfeit_payment: bool = True,
-               rate: float = 1.0) -> float:
+def cheat_gain(
+    q: float, price: float, compute_cost: float, multiplier: float, forfeit_payment: bool = True, rate: float = 1.0
+) -> float:
     return rate * (compute_cost - q * (multiplier + float(forfeit_payment)) * price)
 
 
@@ -56,11 +63,18 @@ def inspection_game(cfg: Mapping[str, Any]) -> InspectionGame | None:
     parsed = parse({k: cfg[k] for k in ("market", "mechanism", "agents") if k in cfg})
     m = parsed.market
     r = m.response
-    ok = (len(m.modules) == 1 and m.node_price[0] == m.node_price[1] and m.client_max_price[0] >= m.node_price[1]
-          and m.client_activity == 1.0 and m.node_activity == 1.0 and m.n_clients >= m.n_nodes
-          and all(v == 0 for v in (r.client_agree, r.node_agree, r.node_submit, r.client_judge, r.mediator))
-          and all(not a for a in m.allowlists) and all(not t for t in m.trust_profiles)
-          and all(getattr(box, k) >= getattr(m.modules[0], k) for box in m.machines for k in RESOURCES))
+    ok = (
+        len(m.modules) == 1
+        and m.node_price[0] == m.node_price[1]
+        and m.client_max_price[0] >= m.node_price[1]
+        and m.client_activity == 1.0
+        and m.node_activity == 1.0
+        and m.n_clients >= m.n_nodes
+        and all(v == 0 for v in (r.client_agree, r.node_agree, r.node_submit, r.client_judge, r.mediator))
+        and all(not a for a in m.allowlists)
+        and all(not t for t in m.trust_profiles)
+        and all(getattr(box, k) >= getattr(m.modules[0], k) for box in m.machines for k in RESOURCES)
+    )
     active = {mech.name: mech.config for mech in parsed.stack.active}
     base = active.pop("lilypad_v2", None)
     policy = active.pop("check_policy", None)
@@ -72,5 +86,29 @@ def inspection_game(cfg: Mapping[str, Any]) -> InspectionGame | None:
     else:
         rates = {getattr(s, "q", 0.0) for s, _ in parsed.population.assignment["clients"]}
         q = float(rates.pop()) if len(rates) == 1 else None
-    return InspectionGame(float(m.node_price[0] * module.instructions), float(module.compute_cost),
-                          base.results_multiplier_bps / BPS, base.forfeit_payment, q)
+    return InspectionGame(
+        float(m.node_price[0] * module.instructions),
+        float(module.compute_cost),
+        base.results_multiplier_bps / BPS,
+        base.forfeit_payment,
+        q,
+    )
+
+
+def config_threshold(*, _root_: DictConfig) -> float | None:
+    """The resolver's value: q* of the inspection game the whole config reduces to, None where it does not (or
+    where the config is invalid: the app's own validation then names the field)."""
+    sections = {
+        k: OmegaConf.to_container(_root_[k], resolve=True) for k in ("market", "mechanism", "agents") if k in _root_
+    }
+    try:
+        game = inspection_game(sections)
+    except ConfigError:
+        return None
+    return None if game is None else game.threshold
+
+
+def register_resolver() -> None:
+    """Make `${inspection_threshold:}` resolvable (idempotent); apps whose configs use it call this at import."""
+    if not OmegaConf.has_resolver(RESOLVER):
+        OmegaConf.register_new_resolver(RESOLVER, config_threshold)
