@@ -43,9 +43,9 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-bench: setup
-	$(PY) benchmarks/engine.py
-	$(PY) benchmarks/rl_env.py
+bench: setup   # the README's performance tables: python -m experiments.readme_tables --write
+	$(PY) benchmarks/engine.py --out outputs/bench/engine.json
+	$(PY) benchmarks/rl_env.py --sizes 8 32 128 256 512 --out outputs/bench/rl_env.json
 
 clean:
 	rm -rf .venv outputs multirun .runtime node_modules build

@@ -11,13 +11,16 @@ did, not as a committed rate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Annotated
 
 import numpy as np
 
 from agents.actions import Actions
-from mechanisms.config import require, require_prob
+from mechanisms.config import Probability, Range, from_mapping
 from mechanisms.deals import DealBatch
+
+NonNegative = Annotated[float, Range(0.0, None)]
 
 
 @dataclass(frozen=True)
@@ -27,22 +30,17 @@ class InspectionPayoffs:
     node:   gain of cheating over honesty = saved - q x loss   (loss: what a proven cheat forgoes, x detection)
     client: gain of checking over not     = r x value - cost   (value: what a proven fake is worth to it)"""
 
-    saved: float
-    loss: float
-    value: float
-    cost: float
-    prior_check: float = 0.5  # beliefs before anything was observed
-    prior_cheat: float = 0.5
-    temperature: float = 0.0  # 0: pure best responses; > 0: logit (smoothed) best responses, rate = 1/(1+e^-gain/T)
+    saved: NonNegative
+    loss: NonNegative
+    value: NonNegative
+    cost: NonNegative
+    prior_check: Probability = 0.5  # beliefs before anything was observed
+    prior_cheat: Probability = 0.5
+    temperature: NonNegative = 0.0  # 0: pure best responses; > 0: logit (smoothed), rate = 1/(1+e^-gain/T)
 
-    def validate(self, path: str) -> None:
-        for name in ("saved", "loss", "value", "cost"):
-            v = getattr(self, name)
-            require(isinstance(v, (int, float)) and v >= 0, f"{path}.{name}", v, "a number >= 0")
-        require_prob(self.prior_check, f"{path}.prior_check")
-        require_prob(self.prior_cheat, f"{path}.prior_cheat")
-        t = self.temperature
-        require(isinstance(t, (int, float)) and t >= 0, f"{path}.temperature", t, "a number >= 0")
+    def check_fields(self, path: str) -> None:
+        """Every field against its annotation (a ConfigError naming the field)."""
+        from_mapping(type(self), asdict(self), path)
 
     def respond(self, gain: np.ndarray) -> np.ndarray:
         """The rate played given the expected gain of the action over the alternative."""
@@ -55,7 +53,7 @@ class FictitiousPlay:
     """Sets each node's cheat rate and each client's check rate to its pure best response to its own beliefs."""
 
     def __init__(self, payoffs: InspectionPayoffs, n_clients: int, n_nodes: int, first_node: int) -> None:
-        payoffs.validate("fictitious_play")
+        payoffs.check_fields("fictitious_play")
         self.payoffs, self.first_node = payoffs, first_node
         self.node_results = np.zeros(n_nodes, dtype=np.int64)  # results each node posted
         self.node_checks = np.zeros(n_nodes, dtype=np.int64)  # ... of which were checked (public)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
 from agents.actions import ClientActions, MediatorActions, NodeActions
-from mechanisms.config import require_int, require_prob
+from mechanisms.config import Probability, Range
 from mechanisms.deals import NEVER
+from mechanisms.money import MAX_AMOUNT, Amount
 
 
 class Strategy(ABC):
@@ -44,12 +45,8 @@ class CheatingNode(Strategy):
 
     role = "node"
     name = "cheater"
-    rate: float = 1.0
-    bribe: int = 0
-
-    def validate(self, path: str) -> None:
-        require_prob(self.rate, f"{path}.rate")
-        require_int(self.bribe, f"{path}.bribe", 0, 10**15)
+    rate: Probability = 1.0
+    bribe: Amount = 0
 
     def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
         out.cheat_rate[rows] = self.rate
@@ -62,11 +59,7 @@ class WhitewashingNode(CheatingNode):
     so its public record, and any reputation built on it, never shows more than `period` rounds of failures."""
 
     name = "whitewasher"
-    period: int = 1
-
-    def validate(self, path: str) -> None:
-        super().validate(path)
-        require_int(self.period, f"{path}.period", 1, 10**9)
+    period: Annotated[int, Range(1, 10**9)] = 1
 
     def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
         super().act(rows, out, round_index)
@@ -79,10 +72,7 @@ class CheckingClient(Strategy):
 
     role = "client"
     name = "checker"
-    q: float = 0.1
-
-    def validate(self, path: str) -> None:
-        require_prob(self.q, f"{path}.q")
+    q: Probability = 0.1
 
     def act(self, rows: np.ndarray, out: ClientActions, round_index: int) -> None:
         out.check_rate[rows] = self.q
@@ -112,10 +102,7 @@ class BribableMediator(Strategy):
 
     role = "mediator"
     name = "bribable"
-    threshold: int = 1
-
-    def validate(self, path: str) -> None:
-        require_int(self.threshold, f"{path}.threshold", 1, 10**15)
+    threshold: Annotated[int, Range(1, MAX_AMOUNT)] = 1
 
     def act(self, rows: np.ndarray, out: MediatorActions, round_index: int) -> None:
         out.bribe_threshold[rows] = self.threshold

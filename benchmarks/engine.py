@@ -13,14 +13,17 @@ not). The reference runs the first `--reference-rounds` of them and must end wit
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from agents.actions import Actions
 from agents.population import Population
 from mechanisms import MechanismStack
+from sim.build import ParsedConfig, build
 from sim.draws import DrawSource, RoundDraws
 from sim.engine import BatchEngine
 from sim.market import MachineSpec, Market, MarketConfig, ModuleSpec, ResponseTimes
@@ -59,15 +62,13 @@ class Workload:
 
 def prepare(size: int, rounds: int, seed: int) -> Workload:
     config = market_config(size)
-    market_seq, draw_seq = np.random.SeedSequence(seed).spawn(2)
-    market = Market.build(config, np.random.default_rng(market_seq))
-    stack = MechanismStack.from_config(STACK)
-    source = DrawSource(
-        config, market.module_cum_weight, stack.draws_per_deal, np.random.default_rng(draw_seq), stack.replicas
-    )
     population = Population.from_config(AGENTS, {"clients": size, "nodes": size, "mediators": config.n_mediators})
+    sim = build(ParsedConfig(seed, config, MechanismStack.from_config(STACK), population))  # seed N as in simulate
     return Workload(
-        market, source, [source.next_round() for _ in range(rounds)], [population.actions(i) for i in range(rounds)]
+        sim.market,
+        sim.source,
+        [sim.source.next_round() for _ in range(rounds)],
+        [population.actions(i) for i in range(rounds)],
     )
 
 
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--reference-rounds", type=int, default=1, help="timed rounds per size (reference)")
     parser.add_argument("--reference-budget", type=float, default=60.0, help="seconds the reference may take a size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="also write the rows as JSON here (read by experiments.readme_tables)")
     args = parser.parse_args()
     ref_rounds = min(args.reference_rounds, args.rounds)
 
@@ -111,11 +113,20 @@ def main() -> None:
     time_reference(warm_up, 1)
 
     print(f"{'size':>8} {'deals/round':>12} {'batch deals/s':>14} {'reference deals/s':>18} {'ratio':>8}  agree")
-    ref_rate = None
+    ref_rate, rows = None, []
     for size in args.sizes:
         workload = prepare(size, args.rounds, args.seed)
         deals, seconds, balances = time_batch(workload)
         batch_rate = sum(deals) / seconds
+        row = {
+            "size": size,
+            "deals_per_round": sum(deals) / args.rounds,
+            "batch_deals_per_s": batch_rate,
+            "reference_deals_per_s": None,
+            "ratio": None,
+            "agree": None,
+        }
+        rows.append(row)
         line = f"{size:>8} {sum(deals) / args.rounds:>12,.0f} {batch_rate:>14,.0f}"
         if ref_rate is not None and sum(deals[:ref_rounds]) / ref_rate > args.reference_budget:
             print(f"{line} {'skipped (too slow)':>18} {'-':>8}  -", flush=True)
@@ -123,7 +134,11 @@ def main() -> None:
         ref_deals, ref_seconds, ref_balances = time_reference(workload, ref_rounds)
         ref_rate = ref_deals / ref_seconds
         agree = ref_deals == sum(deals[:ref_rounds]) and np.array_equal(ref_balances, balances[ref_rounds - 1])
+        row.update(reference_deals_per_s=ref_rate, ratio=batch_rate / ref_rate, agree=bool(agree))
         print(f"{line} {ref_rate:>18,.0f} {batch_rate / ref_rate:>7,.0f}x  {'yes' if agree else 'NO'}", flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from experiments.reproduction import GAMES
 from experiments.reproduction.common import Result
-from experiments.reproduction.table import number, write_readme
+from experiments.reproduction.table import number, save, write_readme
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.readme and (args.game != "all" or args.small):
         parser.error("--readme needs `all` at full size")
     results = reproduce(list(GAMES) if args.game == "all" else [args.game], args.small)
+    if args.game == "all" and not args.small:
+        save(results)
     if args.readme:
         write_readme(results, README)
     return 0 if all(r.agrees for r in results) else 1

@@ -44,11 +44,13 @@ from agents.rl import (
     module_spaces,
     split_logits,
 )
+from experiments.analysis.analytic import register_resolver
 from experiments.evaluate import evaluate
 from mechanisms.config import ConfigError, from_mapping, require, require_int
 from sim.build import check_keys
 from sim.env import ENV_KEYS, ROLES, MarketEnv, role_rates
 
+register_resolver()  # configs/experiment/cheat_threshold.yaml draws `${inspection_threshold:}`
 TRAIN_KEYS = (*ENV_KEYS, "name", "run_dir", "resume", "algo", "train", "ray", "scan", "evaluation")
 SCOPES = ("focal", "market")
 HEADLINE = ("cheat_rate", "check_rate", "bribe_acceptance")
@@ -107,7 +109,7 @@ class EvalSettings:
 class ScanSettings:
     key: str = ""  # dotted config key, list indices allowed (agents.clients.0.q)
     values: tuple = ()
-    theory: float | None = None  # drawn as a vertical line in the plot (e.g. the predicted threshold)
+    theory: float | None = None  # drawn as a vertical line in the plot, e.g. ${inspection_threshold:} (analytic q*)
 
 
 @dataclass(frozen=True)

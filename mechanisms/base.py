@@ -36,15 +36,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mechanisms.bounds import MoneyBounds
 from mechanisms.config import ConfigError, from_mapping, require
 from mechanisms.deals import DealBatch, RoundContext
 from mechanisms.hooks import HOOK_INDEX, HOOKS, NONE, Columns, check_declarations, check_order
+from mechanisms.money import N_POOLS
 from mechanisms.transfers import TransferBuilder, Transfers
 
 
 @dataclass(frozen=True)
 class MarketFacts:
-    """What a mechanism may know of the market (mechanisms never import sim): sizes, account layout, costs."""
+    """What a mechanism may know of the market (mechanisms never import sim): sizes, balances, largest costs, and
+    the account layout, defined here once: clients, then nodes, mediators, stakers, then the pools of `Pool`."""
 
     n_mediators: int
     max_compute_cost: int
@@ -54,6 +57,9 @@ class MarketFacts:
     n_stakers: int = 0
     mediator_balance: int = 0
     staker_balance: int = 0
+    client_balance: int = 0
+    node_balance: int = 0
+    max_price: int = 0  # largest price per instruction a node asks
 
     @property
     def first_node(self) -> int:
@@ -70,6 +76,33 @@ class MarketFacts:
     @property
     def pool_base(self) -> int:
         return self.first_staker + self.n_stakers
+
+    @property
+    def n_accounts(self) -> int:
+        return self.pool_base + N_POOLS
+
+    def mediator_accounts(self) -> np.ndarray:
+        return np.arange(self.first_mediator, self.first_staker, dtype=np.int64)
+
+    def initial_balances(self) -> np.ndarray:
+        """Every account's opening balance (pools start empty)."""
+        bal = np.zeros(self.n_accounts, dtype=np.int64)
+        bal[: self.first_node] = self.client_balance
+        bal[self.first_node : self.first_mediator] = self.node_balance
+        bal[self.first_mediator : self.first_staker] = self.mediator_balance
+        bal[self.first_staker : self.pool_base] = self.staker_balance
+        return bal
+
+    def role_of(self) -> np.ndarray:
+        """Role name per agent account."""
+        return np.array(["client"] * self.n_clients + ["node"] * self.n_nodes + ["mediator"] * self.n_mediators
+                        + ["staker"] * self.n_stakers)
+
+    @property
+    def total_value(self) -> int:
+        """All value in the market, exactly (Python int); conserved, so it bounds every balance, escrow and pool."""
+        return (self.n_clients * self.client_balance + self.n_nodes * self.node_balance
+                + self.n_mediators * self.mediator_balance + self.n_stakers * self.staker_balance)
 
 
 class Mechanism:
@@ -90,6 +123,10 @@ class Mechanism:
 
     def validate(self, facts: MarketFacts, path: str) -> None:
         """Cross-check the config against the market; raise ConfigError naming the field."""
+
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        """Record the worst-case amounts this mechanism's terms reach and check the products its hooks form
+        (see `mechanisms.bounds`); raise ConfigError naming the field."""
 
     def setup(self, facts: MarketFacts) -> Transfers | None:
         """Standing escrows posted before the first round (deal_id -1)."""
@@ -241,11 +278,14 @@ class MechanismStack:
         return [getattr(m, hook)(*args) for m in self.runners(hook)]
 
     def validate(self, facts: MarketFacts, path: str = "mechanism") -> None:
-        """Each enabled mechanism's config against the market; every exclusive hook has a runner; no column is
-        read before it is written (`mechanisms.hooks.check_order`)."""
+        """Each enabled mechanism's config against the market and its money bounds; every exclusive hook has a
+        runner; no column is read before it is written (`mechanisms.hooks.check_order`)."""
+        bounds = MoneyBounds(facts, self.replicas)
         for m, on, where in zip(self.mechanisms, self.enabled, self.paths, strict=True):
             if on:
                 m.validate(facts, where)
+                m.bound_money(bounds, where)
+        bounds.check_commitments()
         for hook in HOOKS:
             if hook.exclusive and not self.runners(hook.name):
                 raise ConfigError(f"{path}: no enabled mechanism implements {hook.name}; enable a base mechanism "

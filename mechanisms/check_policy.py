@@ -17,36 +17,34 @@ mechanism that sets the fee (consortium); the stack refuses the other order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from mechanisms.base import Mechanism, register
-from mechanisms.config import require, require_choice, require_int, require_prob
+from mechanisms.bounds import MoneyBounds
+from mechanisms.config import Probability, require
 from mechanisms.deals import DealBatch, require_context
 from mechanisms.hooks import Columns, hook_columns
-from mechanisms.money import BPS
-from mechanisms.reputation import beta_score_bps, validate_prior
+from mechanisms.money import BPS, Multiplier
+from mechanisms.reputation import Prior, beta_score_bps, validate_prior
 
-MODES = ("fixed", "reputation", "budget")
+Mode = Literal["fixed", "reputation", "budget"]
 
 
 @dataclass(frozen=True)
 class CheckPolicyConfig:
-    mode: str = "fixed"  # fixed | reputation | budget
-    q: float = 0.1  # fixed: check probability of every deal
-    q_min: float = 0.02  # reputation: check probability of a node with a perfect score
-    q_max: float = 0.5  # reputation: probability at score 0; budget: the cap
-    alpha_bps: int = 10_000  # reputation: prior passes of the node's score (10_000 = one observation)
-    beta_bps: int = 10_000  # reputation: prior failures
-    budget_bps: int = 1_000  # budget: expected check spending as a share of the job cost
+    mode: Mode = "fixed"
+    q: Probability = 0.1  # fixed: check probability of every deal
+    q_min: Probability = 0.02  # reputation: check probability of a node with a perfect score
+    q_max: Probability = 0.5  # reputation: probability at score 0; budget: the cap
+    alpha_bps: Prior = 10_000  # reputation: prior passes of the node's score (10_000 = one observation)
+    beta_bps: Prior = 10_000  # reputation: prior failures
+    budget_bps: Multiplier = 1_000  # budget: expected check spending as a share of the job cost
 
     def validate(self, path: str) -> None:
-        require_choice(self.mode, f"{path}.mode", MODES)
-        for name in ("q", "q_min", "q_max"):
-            require_prob(getattr(self, name), f"{path}.{name}")
         require(self.q_min <= self.q_max, f"{path}.q_min", self.q_min, f"at most q_max ({self.q_max})")
         validate_prior(self.alpha_bps, self.beta_bps, path)
-        require_int(self.budget_bps, f"{path}.budget_bps", 0, 100 * BPS)
 
 
 @register
@@ -54,6 +52,10 @@ class CheckPolicy(Mechanism):
     name = "check_policy"
     Config = CheckPolicyConfig
     columns = hook_columns(set_terms=Columns(reads=("mediation_fee",), sets=("check_rate",)))  # the fee: budget mode
+
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        if self.config.mode == "budget":  # budget_bps x job cost, in int64 before the float division
+            bounds.product(f"{path}.budget_bps", self.config.budget_bps, bounds.job_cost, "budget_bps x job cost")
 
     def rate(self, deals: DealBatch) -> np.ndarray:
         """Check probability per deal under the configured mode."""

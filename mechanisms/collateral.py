@@ -13,38 +13,29 @@ so mechanisms that add to the exposures (taxes, storage) compose in any order af
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
 from mechanisms.base import Mechanism, register
-from mechanisms.config import require, require_int
+from mechanisms.bounds import MoneyBounds
+from mechanisms.config import Length
 from mechanisms.deals import DealBatch
 from mechanisms.hooks import Columns, hook_columns
-from mechanisms.money import BPS, mul_bps
+from mechanisms.lilypad_v2 import PaymentShare
+from mechanisms.money import Amount, Multiplier, mul_bps
 
-MAX_AMOUNT = 10**15
 REPLACED = ("results_collateral", "submit_collateral", "judge_collateral", "payment_collateral")
 
 
 @dataclass(frozen=True)
 class CollateralConfig:
-    multipliers_bps: tuple[int, ...] = (20_000,)  # node account a posts multipliers_bps[a % len] x job cost
-    min_deposit: int = 0  # results collateral = max(min_deposit, multiplier x job cost)
-    submit_timeout_collateral: int | None = None  # replaces the base mechanism's; None keeps it
-    judge_timeout_collateral: int | None = None  # replaces the base mechanism's; None keeps it
-    payment_collateral_bps: int | None = None  # client escrow as a share of job cost; None keeps it
-
-    def validate(self, path: str) -> None:
-        require(len(self.multipliers_bps) > 0, f"{path}.multipliers_bps", list(self.multipliers_bps),
-                "a non-empty list of basis-point multipliers")
-        for i, m in enumerate(self.multipliers_bps):
-            require_int(m, f"{path}.multipliers_bps[{i}]", 0, 100 * BPS)
-        require_int(self.min_deposit, f"{path}.min_deposit", 0, MAX_AMOUNT)
-        for name in ("submit_timeout_collateral", "judge_timeout_collateral"):
-            if getattr(self, name) is not None:
-                require_int(getattr(self, name), f"{path}.{name}", 0, MAX_AMOUNT)
-        if self.payment_collateral_bps is not None:
-            require_int(self.payment_collateral_bps, f"{path}.payment_collateral_bps", BPS, 100 * BPS)
+    # node account a posts multipliers_bps[a % len] x job cost
+    multipliers_bps: Annotated[tuple[Multiplier, ...], Length(1)] = (20_000,)
+    min_deposit: Amount = 0  # results collateral = max(min_deposit, multiplier x job cost)
+    submit_timeout_collateral: Amount | None = None  # replaces the base mechanism's; None keeps it
+    judge_timeout_collateral: Amount | None = None  # replaces the base mechanism's; None keeps it
+    payment_collateral_bps: PaymentShare | None = None  # client escrow as a share of job cost; None keeps it
 
 
 def replace_term(deals: DealBatch, column: str, new: np.ndarray, exposure: str) -> None:
@@ -62,6 +53,19 @@ class Collateral(Mechanism):
     columns = hook_columns(
         set_terms=Columns(reads=REPLACED, sets=REPLACED, updates=("client_exposure", "node_exposure")),
     )
+
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        c = self.config
+        results = max(c.min_deposit, mul_bps(bounds.job_cost, max(c.multipliers_bps)))
+        field, value = ((f"{path}.min_deposit", c.min_deposit) if results == c.min_deposit
+                        else (f"{path}.multipliers_bps", list(c.multipliers_bps)))
+        bounds.term("results_collateral", results, field, value, "node")
+        for column, name, party in (("submit_collateral", "submit_timeout_collateral", "node"),
+                                    ("judge_collateral", "judge_timeout_collateral", "client")):
+            if getattr(c, name) is not None:
+                bounds.term(column, getattr(c, name), f"{path}.{name}", getattr(c, name), party)
+        if c.payment_collateral_bps is not None:
+            bounds.rate("payment_collateral", c.payment_collateral_bps, f"{path}.payment_collateral_bps", "client")
 
     def multiplier_bps(self, node: np.ndarray) -> np.ndarray:
         """Results-collateral multiplier each node account posts in its offer."""

@@ -21,26 +21,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from mechanisms.base import Mechanism, register
-from mechanisms.config import require, require_int
+from mechanisms.bounds import MoneyBounds
 from mechanisms.deals import CARTEL_FAKE, CORRECT, DealBatch
 from mechanisms.groups import group_first
 from mechanisms.hooks import Columns, hook_columns
+from mechanisms.money import Amount
 from mechanisms.protocol import Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
-
-MAX_AMOUNT = 10**15
 
 
 @dataclass(frozen=True)
 class CollusionContractsConfig:
-    side_payment: int = 0  # the ringleader's payment to each follower that posted the agreed wrong result
-    collusion_deposit: int = 0  # forfeited by a signatory that posts the correct result to one that followed
+    side_payment: Amount = 0  # the ringleader's payment to each follower that posted the agreed wrong result
+    collusion_deposit: Amount = 0  # forfeited by a signatory that posts the correct result to one that followed
     traitors: bool = False  # the Traitor's contract: a deviator that reports voids the Colluder's contract
-
-    def validate(self, path: str) -> None:
-        require_int(self.side_payment, f"{path}.side_payment", 0, MAX_AMOUNT)
-        require_int(self.collusion_deposit, f"{path}.collusion_deposit", 0, MAX_AMOUNT)
-        require(isinstance(self.traitors, bool), f"{path}.traitors", self.traitors, "true or false")
 
 
 @dataclass(frozen=True)
@@ -61,6 +55,12 @@ class CollusionContracts(Mechanism):
         set_terms=Columns(reads=("colluding",), updates=("node_exposure",)),
         settle=Columns(reads=("colluding", "submitted", "result", "reports")),
     )
+
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        """A signatory's exposure covers the side payment and the collusion deposit."""
+        c = self.config
+        bounds.expose("node", c.side_payment, f"{path}.side_payment", c.side_payment)
+        bounds.expose("node", c.collusion_deposit, f"{path}.collusion_deposit", c.collusion_deposit)
 
     def set_terms(self, deals: DealBatch) -> None:
         c = self.config

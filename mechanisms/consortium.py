@@ -13,55 +13,48 @@ attributable on the public record: only the verdict is, so a cartel cannot verif
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
 
 from mechanisms.base import MarketFacts, Mechanism, register
-from mechanisms.config import require, require_choice, require_int
+from mechanisms.bounds import MoneyBounds
+from mechanisms.config import Range, require
 from mechanisms.deals import CARTEL_FAKE, NO_MEDIATOR, DealBatch
 from mechanisms.hooks import Columns, hook_columns
 from mechanisms.lilypad_v2 import in_states, pick_uniform
-from mechanisms.money import BPS, Pool
+from mechanisms.money import BPS, MAX_AMOUNT, Amount, Pool
 from mechanisms.protocol import DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
 from mechanisms.voting import VOTE_COLUMNS, mediator_votes
 
 S = DealState
-SELECTIONS = ("uniform", "stake", "reputation", "cheapest")
-FEE_PAYERS = ("client", "loser", "split")
-FALLBACKS = ("majority", "accept", "reject")
-PENALTY_TO = ("burn", "protocol", "payer")
+MAX_SEATS = 63  # panels are int64 bit masks over mediators
+Selection = Literal["uniform", "stake", "reputation", "cheapest"]
+FeePayer = Literal["client", "loser", "split"]
+Fallback = Literal["majority", "accept", "reject"]
+PenaltyTo = Literal["burn", "protocol", "payer"]
+Seats = Annotated[int, Range(1, MAX_SEATS)]
 
 
 @dataclass(frozen=True)
 class ConsortiumConfig:
-    size: int = 3  # n: members of the first panel
-    threshold: int = 2  # k: votes on one side needed for a verdict (n/2 < k <= n)
-    selection: str = "uniform"  # one of SELECTIONS
-    member_fee: int = 60  # paid to each member who sits on the panel; must cover the re-run
-    bids: tuple[int, ...] = ()  # fee bid per mediator index (selection=cheapest: members are paid their bids)
-    fee_payer: str = "client"  # one of FEE_PAYERS: loser = the node if rejected, else the client
-    max_depth: int = 1  # escalation levels after the first panel
-    growth: int = 2  # panel size multiplier per escalation level
-    fallback: str = "majority"  # verdict if the last panel has no consensus (majority: ties accept)
+    size: Seats = 3  # n: members of the first panel
+    threshold: Seats = 2  # k: votes on one side needed for a verdict (n/2 < k <= n)
+    selection: Selection = "uniform"
+    member_fee: Amount = 60  # paid to each member who sits on the panel; must cover the re-run
+    bids: tuple[Amount, ...] = ()  # fee bid per mediator index (selection=cheapest: members are paid their bids)
+    fee_payer: FeePayer = "client"  # loser = the node if rejected, else the client
+    max_depth: Annotated[int, Range(0, 6)] = 1  # escalation levels after the first panel
+    growth: Annotated[int, Range(2, 8)] = 2  # panel size multiplier per escalation level
+    fallback: Fallback = "majority"  # verdict if the last panel has no consensus (majority: ties accept)
     slash_dissent: bool = True  # members against the final verdict forfeit their fee share
-    dissent_to: str = "burn"  # where a forfeited share goes: burn, protocol, or back to the fee payer
+    dissent_to: PenaltyTo = "burn"  # where a forfeited share goes: burn, protocol, or back to the fee payer
     anonymous: bool = False  # votes and fee payouts not attributable on the public record
 
     def validate(self, path: str) -> None:
-        require_int(self.size, f"{path}.size", 1, 63)
-        require_int(self.threshold, f"{path}.threshold", self.size // 2 + 1, self.size)
-        require_choice(self.selection, f"{path}.selection", SELECTIONS)
-        require_int(self.member_fee, f"{path}.member_fee", 0, 10**15)
-        require(all(isinstance(b, int) and b >= 0 for b in self.bids), f"{path}.bids", self.bids,
-                "non-negative integers, one per mediator")
-        require_choice(self.fee_payer, f"{path}.fee_payer", FEE_PAYERS)
-        require_int(self.max_depth, f"{path}.max_depth", 0, 6)
-        require_int(self.growth, f"{path}.growth", 2, 8)
-        require_choice(self.fallback, f"{path}.fallback", FALLBACKS)
-        require(isinstance(self.slash_dissent, bool), f"{path}.slash_dissent", self.slash_dissent, "a bool")
-        require_choice(self.dissent_to, f"{path}.dissent_to", PENALTY_TO)
-        require(isinstance(self.anonymous, bool), f"{path}.anonymous", self.anonymous, "a bool")
+        require(self.size // 2 < self.threshold <= self.size, f"{path}.threshold", self.threshold,
+                f"an integer in [{self.size // 2 + 1}, {self.size}] (more than half of size, at most size)")
 
 
 def _first_set(cum: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -104,9 +97,20 @@ class Consortium(Mechanism):
             require(min(c.bids) >= facts.max_compute_cost, f"{path}.bids", list(c.bids),
                     f"bids >= the largest re-run cost ({facts.max_compute_cost})")
 
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        """The client escrows the largest panel's fees; a briber may pay every seat; a losing node may pay the fees."""
+        c, seats = self.config, self._seats(bounds.facts.n_mediators)
+        fee_field = f"{path}.bids" if c.selection == "cheapest" else f"{path}.member_fee"
+        fee_value = list(c.bids) if c.selection == "cheapest" else c.member_fee
+        top = self._top_bids(seats) if c.selection == "cheapest" else c.member_fee * seats
+        bounds.term("mediation_fee", top, fee_field, fee_value, "client")
+        bounds.expose("node", MAX_AMOUNT * (seats - 1), f"{path}.size", c.size)
+        if c.fee_payer != "client":
+            bounds.expose("node", top, fee_field, fee_value)
+
     @property
     def max_seats(self) -> int:
-        return min(self.config.size * self.config.growth ** self.config.max_depth, 63)
+        return min(self.config.size * self.config.growth ** self.config.max_depth, MAX_SEATS)
 
     def _seats(self, n_mediators: int) -> int:
         return min(self.max_seats, n_mediators)

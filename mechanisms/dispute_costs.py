@@ -21,34 +21,30 @@ the base mechanism (it adds to the fee and exposures the base sets) and after `c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
 from mechanisms.base import Mechanism, register
-from mechanisms.config import require, require_int
+from mechanisms.bounds import MoneyBounds
+from mechanisms.config import Range
 from mechanisms.deals import DealBatch
 from mechanisms.hooks import Columns, hook_columns
 from mechanisms.lilypad_v2 import visited
-from mechanisms.money import BPS, Pool, mul_bps
+from mechanisms.money import Amount, Pool, Share, mul_bps
 from mechanisms.protocol import DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
 
-MAX_AMOUNT = 10**15
+MAX_INSTRUCTIONS = 10**12  # the most instructions a module may have (sim.market.ModuleSpec)
 
 
 @dataclass(frozen=True)
 class DisputeCostsConfig:
-    fee_per_instruction: int = 0  # added to the mediation fee per instruction of the job
-    verification_cost: int = 0  # the client's own cost per check, besides the fee
-    fake_cost: int = 0  # a cheating node's cost of producing its fake result
+    fee_per_instruction: Annotated[int, Range(0, 10**6)] = 0  # added to the mediation fee per instruction of the job
+    verification_cost: Amount = 0  # the client's own cost per check, besides the fee
+    fake_cost: Amount = 0  # a cheating node's cost of producing its fake result
     loser_pays: bool = False  # a rejected node's deposit pays the fee back to the client
-    client_share_bps: int = 0  # share of the rest of a rejected node's deposit paid to the client
-
-    def validate(self, path: str) -> None:
-        for name in ("fee_per_instruction", "verification_cost", "fake_cost"):
-            require_int(getattr(self, name), f"{path}.{name}", 0, MAX_AMOUNT)
-        require(isinstance(self.loser_pays, bool), f"{path}.loser_pays", self.loser_pays, "true or false")
-        require_int(self.client_share_bps, f"{path}.client_share_bps", 0, BPS)
+    client_share_bps: Share = 0  # share of the rest of a rejected node's deposit paid to the client
 
 
 @register
@@ -71,6 +67,21 @@ class DisputeCosts(Mechanism):
             )
         ),
     )
+
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        """The fee grows by fee_per_instruction x instructions (the client escrows it); the client's verification
+        cost and a cheater's fake cost add to their exposures."""
+        c = self.config
+        extra = bounds.product(
+            f"{path}.fee_per_instruction",
+            c.fee_per_instruction,
+            MAX_INSTRUCTIONS,
+            "the fee per instruction x a module's most instructions",
+        )
+        fee = bounds.terms.get("mediation_fee", 0) + extra
+        bounds.term("mediation_fee", fee, f"{path}.fee_per_instruction", c.fee_per_instruction, "client")
+        bounds.expose("client", c.verification_cost, f"{path}.verification_cost", c.verification_cost)
+        bounds.expose("node", c.fake_cost, f"{path}.fake_cost", c.fake_cost)
 
     def scaled_fee(self, deals: DealBatch) -> np.ndarray:
         return deals.instructions * self.config.fee_per_instruction

@@ -18,29 +18,28 @@ Only honest verdicts are affected: a vote bought by a bribe or by the cartel sta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
 from mechanisms.base import Mechanism, register
-from mechanisms.config import require, require_int, require_prob
+from mechanisms.config import Length, Probability, Range, require
 from mechanisms.deals import DealBatch
 from mechanisms.hooks import Columns, hook_columns
 
 MAX_MODULES = 64
+ModuleIndex = Annotated[int, Range(0, MAX_MODULES - 1)]
 
 
 @dataclass(frozen=True)
 class ImperfectVerificationConfig:
-    detection: float = 1.0  # probability that mediation rejects a wrong result it would reject
-    false_reject: float = 0.0  # probability that mediation rejects a correct deterministic result
-    nondeterministic_modules: tuple[int, ...] = ()  # module indices whose honest results differ between runs
-    nd_false_reject: float = 0.0  # probability that the validator rejects a correct non-deterministic result
+    detection: Probability = 1.0  # probability that mediation rejects a wrong result it would reject
+    false_reject: Probability = 0.0  # probability that mediation rejects a correct deterministic result
+    # module indices (market.modules order) whose honest results differ between runs
+    nondeterministic_modules: Annotated[tuple[ModuleIndex, ...], Length(0, MAX_MODULES)] = ()
+    nd_false_reject: Probability = 0.0  # probability that the validator rejects a correct non-deterministic result
 
     def validate(self, path: str) -> None:
-        for name in ("detection", "false_reject", "nd_false_reject"):
-            require_prob(getattr(self, name), f"{path}.{name}")
-        for i, m in enumerate(self.nondeterministic_modules):
-            require_int(m, f"{path}.nondeterministic_modules[{i}]", 0, MAX_MODULES - 1)
         unique = len(set(self.nondeterministic_modules)) == len(self.nondeterministic_modules)
         require(unique, f"{path}.nondeterministic_modules", self.nondeterministic_modules, "distinct module indices")
 

@@ -7,49 +7,44 @@ where slashed value goes is a config choice (v2 sends it to the token owner).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal, get_args
 
 import numpy as np
 
 from mechanisms.base import MarketFacts, Mechanism, register
-from mechanisms.config import require, require_choice, require_int
+from mechanisms.bounds import MoneyBounds
+from mechanisms.config import Range, require
 from mechanisms.deals import NO_MEDIATOR, DealBatch
 from mechanisms.hooks import Columns, hook_columns
-from mechanisms.money import BPS, Pool, mul_bps
+from mechanisms.money import BPS, Amount, Multiplier, Pool, mul_bps
 from mechanisms.protocol import VISITED_MASK, DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
 from mechanisms.voting import VOTE_COLUMNS, mediator_votes
 
 S = DealState
-SLASH_DESTINATIONS = ("burn", "counterparty", "mediator", "protocol")
 PAID_STATES = (S.ResultsAccepted, S.TimeoutJudgeResults, S.MediationAccepted)
 #: The deal terms this mechanism sets at agreement (escrow amounts and fee first, then deadlines and exposures).
 TERMS = ("payment_collateral", "results_collateral", "submit_collateral", "judge_collateral", "mediation_fee",
          "deadline_agree", "deadline_submit", "deadline_judge", "deadline_mediate", "client_exposure", "node_exposure")
+SlashTo = Literal["burn", "counterparty", "mediator", "protocol"]
+SLASH_DESTINATIONS = get_args(SlashTo)
+Blocks = Annotated[int, Range(1, 10**9)]  # a deadline
+PaymentShare = Annotated[int, Range(BPS, 100 * BPS)]  # the client escrows at least the job cost
 
 
 @dataclass(frozen=True)
 class LilypadV2Config:
-    results_multiplier_bps: int = 20_000  # results collateral = multiplier x job cost (20_000 = 2x)
-    payment_collateral_bps: int = 10_000  # client escrow as a share of job cost (>= 100%)
-    submit_timeout_collateral: int = 5  # node loses it if no result by the submit deadline
-    judge_timeout_collateral: int = 5  # client loses it if no judgement by the judge deadline
-    mediation_fee: int = 60  # paid by the client to the mediator for a check; must cover the re-run
-    deadline_agree: int = 10  # blocks
-    deadline_submit: int = 60
-    deadline_judge: int = 30
-    deadline_mediate: int = 60
-    slash_to: str = "burn"  # one of SLASH_DESTINATIONS; counterparty = the client for a node's slash
+    results_multiplier_bps: Multiplier = 20_000  # results collateral = multiplier x job cost (20_000 = 2x)
+    payment_collateral_bps: PaymentShare = 10_000  # client escrow as a share of job cost
+    submit_timeout_collateral: Amount = 5  # node loses it if no result by the submit deadline
+    judge_timeout_collateral: Amount = 5  # client loses it if no judgement by the judge deadline
+    mediation_fee: Amount = 60  # paid by the client to the mediator for a check; must cover the re-run
+    deadline_agree: Blocks = 10  # blocks
+    deadline_submit: Blocks = 60
+    deadline_judge: Blocks = 30
+    deadline_mediate: Blocks = 60
+    slash_to: SlashTo = "burn"  # counterparty = the client for a node's slash
     forfeit_payment: bool = True  # a node whose result mediation rejects is not paid
-
-    def validate(self, path: str) -> None:
-        require_int(self.results_multiplier_bps, f"{path}.results_multiplier_bps", 0, 100 * BPS)
-        require_int(self.payment_collateral_bps, f"{path}.payment_collateral_bps", BPS, 100 * BPS)
-        for name in ("submit_timeout_collateral", "judge_timeout_collateral", "mediation_fee"):
-            require_int(getattr(self, name), f"{path}.{name}", 0, 10**15)
-        for name in ("deadline_agree", "deadline_submit", "deadline_judge", "deadline_mediate"):
-            require_int(getattr(self, name), f"{path}.{name}", 1, 10**9)
-        require_choice(self.slash_to, f"{path}.slash_to", SLASH_DESTINATIONS)
-        require(isinstance(self.forfeit_payment, bool), f"{path}.forfeit_payment", self.forfeit_payment, "a bool")
 
 
 def visited(deals: DealBatch, state: DealState) -> np.ndarray:
@@ -118,6 +113,17 @@ class LilypadV2(Mechanism):
             f">= the largest re-run cost in the market ({facts.max_compute_cost}), so a mediator never pays to "
             "mediate",
         )
+
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        c = self.config
+        bounds.rate("payment_collateral", c.payment_collateral_bps, f"{path}.payment_collateral_bps", "client")
+        bounds.rate("results_collateral", c.results_multiplier_bps, f"{path}.results_multiplier_bps", "node")
+        for column, name, party in (("submit_collateral", "submit_timeout_collateral", "node"),
+                                    ("judge_collateral", "judge_timeout_collateral", "client"),
+                                    ("mediation_fee", "mediation_fee", "client")):
+            bounds.term(column, getattr(c, name), f"{path}.{name}", getattr(c, name), party)
+        bounds.expose("node", bounds.terms["compute_cost"], "market.modules[*].compute_cost",
+                      bounds.terms["compute_cost"])
 
     def set_terms(self, deals: DealBatch) -> None:
         c = self.config

@@ -10,11 +10,12 @@ replica of the same job (the prisoner's contract), to the client, or is burned.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
 
 from mechanisms.base import Mechanism, register
-from mechanisms.config import require, require_choice, require_int
+from mechanisms.config import Range
 from mechanisms.deals import DealBatch
 from mechanisms.groups import group_first
 from mechanisms.hooks import Columns, hook_columns
@@ -22,19 +23,14 @@ from mechanisms.lilypad_v2 import in_states, slash_destination
 from mechanisms.protocol import DealState
 
 S = DealState
-WRONG_DEPOSIT_TO = ("honest_replica", "client", "burn")
+WrongDepositTo = Literal["honest_replica", "client", "burn"]
 
 
 @dataclass(frozen=True)
 class ReplicationConfig:
-    replicas: int = 2  # deals bought per job, each from a different node
+    replicas: Annotated[int, Range(1, 8)] = 2  # deals bought per job, each from a different node
     commit_reveal: bool = False  # results committed as hashes before any is revealed
-    wrong_deposit_to: str = "honest_replica"  # one of WRONG_DEPOSIT_TO
-
-    def validate(self, path: str) -> None:
-        require_int(self.replicas, f"{path}.replicas", 1, 8)
-        require(isinstance(self.commit_reveal, bool), f"{path}.commit_reveal", self.commit_reveal, "a bool")
-        require_choice(self.wrong_deposit_to, f"{path}.wrong_deposit_to", WRONG_DEPOSIT_TO)
+    wrong_deposit_to: WrongDepositTo = "honest_replica"
 
 
 @register

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
 from mechanisms.base import Mechanism, register
-from mechanisms.config import require, require_int
+from mechanisms.bounds import MoneyBounds
+from mechanisms.config import Range, require
 from mechanisms.deals import RoundContext
-from mechanisms.money import BPS
+from mechanisms.money import BPS, Share
 
 MAX_PRIOR = 1_000 * BPS  # a prior worth up to 1000 observations
+Prior = Annotated[int, Range(0, MAX_PRIOR)]
 
 
 def beta_score_bps(counters: Mapping[str, np.ndarray], accounts: np.ndarray, alpha_bps: int,
@@ -39,27 +42,29 @@ def beta_score_bps(counters: Mapping[str, np.ndarray], accounts: np.ndarray, alp
 
 
 def validate_prior(alpha_bps: int, beta_bps: int, path: str) -> None:
-    """A prior with alpha, beta >= 0 and alpha + beta > 0 (so a fresh identity has a defined score)."""
-    require_int(alpha_bps, f"{path}.alpha_bps", 0, MAX_PRIOR)
-    require_int(beta_bps, f"{path}.beta_bps", 0, MAX_PRIOR)
+    """alpha + beta > 0, so a fresh identity has a defined score."""
     require(alpha_bps + beta_bps > 0, f"{path}.beta_bps", beta_bps, "alpha_bps + beta_bps > 0")
 
 
 @dataclass(frozen=True)
 class ReputationConfig:
-    alpha_bps: int = 10_000  # prior passes (10_000 = one observation); a fresh identity scores alpha/(alpha+beta)
-    beta_bps: int = 10_000  # prior failures
-    min_score_bps: int = 0  # offers of nodes scoring below this are withdrawn
+    alpha_bps: Prior = 10_000  # prior passes (10_000 = one observation); a fresh identity scores alpha/(alpha+beta)
+    beta_bps: Prior = 10_000  # prior failures
+    min_score_bps: Share = 0  # offers of nodes scoring below this are withdrawn
 
     def validate(self, path: str) -> None:
         validate_prior(self.alpha_bps, self.beta_bps, path)
-        require_int(self.min_score_bps, f"{path}.min_score_bps", 0, BPS)
 
 
 @register
 class Reputation(Mechanism):
     name = "reputation"
     Config = ReputationConfig
+
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        """Ranking multiplies the effective price so far by BPS (then divides by a score of at least 1)."""
+        bounds.rank = bounds.product("market.node_price[1]", bounds.facts.max_price, BPS,
+                                     "the effective price x 10000 in reputation's ranking", size=bounds.rank)
 
     def score_bps(self, accounts: np.ndarray, context: RoundContext) -> np.ndarray:
         return beta_score_bps(context.counters, accounts, self.config.alpha_bps, self.config.beta_bps)

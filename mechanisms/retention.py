@@ -20,34 +20,31 @@ List after the base mechanism: locked value reads `DealBatch.paid`, set by the b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
 
-from mechanisms.base import MarketFacts, Mechanism, register
-from mechanisms.config import require, require_choice, require_int
+from mechanisms.base import Mechanism, register
+from mechanisms.bounds import MoneyBounds
+from mechanisms.config import Range, number, require
 from mechanisms.deals import DealBatch
 from mechanisms.hooks import Columns, hook_columns
-from mechanisms.money import Pool
+from mechanisms.money import MAX_AMOUNT, Amount, Pool
 from mechanisms.protocol import Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
 
-PAYERS = ("client", "node")
-MAX_AMOUNT = 10**15
 LOCKED = "retention.locked_blocks"
 
 
 @dataclass(frozen=True)
 class RetentionConfig:
-    window: int = 100  # blocks inputs and outputs are kept after the result is posted
-    storage_cost: int = 1  # base units per block of storage
-    payer: str = "client"  # client | node (the protocol treasury cannot guarantee it pays)
+    window: Annotated[int, Range(0, 10**9)] = 100  # blocks inputs and outputs are kept after the result is posted
+    storage_cost: Amount = 1  # base units per block of storage
+    payer: Literal["client", "node"] = "client"  # the protocol treasury cannot guarantee it pays
 
     def validate(self, path: str) -> None:
-        require_int(self.window, f"{path}.window", 0, 10**9)
-        require_int(self.storage_cost, f"{path}.storage_cost", 0, MAX_AMOUNT)
         require(self.window * self.storage_cost <= MAX_AMOUNT, f"{path}.storage_cost", self.storage_cost,
-                f"window x storage_cost at most {MAX_AMOUNT}")
-        require_choice(self.payer, f"{path}.payer", PAYERS)
+                f"window x storage_cost at most {number(MAX_AMOUNT)}")
 
 
 @register
@@ -61,9 +58,10 @@ class Retention(Mechanism):
         settle=Columns(reads=("client_agreed", "node_agreed", "paid"), sets=(LOCKED,)),
     )
 
-    def validate(self, facts: MarketFacts, path: str) -> None:
-        require(facts.max_job_cost * self.config.window < 2**62, f"{path}.window", self.config.window,
-                "small enough that job cost x window fits int64 (locked value x time)")
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        c = self.config
+        bounds.expose(c.payer, c.window * c.storage_cost, f"{path}.storage_cost", c.storage_cost)
+        bounds.product(f"{path}.window", c.window, bounds.job_cost, "job cost x window (locked value x time)")
 
     def storage(self, deals: DealBatch) -> np.ndarray:
         return np.full(len(deals), self.config.window * self.config.storage_cost, dtype=np.int64)

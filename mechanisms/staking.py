@@ -22,45 +22,32 @@ round. List after the base mechanism: fees read `DealBatch.paid`, set by the bas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
 
 from mechanisms.base import MarketFacts, Mechanism, register
-from mechanisms.config import require, require_choice, require_int
+from mechanisms.bounds import MoneyBounds
+from mechanisms.config import Length, Range, require
 from mechanisms.deals import DealBatch, RoundContext, require_context
 from mechanisms.hooks import Columns, hook_columns
-from mechanisms.money import BPS, Pool, mul_bps
+from mechanisms.money import BPS, MAX_AMOUNT, Amount, Multiplier, Pool, Share, mul_bps
 from mechanisms.protocol import Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder, Transfers
 
-SLASH_TO = ("burn", "protocol", "jackpot", "client")
 _POOL_OF = {"burn": Pool.Burn, "protocol": Pool.Protocol, "jackpot": Pool.Jackpot}
-MAX_AMOUNT = 10**15
-INT64_SAFE = 2**62
 
 
 @dataclass(frozen=True)
 class StakingConfig:
-    stakes: tuple[int, ...] = (1_000,)  # staker i escrows stakes[i % len] behind node i mod n_nodes
-    slash_bps: int = 5_000  # share of every stake behind a node slashed when the node is proven to cheat
-    slash_to: str = "burn"  # burn | protocol | jackpot | client (the client who caught the cheat)
-    fee_share_bps: int = 1_000  # share of the node's job payment paid to its stakers, pro rata to stake
+    stakes: Annotated[tuple[Amount, ...], Length(1)] = (1_000,)  # staker i: stakes[i % len] behind node i mod n_nodes
+    slash_bps: Share = 5_000  # share of every stake behind a node slashed when the node is proven to cheat
+    slash_to: Literal["burn", "protocol", "jackpot", "client"] = "burn"  # client: the client who caught the cheat
+    fee_share_bps: Share = 1_000  # share of the node's job payment paid to its stakers, pro rata to stake
     prefer_stake: bool = False  # the solver prefers nodes with more stake behind them
-    full_weight_stake: int = 1_000  # prefer_stake: stake at which a node's ranking bonus is full
-    max_bonus_bps: int = 10_000  # prefer_stake: weight = BPS + bonus; effective price = price x BPS // weight
-    min_stake: int = 0  # prefer_stake: nodes with less stake behind them are not matched
-
-    def validate(self, path: str) -> None:
-        require(len(self.stakes) > 0, f"{path}.stakes", list(self.stakes), "a non-empty list of amounts")
-        for i, s in enumerate(self.stakes):
-            require_int(s, f"{path}.stakes[{i}]", 0, MAX_AMOUNT)
-        require_int(self.slash_bps, f"{path}.slash_bps", 0, BPS)
-        require_choice(self.slash_to, f"{path}.slash_to", SLASH_TO)
-        require_int(self.fee_share_bps, f"{path}.fee_share_bps", 0, BPS)
-        require(isinstance(self.prefer_stake, bool), f"{path}.prefer_stake", self.prefer_stake, "true or false")
-        require_int(self.full_weight_stake, f"{path}.full_weight_stake", 1, MAX_AMOUNT)
-        require_int(self.max_bonus_bps, f"{path}.max_bonus_bps", 0, 100 * BPS)
-        require_int(self.min_stake, f"{path}.min_stake", 0, MAX_AMOUNT)
+    full_weight_stake: Annotated[int, Range(1, MAX_AMOUNT)] = 1_000  # prefer_stake: stake for the full bonus
+    max_bonus_bps: Multiplier = 10_000  # prefer_stake: weight = BPS + bonus; effective price = price x BPS // weight
+    min_stake: Amount = 0  # prefer_stake: nodes with less stake behind them are not matched
 
 
 @register
@@ -78,9 +65,19 @@ class Staking(Mechanism):
         require(facts.n_stakers > 0, f"{path}.stakes", list(c.stakes), "a market with stakers (market.n_stakers >= 1)")
         require(max(c.stakes) <= facts.staker_balance, f"{path}.stakes", list(c.stakes),
                 f"amounts at most market.staker_balance ({facts.staker_balance})")
-        per_node = max(c.stakes) * -(-facts.n_stakers // max(facts.n_nodes, 1))
-        require(per_node * max(facts.max_job_cost, 1) < INT64_SAFE, f"{path}.stakes", list(c.stakes),
-                "stakes small enough that a node's total stake x its job cost fits int64 (the pro rata split)")
+
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        """The pro rata fee split multiplies a fee by a stake; ranking multiplies a capped stake by the bonus and
+        the effective price so far by BPS."""
+        c = self.config
+        fee = mul_bps(bounds.job_cost, c.fee_share_bps)
+        bounds.product(f"{path}.stakes", list(c.stakes), fee, "a staker's fee share x its stake (the pro rata "
+                       "split)", size=max(c.stakes))
+        if c.prefer_stake:
+            bounds.product(f"{path}.max_bonus_bps", c.max_bonus_bps, c.full_weight_stake,
+                           "full_weight_stake x max_bonus_bps")
+            bounds.product(f"{path}.prefer_stake", c.prefer_stake, BPS, "the effective price so far x 10000",
+                           size=bounds.rank, allowed="false with these node prices and this stack order")
 
     def takes_part(self, hook: str) -> bool:
         return super().takes_part(hook) and (hook != "rank_offers" or self.config.prefer_stake)

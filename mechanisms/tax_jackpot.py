@@ -24,47 +24,31 @@ List after the base mechanism: the tax reads `DealBatch.paid`, which the base me
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from mechanisms.base import Mechanism, register
-from mechanisms.config import require, require_choice, require_int, require_prob
+from mechanisms.bounds import MoneyBounds
+from mechanisms.config import Probability
 from mechanisms.deals import DealBatch, require_context
 from mechanisms.hooks import Columns, hook_columns
-from mechanisms.money import BPS, Pool, mul_bps
+from mechanisms.money import Amount, Pool, Share, mul_bps
 from mechanisms.protocol import DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
-
-TAX_PAYERS = ("node", "client")
-MODES = ("fraction", "fixed")
-PAY_FOR = ("rejected", "forced_errors")
-MAX_AMOUNT = 10**15
 
 
 @dataclass(frozen=True)
 class TaxJackpotConfig:
-    tax_bps: int = 100  # share of the job cost of every paid deal that goes to the jackpot
-    tax_payer: str = "node"  # node: out of its payment; client: on top of the payment
-    mode: str = "fraction"  # fraction: claims share fraction_bps of the pool; fixed: `amount` per claim
-    fraction_bps: int = 1_000  # fraction mode: share of the pool paid out per round with claims
-    amount: int = 100  # fixed mode: payout per claim (at most pool / claims)
-    max_payout: int | None = None  # cap per claim; None = no cap
+    tax_bps: Share = 100  # share of the job cost of every paid deal that goes to the jackpot
+    tax_payer: Literal["node", "client"] = "node"  # node: out of its payment; client: on top of the payment
+    mode: Literal["fraction", "fixed"] = "fraction"  # fraction: claims share fraction_bps of the pool; fixed: `amount`
+    fraction_bps: Share = 1_000  # fraction mode: share of the pool paid out per round with claims
+    amount: Amount = 100  # fixed mode: payout per claim (at most pool / claims)
+    max_payout: Amount | None = None  # cap per claim; None = no cap
     reward_mediators: bool = False  # panel members who voted to reject also claim
-    forced_error_rate: float = 0.0  # probability the protocol swaps a deal's result for a known-wrong one
-    pay_for: str = "rejected"  # rejected: every rejected deal claims; forced_errors: only rejected forced errors
-
-    def validate(self, path: str) -> None:
-        require_int(self.tax_bps, f"{path}.tax_bps", 0, BPS)
-        require_choice(self.tax_payer, f"{path}.tax_payer", TAX_PAYERS)
-        require_choice(self.mode, f"{path}.mode", MODES)
-        require_int(self.fraction_bps, f"{path}.fraction_bps", 0, BPS)
-        require_int(self.amount, f"{path}.amount", 0, MAX_AMOUNT)
-        if self.max_payout is not None:
-            require_int(self.max_payout, f"{path}.max_payout", 0, MAX_AMOUNT)
-        require(isinstance(self.reward_mediators, bool), f"{path}.reward_mediators", self.reward_mediators,
-                "true or false")
-        require_prob(self.forced_error_rate, f"{path}.forced_error_rate")
-        require_choice(self.pay_for, f"{path}.pay_for", PAY_FOR)
+    forced_error_rate: Probability = 0.0  # probability the protocol swaps a deal's result for a known-wrong one
+    pay_for: Literal["rejected", "forced_errors"] = "rejected"  # forced_errors: only rejected forced errors claim
 
 
 @register
@@ -77,6 +61,13 @@ class TaxJackpot(Mechanism):
         settle=Columns(reads=("client_agreed", "paid")),
         settle_round=Columns(reads=("state", "panel", "dissenters", "forced_error")),
     )
+
+    def bound_money(self, bounds: MoneyBounds, path: str) -> None:
+        """A client-paid tax is escrowed on top; payouts come from the pool, which holds at most the market's value
+        and is shared with Python ints (see `payout`)."""
+        if self.config.tax_payer == "client":
+            bounds.expose("client", mul_bps(bounds.job_cost, self.config.tax_bps), f"{path}.tax_bps",
+                          self.config.tax_bps)
 
     def tax(self, deals: DealBatch) -> np.ndarray:
         return mul_bps(deals.job_cost, self.config.tax_bps)

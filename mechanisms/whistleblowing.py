@@ -14,12 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mechanisms.base import Mechanism, register
-from mechanisms.config import require, require_int
 from mechanisms.deals import CARTEL_FAKE, DealBatch
 from mechanisms.groups import group_any, group_first
 from mechanisms.hooks import Columns, hook_columns
 from mechanisms.lilypad_v2 import in_states
-from mechanisms.money import BPS, mul_bps
+from mechanisms.money import Share, mul_bps
 from mechanisms.protocol import DealState, Direction, Reason, Step
 from mechanisms.transfers import TransferBuilder
 
@@ -29,14 +28,9 @@ REPORTS = ("submitted", "reports", "result")  # what a node's proof of the carte
 
 @dataclass(frozen=True)
 class WhistleblowingConfig:
-    reward_bps: int = 10_000  # share of the slashed deposits paid to the whistleblower
+    reward_bps: Share = 10_000  # share of the slashed deposits paid to the whistleblower
     nodes: bool = True  # cartel nodes may prove the cartel's fake
     mediators: bool = True  # bribed mediators may prove the bribe
-
-    def validate(self, path: str) -> None:
-        require_int(self.reward_bps, f"{path}.reward_bps", 0, BPS)
-        require(isinstance(self.nodes, bool), f"{path}.nodes", self.nodes, "a bool")
-        require(isinstance(self.mediators, bool), f"{path}.mediators", self.mediators, "a bool")
 
 
 @register

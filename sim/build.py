@@ -22,7 +22,7 @@ from mechanisms import MechanismStack
 from mechanisms.config import ConfigError, from_mapping, require, require_int
 from sim.draws import DrawSource
 from sim.engine import BatchEngine
-from sim.market import Market, MarketConfig, check_market_size
+from sim.market import Market, MarketConfig
 
 #: Top-level config sections the builder reads; entry points add their own keys (rounds, progress, ...).
 SECTIONS = ("seed", "market", "mechanism", "agents")
@@ -77,9 +77,7 @@ def check_keys(cfg: Mapping[str, Any], allowed: tuple[str, ...], path: str = "co
 
 
 def parse_market(cfg: Mapping[str, Any]) -> MarketConfig:
-    market = from_mapping(MarketConfig, section(cfg, "market"), "market")
-    check_market_size(market)
-    return market
+    return from_mapping(MarketConfig, section(cfg, "market"), "market")
 
 
 def parse_stack(cfg: Mapping[str, Any]) -> MechanismStack:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.actions import Actions
-from mechanisms.base import MarketFacts, MechanismStack
+from mechanisms.base import MechanismStack
 from mechanisms.deals import DealBatch, RoundContext
 from mechanisms.transfers import Transfers
 from sim.draws import N_FIXED_U, DrawSource, RoundDraws
@@ -42,7 +42,7 @@ def new_deals(market: Market, draws: RoundDraws, client: np.ndarray, node: np.nd
     return DealBatch(
         deal_id=first_id + np.arange(len(client), dtype=np.int64),
         client=client.astype(np.int64),
-        node=market.first_node + node.astype(np.int64),
+        node=market.facts.first_node + node.astype(np.int64),
         job=row,
         module=module,
         price=price.astype(np.int64),
@@ -50,32 +50,26 @@ def new_deals(market: Market, draws: RoundDraws, client: np.ndarray, node: np.nd
         job_cost=price * instructions,
         compute_cost=market.module_compute_cost[module],
         mutual_mediators=market.client_trust[client] & market.node_trust[node],
-        mediator_accounts=market.mediator_accounts(),
+        mediator_accounts=market.facts.mediator_accounts(),
         mediator_threshold=np.zeros(market.config.n_mediators, dtype=np.int64),  # set by apply_actions
         context=context,
-        pool_base=market.pool_base,
+        pool_base=market.facts.pool_base,
         group=client.astype(np.int64),
         replica=replica,
         extra={"u": draws.u[row, N_FIXED_U:]},
     )
 
 
-def market_facts(market: Market) -> MarketFacts:
-    c = market.config
-    return MarketFacts(c.n_mediators, market.max_compute_cost(), market.max_job_cost(), c.n_clients, c.n_nodes,
-                       c.n_stakers, c.mediator_balance, c.staker_balance)
-
-
 class BatchEngine:
     """Runs rounds on one ledger. Every round's randomness comes from `source` (one Generator)."""
 
     def __init__(self, market: Market, stack: MechanismStack, source: DrawSource) -> None:
-        facts = market_facts(market)
+        facts = market.facts
         stack.validate(facts)
         self.market, self.stack, self.source = market, stack, source
         self.types = TypeTable.build(market)
-        self.ledger = Ledger(market.initial_balances())
-        self.record = PublicRecord(market.n_accounts)
+        self.ledger = Ledger(facts.initial_balances())
+        self.record = PublicRecord(facts.n_accounts)
         self.events = EventLog()
         for transfers in stack.setup(facts):
             self.ledger.apply(transfers)
@@ -85,12 +79,13 @@ class BatchEngine:
 
     def step(self, actions: Actions, draws: RoundDraws | None = None) -> RoundResult:
         draws = draws if draws is not None else self.source.next_round()
-        self.record.whitewash(self.market.first_node + np.flatnonzero(actions.nodes.whitewash))
+        self.record.whitewash(self.market.facts.first_node + np.flatnonzero(actions.nodes.whitewash))
         context = RoundContext(self.round, self.ledger.balance.copy(), self.ledger.escrow.copy(),
                                self.record.snapshot())
         jobs = JobOffers.post(self.market, draws, self.stack.replicas)
         offers = ResourceOffers.post(self.market, draws)
-        offers = offers.ranked(self.stack.rank_offers(self.market.first_node + offers.node, offers.price, context))
+        nodes = self.market.facts.first_node + offers.node
+        offers = offers.ranked(self.stack.rank_offers(nodes, offers.price, context))
         matched = match(jobs, offers, self.types)
         by_age = np.argsort(jobs.arrival, kind="stable")
         j = by_age[matched[by_age] >= 0]  # matched jobs, oldest first: deal ids follow job age

@@ -29,6 +29,7 @@ from pettingzoo import ParallelEnv
 from agents.actions import Actions
 from mechanisms.config import from_mapping, require, require_int
 from mechanisms.deals import CARTEL_FAKE, NEVER, NO_MEDIATOR
+from mechanisms.money import MAX_AMOUNT
 from mechanisms.protocol import DealState
 from sim.build import SECTIONS, ParsedConfig, build, check_keys, parse
 from sim.engine import RoundResult
@@ -131,8 +132,8 @@ class EnvConfig:
         require(len(self.bribe_levels) > 0, f"{path}.bribe_levels", self.bribe_levels, "at least one level")
         for name in ("bribe_levels", "threshold_levels"):
             for i, v in enumerate(getattr(self, name)):
-                require_int(v, f"{path}.{name}[{i}]", 0 if name == "bribe_levels" else 1, 10**15)
-        require_int(self.bribe_penalty, f"{path}.bribe_penalty", 0, 10**15)
+                require_int(v, f"{path}.{name}[{i}]", 0 if name == "bribe_levels" else 1, MAX_AMOUNT)
+        require_int(self.bribe_penalty, f"{path}.bribe_penalty", 0, MAX_AMOUNT)
         for name in ("reward_scale", "money_scale", "obs_clip"):
             value = getattr(self, name)
             require(_number(value) and value > 0, f"{path}.{name}", value, "a positive number")
@@ -407,10 +408,10 @@ class MarketEnv(ParallelEnv):
         episode_seed = self._next_seed()
         # parsed afresh: mechanisms and strategies may keep state across rounds, so every episode builds new ones
         sim = build(parse({**self._sections, "seed": episode_seed}))
-        n = sim.market.first_mediator + sim.market.config.n_mediators
+        n = sim.market.facts.first_mediator + sim.market.config.n_mediators
         wealth = self._wealth(sim.engine, n)
         self.episode = Episode.start(episode_seed, sim.engine, sim.population, wealth)
-        self._first = {"node": sim.market.first_node, "client": 0, "mediator": sim.market.first_mediator}
+        self._first = {"node": sim.market.facts.first_node, "client": 0, "mediator": sim.market.facts.first_mediator}
         self._agent_accounts = np.array([self.account(a) for a in self.possible_agents], dtype=np.int64)
         self.agents = list(self.possible_agents)
         return self._observations(), {a: {"episode_seed": episode_seed} for a in self.agents}

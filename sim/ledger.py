@@ -6,6 +6,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from mechanisms.money import exact_sum
 from mechanisms.protocol import OFF_CHAIN_REASONS, Direction, Step
 from mechanisms.transfers import Transfers
 
@@ -20,10 +21,11 @@ class Ledger:
     def __init__(self, balances: np.ndarray) -> None:
         self.balance = np.asarray(balances, dtype=np.int64).copy()
         self.escrow = np.zeros_like(self.balance)
+        self.total()  # all value fits int64, so (value being conserved) every balance, escrow and sum of them does
 
     def total(self) -> int:
-        """All value in the system; constant for the whole run."""
-        return int(self.balance.sum() + self.escrow.sum())
+        """All value in the system, exactly; constant for the whole run."""
+        return exact_sum(np.concatenate([self.balance, self.escrow]))
 
     def apply(self, t: Transfers) -> None:
         """Apply transfers step by step, checking solvency after each step."""

@@ -26,7 +26,7 @@ def on_time(e: np.ndarray, mean: float, deadline: np.ndarray) -> np.ndarray:
 
 def apply_actions(deals: DealBatch, actions: Actions, market: Market) -> None:
     """Copy the parties' chosen behaviour for this round onto their deals (before mechanisms set terms)."""
-    node_row = deals.node - market.first_node
+    node_row = deals.node - market.facts.first_node
     deals.bribe = actions.nodes.bribe[node_row].copy()
     deals.colluding = actions.nodes.collude[node_row].copy()
     deals.check_rate = actions.clients.check_rate[deals.client].copy()
@@ -51,7 +51,7 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     r: ResponseTimes = market.config.response
     row = deals.job
     e, u = draws.e[row], draws.u[row]
-    node_row = deals.node - market.first_node
+    node_row = deals.node - market.facts.first_node
     deals.client_agreed = (balance[deals.client] >= round_commitment(deals.client, deals.client_exposure)) & on_time(
         e[:, E.client_agree], r.client_agree, deals.deadline_agree)
     deals.node_agreed = (balance[deals.node] >= deals.node_exposure + deals.bribe) & on_time(

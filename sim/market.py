@@ -1,44 +1,43 @@
 """The market's static side: who exists, what they own, what they serve and whom they trust.
 
 Accounts are laid out as clients, then nodes, then mediators, then stakers, then the pools of
-`mechanisms.money.Pool`.
+`mechanisms.money.Pool` (defined once, in `mechanisms.base.MarketFacts`; `Market.facts` holds the run's).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
 import numpy as np
 
-from mechanisms.config import ConfigError, require, require_int, require_prob
-from mechanisms.money import N_POOLS
+from mechanisms.base import MarketFacts
+from mechanisms.config import Length, Name, Probability, Range, number, require
+from mechanisms.money import INT64_MAX, MAX_AMOUNT, Amount
 
 MAX_MEDIATORS = 63  # trust sets are int64 bit masks
 MAX_MODULES = 63
 RESOURCES = ("cpu", "gpu", "vram", "ram", "disk")
+Resource = Annotated[int, Range(0, 10**9)]  # milli-CPU, GPUs, MiB
+Weight = Annotated[int, Range(1, 10**6)]  # relative frequency
+Count = Annotated[int, Range(1, 10**7)]  # agents of a role
+Price = Annotated[int, Range(0, 10**12)]  # base units per instruction
+Blocks = Annotated[float, Range(0, 1e9)]  # mean response time
 
 
 @dataclass(frozen=True)
 class ModuleSpec:
     """A job type: what it needs, how long it runs, what running it costs."""
 
-    name: str
-    cpu: int = 1000  # milli-CPU
-    gpu: int = 0
-    vram: int = 0  # MiB
-    ram: int = 1024  # MiB
-    disk: int = 1024  # MiB
-    instructions: int = 1  # job cost = price per instruction x instructions
-    compute_cost: int = 6  # base units a node (or re-running mediator) spends to run it honestly
-    weight: int = 1  # relative frequency among posted jobs
-
-    def validate(self, path: str) -> None:
-        require(isinstance(self.name, str) and self.name != "", f"{path}.name", self.name, "a non-empty string")
-        for r in RESOURCES:
-            require_int(getattr(self, r), f"{path}.{r}", 0, 10**9)
-        require_int(self.instructions, f"{path}.instructions", 1, 10**12)
-        require_int(self.compute_cost, f"{path}.compute_cost", 0, 10**15)
-        require_int(self.weight, f"{path}.weight", 1, 10**6)
+    name: Name
+    cpu: Resource = 1000  # milli-CPU
+    gpu: Resource = 0
+    vram: Resource = 0  # MiB
+    ram: Resource = 1024  # MiB
+    disk: Resource = 1024  # MiB
+    instructions: Annotated[int, Range(1, 10**12)] = 1  # job cost = price per instruction x instructions
+    compute_cost: Amount = 6  # base units a node (or re-running mediator) spends to run it honestly
+    weight: Weight = 1  # relative frequency among posted jobs
 
 
 @dataclass(frozen=True)
@@ -46,17 +45,12 @@ class MachineSpec:
     """A class of node hardware."""
 
     name: str
-    cpu: int = 4000
-    gpu: int = 0
-    vram: int = 0
-    ram: int = 8192
-    disk: int = 65536
-    weight: int = 1
-
-    def validate(self, path: str) -> None:
-        for r in RESOURCES:
-            require_int(getattr(self, r), f"{path}.{r}", 0, 10**9)
-        require_int(self.weight, f"{path}.weight", 1, 10**6)
+    cpu: Resource = 4000
+    gpu: Resource = 0
+    vram: Resource = 0
+    ram: Resource = 8192
+    disk: Resource = 65536
+    weight: Weight = 1
 
 
 @dataclass(frozen=True)
@@ -64,17 +58,11 @@ class ResponseTimes:
     """Mean response time in blocks per party and phase; a party is late when its (exponential) time exceeds the
     phase's deadline. 0 means always on time."""
 
-    client_agree: float = 0.0
-    node_agree: float = 0.0
-    node_submit: float = 0.0
-    client_judge: float = 0.0
-    mediator: float = 0.0
-
-    def validate(self, path: str) -> None:
-        for name in ("client_agree", "node_agree", "node_submit", "client_judge", "mediator"):
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1e9
-            require(ok, f"{path}.{name}", v, "a number of blocks in [0, 1e9]")
+    client_agree: Blocks = 0.0
+    node_agree: Blocks = 0.0
+    node_submit: Blocks = 0.0
+    client_judge: Blocks = 0.0
+    mediator: Blocks = 0.0
 
 
 def _default_modules() -> tuple[ModuleSpec, ...]:
@@ -89,56 +77,75 @@ def _default_machines() -> tuple[MachineSpec, ...]:
 
 @dataclass(frozen=True)
 class MarketConfig:
-    n_clients: int = 200
-    n_nodes: int = 200
-    n_mediators: int = 5
-    n_stakers: int = 0  # third parties who may stake behind nodes (see mechanisms.staking)
-    client_balance: int = 100_000
-    node_balance: int = 100_000
-    mediator_balance: int = 1_000
-    staker_balance: int = 0
-    modules: tuple[ModuleSpec, ...] = field(default_factory=_default_modules)
-    machines: tuple[MachineSpec, ...] = field(default_factory=_default_machines)
-    node_price: tuple[int, int] = (8, 12)  # price per instruction, inclusive range, drawn per node
-    client_max_price: tuple[int, int] = (10, 14)  # fixed-price clients' limit per instruction, drawn per client
-    fixed_price_share: float = 0.5  # share of clients in fixed-price mode (the rest take the market price)
-    allowlists: tuple[tuple[str, ...], ...] = ((),)  # node allowlist profiles (module names); () = any module
-    trust_profiles: tuple[tuple[int, ...], ...] = ((),)  # mediator index sets; () = all mediators
-    client_activity: float = 1.0  # probability a client posts a job in a round
-    node_activity: float = 1.0  # probability a node posts a resource offer in a round
+    n_clients: Count = 200
+    n_nodes: Count = 200
+    n_mediators: Annotated[int, Range(1, MAX_MEDIATORS)] = 5
+    n_stakers: Annotated[int, Range(0, 10**7)] = 0  # third parties who may stake behind nodes (mechanisms.staking)
+    client_balance: Amount = 100_000
+    node_balance: Amount = 100_000
+    mediator_balance: Amount = 1_000
+    staker_balance: Amount = 0
+    modules: Annotated[tuple[ModuleSpec, ...], Length(1, MAX_MODULES)] = field(default_factory=_default_modules)
+    machines: Annotated[tuple[MachineSpec, ...], Length(1)] = field(default_factory=_default_machines)
+    node_price: tuple[Price, Price] = (8, 12)  # price per instruction, inclusive range [lo, hi], drawn per node
+    client_max_price: tuple[Price, Price] = (10, 14)  # fixed-price clients' limit per instruction, per client
+    fixed_price_share: Probability = 0.5  # share of clients in fixed-price mode (the rest take the market price)
+    # node allowlist profiles (module names); () = any module
+    allowlists: Annotated[tuple[tuple[str, ...], ...], Length(1)] = ((),)
+    trust_profiles: Annotated[tuple[tuple[int, ...], ...], Length(1)] = ((),)  # mediator index sets; () = all
+    client_activity: Probability = 1.0  # probability a client posts a job in a round
+    node_activity: Probability = 1.0  # probability a node posts a resource offer in a round
     response: ResponseTimes = field(default_factory=ResponseTimes)
 
     def validate(self, path: str) -> None:
-        require_int(self.n_clients, f"{path}.n_clients", 1, 10**7)
-        require_int(self.n_nodes, f"{path}.n_nodes", 1, 10**7)
-        require_int(self.n_mediators, f"{path}.n_mediators", 1, MAX_MEDIATORS)
-        require_int(self.n_stakers, f"{path}.n_stakers", 0, 10**7)
-        for name in ("client_balance", "node_balance", "mediator_balance", "staker_balance"):
-            require_int(getattr(self, name), f"{path}.{name}", 0, 10**15)
-        require(0 < len(self.modules) <= MAX_MODULES, f"{path}.modules", len(self.modules),
-                f"1 to {MAX_MODULES} modules")
         names = [m.name for m in self.modules]
         require(len(set(names)) == len(names), f"{path}.modules", names, "unique module names")
-        require(len(self.machines) > 0, f"{path}.machines", self.machines, "at least one machine class")
         for rng_name in ("node_price", "client_max_price"):
-            lo_hi = getattr(self, rng_name)
-            ok = len(lo_hi) == 2 and all(isinstance(v, int) for v in lo_hi) and 0 <= lo_hi[0] <= lo_hi[1] <= 10**12
-            require(ok, f"{path}.{rng_name}", lo_hi, "[lo, hi] integers with 0 <= lo <= hi")
-        require_prob(self.fixed_price_share, f"{path}.fixed_price_share")
-        require_prob(self.client_activity, f"{path}.client_activity")
-        require_prob(self.node_activity, f"{path}.node_activity")
-        require(len(self.allowlists) > 0, f"{path}.allowlists", self.allowlists, "at least one profile")
+            lo, hi = getattr(self, rng_name)
+            require(lo <= hi, f"{path}.{rng_name}", [lo, hi], "[lo, hi] with lo <= hi")
         for i, allow in enumerate(self.allowlists):
             unknown = sorted(set(allow) - set(names))
             require(not unknown, f"{path}.allowlists[{i}]", list(allow), f"names from {names}")
-        require(len(self.trust_profiles) > 0, f"{path}.trust_profiles", self.trust_profiles, "at least one profile")
         for i, prof in enumerate(self.trust_profiles):
-            ok = all(isinstance(m, int) and 0 <= m < self.n_mediators for m in prof)
+            ok = all(0 <= m < self.n_mediators for m in prof)
             require(ok, f"{path}.trust_profiles[{i}]", list(prof), f"mediator indices in [0, {self.n_mediators})")
+        self._validate_money(path)
+
+    def _validate_money(self, path: str) -> None:
+        """Job costs are single amounts, and all the market's value must fit int64 (see `mechanisms.bounds`)."""
+        facts = self.facts
+        require(facts.max_job_cost <= MAX_AMOUNT, f"{path}.node_price", list(self.node_price),
+                f"a top price x the most instructions of a module ({max(self.node_price[1], 1)} x "
+                f"{max(m.instructions for m in self.modules)}) of at most {number(MAX_AMOUNT)}, the largest job cost")
+        if facts.total_value > INT64_MAX:
+            role = max(("client", "node", "mediator", "staker"),
+                       key=lambda r: getattr(self, f"n_{r}s") * getattr(self, f"{r}_balance"))
+            n, balance = getattr(self, f"n_{role}s"), getattr(self, f"{role}_balance")
+            most = (INT64_MAX - (facts.total_value - n * balance)) // n
+            require(False, f"{path}.{role}_balance", balance,
+                    f"at most {most} with these counts, so that all value in the market (n x balance summed over "
+                    f"the roles, here {facts.total_value}) fits int64")
 
     @property
     def n_agents(self) -> int:
         return self.n_clients + self.n_nodes + self.n_mediators + self.n_stakers
+
+    @property
+    def facts(self) -> MarketFacts:
+        """What mechanisms may know of this market, including its account layout."""
+        return MarketFacts(
+            n_mediators=self.n_mediators,
+            max_compute_cost=max(m.compute_cost for m in self.modules),
+            max_job_cost=max(m.instructions for m in self.modules) * max(self.node_price[1], 0),
+            n_clients=self.n_clients,
+            n_nodes=self.n_nodes,
+            n_stakers=self.n_stakers,
+            mediator_balance=self.mediator_balance,
+            staker_balance=self.staker_balance,
+            client_balance=self.client_balance,
+            node_balance=self.node_balance,
+            max_price=self.node_price[1],
+        )
 
 
 def unique_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,6 +186,7 @@ class Market:
     node_types: np.ndarray  # (T_r, 7): capacity (5), allow mask, trust mask
     client_trust_code: np.ndarray  # trust profile per client
     trust_masks: np.ndarray  # mask per trust profile
+    facts: MarketFacts  # sizes, balances, largest costs and the account layout (`MarketConfig.facts`)
 
     @property
     def job_types(self) -> np.ndarray:
@@ -223,57 +231,5 @@ class Market:
             node_types=node_types,
             client_trust_code=client_trust_code,
             trust_masks=trust_masks,
+            facts=c.facts,
         )
-
-    # account layout
-    @property
-    def first_node(self) -> int:
-        return self.config.n_clients
-
-    @property
-    def first_mediator(self) -> int:
-        return self.config.n_clients + self.config.n_nodes
-
-    @property
-    def first_staker(self) -> int:
-        return self.first_mediator + self.config.n_mediators
-
-    @property
-    def pool_base(self) -> int:
-        return self.config.n_agents
-
-    @property
-    def n_accounts(self) -> int:
-        return self.config.n_agents + N_POOLS
-
-    def mediator_accounts(self) -> np.ndarray:
-        return np.arange(self.first_mediator, self.first_staker, dtype=np.int64)
-
-    def initial_balances(self) -> np.ndarray:
-        c = self.config
-        bal = np.zeros(self.n_accounts, dtype=np.int64)
-        bal[: c.n_clients] = c.client_balance
-        bal[self.first_node : self.first_mediator] = c.node_balance
-        bal[self.first_mediator : self.first_staker] = c.mediator_balance
-        bal[self.first_staker : self.pool_base] = c.staker_balance
-        return bal
-
-    def role_of(self) -> np.ndarray:
-        """Role name per agent account."""
-        c = self.config
-        return np.array(["client"] * c.n_clients + ["node"] * c.n_nodes + ["mediator"] * c.n_mediators
-                        + ["staker"] * c.n_stakers)
-
-    def max_compute_cost(self) -> int:
-        return int(self.module_compute_cost.max())
-
-    def max_job_cost(self) -> int:
-        top_price = max(self.config.node_price[1], 0)
-        return int(self.module_instructions.max()) * top_price
-
-
-def check_market_size(config: MarketConfig) -> None:
-    """Guard against values that overflow int64 money arithmetic."""
-    worst = max(config.node_price[1], 1) * max(m.instructions for m in config.modules)
-    if worst > 10**15:
-        raise ConfigError(f"market: largest job cost {worst} is invalid: allowed at most 1e15 base units")

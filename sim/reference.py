@@ -29,7 +29,7 @@ from mechanisms.money import Pool
 from mechanisms.protocol import TERMINAL, TRANSITIONS, DealState, Direction, IllegalTransition, Reason, Step
 from mechanisms.transfers import Transfers
 from sim.draws import E, RoundDraws, U
-from sim.engine import RoundResult, market_facts, new_deals
+from sim.engine import RoundResult, new_deals
 from sim.ledger import InsolventTransfer
 from sim.lifecycle import apply_actions
 from sim.market import Market
@@ -215,17 +215,17 @@ class ReferenceModel(mesa.Model):
 
     def __init__(self, market: Market, stack: MechanismStack) -> None:
         super().__init__(seed=0)  # Mesa's own generators are never used: all randomness arrives in RoundDraws
-        facts = market_facts(market)
+        facts = market.facts
         stack.validate(facts)
         self.market, self.stack = market, stack
         c = market.config
         self.clients = [ClientAgent(self, i, i, c.client_balance) for i in range(c.n_clients)]
-        self.nodes = [NodeAgent(self, i, market.first_node + i, c.node_balance) for i in range(c.n_nodes)]
+        self.nodes = [NodeAgent(self, i, facts.first_node + i, c.node_balance) for i in range(c.n_nodes)]
         self.mediators = [
-            MediatorAgent(self, i, market.first_mediator + i, c.mediator_balance) for i in range(c.n_mediators)
+            MediatorAgent(self, i, facts.first_mediator + i, c.mediator_balance) for i in range(c.n_mediators)
         ]
-        self.stakers = [StakerAgent(self, i, market.first_staker + i, c.staker_balance) for i in range(c.n_stakers)]
-        self.pools = [PoolAccount(p, market.pool_base + p) for p in Pool]
+        self.stakers = [StakerAgent(self, i, facts.first_staker + i, c.staker_balance) for i in range(c.n_stakers)]
+        self.pools = [PoolAccount(p, facts.pool_base + p) for p in Pool]
         self.accounts: list[AccountAgent | PoolAccount] = [
             *self.clients,
             *self.nodes,
@@ -233,7 +233,7 @@ class ReferenceModel(mesa.Model):
             *self.stakers,
             *self.pools,
         ]
-        self.record = PublicRecord(market.n_accounts)
+        self.record = PublicRecord(facts.n_accounts)
         self.round = 0
         self.next_deal_id = 0
         self.deals_settled = 0

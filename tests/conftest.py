@@ -25,13 +25,11 @@ from hypothesis import strategies as st
 import sim.engine
 from agents.population import Population
 from mechanisms import MechanismStack
-from mechanisms.config import from_mapping
 from mechanisms.deals import MATCH_COLUMNS, MATCH_EXTRA, DealBatch
 from mechanisms.hooks import ENGINE, HOOK_DATA, HOOK_INDEX, HOOKS, NONE, Columns
-from sim.draws import DrawSource
+from sim.build import build
 from sim.engine import BatchEngine
 from sim.lifecycle import apply_actions, decide, resolve
-from sim.market import Market, MarketConfig
 
 settings.register_profile("default", max_examples=200, deadline=None)
 settings.register_profile("ci", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -45,23 +43,16 @@ def build_engine(market_kwargs: Mapping[str, Any], mechanism_params: Mapping[str
                  population_cfg: Mapping[str, Any], seed: int,
                  mechanism: Mapping[str, Any] | None = None) -> tuple[BatchEngine, Population]:
     """A validated market, a mechanism stack (Lilypad v2 alone with `mechanism_params`, or the whole `mechanism`
-    mapping in the Hydra form) and a population, all seeded from `seed`.
+    mapping in the Hydra form) and a population, built by `sim.build` from `seed` exactly as `simulate` builds a run
+    (so seed N here is seed N there).
 
     `market_kwargs` and `population_cfg` are plain config mappings (as Hydra would pass them); they go through the
     same validation as a run's config, so a bad value fails here with a ConfigError naming the field.
     """
-    config = from_mapping(MarketConfig, market_kwargs, "market")
-    market_seq, draw_seq = np.random.SeedSequence(seed).spawn(2)
-    market = Market.build(config, np.random.default_rng(market_seq))
     if mechanism is None:
-        stack = MechanismStack.from_config([{"name": "lilypad_v2", **(mechanism_params or {})}])
-    else:
-        stack = MechanismStack.from_mapping(mechanism)
-    source = DrawSource(config, market.module_cum_weight, stack.draws_per_deal, np.random.default_rng(draw_seq),
-                        stack.replicas)
-    engine = BatchEngine(market, stack, source)
-    sizes = {"clients": config.n_clients, "nodes": config.n_nodes, "mediators": config.n_mediators}
-    return engine, Population.from_config(population_cfg, sizes)
+        mechanism = {"stack": [{"name": "lilypad_v2", **(mechanism_params or {})}]}
+    sim = build({"seed": seed, "market": market_kwargs, "mechanism": mechanism, "agents": population_cfg})
+    return sim.engine, sim.population
 
 
 @pytest.fixture(scope="session")

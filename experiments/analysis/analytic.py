@@ -18,10 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
+from mechanisms.config import ConfigError
 from mechanisms.money import BPS
 from sim.build import parse
 
 RESOURCES = ("cpu", "gpu", "vram", "ram", "disk")
+#: `${inspection_threshold:}` in a Hydra config: q* of the config's own market, mechanism and agents (see
+#: `register_resolver`), so a plotted threshold is never typed by hand.
+RESOLVER = "inspection_threshold"
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,25 @@ def inspection_game(cfg: Mapping[str, Any]) -> InspectionGame | None:
         base.forfeit_payment,
         q,
     )
+
+
+def config_threshold(*, _root_: DictConfig) -> float | None:
+    """The resolver's value: q* of the inspection game the whole config reduces to, None where it does not (or
+    where the config is invalid: the app's own validation then names the field)."""
+    sections = {
+        k: OmegaConf.to_container(_root_[k], resolve=True) for k in ("market", "mechanism", "agents") if k in _root_
+    }
+    try:
+        game = inspection_game(sections)
+    except ConfigError:
+        return None
+    return None if game is None else game.threshold
+
+
+def register_resolver() -> None:
+    """Make `${inspection_threshold:}` resolvable (idempotent); apps whose configs use it call this at import."""
+    if not OmegaConf.has_resolver(RESOLVER):
+        OmegaConf.register_new_resolver(RESOLVER, config_threshold)
 
 
 # --- The inspection game with client economics (value, damage, a share of the slashed deposit) --------------------

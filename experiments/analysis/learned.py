@@ -82,10 +82,10 @@ class LearnedBehaviour:
 
     def _start(self, rows: np.ndarray, engine: BatchEngine) -> None:
         market = engine.market
-        n = market.first_mediator + market.config.n_mediators
+        n = market.facts.first_mediator + market.config.n_mediators
         wealth = engine.ledger.balance[:n] + engine.ledger.escrow[:n]
         self._ep = Episode.start(0, engine, None, wealth)
-        self._first = {"client": 0, "node": market.first_node, "mediator": market.first_mediator}
+        self._first = {"client": 0, "node": market.facts.first_node, "mediator": market.facts.first_mediator}
         # deterministic per run: the rows differ between seeds (common random numbers across repeated assessments)
         self._rng = np.random.default_rng([self.seed, ROLES.index(self.role), *(int(r) for r in rows)])
 

@@ -86,8 +86,9 @@ class RunResult:
 
 
 def role_slices(market: Market) -> dict[str, slice]:
-    return {"client": slice(0, market.first_node), "node": slice(market.first_node, market.first_mediator),
-            "mediator": slice(market.first_mediator, market.first_staker)}
+    f = market.facts
+    return {"client": slice(0, f.first_node), "node": slice(f.first_node, f.first_mediator),
+            "mediator": slice(f.first_mediator, f.first_staker)}
 
 
 def role_sizes(scenario: Scenario) -> dict[str, int]:
@@ -103,7 +104,7 @@ def run(scenario: Scenario, seed: int, assignments: Sequence[Assignment] = ()) -
     ledger = engine.ledger
     wealth = ledger.balance + ledger.escrow
     start = wealth.copy()
-    value = np.zeros(market.n_accounts)
+    value = np.zeros(market.facts.n_accounts)
     meter = CostMeter(market, scenario.capital_rate)
     for i in range(scenario.rounds):
         actions = sim.population.actions(i)

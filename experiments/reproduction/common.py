@@ -114,7 +114,7 @@ class ProfitLog:
         if self.wealth is None:  # the first round: wealth before it is the initial balance
             before = sim.market.initial_balances()
         party = result.deals.node if self.role == "node" else result.deals.client
-        self.node.append(party - (sim.market.first_node if self.role == "node" else 0))
+        self.node.append(party - (sim.market.facts.first_node if self.role == "node" else 0))
         self.profit.append((now - before)[party])
         self.rounds.append(result)
         self.wealth = now.copy()

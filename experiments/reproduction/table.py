@@ -1,12 +1,19 @@
-"""The "Reproduced results" table: printed by `python -m experiments.reproduce` and written into README.md between
-the markers `<!-- table:reproduced -->` and `<!-- /table:reproduced -->`."""
+"""The "Reproduced results" table: `python -m experiments.reproduce all` saves the results
+(`outputs/reproduce/results.json`), and the table is written into README.md between the markers
+`<!-- table:reproduced -->` and `<!-- /table:reproduced -->` (by `--readme`, or `experiments.readme_tables`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from experiments.reproduction.common import Result
+from experiments.reproduction.estimate import Estimate
+
+RESULTS = Path(__file__).resolve().parents[2] / "outputs" / "reproduce" / "results.json"
+COMMAND = "python -m experiments.reproduce all --readme  (saves outputs/reproduce/results.json)"
 
 START, END = "<!-- table:reproduced -->", "<!-- /table:reproduced -->"
 HEADER = "| paper | claim | closed form | measured [99% interval] | command |\n|---|---|---|---|---|"
@@ -39,3 +46,13 @@ def write_readme(results: Sequence[Result], readme: Path) -> None:
     head, rest = text.split(START)
     _, tail = rest.split(END)
     readme.write_text(f"{head}{START}\n{markdown(results)}\n{END}{tail}")
+
+
+def save(results: Sequence[Result], path: Path = RESULTS) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(r) for r in results], indent=1))
+
+
+def load_results(path: Path = RESULTS) -> list[Result]:
+    rows = json.loads(path.read_text())
+    return [Result(**{**r, "measured": Estimate(**r["measured"])}) for r in rows]

@@ -30,7 +30,7 @@ def observe_run(preset: Mapping[str, Any], seed: int) -> dict[str, np.ndarray]:
 
     def observe(result: RoundResult, sim: Any) -> None:
         d, t = result.deals, result.transfers
-        jackpot = sim.market.pool_base + Pool.Jackpot
+        jackpot = sim.market.facts.pool_base + Pool.Jackpot
         out["jackpot"].append(int(d.context.balance[jackpot]))
         out["paid"].append(int(t.amount[t.reason == Reason.Jackpot].sum()))
         out["claims"].append(int(((t.reason == Reason.Jackpot) & (t.payer == jackpot)).sum()))

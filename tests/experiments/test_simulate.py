@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from experiments import simulate
 from experiments.simulate import OUTPUTS, format_summary, parse_run, run_simulation
 from mechanisms.config import ConfigError
+from sim.records import deal_table
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
@@ -83,7 +84,7 @@ def test_summary_agrees_with_the_tables(tmp_path: Path) -> None:
     assert sum(s["deals_per_state"].values()) == len(deals)
     for role, v in s["profit_per_role"].items():
         assert v["total"] == agents.loc[agents.role == role, "profit"].sum()
-        assert v["jobs"] == agents.loc[agents.role == role, "deals"].sum()
+        assert v["deals"] == agents.loc[agents.role == role, "deals"].sum()
     assert sum(v["total"] for v in s["profit_per_strategy"].values()) == agents["profit"].sum()
     assert s["value_conserved"] is True
     assert agents["profit"].sum() + sum(s["pool_inflow"].values()) == 0
@@ -199,3 +200,14 @@ def test_hydra_cli_rejects_a_bad_value(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "market.n_nodes=0 is invalid" in proc.stderr
     assert not any((run_dir / name).exists() for name in OUTPUTS)
+
+
+def test_seed_n_in_a_test_is_seed_n_in_simulate(tmp_path: Path, make_engine) -> None:
+    """Tests build engines with the same builder as `simulate`: the same seed gives the same deals, row for row."""
+    run_simulation(SMALL, tmp_path)
+    written = pd.read_parquet(tmp_path / "deals.parquet")
+    engine, population = make_engine(SMALL["market"], SMALL["mechanism"]["lilypad_v2"], SMALL["agents"], SMALL["seed"])
+    modules = [m.name for m in engine.market.config.modules]
+    rows = [deal_table(engine.step(population.actions(i)), modules).to_pandas() for i in range(SMALL["rounds"])]
+    assert len(written) > 0
+    pd.testing.assert_frame_equal(pd.concat(rows, ignore_index=True), written)

@@ -10,17 +10,14 @@ import numpy as np
 import pytest
 
 from agents.actions import Actions
-from agents.population import Population
 from mechanisms import MarketFacts, MechanismStack
-from mechanisms.config import from_mapping
 from mechanisms.deals import CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, NEVER, DealBatch, RoundContext
 from mechanisms.protocol import DealState
 from mechanisms.transfers import Transfers
-from sim.draws import DrawSource
+from sim.build import build
 from sim.engine import BatchEngine, RoundResult
 from sim.ledger import Ledger
 from sim.lifecycle import resolve
-from sim.market import Market, MarketConfig
 from sim.public_record import COUNTERS
 
 PAID = (DealState.ResultsAccepted, DealState.TimeoutJudgeResults, DealState.MediationAccepted)
@@ -52,16 +49,9 @@ def run_stack(mechanism: Mapping[str, Any], population: Mapping[str, Any], marke
               rounds: int = 3, seed: int = 7, tweak: Callable[[Actions], None] | None = None) -> Outcome:
     """Run `rounds` rounds of a market under `mechanism` (the Hydra mapping form), asserting after every round
     that value is conserved, nothing is negative and escrow holds only standing stakes."""
-    config = from_mapping(MarketConfig, {"n_clients": 60, "n_nodes": 120, "n_mediators": 5,
-                                         "mediator_balance": 100_000, **(market or {})}, "market")
-    market_seq, draw_seq = np.random.SeedSequence(seed).spawn(2)
-    built = Market.build(config, np.random.default_rng(market_seq))
-    stack = MechanismStack.from_mapping(mechanism)
-    source = DrawSource(config, built.module_cum_weight, stack.draws_per_deal, np.random.default_rng(draw_seq),
-                        stack.replicas)
-    engine = BatchEngine(built, stack, source)
-    sizes = {"clients": config.n_clients, "nodes": config.n_nodes, "mediators": config.n_mediators}
-    pop = Population.from_config(population, sizes)
+    market = {"n_clients": 60, "n_nodes": 120, "n_mediators": 5, "mediator_balance": 100_000, **(market or {})}
+    sim = build({"seed": seed, "market": market, "mechanism": mechanism, "agents": population})
+    engine, pop = sim.engine, sim.population
     total, standing = engine.ledger.total(), engine.ledger.escrow.copy()
     out = Outcome(engine)
     for i in range(rounds):

@@ -74,6 +74,6 @@ def test_twin_reputation_checks_find_cheaters_clients_would_not(stack_run) -> No
     assert sum(int(r.deals.checked.sum()) for r in off.results) == 0 == off.count(DealState.MediationRejected)
     assert on.fake_accepted < 0.7 * off.fake_accepted
     late = on.results[10:]
-    cheater = np.concatenate([r.deals.node for r in late]) - on.engine.market.first_node >= 60
+    cheater = np.concatenate([r.deals.node for r in late]) - on.engine.market.facts.first_node >= 60
     rate = np.concatenate([r.deals.check_rate for r in late])
     assert rate[cheater].mean() > 0.4 > 0.15 > rate[~cheater].mean()

@@ -105,7 +105,7 @@ CHEATERS = {"nodes": [{"strategy": "honest", "share": 1}, {"strategy": "cheater"
 def node_profit(out) -> np.ndarray:
     """Each node's balance plus escrow minus its starting balance."""
     m, led = out.engine.market, out.engine.ledger
-    nodes = slice(m.first_node, m.first_mediator)
+    nodes = slice(m.facts.first_node, m.facts.first_mediator)
     return led.balance[nodes] + led.escrow[nodes] - m.config.node_balance
 
 

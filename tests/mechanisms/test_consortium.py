@@ -66,7 +66,7 @@ def test_no_consensus_escalates_to_a_larger_panel(stack_run):
 def test_dissenting_members_forfeit_their_share_to_the_burn_pool(stack_run):
     out = stack_run(stack(size=3, threshold=2, dissent_to="burn"), mediators(1, 4), rounds=2)
     t = [r.transfers for r in out.results]
-    burned = sum(int(x.amount[(x.reason == Reason.MediationFee) & (x.payee == out.engine.market.pool_base +
+    burned = sum(int(x.amount[(x.reason == Reason.MediationFee) & (x.payee == out.engine.market.facts.pool_base +
                                                                        Pool.Burn)].sum()) for x in t)
     dissents = sum(int(np.bitwise_count(r.deals.dissenters.astype(np.uint64)).sum()) for r in out.results)
     assert dissents > 0 and burned == dissents * (FEE // 3)  # bribed dissenters did not re-run: all 60 go
@@ -77,7 +77,7 @@ def test_an_honest_dissenter_keeps_its_rerun_cost(stack_run):
     out = stack_run(stack(size=3, threshold=2, dissent_to="burn"), mediators(4, 1), rounds=2,
                     market={"modules": [{"name": "cowsay", "compute_cost": 6}], "mediator_balance": 0})
     t = [r.transfers for r in out.results]
-    burn = out.engine.market.pool_base + Pool.Burn
+    burn = out.engine.market.facts.pool_base + Pool.Burn
     burned = sum(int(x.amount[(x.reason == Reason.MediationFee) & (x.payee == burn)].sum()) for x in t)
     honest = 1 << 4  # the honest mediator is index 4 (groups are assigned in order)
     honest_dissents = sum(int(((r.deals.dissenters & honest) > 0).sum()) for r in out.results)
@@ -97,7 +97,7 @@ def test_anonymous_panels_leave_no_attributable_vote_or_payout(stack_run):
     anon = stack_run(stack(size=3, threshold=2, anonymous=True), mediators(0, 5), rounds=1)
     assert anon.engine.events.votes == []
     log = anon.engine.events.transfers[-1]
-    meds = anon.engine.market.mediator_accounts()
+    meds = anon.engine.market.facts.mediator_accounts()
     fee_rows = log["reason"] == Reason.MediationFee
     assert not np.isin(log["account"][fee_rows], meds).any() and not np.isin(log["counterparty"][fee_rows],
                                                                                 meds).any()

@@ -393,4 +393,4 @@ def test_engine_rejects_a_fee_below_the_markets_rerun_cost(make_engine: Any) -> 
     with pytest.raises(ConfigError, match=r"mediation_fee=60"):
         make_engine(market, {"mediation_fee": 60}, {}, seed=0)
     engine, _ = make_engine(market, {"mediation_fee": 61}, {}, seed=0)
-    assert engine.market.max_compute_cost() == 61
+    assert engine.market.facts.max_compute_cost == 61

@@ -80,7 +80,7 @@ def test_wrong_deposit_destinations(stack_run, to, pool):
     slash = (t.direction == Direction.Slashed) & (t.reason == Reason.ResultsCollateral)
     assert slash.any()
     rows = np.searchsorted(d.deal_id, t.deal_id[slash])
-    expected = d.client[rows] if pool is None else np.full(len(rows), out.engine.market.pool_base + pool)
+    expected = d.client[rows] if pool is None else np.full(len(rows), out.engine.market.facts.pool_base + pool)
     assert t.payee[slash].tolist() == expected.tolist()
 
 

@@ -80,7 +80,7 @@ def test_twin_whitewashing_escapes_reputation(stack_run) -> None:
     for on in (True, False):
         out = stack_run({"order": ["lilypad_v2", "reputation"], "reputation": {"enabled": on}}, pop,
                         market={"fixed_price_share": 0.0}, rounds=30)
-        first = out.engine.market.first_node
+        first = out.engine.market.facts.first_node
         node = np.concatenate([r.deals.node for r in out.results[10:]]) - first  # after reputations formed
         jobs[on] = np.bincount(node // 40, minlength=3)  # honest, cheater, whitewasher
         record[on] = out.engine.record.counters["failed"][first:first + 120]

@@ -146,12 +146,12 @@ def test_twin_stake_attracts_jobs_and_cheating_costs_stakers(stack_run) -> None:
         runs[on] = stack_run(mech, POP, market=MARKET, rounds=10)
 
     def staked_share(out) -> float:
-        nodes = np.concatenate([r.deals.node for r in out.results]) - out.engine.market.first_node
+        nodes = np.concatenate([r.deals.node for r in out.results]) - out.engine.market.facts.first_node
         return float((nodes < 60).mean())
 
     def staker_value(out) -> np.ndarray:
         m, led = out.engine.market, out.engine.ledger
-        stakers = slice(m.first_staker, m.pool_base)
+        stakers = slice(m.facts.first_staker, m.facts.pool_base)
         return led.balance[stakers] + led.escrow[stakers]
 
     on, off = runs[True], runs[False]

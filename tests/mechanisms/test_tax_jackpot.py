@@ -177,7 +177,7 @@ def test_twin_jackpot_pays_checkers_when_nobody_cheats(stack_run) -> None:
         taxes += int(t.amount[t.reason == Reason.Tax].sum())
         payouts += int(t.amount[paid].sum())
     assert payouts > 0
-    assert int(on.engine.ledger.balance[on.engine.market.pool_base + Pool.Jackpot]) == taxes - payouts
+    assert int(on.engine.ledger.balance[on.engine.market.facts.pool_base + Pool.Jackpot]) == taxes - payouts
 
 
 @pytest.mark.parametrize("pay_for", ["rejected", "forced_errors"])

@@ -33,7 +33,7 @@ def test_a_traitor_exposes_the_cartel_and_collects_its_reward(stack_run):
     d, t = out.results[0].deals, out.results[0].transfers
     betrayed = [g for g in np.unique(d.group) if d.reports[d.group == g].sum() == 1]
     assert betrayed
-    burn = out.engine.market.pool_base + Pool.Burn
+    burn = out.engine.market.facts.pool_base + Pool.Burn
     for g in betrayed:
         traitor, member = d.reports & (d.group == g), ~d.reports & (d.group == g)
         assert d.state[traitor][0] == S.MediationRejected and d.excused[traitor][0]

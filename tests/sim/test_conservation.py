@@ -76,8 +76,8 @@ def test_value_is_conserved_and_every_deal_terminates(random_market: Any, make_e
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
     engine, population = make_engine(market_cfg, params, population_config, seed)
     ledger, market = engine.ledger, engine.market
-    total = int(market.initial_balances().sum())  # every agent's and pool's opening balance
-    compute_pool = market.pool_base + Pool.Compute
+    total = int(market.facts.initial_balances().sum())  # every agent's and pool's opening balance
+    compute_pool = market.facts.pool_base + Pool.Compute
     for i in range(rounds):
         before = ledger.balance.copy()
         result = engine.step(population.actions(i))

@@ -46,7 +46,7 @@ def run_rounds(cfg: dict, rounds: int) -> list[tuple]:
     ledger = sim.engine.ledger
     recorder = AgentRecorder(sim.market, sim.population, ledger)
     names = [m.name for m in sim.config.market.modules]
-    pools = slice(sim.market.pool_base, sim.market.n_accounts)
+    pools = slice(sim.market.facts.pool_base, sim.market.facts.n_accounts)
     out = []
     for i in range(rounds):
         before = ledger.balance[pools].copy()

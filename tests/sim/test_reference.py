@@ -24,10 +24,11 @@ from mechanisms import MechanismStack, registered
 from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, DealBatch
 from mechanisms.protocol import TERMINAL, DealState, Direction, Reason, Step
 from mechanisms.transfers import COLUMNS, Transfers
+from sim import build as builder
 from sim.draws import DrawSource
 from sim.engine import BatchEngine
 from sim.ledger import InsolventTransfer
-from sim.market import MachineSpec, Market, MarketConfig, ModuleSpec, ResponseTimes
+from sim.market import MachineSpec, MarketConfig, ModuleSpec, ResponseTimes
 from sim.reference import ReferenceModel, outcomes_of
 
 S = DealState
@@ -316,21 +317,17 @@ CASES = {
 
 
 def build(case: Case) -> tuple[BatchEngine, ReferenceModel, DrawSource, Population]:
-    """Both engines on one market; separate stacks from one config, so no mechanism state is shared."""
-    market_ss, draw_ss = np.random.SeedSequence(case.seed).spawn(2)
-    market = Market.build(case.market, np.random.default_rng(market_ss))
+    """Both engines on one market, built by `sim.build` from the case's seed; separate stacks from one config, so
+    no mechanism state is shared."""
     fast_stack, ref_stack = (
         MechanismStack.from_config([{"name": "lilypad_v2", **case.stack}, *case.more]) for _ in range(2)
     )
-    rng = np.random.default_rng(draw_ss)
-    source = DrawSource(case.market, market.module_cum_weight, fast_stack.draws_per_deal, rng, fast_stack.replicas)
-    engine = BatchEngine(market, fast_stack, source)
-    model = ReferenceModel(market, ref_stack)
     c = case.market
     population = Population.from_config(
         case.agents, {"clients": c.n_clients, "nodes": c.n_nodes, "mediators": c.n_mediators}
     )
-    return engine, model, source, population
+    sim = builder.build(builder.ParsedConfig(case.seed, case.market, fast_stack, population))
+    return sim.engine, ReferenceModel(sim.market, ref_stack), sim.source, population
 
 
 def by_deal(t: Transfers) -> Transfers:
@@ -353,7 +350,7 @@ def compare(case: Case) -> None:
     """Run both engines on the case's rounds and compare everything after each round."""
     engine, model, source, population = build(case)
     total = engine.ledger.total()
-    stakers = np.arange(engine.market.first_staker, engine.market.pool_base)
+    stakers = np.arange(engine.market.facts.first_staker, engine.market.facts.pool_base)
     seen: set[tuple[DealState, int]] = set()
     for i in range(case.rounds):
         draws, actions = source.next_round(), population.actions(i)

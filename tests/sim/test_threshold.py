@@ -63,7 +63,7 @@ def measure(make_engine: Any, q: float, seed: int) -> dict[str, np.ndarray]:
         assert np.isin(deals.state, [DealState.ResultsAccepted, DealState.MediationAccepted,
                                      DealState.MediationRejected]).all()  # nobody is late
         profit = engine.ledger.balance[deals.node] - before[deals.node]
-        label = labels[deals.node - engine.market.first_node]
+        label = labels[deals.node - engine.market.facts.first_node]
         for name, chunks in samples.items():
             chunks.append(profit[label == name])
     return {name: np.concatenate(chunks) for name, chunks in samples.items()}
