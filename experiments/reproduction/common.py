@@ -110,9 +110,8 @@ class ProfitLog:
     def __call__(self, result: RoundResult, sim: Components) -> None:
         ledger = sim.engine.ledger
         now = ledger.balance + ledger.escrow
-        before = now if self.wealth is None else self.wealth
-        if self.wealth is None:  # the first round: wealth before it is the initial balance
-            before = sim.market.initial_balances()
+        # before the first round: the initial balances
+        before = sim.market.facts.initial_balances() if self.wealth is None else self.wealth
         party = result.deals.node if self.role == "node" else result.deals.client
         self.node.append(party - (sim.market.facts.first_node if self.role == "node" else 0))
         self.profit.append((now - before)[party])
