@@ -47,10 +47,12 @@ class CheatingNode(Strategy):
     name = "cheater"
     rate: Probability = 1.0
     bribe: Amount = 0
+    wait: bool = False  # post after the other replicas of the job (without commit-reveal: copy their result)
 
     def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
         out.cheat_rate[rows] = self.rate
         out.bribe[rows] = self.bribe
+        out.wait[rows] = self.wait
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,7 @@ class DealBatch:
     result: np.ndarray = None  # type: ignore[assignment]  # posted result id: CORRECT or a fake id
     accused: np.ndarray = None  # type: ignore[assignment]  # the client asks colluding mediators to reject
     reports: np.ndarray = None  # type: ignore[assignment]  # the node will prove a collusion it took part in
+    waits: np.ndarray = None  # type: ignore[assignment]  # the node posts after the other replicas of its job
     submit_time: np.ndarray = None  # type: ignore[assignment]  # blocks from agreement to the posted result (float)
     excused: np.ndarray = None  # type: ignore[assignment]  # a rejected node not at fault keeps its collateral
     judged: np.ndarray = None  # type: ignore[assignment]  # client judged before the deadline
@@ -183,7 +184,7 @@ MATCH_COLUMNS = frozenset(
 MATCH_EXTRA = frozenset({"u"})
 _FLAGS = frozenset(
     {"client_agreed", "node_agreed", "submitted", "cheated", "judged", "checked", "mediated", "bribe_accepted",
-     "verdict_accept", "forced_error", "colluding", "accused", "reports", "excused", "paid"}
+     "verdict_accept", "forced_error", "colluding", "accused", "reports", "waits", "excused", "paid"}
 )
 
 

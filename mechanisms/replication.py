@@ -2,9 +2,11 @@
 
 The Dong et al. "two clouds" setting. Replicas that disagree go to mediation. Without commit-reveal a node sees
 results already posted, so a node that skipped the work copies the first posted result (and so agrees with it);
-with commit-reveal every result is committed as a hash before any is revealed, so a lazy node can only post its
-own fake, or the cartel's shared one if it colludes. The deposit of a replica proven wrong goes to the honest
-replica of the same job (the prisoner's contract), to the client, or is burned.
+a node that waits (`NodeActions.wait`, the timing attack) posts after every replica that does not, so it always
+has a result to copy (waiting is assumed to fit in the submit deadline); with commit-reveal every result is
+committed as a hash before any is revealed, so a lazy node can only post its own fake, or the cartel's shared
+one if it colludes. The deposit of a replica proven wrong goes to the honest replica of the same job (the
+prisoner's contract), to the client, or is burned.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Replication(Mechanism):
     Config = ReplicationConfig
     columns = hook_columns(
         # without commit-reveal a lazy replica's result becomes the copy it posted
-        choose_checks=Columns(reads=("submitted", "cheated", "submit_time", "judged"),
+        choose_checks=Columns(reads=("submitted", "cheated", "submit_time", "waits", "judged"),
                               updates=("result", "checked")),
         slash_destinations=Columns(reads=("submitted", "result", "state"), updates=("node_slash_to",)),
     )
@@ -51,7 +53,8 @@ class Replication(Mechanism):
     def choose_checks(self, deals: DealBatch) -> None:
         posted = deals.submitted
         if not self.config.commit_reveal:
-            first = group_first(deals.group, posted, (deals.submit_time, deals.replica))
+            # a node that waits (the timing attack) posts after every replica that does not
+            first = group_first(deals.group, posted, (deals.waits.astype(np.int64), deals.submit_time, deals.replica))
             copies = posted & deals.cheated & (first >= 0) & (first != np.arange(len(deals)))
             deals.result = np.where(copies, deals.result[np.clip(first, 0, None)], deals.result)
         # replicas disagree iff their posted results differ

@@ -91,3 +91,29 @@ def test_a_client_agrees_to_all_its_replicas_or_none(stack_run):
     assert len(short) > 0 and (short.state == S.TimeoutAgree).all() and not short.client_agreed.any()
     enough = stack_run(stack(), HALF_CHEAT, market={**market, "client_balance": 150}, rounds=1).results[0].deals
     assert enough.client_agreed.all()
+
+
+def test_the_timing_attack_copies_whenever_an_honest_replica_posts(stack_run):
+    """Without commit-reveal a lazy node that waits for its partner always copies an honest partner's result; not
+    waiting, it copies only when it happens to post later; under commit-reveal waiting gains nothing."""
+    def lazy(wait: bool) -> dict:
+        return {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0, "wait": wait}],
+                "clients": NEVER_CHECK}
+
+    def fakes_beside_honest(out) -> tuple[int, int]:
+        """(fakes posted, lazy deals) over groups with one honest and one lazy replica."""
+        fakes = lazy_deals = 0
+        for d in groups(out):
+            for g in np.unique(d.group):
+                rows = d.group == g
+                if rows.sum() == 2 and d.cheated[rows].sum() == 1:
+                    lazy_deals += 1
+                    fakes += int((d.cheated & d.wrong() & rows).sum())
+        return fakes, lazy_deals
+
+    waiting = fakes_beside_honest(stack_run(stack(commit_reveal=False), lazy(True), market=SLOW, rounds=3))
+    racing = fakes_beside_honest(stack_run(stack(commit_reveal=False), lazy(False), market=SLOW, rounds=3))
+    sealed = fakes_beside_honest(stack_run(stack(commit_reveal=True), lazy(True), market=SLOW, rounds=3))
+    assert waiting[1] > 20 and waiting[0] == 0
+    assert 0 < racing[0] < racing[1]
+    assert sealed[0] == sealed[1] > 0

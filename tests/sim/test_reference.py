@@ -313,6 +313,18 @@ CASES = {
         states=frozenset({S.ResultsAccepted, S.MediationRejected}),
         results=frozenset({(S.ResultsAccepted, CARTEL_FAKE), (S.MediationRejected, CARTEL_FAKE)}),
     ),
+    "replication_timing_attack": Case(
+        seed=15,
+        market=MarketConfig(n_clients=30, n_nodes=70, n_mediators=3, response=ResponseTimes(node_submit=20)),
+        more=({"name": "replication", "replicas": 2, "commit_reveal": False},),
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0, "wait": True},
+                      {"strategy": "cheater", "rate": 0.5}],
+            "clients": [{"strategy": "checker", "q": 0.3}],
+            "mediators": [{"strategy": "honest"}],
+        },
+        states=frozenset({S.ResultsAccepted, S.MediationRejected}),
+    ),
 }
 
 
