@@ -4,8 +4,8 @@
 
 Prints, per claim, the closed form derived from the paper's model (experiments.analysis.analytic), the value the
 twin measured and its 99% interval, and whether the interval covers the closed form. Games: inspection, modicum,
-dong (with the repeated Prisoner's contract), truebit, bribe; presets in configs/reproduce/. `--small` runs the
-sizes the tests use; `--readme` (with `all`) rewrites the README's "Reproduced results" table.
+dong, repeated (the Prisoner's contract on a fixed pair), truebit, bribe; presets in configs/reproduce/. `--small`
+runs the sizes the tests use; `--readme` (with `all`) rewrites the README's "Reproduced results" table.
 """
 
 from __future__ import annotations

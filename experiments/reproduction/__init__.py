@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from experiments.reproduction import bribe, dong, inspection, modicum, truebit
+from experiments.reproduction import bribe, dong, inspection, modicum, repeated, truebit
 from experiments.reproduction.common import Result
 
-#: game -> its `reproduce(small)`; `dong` also measures the repeated Prisoner's contract
+#: game -> its `reproduce(small)`
 GAMES: dict[str, Callable[[bool], list[Result]]] = {
     "inspection": inspection.reproduce,
     "modicum": modicum.reproduce,
     "dong": dong.reproduce,
+    "repeated": repeated.reproduce,
     "truebit": truebit.reproduce,
     "bribe": bribe.reproduce,
 }

@@ -1,6 +1,6 @@
 """Dong et al. (CCS 2017): the Prisoner's, Colluder's and Traitor's contracts' payoffs, the deposit above which
-honesty strictly dominates, the side payments that keep a follower loyal, and the repeated Prisoner's contract's
-grim-trigger discount factor, all from payoffs measured per node and round in the twin.
+honesty strictly dominates and the side payments that keep a follower loyal, from payoffs measured per node and
+round in the twin (the repeated game: `experiments.reproduction.repeated`).
 
 Each run lets every node sign the cartel; the row player is a replica, its action what it posted (C: the agreed
 wrong result, H: the correct one; under the Traitor's contract a deviator also reports). Payoffs are exact (nothing
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from agents.actions import Actions
-from experiments.analysis.analytic import Dong, grim_trigger_discount
+from experiments.analysis.analytic import Dong
 from experiments.reproduction.common import ProfitLog, Result, load, run, sim_config
 from experiments.reproduction.estimate import Estimate, mean
 from experiments.reproduction.terms import terms
@@ -86,7 +86,7 @@ def reproduce(small: bool = False) -> list[Result]:
                 prisoners[("0", a0, a1)],
             )
         )
-    temptation, reward, punishment = prisoners[("0", "H", "C")], prisoners[("0", "C", "C")], prisoners[("0", "H", "H")]
+    temptation, reward = prisoners[("0", "H", "C")], prisoners[("0", "C", "C")]
     rows.append(
         Result(
             GAME,
@@ -120,24 +120,4 @@ def reproduce(small: bool = False) -> list[Result]:
         )
     )
 
-    # the repeated Prisoner's contract: grim trigger sustains collusion iff delta >= (T - R) / (T - P)
-    def discount(tv: float, rv: float, pv: float) -> float:
-        return (tv - rv) / (tv - pv)
-
-    corners = [
-        discount(tv, rv, pv)
-        for tv in (temptation.lo, temptation.hi)
-        for rv in (reward.lo, reward.hi)
-        for pv in (punishment.lo, punishment.hi)
-    ]
-    measured = Estimate(discount(temptation.value, reward.value, punishment.value), min(corners), max(corners))
-    rows.append(
-        Result(
-            "repeated",
-            paper,
-            "repeated Prisoner's contract: discount factor above which grim-trigger collusion is sustainable",
-            grim_trigger_discount(dong),
-            measured,
-        )
-    )
     return rows

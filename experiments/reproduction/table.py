@@ -25,7 +25,7 @@ def number(x: float) -> str:
 
 
 def command(game: str) -> str:
-    return f"`python -m experiments.reproduce {'dong' if game == 'repeated' else game}`"
+    return f"`python -m experiments.reproduce {game}`"
 
 
 def row(r: Result) -> str:

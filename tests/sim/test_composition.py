@@ -156,7 +156,7 @@ def test_any_composition_conserves_value_or_is_refused(random_market: Any, make_
     with hook_data_trace():
         for i in range(data.draw(st.integers(1, 3), label="rounds")):
             actions = population.actions(i)
-            for flags in (actions.nodes.collude, actions.nodes.report, actions.nodes.whitewash,
+            for flags in (actions.nodes.collude, actions.nodes.report, actions.nodes.whitewash, actions.nodes.wait,
                           actions.clients.accuse, actions.mediators.collude, actions.mediators.report):
                 flags[:] = rng.random(len(flags)) < 0.4
             result = engine.step(actions)
