@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.actions import Actions
 from agents.population import Population
 from mechanisms import MechanismStack
+from mechanisms.actions import Actions
 from sim.draws import DrawSource, RoundDraws
 from sim.engine import BatchEngine
 from sim.market import MachineSpec, Market, MarketConfig, ModuleSpec, ResponseTimes

@@ -23,9 +23,9 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from agents.rl import RLlibMarketEnv
 from experiments.train import algorithm_config, parse_run
-from sim.env import MarketEnv
+from marl.env import MarketEnv
+from marl.rllib import RLlibMarketEnv
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -20,7 +20,7 @@ Each file holds one row, in three kinds of columns:
 A row is written to a hidden temporary file, fsynced and renamed into place, so a killed run leaves no row (readers
 ignore the leftovers).
 
-Run identity and seeds (DESIGN principle 7):
+Run identity and seeds (docs/architecture.md, "Seeds"):
 
 - `run_id` is a hash of the entry point and the run's config minus the keys that cannot change its results (sweep
   name, dataset path, progress bar; `identity`). Hydra's own config (output paths, job numbers) never reaches the

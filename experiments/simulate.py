@@ -31,9 +31,9 @@ from experiments.results import SWEEP_KEY, parse_sweep, run_recorded
 from mechanisms.config import ConfigError, require, require_int
 from mechanisms.money import Pool
 from mechanisms.protocol import DealState, Reason
-from sim.build import SECTIONS, ParsedConfig, build, check_keys, parse
 from sim.engine import RoundResult
 from sim.records import AGENT_SCHEMA, DEAL_SCHEMA, AgentRecorder, ParquetSink, deal_table
+from twin.build import SECTIONS, ParsedConfig, build, check_keys, parse
 
 RUN_KEYS = (*SECTIONS, "rounds", "progress", SWEEP_KEY)  # `sweep` is read by experiments.results
 OUTPUTS = ("deals.parquet", "agents.parquet", "summary.json", "config.yaml")

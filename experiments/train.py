@@ -31,7 +31,12 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from agents.rl import (
+from experiments.evaluate import evaluate
+from marl.config import ENV_KEYS
+from marl.counters import role_rates
+from marl.env import MarketEnv
+from marl.heads import ROLES
+from marl.rllib import (
     ENV_NAME,
     MAPPINGS,
     METRICS_KEY,
@@ -44,10 +49,8 @@ from agents.rl import (
     module_spaces,
     split_logits,
 )
-from experiments.evaluate import evaluate
 from mechanisms.config import ConfigError, from_mapping, require, require_int
-from sim.build import check_keys
-from sim.env import ENV_KEYS, ROLES, MarketEnv, role_rates
+from twin.build import check_keys
 
 TRAIN_KEYS = (*ENV_KEYS, "name", "run_dir", "resume", "algo", "train", "ray", "scan", "evaluation")
 SCOPES = ("focal", "market")

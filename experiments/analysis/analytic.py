@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mechanisms.money import BPS
-from sim.build import parse
+from twin.build import parse
 
 RESOURCES = ("cpu", "gpu", "vram", "ram", "disk")
 

@@ -21,8 +21,8 @@ from experiments.analysis import configs
 from experiments.analysis.assess import assess, parse_study
 from experiments.analysis.learned import LearnedBehaviour
 from experiments.analysis.runner import Assignment, Scenario, run
+from marl.env import MarketEnv
 from mechanisms.config import ConfigError
-from sim.env import MarketEnv
 
 pytestmark = pytest.mark.xdist_group("rllib")
 

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.rl import STATE_FILE, LearnedPolicy, RLlibMarketEnv, latest_checkpoint
 from experiments.evaluate import evaluate
 from experiments.train import parse_run, run_scan, train
+from marl.env import MarketEnv
+from marl.rllib import STATE_FILE, LearnedPolicy, RLlibMarketEnv, latest_checkpoint
 from mechanisms.config import ConfigError
-from sim.env import MarketEnv
 
 pytestmark = pytest.mark.xdist_group("rllib")
 

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.actions import Actions
 from agents.population import Population
 from mechanisms import MarketFacts, MechanismStack
+from mechanisms.actions import Actions
 from mechanisms.config import from_mapping
 from mechanisms.deals import CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, NEVER, DealBatch, RoundContext
 from mechanisms.protocol import DealState

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.actions import Actions
 from agents.population import Population
 from mechanisms import MechanismStack
+from mechanisms.actions import Actions
 from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, DealBatch
 from mechanisms.protocol import TERMINAL, DealState, Direction, Reason, Step
 from mechanisms.transfers import COLUMNS, Transfers

@@ -17,7 +17,7 @@ import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from sim.env import MarketEnv
+from marl.env import MarketEnv
 
 ENV_NAME = "lilypad_market"
 #: where the per-iteration market counters live in RLlib's result dict: result["env_runners"][METRICS_KEY]
@@ -76,7 +76,7 @@ def module_spaces(env: MarketEnv, mapping: str) -> dict[str, tuple[gymnasium.Spa
 class MarketMetrics(RLlibCallback):
     """At each episode's end, add the env's summed counters (focal and whole market) to the iteration's sums.
 
-    Counts are summed, not averaged, so rates computed from them (`sim.env.role_rates`) weight every deal equally,
+    Counts are summed, not averaged, so rates computed from them (`marl.counters.role_rates`) weight every deal equally,
     however many episodes or env runners an iteration had.
     """
 

@@ -17,8 +17,10 @@ import pytest
 from omegaconf import OmegaConf
 from pettingzoo.test import parallel_api_test
 
+from marl.env import MarketEnv
+from marl.heads import HEADS
+from marl.observations import COMMON_FEATURES, ROLE_FEATURES
 from mechanisms.config import ConfigError
-from sim.env import COMMON_FEATURES, HEADS, ROLE_FEATURES, MarketEnv
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MARKET = OmegaConf.to_container(OmegaConf.load(CONFIGS / "market" / "threshold.yaml"))
@@ -237,7 +239,7 @@ def test_every_head_reaches_its_action_field() -> None:
 
 
 def test_a_head_the_engine_does_not_support_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The extension point: a new decision is one HEADS entry; until agents.actions has its field it is refused."""
+    """The extension point: a new decision is one HEADS entry; until mechanisms.actions has its field it is refused."""
     monkeypatch.setitem(HEADS["client"], "fly", ("fly_rate", lambda cfg: np.array([0.0, 1.0])))
     with pytest.raises(ConfigError, match="no `fly_rate`"):
         MarketEnv({**config(), "env": {**config()["env"], "actions": {"client": ["check", "fly"]}}})
