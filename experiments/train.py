@@ -41,6 +41,7 @@ from marl.rllib import (
     MAPPINGS,
     METRICS_KEY,
     STATE_FILE,
+    AgentToModule,
     LearnedPolicy,
     MarketMetrics,
     RLlibMarketEnv,
@@ -180,7 +181,7 @@ def algorithm_config(run: RunConfig) -> Any:
     specs = {m: RLModuleSpec(observation_space=obs, action_space=act) for m, (obs, act) in spaces.items()}
     config = get_trainable_cls(run.algo.name).get_default_config()
     return (config.environment(ENV_NAME, env_config=run.env)
-            .multi_agent(policies=set(specs), policy_mapping_fn=MAPPINGS[run.algo.mapping],
+            .multi_agent(policies=sorted(specs), policy_mapping_fn=AgentToModule(run.algo.mapping, env.possible_agents),
                          policies_to_train=sorted(specs))
             .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs),
                        model_config=DefaultModelConfig(**run.algo.model))

@@ -17,6 +17,8 @@ from mechanisms.config import from_mapping, require, require_int
 from twin.build import SECTIONS, ParsedConfig, check_keys, parse
 
 ENV_KEYS = (*SECTIONS, "env")
+#: Largest scale or observation bound: observations are float32, so their bounds must be finite float32 numbers.
+MAX_SCALE = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ class EnvConfig:
         require_int(self.bribe_penalty, f"{path}.bribe_penalty", 0, 10**15)
         for name in ("reward_scale", "money_scale", "obs_clip"):
             value = getattr(self, name)
-            require(_number(value) and value > 0, f"{path}.{name}", value, "a positive number")
+            require(_number(value) and 0 < value <= MAX_SCALE, f"{path}.{name}", value,
+                    f"a positive number up to {MAX_SCALE:.3g} (float32's largest finite value)")
         for role in ROLES:
             heads = getattr(self.actions, role)
             require(len(heads) > 0 and len(set(heads)) == len(heads), f"{path}.actions.{role}", list(heads),

@@ -47,17 +47,29 @@ def _role_features(role: str, last: np.ndarray, cum: np.ndarray, pub: Mapping[st
 
 def observation_matrix(ep: Episode, cfg: EnvConfig, role: str, acc: np.ndarray, first_node: int) -> np.ndarray:
     """(len(acc), features) float32 observations of the accounts `acc` of `role` (layout COMMON_FEATURES +
-    ROLE_FEATURES[role]) from the episode's state; `first_node` = number of clients."""
+    ROLE_FEATURES[role]) from the episode's state; `first_node` = number of clients.
+
+    Cast to float32 first and clipped to the float32 bounds of `observation_box` after, so every observation is
+    inside the space to the last bit, whatever the config's scales (the features are finite by construction)."""
     k = len(acc)
     common = [np.full(k, ep.round / cfg.rounds), (ep.wealth[acc] - ep.wealth0[acc]) / cfg.money_scale,
               ep.profit[acc] / cfg.money_scale, *(np.full(k, v) for v in ep.market)]
     pub = {name: counts[acc] for name, counts in ep.engine.record.counters.items()}
     cols = common + _role_features(role, ep.last[:, acc], ep.cum[:, acc], pub, max(ep.round, 1),
                                    int(ep.last[C["deals"], :first_node].sum()), cfg.money_scale)
-    return np.clip(np.column_stack(cols), -cfg.obs_clip, cfg.obs_clip).astype(np.float32)
+    bound = _bound(cfg)
+    with np.errstate(over="ignore"):  # beyond float32's range is beyond the bound: the clip takes it to the bound
+        values = np.column_stack(cols).astype(np.float32)
+    return np.clip(values, -bound, bound)
+
+
+def _bound(cfg: EnvConfig) -> np.float32:
+    """`obs_clip` as a float32 (validation keeps it within float32's finite range)."""
+    return np.float32(cfg.obs_clip)
 
 
 def observation_box(role: str, cfg: EnvConfig) -> gymnasium.spaces.Box:
-    """The role's observation space: one float32 entry per feature, in [-obs_clip, obs_clip]."""
+    """The role's observation space: one float32 entry per feature, in [-obs_clip, obs_clip] (float32 bounds)."""
     n = len(COMMON_FEATURES) + len(ROLE_FEATURES[role])
-    return gymnasium.spaces.Box(-cfg.obs_clip, cfg.obs_clip, (n,), np.float32)
+    high = np.full(n, _bound(cfg), dtype=np.float32)
+    return gymnasium.spaces.Box(-high, high, dtype=np.float32)
