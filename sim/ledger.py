@@ -6,11 +6,12 @@ from typing import ClassVar
 
 import numpy as np
 
+from mechanisms.errors import InvariantViolation
 from mechanisms.protocol import OFF_CHAIN_REASONS, Direction, Step
 from mechanisms.transfers import Transfers
 
 
-class InsolventTransfer(RuntimeError):
+class InsolventTransfer(InvariantViolation, RuntimeError):
     """Applying transfers would leave a balance or an escrow negative: a bug in a mechanism or the engine."""
 
 
