@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from twin.build import build
 
 import sim.engine
 from agents.population import Population
@@ -30,6 +29,7 @@ from mechanisms.deals import MATCH_COLUMNS, MATCH_EXTRA, DealBatch
 from mechanisms.hooks import ENGINE, HOOK_DATA, HOOK_INDEX, HOOKS, NONE, Columns
 from sim.engine import BatchEngine
 from sim.lifecycle import apply_actions, decide, resolve
+from twin.build import build
 
 settings.register_profile("default", max_examples=200, deadline=None)
 settings.register_profile("ci", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])

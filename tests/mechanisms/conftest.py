@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from twin.build import build
 
 from mechanisms import MarketFacts, MechanismStack
 from mechanisms.actions import Actions
@@ -19,6 +18,7 @@ from sim.engine import BatchEngine, RoundResult
 from sim.ledger import Ledger
 from sim.lifecycle import resolve
 from sim.public_record import COUNTERS
+from twin.build import build
 
 PAID = (DealState.ResultsAccepted, DealState.TimeoutJudgeResults, DealState.MediationAccepted)
 
