@@ -1,6 +1,6 @@
 # The two entry commands (see README):
 #   make run   - set up a fresh machine and run the main job
-#   make test  - set up a fresh machine and run every test
+#   make test  - set up a fresh machine, run the linters (make lint) and every test
 SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := $(PY) -m pip
@@ -34,8 +34,7 @@ contracts: setup
 run: setup
 	$(PY) -m experiments.quickstart
 
-test: setup
-	$(PY) -m ruff check .
+test: lint
 	$(PY) -m contracts.build
 	$(PY) -m pytest -n 2 --dist loadgroup
 

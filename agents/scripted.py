@@ -1,6 +1,6 @@
 """Scripted strategies: fixed behaviour per role, registered by name for configs.
 
-Each strategy writes its agents' rows of the role's action arrays. Learned policies (agents.rl) fill the same
+Each strategy writes its agents' rows of the role's action arrays. Learned policies (marl.rllib) fill the same
 arrays from observations, so the two are interchangeable in a population.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
-from agents.actions import ClientActions, MediatorActions, NodeActions
+from mechanisms.actions import ClientActions, MediatorActions, NodeActions
 from mechanisms.config import Probability, Range
 from mechanisms.deals import NEVER
 from mechanisms.money import MAX_AMOUNT, Amount

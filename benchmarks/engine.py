@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.actions import Actions
 from agents.population import Population
 from mechanisms import MechanismStack
-from sim.build import ParsedConfig, build
+from mechanisms.actions import Actions
 from sim.draws import DrawSource, RoundDraws
 from sim.engine import BatchEngine
 from sim.market import MachineSpec, Market, MarketConfig, ModuleSpec, ResponseTimes
 from sim.reference import ReferenceModel
+from twin.build import ParsedConfig, build
 
 STACK = [{"name": "lilypad_v2"}]
 AGENTS = {

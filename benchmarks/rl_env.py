@@ -24,24 +24,26 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from agents.rl import RLlibMarketEnv
 from experiments.train import algorithm_config, parse_run
-from sim.env import MarketEnv
+from marl.env import MarketEnv
+from marl.rllib import RLlibMarketEnv
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 class NoopEnv(MultiAgentEnv):
-    """The market env's agents, spaces and episode length; zero observations and rewards, no market behind it."""
+    """The market env's agents (by index, as `RLlibMarketEnv` shows them), spaces and episode length; zero
+    observations and rewards, no market behind it."""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__()
         probe = MarketEnv(dict(config or {}))
         self.rounds = probe.cfg.rounds
-        self.possible_agents = list(probe.possible_agents)
-        self.agents: list[str] = []
-        self.observation_spaces = {a: probe.observation_space(a) for a in self.possible_agents}
-        self.action_spaces = {a: probe.action_space(a) for a in self.possible_agents}
+        names = probe.possible_agents
+        self.possible_agents = list(range(len(names)))
+        self.agents: list[int] = []
+        self.observation_spaces = {i: probe.observation_space(a) for i, a in enumerate(names)}
+        self.action_spaces = {i: probe.action_space(a) for i, a in enumerate(names)}
         self._zero = {a: np.zeros(s.shape, dtype=s.dtype) for a, s in self.observation_spaces.items()}
         self.t = 0
 

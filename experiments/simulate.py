@@ -5,7 +5,8 @@ per agent and round), `summary.json` and `config.yaml` (the resolved config). Co
 `sim.records`. `run_simulation` is the Hydra-free core, for tests and sweeps.
 
 The whole config is validated before the run directory gets any of these files, and tables are streamed to hidden
-temporary files that are renamed into place only when the run succeeds.
+temporary files that are renamed into place only when the run succeeds. A run whose total value changed raises
+`InvariantViolation` (a bug) and leaves no tables.
 
 With `sweep.dataset` set (`--multirun` sweeps), each run also becomes one row of the results dataset, and runs
 already recorded there are skipped (`experiments.results.run_recorded`).
@@ -29,12 +30,13 @@ from tqdm import tqdm
 
 from experiments.results import SWEEP_KEY, parse_sweep, run_recorded
 from mechanisms.config import ConfigError, require, require_int
+from mechanisms.errors import InvariantViolation
 from mechanisms.money import Pool
 from mechanisms.protocol import DealState
 from sim import metrics
-from sim.build import SECTIONS, ParsedConfig, build, check_keys, parse
 from sim.engine import RoundResult
 from sim.records import AGENT_SCHEMA, DEAL_SCHEMA, AgentRecorder, ParquetSink, deal_table
+from twin.build import SECTIONS, ParsedConfig, build, check_keys, parse
 
 RUN_KEYS = (*SECTIONS, "rounds", "progress", SWEEP_KEY)  # `sweep` is read by experiments.results
 OUTPUTS = ("deals.parquet", "agents.parquet", "summary.json", "config.yaml")
@@ -158,6 +160,8 @@ def run_simulation(
             agents_sink.write(agents)
             stats.update(result, agents.column("profit").to_numpy(), agents.column("deals").to_numpy())
         summary = stats.summary(parsed.seed, ledger.balance[pool_slice], ledger.total() == total0)
+        if not summary["value_conserved"]:  # a bug, not a config (docs/architecture.md, "Exact money")
+            raise InvariantViolation(f"value not conserved: {ledger.total():,} after the run, {total0:,} at its start")
         deals_sink.commit()
         agents_sink.commit()
     except BaseException:
@@ -202,8 +206,6 @@ def format_summary(s: dict[str, Any]) -> str:
         )
     lines += ["", "  deals per state"]
     lines += [f"    {name:<30}{n:>10,}" for name, n in s["deals_per_state"].items() if n]
-    if not s["value_conserved"]:
-        lines.append("  WARNING: total value changed during the run")
     return "\n".join(lines)
 
 

@@ -6,9 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mechanisms.errors import InvariantViolation
 from mechanisms.protocol import Direction, Reason, Step
 
 NOBODY = -1  # payee of a PaidIn or Refunded transfer (value stays with the payer)
+
+
+class NegativeTransfer(InvariantViolation, ValueError):
+    """A hook asked for a negative amount: value would flow backwards (a bug in the hook's arithmetic)."""
 
 COLUMNS = ("step", "deal_id", "payer", "payee", "amount", "reason", "direction", "hidden")
 
@@ -90,7 +95,7 @@ class TransferBuilder:
         mask = np.asarray(mask, dtype=bool)
         amount = np.broadcast_to(np.asarray(amount, dtype=np.int64), (n,))
         if (amount[mask] < 0).any():
-            raise ValueError(f"negative {reason.name} transfer")
+            raise NegativeTransfer(f"negative {reason.name} transfer")
         keep = mask & (amount > 0)
         k = int(keep.sum())
         if k == 0:

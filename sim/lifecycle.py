@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.base import MechanismStack
 from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, DealBatch
 from mechanisms.protocol import DealState, check_transitions

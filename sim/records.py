@@ -11,14 +11,15 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mechanisms.actions import Actions
 from mechanisms.deals import NO_MEDIATOR
 from mechanisms.protocol import PATH, VISITED_MASK, DealState, Direction, Reason
 from sim import metrics
@@ -26,9 +27,13 @@ from sim.engine import RoundResult
 from sim.ledger import Ledger
 from sim.market import Market
 
-if TYPE_CHECKING:  # agents sits above sim; the recorder only reads a population's assignment and actions
-    from agents.actions import Actions
-    from agents.population import Population
+
+class Population(Protocol):
+    """What the recorder reads of a population (`agents.population.Population` has it; `agents` sits above
+    `sim`, docs/architecture.md "Layers"): agents per role and, per role in account order, (strategy, rows)."""
+
+    sizes: Mapping[str, int]
+    assignment: Mapping[str, list[tuple[Any, np.ndarray]]]
 
 I64, F64, BOOL = pa.int64(), pa.float64(), pa.bool_()
 CAT = pa.dictionary(pa.int32(), pa.string())

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mechanisms.config import ConfigError
 from mechanisms.money import BPS
-from sim.build import parse
+from twin.build import parse
 
 RESOURCES = ("cpu", "gpu", "vram", "ram", "disk")
 #: `${inspection_threshold:}` in a Hydra config: q* of the config's own market, mechanism and agents (see

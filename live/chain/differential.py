@@ -20,8 +20,8 @@ from live.chain.node import Chain
 from live.chain.replay import deploy_market, replay
 from mechanisms.protocol import OFF_CHAIN_REASONS, DealState, Direction
 from mechanisms.transfers import Transfers
-from sim.build import build
 from sim.engine import RoundResult
+from twin.build import build
 
 
 @dataclass

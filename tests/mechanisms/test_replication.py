@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.money import Pool
 from mechanisms.protocol import DealState, Direction, Reason
 

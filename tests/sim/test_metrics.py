@@ -10,7 +10,7 @@ import pytest
 
 from mechanisms.protocol import DealState
 from sim import metrics
-from sim.build import build
+from twin.build import build
 
 MARKET = {
     "n_clients": 60,

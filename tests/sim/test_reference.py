@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.actions import Actions
 from agents.population import Population
 from mechanisms import MechanismStack, registered
+from mechanisms.actions import Actions
 from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, DealBatch
 from mechanisms.protocol import TERMINAL, DealState, Direction, Reason, Step
 from mechanisms.transfers import COLUMNS, Transfers
@@ -329,7 +329,7 @@ CASES = {
 
 
 def build(case: Case) -> tuple[BatchEngine, ReferenceModel, DrawSource, Population]:
-    """Both engines on one market, built by `sim.build` from the case's seed; separate stacks from one config, so
+    """Both engines on one market, built by `twin.build` from the case's seed; separate stacks from one config, so
     no mechanism state is shared."""
     fast_stack, ref_stack = (
         MechanismStack.from_config([{"name": "lilypad_v2", **case.stack}, *case.more]) for _ in range(2)
