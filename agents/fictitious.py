@@ -16,7 +16,7 @@ from typing import Annotated
 
 import numpy as np
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.config import Probability, Range, from_mapping
 from mechanisms.deals import DealBatch
 

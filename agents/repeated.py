@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.config import require
 from mechanisms.deals import CARTEL_FAKE, DealBatch
 

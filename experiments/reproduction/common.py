@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from agents.actions import Actions
 from experiments.reproduction.estimate import Estimate
+from mechanisms.actions import Actions
 from mechanisms.config import ConfigError
-from sim.build import Components, build
 from sim.engine import RoundResult
+from twin.build import Components, build
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PRESETS = CONFIGS / "reproduce"

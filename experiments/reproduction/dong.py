@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from agents.actions import Actions
 from experiments.analysis.analytic import Dong
 from experiments.reproduction.common import ProfitLog, Result, load, run, sim_config
 from experiments.reproduction.estimate import Estimate, mean
 from experiments.reproduction.terms import terms
+from mechanisms.actions import Actions
 
 GAME = "dong"
 Cells = dict[tuple[str, str], Estimate]

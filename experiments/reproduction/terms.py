@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mechanisms.money import BPS
-from sim.build import parse
+from twin.build import parse
 
 
 @dataclass(frozen=True)

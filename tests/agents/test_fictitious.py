@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.actions import Actions, ClientActions, MediatorActions, NodeActions
 from agents.fictitious import FictitiousPlay, InspectionPayoffs
+from mechanisms.actions import Actions, ClientActions, MediatorActions, NodeActions
 from mechanisms.config import ConfigError
 from mechanisms.deals import CORRECT, FIRST_OWN_FAKE, DealBatch
 

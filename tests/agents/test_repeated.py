@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents.actions import Actions, ClientActions, MediatorActions, NodeActions
 from agents.repeated import RepeatedPlay
+from mechanisms.actions import Actions, ClientActions, MediatorActions, NodeActions
 from mechanisms.config import ConfigError
 from mechanisms.deals import CARTEL_FAKE, CORRECT, DealBatch
 

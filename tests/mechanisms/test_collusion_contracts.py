@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.protocol import Reason
 
 MARKET = {"n_clients": 60, "n_nodes": 120, "modules": [{"name": "cowsay"}]}
