@@ -13,6 +13,7 @@ from mechanisms import (  # noqa: F401  (registers)
     retention,
     staking,
     tax_jackpot,
+    verifiers,
     whistleblowing,
 )
 from mechanisms.base import MarketFacts, Mechanism, MechanismStack, register, registered

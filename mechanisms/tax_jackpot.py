@@ -12,7 +12,8 @@ and refunds its collateral.
 * Claims: the checking client of every MediationRejected deal (the chain sees the rejection, not whether the result
   was really wrong), and with `reward_mediators` every panel member who voted for the rejection. With
   `pay_for: forced_errors` only rejected forced errors claim (Truebit: real errors are paid from the solver's
-  deposit), so a node and a client cannot farm the jackpot with a deliberate fake.
+  deposit), so a node and a client cannot farm the jackpot with a deliberate fake. With `claimants: verifiers` the
+  verifiers that found the error claim instead of the client (see `mechanisms.verifiers`), one claim each.
 * Payout once per round (`settle_round`, after every deal settled, whatever batches they settled in) from the pool
   as it stood at the round's start (this round's taxes wait for the next round): `fraction` shares
   floor(pool x fraction_bps) equally among the round's claims (floor; the remainder stays), `fixed` pays each
@@ -49,6 +50,7 @@ class TaxJackpotConfig:
     reward_mediators: bool = False  # panel members who voted to reject also claim
     forced_error_rate: Probability = 0.0  # probability the protocol swaps a deal's result for a known-wrong one
     pay_for: Literal["rejected", "forced_errors"] = "rejected"  # forced_errors: only rejected forced errors claim
+    claimants: Literal["client", "verifiers"] = "client"  # verifiers: each verifier that found the error claims
 
 
 @register
@@ -59,7 +61,8 @@ class TaxJackpot(Mechanism):
     columns = hook_columns(
         set_terms=Columns(updates=("forced_error", "client_exposure")),
         settle=Columns(reads=("client_agreed", "paid")),
-        settle_round=Columns(reads=("state", "panel", "dissenters", "forced_error")),
+        settle_round=Columns(reads=("state", "panel", "dissenters", "forced_error", "verifiers.found",
+                                    "verifiers.account")),
     )
 
     def bound_money(self, bounds: MoneyBounds, path: str) -> None:
@@ -82,7 +85,13 @@ class TaxJackpot(Mechanism):
         rejected = deals.state == DealState.MediationRejected
         if self.config.pay_for == "forced_errors":
             rejected = rejected & deals.forced_error
-        out = [(rejected, deals.client)]
+        if self.config.claimants == "verifiers":
+            if "verifiers.found" not in deals.extra:
+                raise ValueError("tax_jackpot.claimants=verifiers needs the verifiers mechanism in the stack")
+            found, account = deals.extra["verifiers.found"], deals.extra["verifiers.account"]
+            out = [(rejected & found[:, j], account[:, j]) for j in range(found.shape[1])]
+        else:
+            out = [(rejected, deals.client)]
         if self.config.reward_mediators:
             majority = deals.panel & ~deals.dissenters
             for i, account in enumerate(deals.mediator_accounts):

@@ -101,6 +101,11 @@ STACKS: dict[str, dict[str, Any]] = {
         "collusion_contracts": {"side_payment": 2, "collusion_deposit": 5, "traitors": True},
         "tax_jackpot": {"pay_for": "forced_errors", "forced_error_rate": 0.1},
     },
+    "verifiers_jackpot": {
+        "order": ["lilypad_v2", "verifiers", "tax_jackpot"],
+        "verifiers": {"verifiers": 2, "participation": 0.5, "verification_cost": 1},
+        "tax_jackpot": {"forced_error_rate": 0.2, "pay_for": "forced_errors", "claimants": "verifiers"},
+    },
     "consortium_reputation_burn": {
         "order": ["lilypad_v2", "consortium", "replication", "tax_jackpot"],
         "consortium": {"selection": "reputation", "max_depth": 2, "size": 1, "threshold": 1},

@@ -25,7 +25,7 @@ from mechanisms.protocol import TERMINAL, VISITED_MASK
 
 TERMINAL_VALUES = [int(s) for s in TERMINAL]
 OPTIONAL = ("collateral", "consortium", "replication", "whistleblowing", "tax_jackpot", "staking", "reputation",
-            "check_policy", "retention", "dispute_costs", "imperfect_verification", "collusion_contracts")
+            "check_policy", "retention", "dispute_costs", "imperfect_verification", "collusion_contracts", "verifiers")
 ORDER_ERROR = re.compile(r"^mechanism\.order=\[.*\] is invalid: (\w+) (?:reads|updates) DealBatch\.([\w.]+) in (\w+) "
                          r"before (\w+) (?:sets|updates) it in (\w+); allowed: an order with \1 after \4$")
 bps = st.integers(0, 10_000)
@@ -86,6 +86,8 @@ def params(draw: st.DrawFn, name: str, fee: int, n_mediators: int) -> dict[str, 
     if name == "collusion_contracts":
         return {"side_payment": draw(st.integers(0, 30)), "collusion_deposit": draw(st.integers(0, 30)),
                 "traitors": draw(st.booleans())}
+    if name == "verifiers":  # the property's markets have at least one staker
+        return {"verifiers": 1, "participation": draw(prob), "verification_cost": draw(st.integers(0, 3))}
     assert name == "retention"
     return {"window": draw(st.integers(0, 50)), "storage_cost": draw(st.integers(0, 3)),
             "payer": draw(st.sampled_from(["client", "node"]))}
@@ -103,6 +105,8 @@ def stacks(draw: st.DrawFn, fee: int, n_mediators: int) -> dict[str, Any]:
         "forfeit_payment": draw(st.booleans())}}
     for name in chosen:
         mech[name] = {"enabled": draw(st.booleans() | st.just(True)), **params(draw, name, fee, n_mediators)}
+    if "tax_jackpot" in chosen and mech.get("verifiers", {}).get("enabled") is True:
+        mech["tax_jackpot"]["claimants"] = draw(st.sampled_from(["client", "verifiers"]))
     return mech
 
 

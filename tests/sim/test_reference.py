@@ -313,6 +313,23 @@ CASES = {
         states=frozenset({S.ResultsAccepted, S.MediationRejected}),
         results=frozenset({(S.ResultsAccepted, CARTEL_FAKE), (S.MediationRejected, CARTEL_FAKE)}),
     ),
+    "verifiers_jackpot": Case(
+        seed=16,
+        market=MarketConfig(n_clients=40, n_nodes=40, n_mediators=3, n_stakers=5, staker_balance=100_000,
+                            response=LATE),
+        more=(
+            {"name": "verifiers", "verifiers": 4, "participation": 0.4, "verification_cost": 3},
+            {"name": "tax_jackpot", "tax_bps": 2_000, "fraction_bps": 5_000, "forced_error_rate": 0.2,
+             "pay_for": "forced_errors", "claimants": "verifiers"},
+        ),
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.6, "bribe": 30}],
+            "clients": [{"strategy": "never_check"}],
+            "mediators": [{"strategy": "honest"}, {"strategy": "bribable", "threshold": 10}],
+        },
+        states=frozenset({S.ResultsAccepted, S.MediationAccepted, S.MediationRejected}),
+        results=frozenset({(S.MediationRejected, FORCED_FAKE), (S.MediationRejected, FIRST_OWN_FAKE)}),
+    ),
     "replication_timing_attack": Case(
         seed=15,
         market=MarketConfig(n_clients=30, n_nodes=70, n_mediators=3, response=ResponseTimes(node_submit=20)),
