@@ -1,9 +1,10 @@
-"""Truebit's jackpot: its steady state, the payout per forced error, and the number of verifiers at which
-verification breaks even, measured on the twin's jackpot (`tax_jackpot` with `pay_for: forced_errors`).
+"""Truebit's jackpot and verifiers: the jackpot's steady state, the payout per forced error, and the number of
+verifiers at which verifying breaks even, measured with independent verifiers (`mechanisms.verifiers`) claiming
+forced errors from the jackpot (`tax_jackpot` with `pay_for: forced_errors`, `claimants: verifiers`).
 
 The jackpot pays floor(pool x fraction) / claims per claim, floored, so each round leaves up to claims - 1 base
-units behind: the intervals are widened by that deterministic bound (mean claims / fraction on the jackpot, one
-unit on a payout)."""
+units behind: the jackpot's interval is widened by that deterministic bound (mean claims / fraction) and the
+payout's by one unit per claim of a forced error."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from experiments.analysis.analytic import Truebit
 from experiments.reproduction.common import Result, load, run, sim_config
-from experiments.reproduction.estimate import Estimate, mean
+from experiments.reproduction.estimate import Estimate, mean, zero_crossing
 from experiments.reproduction.terms import terms
 from mechanisms.money import BPS, Pool
 from mechanisms.protocol import Reason
@@ -23,19 +24,27 @@ from sim.engine import RoundResult
 GAME = "truebit"
 
 
-def observe_run(preset: Mapping[str, Any], seed: int) -> dict[str, np.ndarray]:
-    """Per round: the jackpot at the round's start, the amount paid, the forced errors claimed, the deals."""
-    out: dict[str, list[int]] = {"jackpot": [], "paid": [], "claims": [], "deals": [], "forced": []}
-    cfg = sim_config(preset, seed)
+def observe_run(preset: Mapping[str, Any], seed: int, verifiers: int | None = None) -> dict[str, np.ndarray]:
+    """Per round after the burn-in: the jackpot at the round's start, the amount it paid, its claims, the forced
+    errors it paid for, the tasks, and each verifier's profit (change of balance)."""
+    out: dict[str, list[Any]] = {k: [] for k in ("jackpot", "paid", "claims", "forced", "tasks", "verifier")}
+    sections = {} if verifiers is None else {"mechanism": {"verifiers": {"verifiers": verifiers}}}
+    cfg = sim_config(preset, seed, **sections)
+    n = cfg["mechanism"]["verifiers"]["verifiers"]
 
     def observe(result: RoundResult, sim: Any) -> None:
         d, t = result.deals, result.transfers
-        jackpot = sim.market.facts.pool_base + Pool.Jackpot
+        facts = sim.market.facts
+        jackpot = facts.pool_base + Pool.Jackpot
+        accounts = facts.first_staker + np.arange(n)
+        start = d.context.balance[accounts]
         out["jackpot"].append(int(d.context.balance[jackpot]))
-        out["paid"].append(int(t.amount[t.reason == Reason.Jackpot].sum()))
-        out["claims"].append(int(((t.reason == Reason.Jackpot) & (t.payer == jackpot)).sum()))
-        out["deals"].append(len(d))
-        out["forced"].append(int(d.forced_error.sum()))
+        paid = (t.reason == Reason.Jackpot) & (t.payer == jackpot)
+        out["paid"].append(int(t.amount[paid].sum()))
+        out["claims"].append(int(paid.sum()))
+        out["forced"].append(int((d.extra["verifiers.found"].any(axis=1) & d.forced_error).sum()) if paid.any() else 0)
+        out["tasks"].append(len(d))
+        out["verifier"].append(sim.engine.ledger.balance[accounts] - start)
 
     run(cfg, preset["measure"]["rounds"], observe=observe)
     burn = preset["measure"]["burn_in"]
@@ -51,9 +60,21 @@ def model(preset: Mapping[str, Any]) -> Truebit:
         tax=t.price * jackpot["tax_bps"] / BPS,
         forced_rate=rho,
         fraction=jackpot["fraction_bps"] / BPS,
-        verification_cost=t.verification_cost,
+        verification_cost=preset["mechanism"]["verifiers"]["verification_cost"],
         p_claims=1 - (1 - rho) ** n,
     )
+
+
+def break_even(preset: Mapping[str, Any]) -> Estimate:
+    """The number of verifiers at which a verifier's profit per task is zero: profit per task = tax / n - cost is
+    linear in 1/n, so the zero of the fitted line in 1/n, inverted (one sample per round and verifier count)."""
+    xs, ys = [], []
+    for k, count in enumerate(preset["measure"]["verifier_counts"]):
+        r = observe_run(preset, 1000 + k, count)
+        xs.append(np.full(len(r["tasks"]), 1.0 / count))
+        ys.append(r["verifier"].mean(axis=1) / r["tasks"])
+    inv = zero_crossing(np.concatenate(xs), np.concatenate(ys))
+    return Estimate(1 / inv.value, 1 / inv.hi, 1 / inv.lo)
 
 
 def reproduce(small: bool = False) -> list[Result]:
@@ -62,10 +83,9 @@ def reproduce(small: bool = False) -> list[Result]:
     runs = [observe_run(preset, s) for s in preset["measure"]["seeds"]]
     claims = float(np.mean([r["claims"].mean() for r in runs]))
     jackpot = mean(np.array([r["jackpot"].mean() for r in runs])).widened(claims / tb.fraction)
-    payout = mean(np.array([r["paid"].sum() / r["claims"].sum() for r in runs])).widened(1.0)
-    rho = mean(np.array([r["forced"].sum() / r["deals"].sum() for r in runs]))
-    cost = tb.verification_cost
-    verifiers = Estimate(rho.value * payout.value / cost, rho.lo * payout.lo / cost, rho.hi * payout.hi / cost)
+    payout = mean(np.array([r["paid"].sum() / r["forced"].sum() for r in runs])).widened(
+        claims / max(np.mean([r["forced"].mean() for r in runs]), 1)
+    )
     return [
         Result(
             GAME, paper, "steady-state jackpot J* = tasks x tax / (P(claims) x fraction)", tb.steady_jackpot(), jackpot
@@ -80,8 +100,8 @@ def reproduce(small: bool = False) -> list[Result]:
         Result(
             GAME,
             paper,
-            "verifiers at which verification breaks even (forced-error rate x payout / cost)",
+            "verifiers at which verifying breaks even (zero of a verifier's profit per task)",
             tb.break_even_verifiers(),
-            verifiers,
+            break_even(preset),
         ),
     ]
