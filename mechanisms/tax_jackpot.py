@@ -43,8 +43,10 @@ from mechanisms.transfers import TransferBuilder
 class TaxJackpotConfig:
     tax_bps: Share = 100  # share of the job cost of every paid deal that goes to the jackpot
     tax_payer: Literal["node", "client"] = "node"  # node: out of its payment; client: on top of the payment
-    mode: Literal["fraction", "fixed"] = "fraction"  # fraction: claims share fraction_bps of the pool; fixed: `amount`
-    fraction_bps: Share = 1_000  # fraction mode: share of the pool paid out per round with claims
+    # fraction: the round's claims share fraction_bps of the pool; fixed: `amount` per claim; per_claim: each claim
+    # in turn gets fraction_bps of what the pool holds then (independent of how claims fall into rounds)
+    mode: Literal["fraction", "fixed", "per_claim"] = "fraction"
+    fraction_bps: Share = 1_000  # fraction / per_claim mode: share of the pool paid out per round / per claim
     amount: Amount = 100  # fixed mode: payout per claim (at most pool / claims)
     max_payout: Amount | None = None  # cap per claim; None = no cap
     reward_mediators: bool = False  # panel members who voted to reject also claim
@@ -117,10 +119,30 @@ class TaxJackpot(Mechanism):
         else:
             out.add(Step.Settle, deals.paid, deals.node, tax, Reason.Tax, D.Spent, jackpot)
 
+    def per_claim(self, pool: int, n_claims: int) -> list[int]:
+        """`per_claim` mode: claim i receives floor(pool_i x fraction_bps) (capped), pool_{i+1} = pool_i minus it, so
+        a claim's payout depends only on the claims before it, not on how they were batched into rounds."""
+        c, out = self.config, []
+        for _ in range(n_claims):
+            each = int(mul_bps(pool, c.fraction_bps))
+            each = each if c.max_payout is None else min(each, c.max_payout)
+            out.append(each)
+            pool -= each
+        return out
+
     def settle_round(self, deals: DealBatch, out: TransferBuilder) -> None:
         """The round's claims share the payout (batch-independent: called once with the whole round)."""
         jackpot = deals.pool_base + Pool.Jackpot
         claims = self.claims(deals)
+        if self.config.mode == "per_claim":  # claims in order: by claimant kind, then by deal
+            pool = int(require_context(deals, self.name).balance[jackpot])
+            amounts = iter(self.per_claim(pool, sum(int(mask.sum()) for mask, _ in claims)))
+            for mask, claimant in claims:
+                each = np.zeros(len(deals), dtype=np.int64)
+                rows = np.flatnonzero(mask)
+                each[rows] = [next(amounts) for _ in rows]
+                out.add(Step.Round, mask, jackpot, each, Reason.Jackpot, Direction.Spent, claimant)
+            return
         pool = int(require_context(deals, self.name).balance[jackpot])
         each = self.payout(pool, sum(int(mask.sum()) for mask, _ in claims))
         for mask, claimant in claims:

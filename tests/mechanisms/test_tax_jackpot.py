@@ -201,3 +201,21 @@ def test_only_forced_errors_claim_when_configured(stack_run, pay_for: str) -> No
         expected = int((rejected & (d.forced_error | (pay_for == "rejected"))).sum())
         assert int(paid.sum()) == expected
     assert claims["forced"] > 0 and claims["real"] > 0
+
+
+def test_per_claim_payouts_do_not_depend_on_how_claims_fall_into_rounds(hand) -> None:
+    """Three claims settled in one round, or one round of one claim then a round of two (no taxes between: rejected
+    nodes are not paid), pay the same amounts: each claim gets 10% of the pool as it stands at its turn."""
+    one = hand(n_clients=3, n_nodes=3, pools={"jackpot": 1_000})
+    stack = one.stack(BASE, jackpot(mode="per_claim", fraction_bps=1_000))
+    together = moves(one.settle(stack, caught(one, stack, 3)).transfers, Reason.Jackpot)
+    assert [amount for *_, amount in together] == [100, 90, 81]
+    two = hand(n_clients=3, n_nodes=3, pools={"jackpot": 1_000})
+    stack = two.stack(BASE, jackpot(mode="per_claim", fraction_bps=1_000))
+    first = moves(two.settle(stack, caught(two, stack, 1)).transfers, Reason.Jackpot)
+    rest = moves(two.settle(stack, caught(two, stack, 2)).transfers, Reason.Jackpot)
+    assert first + rest == together
+    capped = hand(n_clients=3, n_nodes=3, pools={"jackpot": 1_000})
+    stack = capped.stack(BASE, jackpot(mode="per_claim", fraction_bps=1_000, max_payout=95))
+    assert [a for *_, a in moves(capped.settle(stack, caught(capped, stack, 3)).transfers, Reason.Jackpot)] == [
+        95, 90, 81]

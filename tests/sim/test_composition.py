@@ -59,7 +59,7 @@ def params(draw: st.DrawFn, name: str, fee: int, n_mediators: int) -> dict[str, 
         return {"reward_bps": draw(bps), "nodes": draw(st.booleans()), "mediators": draw(st.booleans())}
     if name == "tax_jackpot":
         return {"tax_bps": draw(st.integers(0, 5_000)), "tax_payer": draw(st.sampled_from(["node", "client"])),
-                "mode": draw(st.sampled_from(["fraction", "fixed"])), "fraction_bps": draw(bps),
+                "mode": draw(st.sampled_from(["fraction", "fixed", "per_claim"])), "fraction_bps": draw(bps),
                 "amount": draw(st.integers(0, 200)), "max_payout": draw(maybe_amount),
                 "reward_mediators": draw(st.booleans()), "forced_error_rate": draw(prob),
                 "pay_for": draw(st.sampled_from(["rejected", "forced_errors"]))}

@@ -319,8 +319,8 @@ CASES = {
                             response=LATE),
         more=(
             {"name": "verifiers", "verifiers": 4, "participation": 0.4, "verification_cost": 3},
-            {"name": "tax_jackpot", "tax_bps": 2_000, "fraction_bps": 5_000, "forced_error_rate": 0.2,
-             "pay_for": "forced_errors", "claimants": "verifiers"},
+            {"name": "tax_jackpot", "tax_bps": 2_000, "mode": "per_claim", "fraction_bps": 500,
+             "forced_error_rate": 0.2, "pay_for": "forced_errors", "claimants": "verifiers"},
         ),
         agents={
             "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.6, "bribe": 30}],
