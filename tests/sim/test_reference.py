@@ -24,12 +24,12 @@ from mechanisms.actions import Actions
 from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, DealBatch
 from mechanisms.protocol import TERMINAL, DealState, Direction, Reason, Step
 from mechanisms.transfers import COLUMNS, Transfers
-from sim import build as builder
 from sim.draws import DrawSource
 from sim.engine import BatchEngine
 from sim.ledger import InsolventTransfer
 from sim.market import MachineSpec, MarketConfig, ModuleSpec, ResponseTimes
 from sim.reference import ReferenceModel, outcomes_of
+from twin import build as builder
 
 S = DealState
 
