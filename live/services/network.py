@@ -49,6 +49,7 @@ class Network:
     mediators: list[Mediator] = field(default_factory=list)
     clients: list[ChainClient] = field(default_factory=list)
     who: Layout | None = None
+    ports: dict[str, int] = field(default_factory=dict)  # a restarted service comes back at its address
 
     @property
     def market(self) -> LiveMarket:
@@ -97,7 +98,8 @@ class Network:
         want = (lambda n: only is None or n in only)
         if self.solver is None and want("solver"):
             self.solver = await Solver(self.state_dir, self.chain_client(), stack, market, self.who, self.lock,
-                                       **host).start()
+                                       port=self.ports.get("solver", 0), **host).start()
+            self.ports["solver"] = self.solver.port
         assert self.solver is not None
         for i, entry in enumerate(net["mediators"]):
             name = f"mediator{i}"
@@ -105,7 +107,9 @@ class Network:
                 ex = Executor(self.docker_client, self.state_dir / f"{name}-jobs", caps)
                 self.mediators.append(await Mediator(name, self.state_dir, self.chain_client(),
                                                      self.who.mediators[i], self.solver.url, ex,
-                                                     self._policy("mediator", i, entry), self.lock, **host).start())
+                                                     self._policy("mediator", i, entry), self.lock,
+                                                     port=self.ports.get(name, 0), **host).start())
+                self.ports[name] = self.mediators[-1].port
         for i, entry in enumerate(net["providers"]):
             name = f"provider{i}"
             if want(name) and not any(p.name == name for p in self.providers):
@@ -113,14 +117,17 @@ class Network:
                 self.providers.append(await Provider(
                     name, self.state_dir, self.chain_client(), self.who.nodes[i], self.solver.url, ex, caps,
                     self._policy("node", i, entry), market, int(net["price"]), seed * 1000 + 100 + i,
-                    lock=self.lock, retention_s=float(self.cfg["retention_s"]), **host).start())
+                    lock=self.lock, retention_s=float(self.cfg["retention_s"]), port=self.ports.get(name, 0),
+                    **host).start())
+                self.ports[name] = self.providers[-1].port
         for i, entry in enumerate(net["creators"]):
             name = f"creator{i}"
             if want(name) and not any(c.name == name for c in self.creators):
                 self.creators.append(await Creator(
                     name, self.state_dir, self.chain_client(), self.who.clients[i], self.solver.url,
                     self._policy("client", i, entry), stack, market, seed * 1000 + 200 + i, self.who.book,
-                    lock=self.lock, **host).start())
+                    lock=self.lock, port=self.ports.get(name, 0), **host).start())
+                self.ports[name] = self.creators[-1].port
 
     async def stop_service(self, name: str) -> None:
         """Stop one service as a crash would (its state stays on disk); `start_services` brings it back."""
