@@ -70,8 +70,16 @@ def deploy_record(
     other account gets tokens) and return the deployment record the services read."""
     acc = chain.accounts
     holders = [a for i, a in enumerate(acc) if i != 1]
-    dep = deploy(chain, params, acc[2 : 2 + n_mediators], acc[1], holders, [10**12] * len(holders),
-                 beacon="prevrandao", deployer=acc[0])
+    dep = deploy(
+        chain,
+        params,
+        acc[2 : 2 + n_mediators],
+        acc[1],
+        holders,
+        [10**12] * len(holders),
+        beacon="prevrandao",
+        deployer=acc[0],
+    )
     return {
         "chain": chain.name,
         "chain_id": int(chain.w3.eth.chain_id),

@@ -58,9 +58,13 @@ def phases(dep: Any) -> pa.Table:
     ids, states, blocks = zip(*rows, strict=True) if rows else ((), (), ())
     from mechanisms.protocol import DealState
 
-    return pa.table({"deal_id": pa.array(ids, pa.int64()),
-                     "state": pa.array([DealState(s).name for s in states]),
-                     "block": pa.array(blocks, pa.int64())})
+    return pa.table(
+        {
+            "deal_id": pa.array(ids, pa.int64()),
+            "state": pa.array([DealState(s).name for s in states]),
+            "block": pa.array(blocks, pa.int64()),
+        }
+    )
 
 
 async def run_live(cfg: Mapping[str, Any], out: Path, host: str, client: Any, lock: Path) -> dict[str, Any]:
@@ -83,12 +87,14 @@ async def run_live(cfg: Mapping[str, Any], out: Path, host: str, client: Any, lo
         agents = trace.agent_table(net.who, net.market, deals, before, after, labels, actions)
         trace.write(out, deals, agents)
         pq.write_table(phases(dep), out / "phases.parquet")
+        dump(out / "config.json", {k: cfg[k] for k in ("market", "mechanism", "network", "block_s", "workload")})
         gas = net.gas()
     finally:
         await net.stop()
     w = cfg["workload"][0]
-    bare = bare_docker_seconds(host, w["module"], {k: str(v) for k, v in (w.get("inputs") or {}).items()}, lock,
-                               int(cfg["bare_runs"]))
+    bare = bare_docker_seconds(
+        host, w["module"], {k: str(v) for k, v in (w.get("inputs") or {}).items()}, lock, int(cfg["bare_runs"])
+    )
     return summarize(cfg, deals, jobs, before, after, gas, wall, bare, net)
 
 
@@ -108,9 +114,17 @@ def agent_labels(net: Network) -> tuple[list[str], dict[str, list[Any]]]:
     return labels, cols
 
 
-def summarize(cfg: Mapping[str, Any], deals: pa.Table, jobs: list[dict[str, Any]], before: Mapping[str, int],
-              after: Mapping[str, int], gas: Mapping[str, list[int]], wall: float, bare: list[float],
-              net: Network) -> dict[str, Any]:
+def summarize(
+    cfg: Mapping[str, Any],
+    deals: pa.Table,
+    jobs: list[dict[str, Any]],
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+    gas: Mapping[str, list[int]],
+    wall: float,
+    bare: list[float],
+    net: Network,
+) -> dict[str, Any]:
     d = deals.to_pydict()
     cheated = np.array(d["cheated"], dtype=bool)
     state = np.array([str(s) for s in d["state"]])
@@ -140,18 +154,25 @@ def summarize(cfg: Mapping[str, Any], deals: pa.Table, jobs: list[dict[str, Any]
 
 
 def format_summary(s: Mapping[str, Any]) -> str:
-    lines = [f"live run: {s['jobs']} jobs, {s['deals']} deals in {s['wall_s']:.1f} s, mechanism {s['mechanism']}",
-             "deals by terminal state:"]
+    lines = [
+        f"live run: {s['jobs']} jobs, {s['deals']} deals in {s['wall_s']:.1f} s, mechanism {s['mechanism']}",
+        "deals by terminal state:",
+    ]
     lines += [f"  {k:<24} {v}" for k, v in sorted(s["states"].items())]
     lines.append(f"cheats: {s['cheats']} (caught {s['cheats_caught']}, missed {s['cheats_missed']})")
     lines.append("balance change per party:")
     lines += [f"  {k:<12} {v:+d}" for k, v in sorted(s["balance_change"].items())]
-    lines.append(f"gas per deal: {s['gas_per_deal']:.0f} (per step: "
-                 + ", ".join(f"{k} {v}" for k, v in s["gas_per_step"].items()) + ")")
+    lines.append(
+        f"gas per deal: {s['gas_per_deal']:.0f} (per step: "
+        + ", ".join(f"{k} {v}" for k, v in s["gas_per_step"].items())
+        + ")"
+    )
     if s["latency_s"] is not None and s["bare_docker_s"]:
-        lines.append(f"job latency (median, accepted deals): {s['latency_s']:.2f} s vs bare docker run "
-                     f"{s['bare_docker_s']:.2f} s ({s['latency_s'] / s['bare_docker_s']:.2f}x; block time "
-                     f"{s['block_s']} s)")
+        lines.append(
+            f"job latency (median, accepted deals): {s['latency_s']:.2f} s vs bare docker run "
+            f"{s['bare_docker_s']:.2f} s ({s['latency_s'] / s['bare_docker_s']:.2f}x; block time "
+            f"{s['block_s']} s)"
+        )
     return "\n".join(lines)
 
 

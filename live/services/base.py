@@ -58,8 +58,9 @@ class Service:
 
     role = "service"
 
-    def __init__(self, name: str, state_dir: Path, host: str = LOOPBACK, port: int = 0,
-                 allow_public: bool = False) -> None:
+    def __init__(
+        self, name: str, state_dir: Path, host: str = LOOPBACK, port: int = 0, allow_public: bool = False
+    ) -> None:
         self.name = name
         self.host, self.port = check_bind(host, allow_public), port
         self.state_dir = Path(state_dir)
@@ -84,8 +85,9 @@ class Service:
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._tasks = [asyncio.create_task(self._guard(loop), name=f"{self.name}:{loop.__name__}")
-                       for loop in self.loops()]
+        self._tasks = [
+            asyncio.create_task(self._guard(loop), name=f"{self.name}:{loop.__name__}") for loop in self.loops()
+        ]
         return self
 
     async def _guard(self, loop: Callable[[], Awaitable[None]]) -> None:

@@ -11,6 +11,7 @@ as not applied, never as an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -65,7 +66,7 @@ TERMINAL = frozenset(
 class RemoteAnvil(AnvilChain):
     """An anvil node someone else started (at `url`): the same JSON-RPC surface, and `close` leaves it running."""
 
-    def __init__(self, url: str) -> None:  # noqa: D107 - deliberately not starting a process
+    def __init__(self, url: str) -> None:
         self.url, self.proc = url, None
         self.session = requests.Session()
         self._id = 0
@@ -142,16 +143,24 @@ class ChainClient:
     def posted_hash(self, deal_id: bytes) -> bytes | None:
         """The result hash the node posted (from its ResultsPosted event)."""
         topic = Web3.keccak(text="ResultsPosted(bytes32,bytes32,uint64)")
-        flt = {"address": self.dep.deals.address, "fromBlock": hex(self.dep.block), "toBlock": "latest",
-               "topics": ["0x" + topic.hex(), "0x" + deal_id.hex()]}
+        flt = {
+            "address": self.dep.deals.address,
+            "fromBlock": hex(self.dep.block),
+            "toBlock": "latest",
+            "topics": ["0x" + topic.hex(), "0x" + deal_id.hex()],
+        }
         logs = self.chain.rpc("eth_getLogs", flt)
         return bytes.fromhex(logs[-1]["data"][2:66]) if logs else None
 
     def selected(self, mediator: str, from_block: int) -> list[tuple[bytes, int]]:
         """(deal id, block) of every MediatorSelected event naming `mediator` since `from_block`."""
         topic = Web3.keccak(text="MediatorSelected(bytes32,address)")
-        flt = {"address": self.dep.deals.address, "fromBlock": hex(from_block), "toBlock": "latest",
-               "topics": ["0x" + topic.hex()]}
+        flt = {
+            "address": self.dep.deals.address,
+            "fromBlock": hex(from_block),
+            "toBlock": "latest",
+            "topics": ["0x" + topic.hex()],
+        }
         out = []
         for lg in self.chain.rpc("eth_getLogs", flt):
             if Web3.to_checksum_address("0x" + lg["data"][26:66]) == mediator:
@@ -246,10 +255,8 @@ class BlockClock:
         chain = RemoteAnvil(self.url)
         next_t = time.monotonic()
         while not self._stop.is_set():
-            try:
+            with contextlib.suppress(requests.ConnectionError, ChainError):  # a restarting node: keep ticking
                 chain.rpc("evm_mine")
-            except (requests.ConnectionError, ChainError):
-                pass  # the node is restarting: keep ticking
             next_t += self.block_s
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 

@@ -31,9 +31,23 @@ from mechanisms.base import MechanismStack
 class Creator(Service):
     role = "client"
 
-    def __init__(self, name: str, state_dir: Path, chain: ChainClient, address: str, solver_url: str,
-                 policy: Policy, stack: MechanismStack, market: LiveMarket, seed: int, book: dict[str, int],
-                 lock: Path = DEFAULT_LOCK, poll_s: float = 0.05, trust: list[int] | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        state_dir: Path,
+        chain: ChainClient,
+        address: str,
+        solver_url: str,
+        policy: Policy,
+        stack: MechanismStack,
+        market: LiveMarket,
+        seed: int,
+        book: dict[str, int],
+        lock: Path = DEFAULT_LOCK,
+        poll_s: float = 0.05,
+        trust: list[int] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(name, state_dir, **kw)
         self.chain, self.address, self.solver_url = chain, address, solver_url
         self.policy, self.stack, self.market, self.book = policy, stack, market, book
@@ -59,12 +73,16 @@ class Creator(Service):
         n = int(self.store.get_value("jobs", 0))
         self.store.set_value("jobs", n + 1)
         job = f"{self.name}-{n}"
-        self.store.put(f"job:{job}", "open", {"module": module, "inputs": inputs, "spec_id": spec.spec_id,
-                                               "posted_at": time.time()})
+        self.store.put(
+            f"job:{job}",
+            "open",
+            {"module": module, "inputs": inputs, "spec_id": spec.spec_id, "posted_at": time.time()},
+        )
         self.done[job] = asyncio.Event()
-        await self.post_json(f"{self.solver_url}/offers/job", {"client": self.address, "offer_id": job,
-                                                               "module": module, "inputs": inputs,
-                                                               "trust": self.trust})
+        await self.post_json(
+            f"{self.solver_url}/offers/job",
+            {"client": self.address, "offer_id": job, "module": module, "inputs": inputs, "trust": self.trust},
+        )
         return job
 
     async def wait(self, job: str, timeout: float = 120.0) -> dict[str, Any]:
@@ -147,11 +165,17 @@ class Creator(Service):
                         dest = self.state_dir / f"{self.name}-results" / deal_id
                         await asyncio.to_thread(unpack_verified, await r.read(), dest, posted.hex())
                         verified = True
-        except (ResultMismatch, ClientError, asyncio.TimeoutError):
+        except (TimeoutError, ResultMismatch, ClientError):
             verified = False
         t = Terms(*deal["terms"])
-        batch = deal_of_one(t, self.market, self.book[t.client], self.book[t.node], self.stack,
-                            self.rng.random(max(self.stack.draws_per_deal, 1)))
+        batch = deal_of_one(
+            t,
+            self.market,
+            self.book[t.client],
+            self.book[t.node],
+            self.stack,
+            self.rng.random(max(self.stack.draws_per_deal, 1)),
+        )
         rate = client_actions(self.policy, int(self.store.get_value("jobs", 0)))
         check = (not verified) or client_checks(batch, self.stack, rate)
         data = {**data, "verified": verified, "check": check, "judged_at": time.time()}
@@ -163,7 +187,13 @@ class Creator(Service):
         self.store.put(deal_id, "done", {**data, "state": state.name})
         got = self.store.get(f"job:{job}")
         if got is not None and got[0] != "done":
-            rec = {**got[1], "deal_id": deal_id, "state": state.name, "verified": data.get("verified", False),
-                   "checked": data.get("check", False), "finished_at": time.time()}
+            rec = {
+                **got[1],
+                "deal_id": deal_id,
+                "state": state.name,
+                "verified": data.get("verified", False),
+                "checked": data.get("check", False),
+                "finished_at": time.time(),
+            }
             self.store.put(f"job:{job}", "done", rec)
         self.done.setdefault(job, asyncio.Event()).set()

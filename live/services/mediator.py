@@ -26,9 +26,19 @@ from live.services.results import is_result_id
 class Mediator(Service):
     role = "mediator"
 
-    def __init__(self, name: str, state_dir: Path, chain: ChainClient, address: str, solver_url: str,
-                 executor: Executor, policy: Policy, lock: Path = DEFAULT_LOCK, poll_s: float = 0.05,
-                 **kw: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        state_dir: Path,
+        chain: ChainClient,
+        address: str,
+        solver_url: str,
+        executor: Executor,
+        policy: Policy,
+        lock: Path = DEFAULT_LOCK,
+        poll_s: float = 0.05,
+        **kw: Any,
+    ) -> None:
         super().__init__(name, state_dir, **kw)
         self.chain, self.address, self.solver_url = chain, address, solver_url
         self.executor, self.policy, self.lock, self.poll_s = executor, policy, lock, poll_s

@@ -72,8 +72,9 @@ class Network:
         else:
             stack = MechanismStack.from_mapping(self.cfg["mechanism"], "mechanism")
             check_market(c.n_mediators)
-            self.record = deploy_record(self.node, {"mechanism": dict(self.cfg["mechanism"])}, chain_params(stack),
-                                        c.n_mediators)
+            self.record = deploy_record(
+                self.node, {"mechanism": dict(self.cfg["mechanism"])}, chain_params(stack), c.n_mediators
+            )
         self.record["url"] = self.node.url
         self.who = layout(self.node.accounts, self.record["mediators"], c.n_clients, c.n_nodes)
         self.clock = BlockClock(self.node.url, float(self.cfg["block_s"])).start()
@@ -85,8 +86,9 @@ class Network:
         return cc
 
     def _policy(self, role: str, i: int, entry: Mapping[str, Any]) -> Policy:
-        return self.policies.get(f"{role}_{i}") or strategy(f"{role}s" if role != "node" else "nodes",
-                                                            entry, f"network.{role}s[{i}]")
+        return self.policies.get(f"{role}_{i}") or strategy(
+            f"{role}s" if role != "node" else "nodes", entry, f"network.{role}s[{i}]"
+        )
 
     async def start_services(self, only: Sequence[str] | None = None) -> None:
         """Start the solver, the providers, the creators and the mediators (`only`: a subset of names, e.g. to
@@ -95,38 +97,86 @@ class Network:
         net, host = self.cfg["network"], {"host": self.cfg["host"], "allow_public": self.cfg["allow_public"]}
         market, stack, seed = self.market, self.stack, int(self.cfg["seed"])
         caps = Capabilities.detect(self.state_dir / "caps")
-        want = (lambda n: only is None or n in only)
+
+        def want(n):
+            return only is None or n in only
+
         if self.solver is None and want("solver"):
-            self.solver = await Solver(self.state_dir, self.chain_client(), stack, market, self.who, self.lock,
-                                       port=self.ports.get("solver", 0), **host).start()
+            self.solver = await Solver(
+                self.state_dir,
+                self.chain_client(),
+                stack,
+                market,
+                self.who,
+                self.lock,
+                port=self.ports.get("solver", 0),
+                **host,
+            ).start()
             self.ports["solver"] = self.solver.port
         assert self.solver is not None
         for i, entry in enumerate(net["mediators"]):
             name = f"mediator{i}"
             if want(name) and not any(m.name == name for m in self.mediators):
                 ex = Executor(self.docker_client, self.state_dir / f"{name}-jobs", caps)
-                self.mediators.append(await Mediator(name, self.state_dir, self.chain_client(),
-                                                     self.who.mediators[i], self.solver.url, ex,
-                                                     self._policy("mediator", i, entry), self.lock,
-                                                     port=self.ports.get(name, 0), **host).start())
+                self.mediators.append(
+                    await Mediator(
+                        name,
+                        self.state_dir,
+                        self.chain_client(),
+                        self.who.mediators[i],
+                        self.solver.url,
+                        ex,
+                        self._policy("mediator", i, entry),
+                        self.lock,
+                        port=self.ports.get(name, 0),
+                        **host,
+                    ).start()
+                )
                 self.ports[name] = self.mediators[-1].port
         for i, entry in enumerate(net["providers"]):
             name = f"provider{i}"
             if want(name) and not any(p.name == name for p in self.providers):
                 ex = Executor(self.docker_client, self.state_dir / f"{name}-jobs", caps)
-                self.providers.append(await Provider(
-                    name, self.state_dir, self.chain_client(), self.who.nodes[i], self.solver.url, ex, caps,
-                    self._policy("node", i, entry), market, int(net["price"]), seed * 1000 + 100 + i,
-                    lock=self.lock, retention_s=float(self.cfg["retention_s"]), port=self.ports.get(name, 0),
-                    **host).start())
+                self.providers.append(
+                    await Provider(
+                        name,
+                        self.state_dir,
+                        self.chain_client(),
+                        self.who.nodes[i],
+                        self.solver.url,
+                        ex,
+                        caps,
+                        self._policy("node", i, entry),
+                        market,
+                        int(net["price"]),
+                        seed * 1000 + 100 + i,
+                        lock=self.lock,
+                        retention_s=float(self.cfg["retention_s"]),
+                        port=self.ports.get(name, 0),
+                        **host,
+                    ).start()
+                )
                 self.ports[name] = self.providers[-1].port
         for i, entry in enumerate(net["creators"]):
             name = f"creator{i}"
             if want(name) and not any(c.name == name for c in self.creators):
-                self.creators.append(await Creator(
-                    name, self.state_dir, self.chain_client(), self.who.clients[i], self.solver.url,
-                    self._policy("client", i, entry), stack, market, seed * 1000 + 200 + i, self.who.book,
-                    lock=self.lock, port=self.ports.get(name, 0), **host).start())
+                self.creators.append(
+                    await Creator(
+                        name,
+                        self.state_dir,
+                        self.chain_client(),
+                        self.who.clients[i],
+                        self.solver.url,
+                        self._policy("client", i, entry),
+                        stack,
+                        market,
+                        seed * 1000 + 200 + i,
+                        self.who.book,
+                        lock=self.lock,
+                        port=self.ports.get(name, 0),
+                        **host,
+                    ).start()
+                )
                 self.ports[name] = self.creators[-1].port
 
     async def stop_service(self, name: str) -> None:
@@ -164,14 +214,17 @@ class Network:
     def balances(self) -> dict[str, int]:
         assert self.who is not None and self.clients
         dep = self.clients[0].dep
-        return {a: dep.balance(a) for a in [*self.who.agents, self.who.treasury, "0x000000000000000000000000000000000000dEaD"]}
+        return {
+            a: dep.balance(a)
+            for a in [*self.who.agents, self.who.treasury, "0x000000000000000000000000000000000000dEaD"]
+        }
 
     def total_value(self) -> int:
         """Every token: held, free in the contract, or in a deal's escrow (the contract's token balance covers the
         last two), so a run that loses or doubles value changes it."""
         assert self.node is not None and self.clients
         dep = self.clients[0].dep
-        accounts = self.node.accounts + [self.who.treasury, "0x000000000000000000000000000000000000dEaD"]
+        accounts = [*self.node.accounts, self.who.treasury, "0x000000000000000000000000000000000000dEaD"]
         held = sum(int(dep.token.functions.balanceOf(a).call()) for a in set(accounts))
         return held + int(dep.token.functions.balanceOf(dep.deals.address).call())
 
@@ -185,8 +238,10 @@ class Network:
 
 def workload(cfg: Mapping[str, Any]) -> list[tuple[str, dict[str, str]]]:
     w = cfg["workload"]
-    return [(w[k % len(w)]["module"], {str(a): str(b) for a, b in (w[k % len(w)].get("inputs") or {}).items()})
-            for k in range(int(cfg["jobs"]))]
+    return [
+        (w[k % len(w)]["module"], {str(a): str(b) for a, b in (w[k % len(w)].get("inputs") or {}).items()})
+        for k in range(int(cfg["jobs"]))
+    ]
 
 
 async def wait_until(pred: Any, timeout: float, step: float = 0.05) -> None:

@@ -31,10 +31,26 @@ from live.services.results import ResultStore
 class Provider(Service):
     role = "node"
 
-    def __init__(self, name: str, state_dir: Path, chain: ChainClient, address: str, solver_url: str,
-                 executor: Executor | None, caps: Capabilities, policy: Policy, market: LiveMarket, price: int,
-                 seed: int, modules: list[str] | None = None, trust: list[int] | None = None,
-                 lock: Path = DEFAULT_LOCK, retention_s: float = 3600.0, poll_s: float = 0.05, **kw: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        state_dir: Path,
+        chain: ChainClient,
+        address: str,
+        solver_url: str,
+        executor: Executor | None,
+        caps: Capabilities,
+        policy: Policy,
+        market: LiveMarket,
+        price: int,
+        seed: int,
+        modules: list[str] | None = None,
+        trust: list[int] | None = None,
+        lock: Path = DEFAULT_LOCK,
+        retention_s: float = 3600.0,
+        poll_s: float = 0.05,
+        **kw: Any,
+    ) -> None:
         super().__init__(name, state_dir, **kw)
         self.chain, self.address, self.solver_url = chain, address, solver_url
         self.executor, self.caps, self.policy, self.market = executor, caps, policy, market
@@ -83,9 +99,14 @@ class Provider(Service):
         if any(True for _ in self.store.open_deals()) or self.store.get_value("offer_open", False):
             return
         n = int(self.store.get_value("offers", 0))
-        body = {"node": self.address, "offer_id": f"{self.name}-{n}", "capacity": dict(zip(
-            ("cpu", "gpu", "vram", "ram", "disk"), self.caps.vector(), strict=True)), "price": self.price,
-            "modules": self.modules, "trust": self.trust}
+        body = {
+            "node": self.address,
+            "offer_id": f"{self.name}-{n}",
+            "capacity": dict(zip(("cpu", "gpu", "vram", "ram", "disk"), self.caps.vector(), strict=True)),
+            "price": self.price,
+            "modules": self.modules,
+            "trust": self.trust,
+        }
         await self.post_json(f"{self.solver_url}/offers/resource", body)
         self.store.set_value("offers", n + 1)
         self.store.set_value("offer_open", True)

@@ -40,7 +40,9 @@ class Store:
     def open_deals(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
         """(id, status, data) of every deal not marked `done`."""
         with self._lock:
-            rows = self.db.execute("SELECT id, status, data FROM deals WHERE status != 'done' ORDER BY rowid").fetchall()
+            rows = self.db.execute(
+                "SELECT id, status, data FROM deals WHERE status != 'done' ORDER BY rowid"
+            ).fetchall()
         for i, s, d in rows:
             yield i, s, json.loads(d)
 

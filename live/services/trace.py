@@ -25,21 +25,38 @@ def deal_table(dep: Any, who: Layout, market: LiveMarket, truth: Mapping[str, Ma
     """The deals of the run (round = block of creation); `truth[deal id hex]` = {cheat, bribe} from the nodes."""
     h = events.fetch(dep, dep.block)
     c = market.config
-    table = events.deal_table(h, who.book, dep.params, dep.mediators, market.module_names,
-                              [m.compute_cost for m in c.modules], len(who.agents))
+    table = events.deal_table(
+        h,
+        who.book,
+        dep.params,
+        dep.mediators,
+        market.module_names,
+        [m.compute_cost for m in c.modules],
+        len(who.agents),
+    )
     ids = sorted(h.terms, key=lambda d: h.terms[d].nonce)
     cheated = np.array([bool(truth.get(i.hex(), {}).get("cheat", False)) for i in ids], dtype=bool)
     bribe = np.array([int(truth.get(i.hex(), {}).get("bribe", 0)) for i in ids], dtype=np.int64)
     state = np.array([str(s) for s in table.column("state").to_pylist()])
-    for name, values in (("cheated", pa.array(cheated)), ("bribe", pa.array(bribe)),
-                         ("fake_accepted", pa.array(cheated & np.isin(state, PAID)))):
+    for name, values in (
+        ("cheated", pa.array(cheated)),
+        ("bribe", pa.array(bribe)),
+        ("fake_accepted", pa.array(cheated & np.isin(state, PAID))),
+    ):
         i = table.schema.get_field_index(name)
         table = table.set_column(i, table.schema.field(name), values)
     return table
 
 
-def agent_table(who: Layout, market: LiveMarket, deals: pa.Table, before: Mapping[str, int],
-                after: Mapping[str, int], labels: Sequence[str], actions: Mapping[str, Sequence[Any]]) -> pa.Table:
+def agent_table(
+    who: Layout,
+    market: LiveMarket,
+    deals: pa.Table,
+    before: Mapping[str, int],
+    after: Mapping[str, int],
+    labels: Sequence[str],
+    actions: Mapping[str, Sequence[Any]],
+) -> pa.Table:
     """One row per agent (round 0 = the whole run); `labels` = strategy label per agent in account order;
     `actions` = the role action columns per agent (cheat_rate, bribe, check_rate, bribe_threshold)."""
     agents = who.agents
@@ -61,8 +78,10 @@ def agent_table(who: Layout, market: LiveMarket, deals: pa.Table, before: Mappin
     cols: dict[str, Any] = {
         "round": np.zeros(n, dtype=np.int64),
         "account": np.arange(n, dtype=np.int64),
-        "role": categorical(np.array([["client", "node", "mediator"].index(r) for r in roles], dtype=np.int32),
-                            ["client", "node", "mediator"]),
+        "role": categorical(
+            np.array([["client", "node", "mediator"].index(r) for r in roles], dtype=np.int32),
+            ["client", "node", "mediator"],
+        ),
         "strategy": categorical(np.array([names.index(s) for s in labels], dtype=np.int32), names),
         "balance": balance,
         "escrow": np.zeros(n, dtype=np.int64),
@@ -70,8 +89,13 @@ def agent_table(who: Layout, market: LiveMarket, deals: pa.Table, before: Mappin
         **counts,
         **{k: np.asarray(v) for k, v in actions.items()},
     }
-    return pa.Table.from_arrays([pa.array(cols[f.name], type=f.type) if not isinstance(cols[f.name], pa.Array)
-                                 else cols[f.name] for f in AGENT_SCHEMA], schema=AGENT_SCHEMA)
+    return pa.Table.from_arrays(
+        [
+            pa.array(cols[f.name], type=f.type) if not isinstance(cols[f.name], pa.Array) else cols[f.name]
+            for f in AGENT_SCHEMA
+        ],
+        schema=AGENT_SCHEMA,
+    )
 
 
 def write(out: Path, deals: pa.Table, agents: pa.Table) -> None:

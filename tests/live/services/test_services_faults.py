@@ -112,10 +112,20 @@ def test_replayed_messages_do_nothing_twice(run_net) -> None:
         t = Terms(*data["deal"]["terms"])
         before, v0 = net.balances(), net.total_value()
         cc = net.clients[0]
-        replays = [cc.agree(t, t.client), cc.agree(t, t.node), cc.step("submit", t, t.node, result_hash=b"\1" * 32),
-                   cc.step("accept", t, t.client), cc.step("timeout_judge", t, t.node)]
-        offer = {"node": net.who.nodes[0], "offer_id": "dup", "capacity": dict.fromkeys(
-            ("cpu", "gpu", "vram", "ram", "disk"), 10**6), "price": 99, "modules": []}
+        replays = [
+            cc.agree(t, t.client),
+            cc.agree(t, t.node),
+            cc.step("submit", t, t.node, result_hash=b"\1" * 32),
+            cc.step("accept", t, t.client),
+            cc.step("timeout_judge", t, t.node),
+        ]
+        offer = {
+            "node": net.who.nodes[0],
+            "offer_id": "dup",
+            "capacity": dict.fromkeys(("cpu", "gpu", "vram", "ram", "disk"), 10**6),
+            "price": 99,
+            "modules": [],
+        }
         for _ in range(2):
             await c.post_json(f"{net.solver.url}/offers/resource", offer)
         open_offers = [k for k, _, _ in net.solver.store.open_deals() if k == "res:dup"]

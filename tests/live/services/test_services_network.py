@@ -33,8 +33,9 @@ def test_cheater_is_caught_by_a_check_and_slashed(run_net) -> None:
         jobs = await net.run_jobs([("cowsay:v1", {"Message": "moo"})], 60)
         return jobs, v0, net.total_value()
 
-    jobs, v0, v1 = run_net(["network.providers=[{strategy: cheater, rate: 1.0}]",
-                            "network.creators=[{strategy: checker, q: 1.0}]"], body)
+    jobs, v0, v1 = run_net(
+        ["network.providers=[{strategy: cheater, rate: 1.0}]", "network.creators=[{strategy: checker, q: 1.0}]"], body
+    )
     assert jobs[0]["state"] == "MediationRejected"
     assert jobs[0]["verified"]  # a consistent fake: only the mediator's re-run exposes it
     assert v1 == v0
@@ -44,9 +45,14 @@ def test_bribable_mediator_takes_the_bribe(run_net) -> None:
     async def body(net: Network) -> list:
         return await net.run_jobs([("cowsay:v1", {"Message": "moo"})], 60)
 
-    jobs = run_net(["network.providers=[{strategy: cheater, rate: 1.0, bribe: 50}]",
-                    "network.creators=[{strategy: checker, q: 1.0}]",
-                    "network.mediators=[{strategy: bribable, threshold: 30}]"], body)
+    jobs = run_net(
+        [
+            "network.providers=[{strategy: cheater, rate: 1.0, bribe: 50}]",
+            "network.creators=[{strategy: checker, q: 1.0}]",
+            "network.mediators=[{strategy: bribable, threshold: 30}]",
+        ],
+        body,
+    )
     assert jobs[0]["state"] == "MediationAccepted"
 
 
@@ -60,18 +66,27 @@ def test_bad_module_inputs_and_offers_are_refused_before_any_deposit(run_net) ->
             await c.submit("cowsay:v1", {"Bogus": "x"})
         solver = net.solver.url
         bad_offers = [
-            ({"node": net.who.nodes[0], "offer_id": "x", "capacity": {"cpu": -1}, "price": 1, "modules": []},
-             "cpu"),
+            ({"node": net.who.nodes[0], "offer_id": "x", "capacity": {"cpu": -1}, "price": 1, "modules": []}, "cpu"),
             ({"node": net.who.clients[0], "offer_id": "x", "capacity": {}, "price": 1, "modules": []}, "node"),
-            ({"node": net.who.nodes[0], "offer_id": "x", "capacity": dict.fromkeys(
-                ("cpu", "gpu", "vram", "ram", "disk"), 1), "price": 0, "modules": []}, "price"),
+            (
+                {
+                    "node": net.who.nodes[0],
+                    "offer_id": "x",
+                    "capacity": dict.fromkeys(("cpu", "gpu", "vram", "ram", "disk"), 1),
+                    "price": 0,
+                    "modules": [],
+                },
+                "price",
+            ),
         ]
         for offer, field in bad_offers:
             async with c.http.post(f"{solver}/offers/resource", json=offer) as r:
                 assert r.status == 400
                 assert field in (await r.json())["error"]
-        async with c.http.post(f"{solver}/offers/job", json={"client": net.who.clients[0], "offer_id": "j",
-                                                              "module": "cowsay:v1", "inputs": {"Q": "1"}}) as r:
+        async with c.http.post(
+            f"{solver}/offers/job",
+            json={"client": net.who.clients[0], "offer_id": "j", "module": "cowsay:v1", "inputs": {"Q": "1"}},
+        ) as r:
             assert r.status == 400 and "module" in (await r.json())["error"]
         assert net.balances() == before
 
