@@ -63,13 +63,14 @@ class Network:
         """Start anvil (from a dumped state when given) and deploy unless a deployment file is configured."""
         c = self.market.config
         n = accounts_needed(c.n_clients, c.n_nodes, c.n_mediators)
-        self.node = AnvilChain(n, state=state, port=port)
         dep_file = self.cfg.get("deployment")
-        if self.record:
-            pass  # a restart: the deployment lives in the node's state
-        elif dep_file:
+        if dep_file and not self.record:  # deployed by live.deploy: its node state holds the contracts
             self.record = read_record(dep_file)
-        else:
+            state = state or self.record.get("state_file")
+        if self.record:
+            n = accounts_needed(c.n_clients, c.n_nodes, len(self.record["mediators"]))
+        self.node = AnvilChain(n, state=state, port=port)
+        if not self.record:
             stack = MechanismStack.from_mapping(self.cfg["mechanism"], "mechanism")
             check_market(c.n_mediators)
             self.record = deploy_record(
