@@ -28,7 +28,7 @@ from live.services.policy import LiveMarket, Policy, strategy
 from live.services.provider import Provider
 from live.services.solver import Solver
 from mechanisms.base import MechanismStack
-from sim.build import parse_market
+from twin.build import parse_market
 
 
 @dataclass

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agents.actions import ClientActions, MediatorActions, NodeActions
 from agents.population import ROLE_OF_GROUP, parse_groups
 from agents.scripted import Strategy
 from live.chain.binding import Terms
+from mechanisms.actions import ClientActions, MediatorActions, NodeActions
 from mechanisms.base import MechanismStack
 from mechanisms.deals import NEVER, DealBatch, RoundContext
 from sim.market import MarketConfig
