@@ -60,3 +60,8 @@ clean: live-stop
 bench: bench-live
 bench-live: setup
 	$(PY) benchmarks/live_docker.py
+
+# --- the live main job: anvil + Docker engine, example modules, a deployed mechanism, a small network of services
+.PHONY: live
+live: setup contracts
+	$(PY) -m live.main $(ARGS)

@@ -82,7 +82,12 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
     market = comp.market
     n_agents = market.config.n_agents
     dep, who = deploy_market(
-        chain, comp.stack, market.initial_balances(), n_agents, market.pool_base, market.mediator_accounts()
+        chain,
+        comp.stack,
+        market.facts.initial_balances(),
+        n_agents,
+        market.facts.pool_base,
+        market.facts.mediator_accounts(),
     )
     start = chain.block_number() + 1
     for r in results:
@@ -106,9 +111,9 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
             if chain_state.get(int(i)) != (int(s) if on_chain else None):
                 rep.mismatched_states.append(int(i))
 
-    size = market.pool_base + 4
-    expected = market.initial_balances()[:n_agents] + wealth_change(twin, size)[:n_agents]
-    pools = [market.pool_base + 0, market.pool_base + 1]  # burn and protocol credits
+    size = market.facts.pool_base + 4
+    expected = market.facts.initial_balances()[:n_agents] + wealth_change(twin, size)[:n_agents]
+    pools = [market.facts.pool_base + 0, market.facts.pool_base + 1]  # burn and protocol credits
     owners = [who.address[a] for a in [*range(n_agents), *pools]]
     free = np.array(dep.read_many("balanceOf", [(a,) for a in owners]), dtype=object)
     tokens = np.array(dep.read_many("balanceOf", [(a,) for a in owners], contract=dep.token), dtype=object)

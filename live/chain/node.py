@@ -154,11 +154,15 @@ class AnvilChain(Chain):
     name = "anvil"
 
     def __init__(
-        self, n_accounts: int = 20, state: str | os.PathLike[str] | None = None, startup_s: float = 20.0
+        self,
+        n_accounts: int = 20,
+        state: str | os.PathLike[str] | None = None,
+        startup_s: float = 20.0,
+        port: int | None = None,
     ) -> None:
         if not ANVIL.is_file():
             raise ChainError(f"anvil binary missing at {ANVIL}; run `make setup` (npm ci)")
-        self.port = free_port()
+        self.port = free_port() if port is None else port  # a restarted node keeps its address
         self.url = f"http://127.0.0.1:{self.port}"
         args = [
             str(ANVIL),

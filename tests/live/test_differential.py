@@ -58,7 +58,7 @@ def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProper
             "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7}}
     n = 500
     with AnvilChain(2 * n + 6 + 2) as chain:
-        rep = differential(diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6), 27, chain)
+        rep = differential(diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6), 30, chain)
     record_property("deals", rep.deals)
     record_property("transfers", rep.transfers)
     assert_equal(rep)
