@@ -254,6 +254,7 @@ def learned_table(root: Path = OUTPUTS / "train") -> str:
 BENCH = {
     "engine": "make bench  (benchmarks/engine.py --out outputs/bench/engine.json)",
     "rl_env": "make bench  (benchmarks/rl_env.py --out outputs/bench/rl_env.json)",
+    "live_docker": "make bench  (benchmarks/live_docker.py --out outputs/bench/live_docker.json)",
 }
 ENGINE_HEADER = (
     "clients = nodes",
@@ -262,6 +263,14 @@ ENGINE_HEADER = (
     "Mesa reference (deals/s)",
     "ratio",
     "same balances",
+)
+LIVE_DOCKER_HEADER = (
+    "module",
+    "executor (s)",
+    "docker run, contained (s)",
+    "docker run, bare (s)",
+    "executor / contained",
+    "executor / bare",
 )
 RL_HEADER = ("focal agents", "market steps/s", "no-op steps/s", "decisions/s", "added sampling time")
 
@@ -299,6 +308,27 @@ def rl_table(root: Path = OUTPUTS / "bench") -> str:
     return f"`{BENCH['rl_env']}`:\n\n{markdown(RL_HEADER, rows)}"
 
 
+def live_docker_table(root: Path = OUTPUTS / "bench") -> str:
+    data = _bench("live_docker", root)
+    rows = [
+        [
+            r["module"],
+            f"{r['executor']:.3f}",
+            f"{r['contained']:.3f}",
+            f"{r['bare']:.3f}",
+            f"{r['executor'] / r['contained']:.2f}x",
+            f"{r['executor'] / r['bare']:.2f}x",
+        ]
+        for r in data
+    ]
+    first = data[0] if data else {"repeats": 0, "cpus": 0, "load": 0.0}
+    text = (
+        f"`{BENCH['live_docker']}`: {first['repeats']} interleaved runs per way after a warm-up, median wall time; "
+        f"{first['cpus']} CPUs, load average {first['load']:.1f} at the start."
+    )
+    return f"{caption(text)}\n\n{markdown(LIVE_DOCKER_HEADER, rows)}"
+
+
 # ------------------------------------------------------------------------------------------------ reproduced results
 def reproduced_table(path: Path | None = None) -> str:
     """The literature's results as `python -m experiments.reproduce all` saved them."""
@@ -329,6 +359,7 @@ def tables(overrides: Sequence[str] = ()) -> list[Table]:
         Table("learned_rates", f"{SCANS['learned_nodes']}; {SCANS['learned_mediators']}", learned_table),
         Table("cheat_threshold", SCANS["cheat_threshold"], threshold_table),
         Table("quickstart", QUICKSTART_COMMAND, quickstart_table),
+        Table("live_docker", BENCH["live_docker"], live_docker_table),
         Table("reproduced", "python -m experiments.reproduce all --readme", reproduced_table),
         Table("engine_benchmark", BENCH["engine"], engine_table),
         Table("rl_benchmark", BENCH["rl_env"], rl_table),

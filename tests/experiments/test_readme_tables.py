@@ -119,7 +119,27 @@ def test_benchmark_tables_render_in_the_readme_format(tmp_path: Path) -> None:
             ]
         )
     )
-    for name, render in (("engine_benchmark", rt.engine_table), ("rl_benchmark", rt.rl_table)):
+    (tmp_path / "live_docker.json").write_text(
+        json.dumps(
+            [
+                {
+                    "module": "cowsay:v1",
+                    "executor": 0.3,
+                    "contained": 0.5,
+                    "bare": 0.3,
+                    "repeats": 3,
+                    "cpus": 2,
+                    "load": 1.0,
+                }
+            ]
+        )
+    )
+    renders = (
+        ("engine_benchmark", rt.engine_table),
+        ("rl_benchmark", rt.rl_table),
+        ("live_docker", rt.live_docker_table),
+    )
+    for name, render in renders:
         assert shape(render(tmp_path))[0] == shape(rt.readme_block(README, name))[0], name
 
 

@@ -8,7 +8,7 @@
 
 It prints both and writes them into README.md between `<!-- table:live -->` and `<!-- /table:live -->`.
 
-    .venv/bin/python benchmarks/live.py [--repeats 10] [--jobs 40] [--block-s 0.02] [--no-readme]
+    .venv/bin/python benchmarks/live_stack.py [--repeats 10] [--jobs 40] [--block-s 0.02] [--no-readme]
 """
 
 from __future__ import annotations
