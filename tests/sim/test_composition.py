@@ -103,6 +103,8 @@ def stacks(draw: st.DrawFn, fee: int, n_mediators: int) -> dict[str, Any]:
         "mediation_fee": fee + draw(st.integers(0, 30)), "results_multiplier_bps": draw(st.integers(0, 40_000)),
         "slash_to": draw(st.sampled_from(["burn", "counterparty", "mediator", "protocol"])),
         "forfeit_payment": draw(st.booleans())}}
+    if draw(st.booleans()):  # a fee below the re-run cost: mediators pay the difference
+        mech["lilypad_v2"].update(fee_covers_rerun=False, mediation_fee=draw(st.integers(0, fee + 30)))
     for name in chosen:
         mech[name] = {"enabled": draw(st.booleans() | st.just(True)), **params(draw, name, fee, n_mediators)}
     if "tax_jackpot" in chosen and mech.get("verifiers", {}).get("enabled") is True:

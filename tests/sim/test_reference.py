@@ -330,6 +330,18 @@ CASES = {
         states=frozenset({S.ResultsAccepted, S.MediationAccepted, S.MediationRejected}),
         results=frozenset({(S.MediationRejected, FORCED_FAKE), (S.MediationRejected, FIRST_OWN_FAKE)}),
     ),
+    "mediator_at_a_loss": Case(
+        seed=17,
+        market=MarketConfig(n_clients=40, n_nodes=40, n_mediators=4, mediator_balance=20_000, response=LATE),
+        stack={"mediation_fee": 20, "fee_covers_rerun": False},
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.7, "bribe": 30}],
+            "clients": [{"strategy": "checker", "q": 0.6}],
+            "mediators": [{"strategy": "honest"}, {"strategy": "bribable", "threshold": 10}],
+        },
+        rounds=6,
+        states=frozenset({S.MediationAccepted, S.MediationRejected, S.TimeoutMediateResults}),
+    ),
     "replication_timing_attack": Case(
         seed=15,
         market=MarketConfig(n_clients=30, n_nodes=70, n_mediators=3, response=ResponseTimes(node_submit=20)),
