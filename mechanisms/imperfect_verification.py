@@ -11,6 +11,9 @@ non-zero `nd_false_reject`).
 * `nondeterministic_modules`: module indices (`market.modules` order) whose honest results differ between runs;
   their correct results are rejected with probability `nd_false_reject` (the validator's error).
 
+Replicas of a non-deterministic job never agree bit for bit, even when both are honest: every such job bought as
+several replicas goes to mediation, where the validator decides equivalence (and errs as above).
+
 Only honest verdicts are affected: a vote bought by a bribe or by the cartel stays as it was. List before
 `whistleblowing`, whose proofs are certain (it reads nothing this mechanism writes, so the stack cannot enforce it).
 """
@@ -25,6 +28,7 @@ import numpy as np
 from mechanisms.base import Mechanism, register
 from mechanisms.config import Length, Probability, Range, require
 from mechanisms.deals import DealBatch
+from mechanisms.groups import group_sum
 from mechanisms.hooks import Columns, hook_columns
 
 MAX_MODULES = 64
@@ -50,15 +54,24 @@ class ImperfectVerification(Mechanism):
     Config = ImperfectVerificationConfig
     draws_per_deal = 1  # whether the verdict errs
     columns = hook_columns(
+        choose_checks=Columns(reads=("submitted", "judged"), updates=("checked",)),
         review=Columns(
             reads=("mediated", "result", "bribe_accepted", "mediator_collude", "mediator"), updates=("verdict_accept",)
         ),
     )
 
+    def nondeterministic(self, deals: DealBatch) -> np.ndarray:
+        return np.isin(deals.module, np.asarray(self.config.nondeterministic_modules, dtype=np.int64))
+
+    def choose_checks(self, deals: DealBatch) -> None:
+        """Replicas of a non-deterministic job differ even when honest, so the job goes to mediation."""
+        replicated = group_sum(deals.group, deals.submitted.astype(np.int64)) >= 2
+        deals.checked |= deals.judged & self.nondeterministic(deals) & replicated
+
     def error_rate(self, deals: DealBatch) -> np.ndarray:
         """Per deal, the probability that an honest verdict is wrong."""
         c = self.config
-        nd = np.isin(deals.module, np.asarray(c.nondeterministic_modules, dtype=np.int64))
+        nd = self.nondeterministic(deals)
         return np.where(deals.wrong(), 1.0 - c.detection, np.where(nd, c.nd_false_reject, c.false_reject))
 
     def review(self, deals: DealBatch) -> None:

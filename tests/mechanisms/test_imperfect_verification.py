@@ -63,3 +63,25 @@ def test_bad_module_list_is_refused():
         MechanismStack.from_config([{"name": "imperfect_verification", "nondeterministic_modules": [1, 1]}])
     with pytest.raises(ConfigError, match="detection"):
         MechanismStack.from_config([{"name": "imperfect_verification", "detection": 1.5}])
+
+
+def test_honest_replicas_of_a_nondeterministic_job_go_to_the_validator(stack_run):
+    """Bought as two replicas from honest nodes, a non-deterministic job always goes to mediation (its honest results
+    differ bit for bit), where the validator rejects a correct result at nd_false_reject; a deterministic one never
+    does; off, nothing is mediated."""
+    honest = {"nodes": [{"strategy": "honest"}], "clients": [{"strategy": "never_check"}]}
+    market = {"n_clients": 100, "n_nodes": 200, "modules": [{"name": "a"}, {"name": "b"}]}
+
+    def mech(enabled: bool) -> dict:
+        return {"order": ["lilypad_v2", "replication", "imperfect_verification"], "lilypad_v2": {},
+                "replication": {"commit_reveal": True},
+                "imperfect_verification": {"enabled": enabled, "nondeterministic_modules": [1], "nd_false_reject": 0.3}}
+
+    out = stack_run(mech(True), honest, market=market, rounds=3)
+    d = [r.deals for r in out.results]
+    module, state = np.concatenate([x.module for x in d]), np.concatenate([x.state for x in d])
+    mediated = np.isin(state, [S.MediationAccepted, S.MediationRejected])
+    assert mediated[module == 1].all() and not mediated[module == 0].any()
+    assert 0.15 < (state[module == 1] == S.MediationRejected).mean() < 0.45
+    off = stack_run(mech(False), honest, market=market, rounds=3)
+    assert off.count(S.MediationAccepted) + off.count(S.MediationRejected) == 0

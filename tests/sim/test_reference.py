@@ -342,10 +342,13 @@ CASES = {
         rounds=6,
         states=frozenset({S.MediationAccepted, S.MediationRejected, S.TimeoutMediateResults}),
     ),
-    "replication_timing_attack": Case(
+    "replication_timing_attack_nondeterministic": Case(
         seed=15,
         market=MarketConfig(n_clients=30, n_nodes=70, n_mediators=3, response=ResponseTimes(node_submit=20)),
-        more=({"name": "replication", "replicas": 2, "commit_reveal": False},),
+        more=(
+            {"name": "replication", "replicas": 2, "commit_reveal": False},
+            {"name": "imperfect_verification", "nondeterministic_modules": (1,), "nd_false_reject": 0.5},
+        ),
         agents={
             "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0, "wait": True},
                       {"strategy": "cheater", "rate": 0.5}],
