@@ -47,12 +47,22 @@ class CheatingNode(Strategy):
     name = "cheater"
     rate: Probability = 1.0
     bribe: Amount = 0
-    wait: bool = False  # post after the other replicas of the job (without commit-reveal: copy their result)
 
     def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
         out.cheat_rate[rows] = self.rate
         out.bribe[rows] = self.bribe
-        out.wait[rows] = self.wait
+
+
+@dataclass(frozen=True)
+class CopyingNode(CheatingNode):
+    """Skips the work like `cheater` and waits to post after the other replicas of its job (the timing attack):
+    without commit-reveal it copies the result they posted."""
+
+    name = "copier"
+
+    def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
+        super().act(rows, out, round_index)
+        out.wait[rows] = True
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,6 @@ class BribableMediator(Strategy):
 
 
 STRATEGIES: dict[str, dict[str, type[Strategy]]] = {}
-for _cls in (HonestNode, CheatingNode, WhitewashingNode, CheckingClient, NeverCheckingClient, HonestMediator,
-             BribableMediator):
+for _cls in (HonestNode, CheatingNode, CopyingNode, WhitewashingNode, CheckingClient, NeverCheckingClient,
+             HonestMediator, BribableMediator):
     STRATEGIES.setdefault(_cls.role, {})[_cls.name] = _cls

@@ -2,11 +2,11 @@
 
 The Dong et al. "two clouds" setting. Replicas that disagree go to mediation. Without commit-reveal a node sees
 results already posted, so a node that skipped the work copies the first posted result (and so agrees with it);
-a node that waits (`NodeActions.wait`, the timing attack) posts after every replica that does not, so it always
-has a result to copy (waiting is assumed to fit in the submit deadline); with commit-reveal every result is
-committed as a hash before any is revealed, so a lazy node can only post its own fake, or the cartel's shared
-one if it colludes. The deposit of a replica proven wrong goes to the honest replica of the same job (the
-prisoner's contract), to the client, or is burned.
+a node that waits (`NodeActions.wait`, the scripted `copier`: the timing attack) posts after every replica that
+does not, so it always has a result to copy (waiting is assumed to fit in the submit deadline); with commit-reveal
+every result is committed as a hash before any is revealed, so a lazy node can only post its own fake, or the
+cartel's shared one if it colludes. The deposit of a replica proven wrong goes to the honest replica of the same
+job (the prisoner's contract), to the client, or is burned.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def test_the_timing_attack_copies_whenever_an_honest_replica_posts(stack_run):
     """Without commit-reveal a lazy node that waits for its partner always copies an honest partner's result; not
     waiting, it copies only when it happens to post later; under commit-reveal waiting gains nothing."""
     def lazy(wait: bool) -> dict:
-        return {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0, "wait": wait}],
+        return {"nodes": [{"strategy": "honest"}, {"strategy": "copier" if wait else "cheater", "rate": 1.0}],
                 "clients": NEVER_CHECK}
 
     def fakes_beside_honest(out) -> tuple[int, int]:

@@ -350,7 +350,7 @@ CASES = {
             {"name": "imperfect_verification", "nondeterministic_modules": (1,), "nd_false_reject": 0.5},
         ),
         agents={
-            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0, "wait": True},
+            "nodes": [{"strategy": "honest"}, {"strategy": "copier", "rate": 1.0},
                       {"strategy": "cheater", "rate": 0.5}],
             "clients": [{"strategy": "checker", "q": 0.3}],
             "mediators": [{"strategy": "honest"}],
