@@ -74,6 +74,9 @@ class TaxJackpot(Mechanism):
             bounds.expose("client", mul_bps(bounds.job_cost, self.config.tax_bps), f"{path}.tax_bps",
                           self.config.tax_bps)
 
+    def requires(self) -> dict[str, str]:
+        return {"verifiers": "claimants"} if self.config.claimants == "verifiers" else {}
+
     def tax(self, deals: DealBatch) -> np.ndarray:
         return mul_bps(deals.job_cost, self.config.tax_bps)
 
@@ -88,8 +91,6 @@ class TaxJackpot(Mechanism):
         if self.config.pay_for == "forced_errors":
             rejected = rejected & deals.forced_error
         if self.config.claimants == "verifiers":
-            if "verifiers.found" not in deals.extra:
-                raise ValueError("tax_jackpot.claimants=verifiers needs the verifiers mechanism in the stack")
             found, account = deals.extra["verifiers.found"], deals.extra["verifiers.account"]
             out = [(rejected & found[:, j], account[:, j]) for j in range(found.shape[1])]
         else:

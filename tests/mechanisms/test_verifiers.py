@@ -72,3 +72,9 @@ def test_a_verifier_that_cannot_cover_a_round_verifies_nothing(stack_run):
 def test_more_verifiers_than_stakers_is_refused(stack_run):
     with pytest.raises(ConfigError, match=r"mechanism\.verifiers\.verifiers=5 is invalid"):
         stack_run(stack(verifiers=5), CHEATERS, market=MARKET)
+
+
+def test_verifier_claims_without_verifiers_are_refused(stack_run):
+    mech = {"order": ["lilypad_v2", "tax_jackpot"], "lilypad_v2": {}, "tax_jackpot": {"claimants": "verifiers"}}
+    with pytest.raises(ConfigError, match=r"mechanism\.tax_jackpot\.claimants='verifiers' is invalid: .*'verifiers'"):
+        stack_run(mech, CHEATERS, market=MARKET)
