@@ -16,12 +16,23 @@ FIRST_NODE = 1
 
 def pair(results: list[int]) -> DealBatch:
     """One job bought from nodes 0 and 1 (accounts 1 and 2), with their posted results."""
-    d = DealBatch(deal_id=np.arange(2), client=np.zeros(2, dtype=np.int64), node=np.array([1, 2]),
-                  job=np.arange(2), module=np.zeros(2, dtype=np.int64), price=np.full(2, 10),
-                  instructions=np.ones(2, dtype=np.int64), job_cost=np.full(2, 10), compute_cost=np.full(2, 6),
-                  mutual_mediators=np.ones(2, dtype=np.int64), mediator_accounts=np.array([3]),
-                  mediator_threshold=np.zeros(1, dtype=np.int64), pool_base=4, group=np.zeros(2, dtype=np.int64),
-                  replica=np.arange(2))
+    d = DealBatch(
+        deal_id=np.arange(2),
+        client=np.zeros(2, dtype=np.int64),
+        node=np.array([1, 2]),
+        job=np.arange(2),
+        module=np.zeros(2, dtype=np.int64),
+        price=np.full(2, 10),
+        instructions=np.ones(2, dtype=np.int64),
+        job_cost=np.full(2, 10),
+        compute_cost=np.full(2, 6),
+        mutual_mediators=np.ones(2, dtype=np.int64),
+        mediator_accounts=np.array([3]),
+        mediator_threshold=np.zeros(1, dtype=np.int64),
+        pool_base=4,
+        group=np.zeros(2, dtype=np.int64),
+        replica=np.arange(2),
+    )
     d.submitted[:] = True
     d.result = np.array(results)
     return d

@@ -14,9 +14,12 @@ NEVER_CHECK = [{"strategy": "never_check"}]
 
 
 def stack(enabled: bool = True, **params: object) -> dict:
-    return {"order": ["lilypad_v2", "replication", "collusion_contracts"], "lilypad_v2": {},
-            "replication": {"commit_reveal": True},
-            "collusion_contracts": {"enabled": enabled, "side_payment": 3, "collusion_deposit": 11, **params}}
+    return {
+        "order": ["lilypad_v2", "replication", "collusion_contracts"],
+        "lilypad_v2": {},
+        "replication": {"commit_reveal": True},
+        "collusion_contracts": {"enabled": enabled, "side_payment": 3, "collusion_deposit": 11, **params},
+    }
 
 
 def cartel(follow: bool, report: bool = False):
@@ -71,11 +74,13 @@ def test_a_deviator_forfeits_the_collusion_deposit_unless_a_traitor_reports(stac
 
     pairs(deviate, forfeit)
     assert expected and sorted(contract_payments(deviate)) == sorted(expected)
-    traitor = stack_run(stack(traitors=True), {"clients": NEVER_CHECK}, market=MARKET,
-                        tweak=cartel(follow=False, report=True))
+    traitor = stack_run(
+        stack(traitors=True), {"clients": NEVER_CHECK}, market=MARKET, tweak=cartel(follow=False, report=True)
+    )
     assert all(amount == 3 for _, _, amount in contract_payments(traitor))
-    reporting_without_traitors = stack_run(stack(), {"clients": NEVER_CHECK}, market=MARKET,
-                                           tweak=cartel(follow=False, report=True))
+    reporting_without_traitors = stack_run(
+        stack(), {"clients": NEVER_CHECK}, market=MARKET, tweak=cartel(follow=False, report=True)
+    )
     assert any(amount == 11 for _, _, amount in contract_payments(reporting_without_traitors))
 
 

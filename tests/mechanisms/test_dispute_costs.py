@@ -11,13 +11,19 @@ from mechanisms.protocol import DealState, Direction, Reason
 from mechanisms.transfers import Transfers
 
 S = DealState
-POPULATION = {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
-              "clients": [{"strategy": "checker", "q": 0.5}], "mediators": [{"strategy": "honest"}]}
+POPULATION = {
+    "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
+    "clients": [{"strategy": "checker", "q": 0.5}],
+    "mediators": [{"strategy": "honest"}],
+}
 
 
 def stack(enabled: bool = True, **params: object) -> dict:
-    return {"order": ["lilypad_v2", "dispute_costs"], "lilypad_v2": {"mediation_fee": 100, "slash_to": "burn"},
-            "dispute_costs": {"enabled": enabled, **params}}
+    return {
+        "order": ["lilypad_v2", "dispute_costs"],
+        "lilypad_v2": {"mediation_fee": 100, "slash_to": "burn"},
+        "dispute_costs": {"enabled": enabled, **params},
+    }
 
 
 def rows(out) -> list[tuple[DealBatch, Transfers]]:

@@ -13,13 +13,19 @@ from mechanisms.protocol import DealState
 
 S = DealState
 MARKET = {"n_clients": 400, "n_nodes": 400, "modules": [{"name": "a"}, {"name": "b"}]}
-POPULATION = {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
-              "clients": [{"strategy": "checker", "q": 1.0}], "mediators": [{"strategy": "honest"}]}
+POPULATION = {
+    "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
+    "clients": [{"strategy": "checker", "q": 1.0}],
+    "mediators": [{"strategy": "honest"}],
+}
 
 
 def stack(enabled: bool = True, **params: object) -> dict:
-    return {"order": ["lilypad_v2", "imperfect_verification"], "lilypad_v2": {},
-            "imperfect_verification": {"enabled": enabled, **params}}
+    return {
+        "order": ["lilypad_v2", "imperfect_verification"],
+        "lilypad_v2": {},
+        "imperfect_verification": {"enabled": enabled, **params},
+    }
 
 
 def verdicts(out) -> dict[str, np.ndarray]:
@@ -52,8 +58,11 @@ def test_off_every_verdict_is_right(stack_run):
 
 
 def test_bought_votes_stay_bought(stack_run):
-    bribing = {**POPULATION, "nodes": [{"strategy": "cheater", "rate": 1.0, "bribe": 50}],
-               "mediators": [{"strategy": "bribable", "threshold": 10}]}
+    bribing = {
+        **POPULATION,
+        "nodes": [{"strategy": "cheater", "rate": 1.0, "bribe": 50}],
+        "mediators": [{"strategy": "bribable", "threshold": 10}],
+    }
     v = verdicts(stack_run(stack(detection=0.0, false_reject=1.0), bribing, market=MARKET, rounds=1))
     assert v["wrong"].all() and v["accepted"].all()
 
@@ -73,9 +82,12 @@ def test_honest_replicas_of_a_nondeterministic_job_go_to_the_validator(stack_run
     market = {"n_clients": 100, "n_nodes": 200, "modules": [{"name": "a"}, {"name": "b"}]}
 
     def mech(enabled: bool) -> dict:
-        return {"order": ["lilypad_v2", "replication", "imperfect_verification"], "lilypad_v2": {},
-                "replication": {"commit_reveal": True},
-                "imperfect_verification": {"enabled": enabled, "nondeterministic_modules": [1], "nd_false_reject": 0.3}}
+        return {
+            "order": ["lilypad_v2", "replication", "imperfect_verification"],
+            "lilypad_v2": {},
+            "replication": {"commit_reveal": True},
+            "imperfect_verification": {"enabled": enabled, "nondeterministic_modules": [1], "nd_false_reject": 0.3},
+        }
 
     out = stack_run(mech(True), honest, market=market, rounds=3)
     d = [r.deals for r in out.results]

@@ -12,17 +12,27 @@ from mechanisms.protocol import DealState, Direction, Reason
 
 S = DealState
 MARKET = {"n_stakers": 4, "staker_balance": 1_000_000, "modules": [{"name": "cowsay"}]}
-CHEATERS = {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
-            "clients": [{"strategy": "never_check"}]}
+CHEATERS = {
+    "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
+    "clients": [{"strategy": "never_check"}],
+}
 
 
 def stack(enabled: bool = True, jackpot: bool = False, **params: object) -> dict:
     order = ["lilypad_v2", "verifiers", *(["tax_jackpot"] if jackpot else [])]
-    mech = {"order": order, "lilypad_v2": {"slash_to": "burn"},
-            "verifiers": {"enabled": enabled, "verifiers": 3, "verification_cost": 2, **params}}
+    mech = {
+        "order": order,
+        "lilypad_v2": {"slash_to": "burn"},
+        "verifiers": {"enabled": enabled, "verifiers": 3, "verification_cost": 2, **params},
+    }
     if jackpot:
-        mech["tax_jackpot"] = {"tax_bps": 2_000, "fraction_bps": 10_000, "forced_error_rate": 0.1,
-                               "pay_for": "forced_errors", "claimants": "verifiers"}
+        mech["tax_jackpot"] = {
+            "tax_bps": 2_000,
+            "fraction_bps": 10_000,
+            "forced_error_rate": 0.1,
+            "pay_for": "forced_errors",
+            "claimants": "verifiers",
+        }
     return mech
 
 

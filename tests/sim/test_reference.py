@@ -282,10 +282,21 @@ CASES = {
         market=MarketConfig(n_clients=40, n_nodes=40, n_mediators=4, response=LATE),
         stack={"slash_to": "protocol", "mediation_fee": 80},
         more=(
-            {"name": "dispute_costs", "fee_per_instruction": 2, "verification_cost": 3, "fake_cost": 1,
-             "loser_pays": True, "client_share_bps": 4_000},
-            {"name": "imperfect_verification", "detection": 0.6, "false_reject": 0.2,
-             "nondeterministic_modules": (1,), "nd_false_reject": 0.5},
+            {
+                "name": "dispute_costs",
+                "fee_per_instruction": 2,
+                "verification_cost": 3,
+                "fake_cost": 1,
+                "loser_pays": True,
+                "client_share_bps": 4_000,
+            },
+            {
+                "name": "imperfect_verification",
+                "detection": 0.6,
+                "false_reject": 0.2,
+                "nondeterministic_modules": (1,),
+                "nd_false_reject": 0.5,
+            },
         ),
         agents={
             "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.8, "bribe": 30}],
@@ -315,12 +326,20 @@ CASES = {
     ),
     "verifiers_jackpot": Case(
         seed=16,
-        market=MarketConfig(n_clients=40, n_nodes=40, n_mediators=3, n_stakers=5, staker_balance=100_000,
-                            response=LATE),
+        market=MarketConfig(
+            n_clients=40, n_nodes=40, n_mediators=3, n_stakers=5, staker_balance=100_000, response=LATE
+        ),
         more=(
             {"name": "verifiers", "verifiers": 4, "participation": 0.4, "verification_cost": 3},
-            {"name": "tax_jackpot", "tax_bps": 2_000, "mode": "per_claim", "fraction_bps": 500,
-             "forced_error_rate": 0.2, "pay_for": "forced_errors", "claimants": "verifiers"},
+            {
+                "name": "tax_jackpot",
+                "tax_bps": 2_000,
+                "mode": "per_claim",
+                "fraction_bps": 500,
+                "forced_error_rate": 0.2,
+                "pay_for": "forced_errors",
+                "claimants": "verifiers",
+            },
         ),
         agents={
             "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.6, "bribe": 30}],
@@ -350,8 +369,11 @@ CASES = {
             {"name": "imperfect_verification", "nondeterministic_modules": (1,), "nd_false_reject": 0.5},
         ),
         agents={
-            "nodes": [{"strategy": "honest"}, {"strategy": "copier", "rate": 1.0},
-                      {"strategy": "cheater", "rate": 0.5}],
+            "nodes": [
+                {"strategy": "honest"},
+                {"strategy": "copier", "rate": 1.0},
+                {"strategy": "cheater", "rate": 0.5},
+            ],
             "clients": [{"strategy": "checker", "q": 0.3}],
             "mediators": [{"strategy": "honest"}],
         },
