@@ -104,6 +104,7 @@ class DealBatch:
     panel: np.ndarray = None  # type: ignore[assignment]  # bit mask of mediator indices who voted
     dissenters: np.ndarray = None  # type: ignore[assignment]  # bit mask of panel members against the verdict
     verdict_accept: np.ndarray = None  # type: ignore[assignment]  # mediation outcome: result accepted
+    shared_rerun: np.ndarray = None  # type: ignore[assignment]  # settled by another replica's mediation (no fee)
 
     # --- outcome (protocol)
     state: np.ndarray = None  # type: ignore[assignment]
@@ -184,7 +185,8 @@ MATCH_COLUMNS = frozenset(
 MATCH_EXTRA = frozenset({"u"})
 _FLAGS = frozenset(
     {"client_agreed", "node_agreed", "submitted", "cheated", "judged", "checked", "mediated", "bribe_accepted",
-     "verdict_accept", "forced_error", "colluding", "accused", "reports", "waits", "excused", "paid"}
+     "verdict_accept", "forced_error", "colluding", "accused", "reports", "waits", "excused", "paid",
+     "shared_rerun"}
 )
 
 

@@ -102,7 +102,8 @@ class LilypadV2(Mechanism):
         judge=Columns(reads=(*VOTE_COLUMNS, "mediator", "mediated", "mediation_fee"),
                       updates=("mediated",), sets=("bribe_accepted", "verdict_accept", "panel")),
         slash_destinations=Columns(reads=("mediator",), sets=("node_slash_to", "client_slash_to")),
-        settle_mediation=Columns(reads=("state", "mediator", "bribe_accepted", "bribe", "mediation_fee")),
+        settle_mediation=Columns(reads=("state", "mediator", "bribe_accepted", "bribe", "mediation_fee",
+                                        "shared_rerun")),
         settle=Columns(reads=("state", "client_agreed", "node_agreed", "cheated", "forced_error", "excused",
                               *TERMS[:5], "node_slash_to", "client_slash_to"), sets=("paid",)),
     )
@@ -171,14 +172,15 @@ class LilypadV2(Mechanism):
         deals.client_slash_to = slash_destination(deals, self.config.slash_to, deals.client)
 
     def settle_mediation(self, deals: DealBatch, out: TransferBuilder) -> None:
-        """A bribe changes hands off-chain; the fee pays the mediator, who re-runs the job unless bribed."""
+        """A bribe changes hands off-chain; the fee pays the mediator, who re-runs the job unless bribed (or unless
+        another replica's mediation already re-ran it: `shared_rerun`)."""
         med = deals.mediator_account()
         mediated = in_states(deals, S.MediationAccepted, S.MediationRejected)
         D = Direction
         out.add(Step.Mediate, mediated & deals.bribe_accepted, deals.node, deals.bribe, Reason.Bribe, D.Spent, med)
         out.add(Step.Mediate, mediated, deals.client, deals.mediation_fee, Reason.MediationFee, D.PaidOut, med)
-        out.add(Step.Mediate, mediated & ~deals.bribe_accepted, med, deals.compute_cost, Reason.ComputeCost,
-                D.Spent, deals.pool_base + Pool.Compute)
+        out.add(Step.Mediate, mediated & ~deals.bribe_accepted & ~deals.shared_rerun, med, deals.compute_cost,
+                Reason.ComputeCost, D.Spent, deals.pool_base + Pool.Compute)
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
         c, C, N = self.config, deals.client, deals.node

@@ -101,7 +101,7 @@ STACKS: dict[str, dict[str, Any]] = {
             "collusion_contracts",
             "tax_jackpot",
         ],
-        "replication": {"commit_reveal": True},
+        "replication": {"commit_reveal": True, "replicas": 3, "settle_once": True},
         "dispute_costs": {
             "fee_per_instruction": 1,
             "verification_cost": 2,

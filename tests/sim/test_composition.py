@@ -54,7 +54,8 @@ def params(draw: st.DrawFn, name: str, fee: int, n_mediators: int) -> dict[str, 
                 "anonymous": draw(st.booleans())}
     if name == "replication":
         return {"replicas": draw(st.integers(1, 3)), "commit_reveal": draw(st.booleans()),
-                "wrong_deposit_to": draw(st.sampled_from(["honest_replica", "client", "burn"]))}
+                "wrong_deposit_to": draw(st.sampled_from(["honest_replica", "client", "burn"])),
+                "settle_once": draw(st.booleans())}
     if name == "whistleblowing":
         return {"reward_bps": draw(bps), "nodes": draw(st.booleans()), "mediators": draw(st.booleans())}
     if name == "tax_jackpot":
@@ -107,6 +108,8 @@ def stacks(draw: st.DrawFn, fee: int, n_mediators: int) -> dict[str, Any]:
         mech["lilypad_v2"].update(fee_covers_rerun=False, mediation_fee=draw(st.integers(0, fee + 30)))
     for name in chosen:
         mech[name] = {"enabled": draw(st.booleans() | st.just(True)), **params(draw, name, fee, n_mediators)}
+    if "replication" in chosen and "consortium" in chosen and mech["consortium"]["enabled"]:
+        mech["replication"]["settle_once"] = False  # refused with consortium panels (tested in test_replication)
     if "tax_jackpot" in chosen and mech.get("verifiers", {}).get("enabled") is True:
         mech["tax_jackpot"]["claimants"] = draw(st.sampled_from(["client", "verifiers"]))
     return mech

@@ -361,6 +361,24 @@ CASES = {
         rounds=6,
         states=frozenset({S.MediationAccepted, S.MediationRejected, S.TimeoutMediateResults}),
     ),
+    "replication_settled_once": Case(
+        seed=18,
+        market=MarketConfig(n_clients=25, n_nodes=80, n_mediators=4, response=LATE),
+        stack={"slash_to": "mediator"},
+        more=(
+            {"name": "replication", "replicas": 3, "commit_reveal": True, "settle_once": True},
+            {"name": "dispute_costs", "loser_pays": True},
+            {"name": "whistleblowing", "reward_bps": 5_000},
+        ),
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.6, "bribe": 30}],
+            "clients": [{"strategy": "checker", "q": 0.3}],
+            "mediators": [{"strategy": "honest"}, {"strategy": "bribable", "threshold": 10}],
+        },
+        tweak=traitors,
+        rounds=6,
+        states=frozenset({S.MediationAccepted, S.MediationRejected, S.TimeoutMediateResults}),
+    ),
     "replication_timing_attack_nondeterministic": Case(
         seed=15,
         market=MarketConfig(n_clients=30, n_nodes=70, n_mediators=3, response=ResponseTimes(node_submit=20)),
