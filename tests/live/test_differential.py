@@ -7,8 +7,8 @@ import pytest
 
 from live.chain.differential import Report, differential
 from live.chain.node import AnvilChain, EmbeddedChain
-from mechanisms.protocol import TERMINAL
 from live.chain.scenarios import diff_cfg
+from mechanisms.protocol import TERMINAL
 
 ALL_TERMINALS = {s.name for s in TERMINAL}
 
@@ -31,8 +31,15 @@ def test_embedded_chain_settles_like_the_twin() -> None:
     ("slash_to", "forfeit"), [("burn", True), ("counterparty", False), ("mediator", True), ("protocol", False)]
 )
 def test_anvil_settles_like_the_twin_for_every_slash_destination(slash_to: str, forfeit: bool) -> None:
-    mech = {"order": ["lilypad_v2"], "lilypad_v2": {"slash_to": slash_to, "forfeit_payment": forfeit,
-                                                    "submit_timeout_collateral": 7, "judge_timeout_collateral": 3}}
+    mech = {
+        "order": ["lilypad_v2"],
+        "lilypad_v2": {
+            "slash_to": slash_to,
+            "forfeit_payment": forfeit,
+            "submit_timeout_collateral": 7,
+            "judge_timeout_collateral": 3,
+        },
+    }
     with AnvilChain(60 + 4 + 2) as chain:
         rep = differential(diff_cfg(mech), 4, chain)
     assert_equal(rep)
@@ -42,10 +49,17 @@ def test_anvil_settles_like_the_twin_for_every_slash_destination(slash_to: str, 
 def test_anvil_settles_collateral_terms_like_the_twin() -> None:
     """Per-offer multipliers, a minimum deposit and collateral overrides, with the searched mechanism's protocol-set
     checks (an off-chain mechanism) in the stack."""
-    mech = {"order": ["lilypad_v2", "collateral", "check_policy"],
-            "collateral": {"multipliers_bps": [15000, 30000, 20000], "min_deposit": 45, "submit_timeout_collateral": 9,
-                           "judge_timeout_collateral": 2, "payment_collateral_bps": 12000},
-            "check_policy": {"mode": "fixed", "q": 0.6}}
+    mech = {
+        "order": ["lilypad_v2", "collateral", "check_policy"],
+        "collateral": {
+            "multipliers_bps": [15000, 30000, 20000],
+            "min_deposit": 45,
+            "submit_timeout_collateral": 9,
+            "judge_timeout_collateral": 2,
+            "payment_collateral_bps": 12000,
+        },
+        "check_policy": {"mode": "fixed", "q": 0.6},
+    }
     with AnvilChain(60 + 4 + 2) as chain:
         rep = differential(diff_cfg(mech, seed=11), 4, chain)
     assert_equal(rep)
@@ -54,11 +68,14 @@ def test_anvil_settles_collateral_terms_like_the_twin() -> None:
 
 @pytest.mark.slow
 def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
-    mech = {"order": ["lilypad_v2", "collateral"], "lilypad_v2": {"slash_to": "counterparty"},
-            "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7}}
+    mech = {
+        "order": ["lilypad_v2", "collateral"],
+        "lilypad_v2": {"slash_to": "counterparty"},
+        "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7},
+    }
     n = 500
     with AnvilChain(2 * n + 6 + 2) as chain:
-        rep = differential(diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6), 27, chain)
+        rep = differential(diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6), 28, chain)
     record_property("deals", rep.deals)
     record_property("transfers", rep.transfers)
     assert_equal(rep)
