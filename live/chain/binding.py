@@ -72,6 +72,7 @@ class Deployment:
     protocol: str
     deployer: str
     block: int
+    deploy_gas: int = 0  # gas of the three creation transactions
 
     @property
     def domain_separator(self) -> bytes:
@@ -277,6 +278,7 @@ def deploy(
         protocol,
         deployer,
         int(receipts[-1]["blockNumber"]),
+        sum(int(r["gasUsed"]) for r in receipts),
     )
 
 
