@@ -63,7 +63,7 @@ class Chain:
         return [bytes(self.w3.eth.call({k: v for k, v in tx.items() if k in ("from", "to", "data")})) for tx in txs]
 
     def revert_data(self, tx: dict[str, Any]) -> bytes | None:
-        """The revert data `tx` would produce now (b"" for a bare revert), or None if it would succeed."""
+        """The revert data `tx` would produce in the next block (b"" for a bare revert), or None if it would succeed."""
         raise NotImplementedError
 
     def snapshot(self) -> Any:
@@ -125,7 +125,7 @@ class EmbeddedChain(Chain):
         from eth_tester.exceptions import TransactionFailed
 
         try:
-            self.tester.call({k: v for k, v in tx.items() if k in ("from", "to", "data")}, "latest")
+            self.tester.call({k: v for k, v in tx.items() if k in ("from", "to", "data")}, "pending")
         except TransactionFailed as exc:  # py-evm reports the revert data as the repr of its bytes
             data = exc.args[0] if exc.args else b""
             if isinstance(data, str) and data.startswith(("b'", 'b"')):
@@ -261,7 +261,7 @@ class AnvilChain(Chain):
             "jsonrpc": "2.0",
             "id": self._id,
             "method": "eth_call",
-            "params": [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "latest"],
+            "params": [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "pending"],
         }
         reply = self.session.post(
             self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=60
