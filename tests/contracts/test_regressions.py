@@ -225,9 +225,9 @@ CASES: dict[str, tuple[Callable[[Any], None], tuple[tuple[str, str], ...], dict[
         (
             (
                 "        if (d.flags & NODE_AGREED != 0 && s == DealProtocol.State.TimeoutAgree) {\n"
-                "            _out(id, d, t.node, address(0), a.submit,",
+                "            _out(t, d, log, t.node, address(0), a.submit,",
                 "        if (d.flags & NODE_AGREED != 0 && s == DealProtocol.State.TimeoutAgree) {\n"
-                "            _out(id, d, t.node, address(0), a.judge,",
+                "            _out(t, d, log, t.node, address(0), a.judge,",
             ),
             ESCROW_UNCHECKED,
             NO_SETTLED_CHECK,
@@ -243,9 +243,8 @@ CASES: dict[str, tuple[Callable[[Any], None], tuple[tuple[str, str], ...], dict[
         mediation_deadline_counts_from_the_check,
         (
             (
-                "        d.since = uint40(block.number);\n        emit StateChanged(id, to);",
-                "        if (to != DealProtocol.State.ResultsChecked) d.since = uint40(block.number);\n"
-                "        emit StateChanged(id, to);",
+                "        _advance(d, to);\n        d.since = uint40(block.number);",
+                "        _advance(d, to);\n        if (to != DealProtocol.State.ResultsChecked) d.since = uint40(block.number);",
             ),
         ),
         {},
@@ -349,7 +348,8 @@ def _mutant_artifacts(name: str, mutate: Any) -> Any:
         unit = "contracts/src/Deals.sol"
         text = sources[unit]
         for old, new in edits:
-            assert old in text
+            if old not in text:
+                raise LookupError(f"mutation target missing from {unit}: {old!r}")
             text = text.replace(old, new)
         return compile_sources({**sources, unit: text})
     return mutate(*edits)
