@@ -244,7 +244,8 @@ CASES: dict[str, tuple[Callable[[Any], None], tuple[tuple[str, str], ...], dict[
         (
             (
                 "        _advance(d, to);\n        d.since = uint40(block.number);",
-                "        _advance(d, to);\n        if (to != DealProtocol.State.ResultsChecked) d.since = uint40(block.number);",
+                "        _advance(d, to);\n"
+                "        if (to != DealProtocol.State.ResultsChecked) d.since = uint40(block.number);",
             ),
         ),
         {},

@@ -296,6 +296,21 @@ class DealMachine(RuleBasedStateMachine):
             self.move(m, to)
             m.escrow = 0
 
+    @rule(
+        target=deals,
+        price=st.integers(1, 50),
+        choices=st.lists(st.integers(0, 3), min_size=6, max_size=6),
+        rank=st.integers(0, 2),
+    )
+    def whole_deal(self, price: int, choices: list[int], rank: int) -> int:
+        """A new deal driven by legal steps (or timeouts) to a terminal state."""
+        deal = self.new_deal(price=price, instructions=3, mediators=0b111)
+        for choice in choices:
+            if self.models[deal].state not in TRANSITIONS:
+                break
+            self.step(deal, choice, rank)
+        return deal
+
     @rule(deal=deals, choices=st.lists(st.integers(0, 3), min_size=1, max_size=6), rank=st.integers(0, 2))
     def advance(self, deal: int, choices: list[int], rank: int) -> None:
         """Legal next steps for the deal's state, or its timeout (so sequences reach every terminal state)."""
@@ -315,23 +330,29 @@ class DealMachine(RuleBasedStateMachine):
         if deadline is None:
             return
         if late and (m.exists or m.state != S.DealNegotiating):
-            self.shared.chain.mine(max(0, m.since + deadline - self.block()) + 1)
             phase = {
                 S.DealNegotiating: "agree",
                 S.DealAgreed: "submit",
                 S.ResultsSubmitted: "judge",
                 S.ResultsChecked: "mediate",
             }[m.state]
-            self.timeout(deal, phase, "node" if phase == "judge" else "client")
+            caller = "node" if phase == "judge" else "client"
+            self.timeout(deal, phase, caller)  # too early, unless the deadline already passed
+            if m.state in TRANSITIONS:
+                self.shared.chain.mine(max(0, m.since + deadline - self.block()) + 1)
+                self.step(deal, 0, rank)  # the phase's own call, now too late
+                self.timeout(deal, phase, caller)
+        elif m.state == S.DealNegotiating and choice == 2 and m.agreed:  # the same party agrees again
+            self.agree(deal, "client" if m.terms.client in m.agreed else "node")
         elif m.state == S.DealNegotiating:
             missing = [x for x in ("client", "node") if getattr(m.terms, x) not in m.agreed]
             self.agree(deal, missing[choice % len(missing)])
         elif m.state == S.DealAgreed:
             self.submit(deal, as_client=False)
         elif m.state == S.ResultsSubmitted:
-            self.judge(deal, check=choice % 2 == 1, rank=rank, stranger=False)
+            self.judge(deal, check=choice > 0, rank=rank, stranger=False)
         else:
-            self.mediate(deal, accept=choice % 2 == 0, who=mediator)
+            self.mediate(deal, accept=choice == 0, who=mediator)
 
     @rule(blocks=st.integers(1, 15))
     def wait(self, blocks: int) -> None:
@@ -370,7 +391,7 @@ def test_contract_and_model_agree_over_random_sequences(shared: Shared, record_p
     run = DealMachine.TestCase
     run.settings = settings(
         max_examples=settings_examples(),
-        stateful_step_count=20,
+        stateful_step_count=12,
         deadline=None,
         derandomize=True,
         database=None,
