@@ -314,6 +314,7 @@ def _normal(r: dict[str, Any] | None) -> dict[str, Any] | None:
         "status": int(r["status"], 16),
         "gasUsed": int(r["gasUsed"], 16),
         "blockNumber": int(r["blockNumber"], 16),
+        "contractAddress": Web3.to_checksum_address(r["contractAddress"]) if r.get("contractAddress") else None,
     }
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from contracts.build import Artifact, compile_sources, project_sources
 from live.chain.binding import Deployment, Terms, deploy
-from live.chain.node import EmbeddedChain
+from live.chain.node import Chain, open_chain
 from live.chain.params import ChainParams
 
 PARAMS = ChainParams(
@@ -88,7 +88,7 @@ class World:
 
 
 def make_world(
-    chain: EmbeddedChain,
+    chain: Chain,
     params: ChainParams = PARAMS,
     artifacts: dict[str, Artifact] | None = None,
     token: str = "Token",
@@ -112,13 +112,14 @@ def make_world(
 
 
 @pytest.fixture(scope="module")
-def chain() -> Iterator[EmbeddedChain]:
-    with EmbeddedChain(10) as c:
+def chain(request: pytest.FixtureRequest) -> Iterator[Chain]:
+    """The module's chain: embedded unless the test module sets `CHAIN = "anvil"` (faster for long scenarios)."""
+    with open_chain(getattr(request.module, "CHAIN", "embedded"), 10) as c:
         yield c
 
 
 @pytest.fixture
-def fresh(chain: EmbeddedChain) -> Iterator[EmbeddedChain]:
+def fresh(chain: Chain) -> Iterator[Chain]:
     """The module's chain, reverted to its state before the test afterwards."""
     snap = chain.snapshot()
     yield chain
@@ -126,12 +127,12 @@ def fresh(chain: EmbeddedChain) -> Iterator[EmbeddedChain]:
 
 
 @pytest.fixture
-def world(fresh: EmbeddedChain) -> World:
+def world(fresh: Chain) -> World:
     return make_world(fresh)
 
 
 @pytest.fixture
-def build_world(fresh: EmbeddedChain) -> Any:
+def build_world(fresh: Chain) -> Any:
     """`build_world(params=PARAMS, artifacts=None, token="Token")`: a deployment on the test's chain."""
     return lambda params=PARAMS, artifacts=None, token="Token": make_world(fresh, params, artifacts, token)
 

@@ -18,6 +18,7 @@ from eth_utils import to_checksum_address
 from contracts.build import BuildError, load
 from live.chain.node import ChainError
 
+CHAIN = "anvil"  # the conftest's chain for this module (the scenarios mine many blocks)
 DEAD = to_checksum_address("0x000000000000000000000000000000000000dEaD")
 ESCROW_UNCHECKED = (
     "        d.escrow -= uint128(amount);\n",
