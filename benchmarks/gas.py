@@ -34,6 +34,7 @@ BATCH = 100
 README = Path(__file__).resolve().parents[1] / "README.md"
 RESULT = b"\x01" * 32
 FUNDS = 10**9
+MAX_UINT = 2**256 - 1  # an unlimited allowance, which OpenZeppelin never decrements
 
 
 def params_of(preset: str) -> ChainParams:
@@ -82,10 +83,10 @@ def run_path(b: Bench, path: str, warm: bool) -> int:
     t = b.terms(c, n)
     total = 0
     if warm:  # steady state: the parties already approved and deposited (not counted)
-        b.gas(d.approve(c, 2**255), d.approve(n, 2**255))
+        b.gas(d.approve(c, MAX_UINT), d.approve(n, MAX_UINT))
         b.gas(d.deposit(c, 10_000), d.deposit(n, 10_000))
     else:
-        total += b.gas(d.approve(c, 2**255)) + b.gas(d.approve(n, 2**255))
+        total += b.gas(d.approve(c, MAX_UINT)) + b.gas(d.approve(n, MAX_UINT))
     steps: dict[str, Callable[[], int]] = {
         "agree": lambda: b.gas(d.agree(t, c)) + b.gas(d.agree(t, n)),
         "submit": lambda: b.gas(d.submit(t, RESULT)),
@@ -164,7 +165,7 @@ def batched(params: ChainParams) -> int:
         b = Bench(chain, params)
         clients, nodes = b.free[:10], b.free[10:20]
         d = b.dep
-        total = b.gas(*[d.approve(a, 2**255) for a in clients + nodes])
+        total = b.gas(*[d.approve(a, MAX_UINT) for a in clients + nodes])
         total += b.gas(*[d.deposit(a, 2_000) for a in clients + nodes])
         batch = []
         for i in range(BATCH):
