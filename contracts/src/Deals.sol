@@ -10,6 +10,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {DealProtocol} from "./DealProtocol.sol";
 import {IDeals} from "./IDeals.sol";
 import {IRandomness} from "./Randomness.sol";
+import {StakeModule} from "./StakeModule.sol";
 
 /// @title Deals: the Lilypad v2 deal lifecycle with per-deal escrow, settled exactly as mechanisms/lilypad_v2.py.
 /// @notice Every waiting phase has its own deadline counted from the block the phase began; the late party's
@@ -17,7 +18,7 @@ import {IRandomness} from "./Randomness.sol";
 /// out of the deal's own escrow, and a deal that settles must leave it at zero. Parties keep a free balance inside
 /// the contract (credited by settlements, topped up from their tokens when an escrow needs more) and pull it out
 /// with `withdraw`. Parameters are fixed at deployment from the twin's mechanism config (live/chain/params.py).
-contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
+contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
     using SafeERC20 for IERC20;
 
     /// Deployment parameters: the resolved lilypad_v2 terms (collateral overrides applied by the deployer).
@@ -39,6 +40,10 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         bool forfeitPayment; // a node whose result mediation rejects is not paid
         uint32[] multipliers; // allowed offered multipliers (the collateral mechanism); empty = base only
         address[] mediators; // registry: index i is mediator i of the twin
+        bool staking; // the staking mechanism (StakeModule) is enabled
+        uint32 stakeSlashBps;
+        uint8 stakeSlashTo; // STAKE_SLASH_BURN | STAKE_SLASH_PROTOCOL | STAKE_SLASH_CLIENT
+        uint32 feeShareBps;
     }
 
     /// One storage slot per deal; the terms live in calldata and the DealCreated event, never in storage.
@@ -98,6 +103,10 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
     uint256 public immutable deadlineMediate;
     uint8 public immutable slashTo;
     bool public immutable forfeitPayment;
+    bool internal immutable _staking;
+    uint256 internal immutable _stakeSlashBps;
+    uint8 internal immutable _stakeSlashTo;
+    uint256 internal immutable _feeShareBps;
 
     uint32[] public multipliers;
     address[] public mediators;
@@ -153,6 +162,12 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         deadlineMediate = c.deadlineMediate;
         slashTo = c.slashTo;
         forfeitPayment = c.forfeitPayment;
+        if (c.stakeSlashBps > BPS || c.feeShareBps > BPS) revert InvalidConfig("staking bps");
+        if (c.stakeSlashTo > STAKE_SLASH_CLIENT) revert InvalidConfig("stakeSlashTo");
+        _staking = c.staking;
+        _stakeSlashBps = c.stakeSlashBps;
+        _stakeSlashTo = c.stakeSlashTo;
+        _feeShareBps = c.feeShareBps;
         multipliers = c.multipliers;
         mediators = c.mediators;
     }
@@ -173,6 +188,27 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         balanceOf[msg.sender] = available - amount;
         token.safeTransfer(msg.sender, amount);
         emit Withdrawn(msg.sender, amount);
+    }
+
+    /// Escrow a stake behind `node` (the staking mechanism); it stays escrowed.
+    function stake(address node, uint256 amount) external nonReentrant {
+        _stake(node, amount);
+    }
+
+    function stakingEnabled() public view override returns (bool) {
+        return _staking;
+    }
+
+    function stakeSlashBps() public view override returns (uint256) {
+        return _stakeSlashBps;
+    }
+
+    function stakeSlashTo() public view override returns (uint8) {
+        return _stakeSlashTo;
+    }
+
+    function feeShareBps() public view override returns (uint256) {
+        return _feeShareBps;
     }
 
     // ------------------------------------------------------------------ the lifecycle, one call per step
@@ -230,7 +266,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
     function acceptResults(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsSubmitted, t.client, address(0));
         _before(id, d.since + deadlineJudge);
-        _finish(id, t, d, DealProtocol.State.ResultsAccepted, _newLog());
+        _finish(id, t, d, DealProtocol.State.ResultsAccepted, _settleLog(t));
     }
 
     /// The client asks for mediation before the judge deadline: its judge collateral is returned, the mediation
@@ -258,7 +294,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         address mediator = d.mediator == 0 ? address(0) : mediators[d.mediator - 1];
         (bytes32 id,) = _load(t, DealProtocol.State.ResultsChecked, mediator, address(0));
         _before(id, d.since + deadlineMediate);
-        uint256[] memory log = _newLog();
+        uint256[] memory log = _settleLog(t);
         _out(t, d, log, t.client, mediator, _amounts(t).fee, DealProtocol.Reason.MediationFee,
             DealProtocol.Direction.PaidOut, DealProtocol.Step.Mediate);
         _finish(id, t, d, accept ? DealProtocol.State.MediationAccepted : DealProtocol.State.MediationRejected, log);
@@ -268,28 +304,28 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
     function timeoutAgree(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.DealNegotiating, t.client, t.node);
         _after(id, d.since + deadlineAgree);
-        _finish(id, t, d, DealProtocol.State.TimeoutAgree, _newLog());
+        _finish(id, t, d, DealProtocol.State.TimeoutAgree, _settleLog(t));
     }
 
     /// After the submit deadline without a result, the client ends the deal; the node's collateral is slashed.
     function timeoutSubmitResults(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.DealAgreed, t.client, address(0));
         _after(id, d.since + deadlineSubmit);
-        _finish(id, t, d, DealProtocol.State.TimeoutSubmitResults, _newLog());
+        _finish(id, t, d, DealProtocol.State.TimeoutSubmitResults, _settleLog(t));
     }
 
     /// After the judge deadline without a judgement, the node is paid and the client's collateral slashed.
     function timeoutJudgeResults(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsSubmitted, t.node, address(0));
         _after(id, d.since + deadlineJudge);
-        _finish(id, t, d, DealProtocol.State.TimeoutJudgeResults, _newLog());
+        _finish(id, t, d, DealProtocol.State.TimeoutJudgeResults, _settleLog(t));
     }
 
     /// After the mediation deadline (counted from the check) without a verdict, either party releases the escrows.
     function timeoutMediateResults(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsChecked, t.client, t.node);
         _after(id, d.since + deadlineMediate);
-        _finish(id, t, d, DealProtocol.State.TimeoutMediateResults, _newLog());
+        _finish(id, t, d, DealProtocol.State.TimeoutMediateResults, _settleLog(t));
     }
 
     // ------------------------------------------------------------------ batched happy path (EIP-712)
@@ -310,7 +346,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
             Deal memory d = Deal(DealProtocol.State.DealNegotiating, CLIENT_AGREED | NODE_AGREED, 0,
                 uint40(block.number), 0);
             Amounts memory a = _amounts(t);
-            uint256[] memory log = _newLog();
+            uint256[] memory log = _settleLog(t);
             _in(t, d, log, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, DealProtocol.Step.Agree, false);
             _in(t, d, log, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, DealProtocol.Step.Agree,
                 false);
@@ -365,6 +401,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
             || (to == DealProtocol.State.MediationRejected && !forfeitPayment);
         _releaseClient(t, d, log, a, paid);
         _releaseNode(t, d, log, a);
+        if (_staking) _stakes(t, to == DealProtocol.State.MediationRejected, paid ? a.jobCost : 0, log);
         if (to == DealProtocol.State.TimeoutMediateResults) {
             _out(t, d, log, t.client, address(0), a.fee, DealProtocol.Reason.MediationFee,
                 DealProtocol.Direction.Refunded, DealProtocol.Step.Settle);
@@ -471,6 +508,48 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
     /// the moves (its length word is the count) and can be emitted without copying.
     function _newLog() internal pure returns (uint256[] memory log) {
         log = new uint256[](MAX_MOVES + 1);
+    }
+
+    /// The staking module's part of a settlement (slash destination resolved here, where the deal is known).
+    function _stakes(Terms calldata t, bool caught, uint256 paidCost, uint256[] memory log) internal {
+        uint8 to = _stakeSlashTo;
+        (address dest, uint256 role) = to == STAKE_SLASH_CLIENT ? (t.client, uint256(ROLE_CLIENT))
+            : to == STAKE_SLASH_PROTOCOL ? (protocol, uint256(ROLE_PROTOCOL)) : (BURN, uint256(ROLE_BURN));
+        _settleStakes(t.node, paidCost * _feeShareBps / BPS, caught, dest, role, log);
+    }
+
+    /// A log large enough for a settlement: the deal's own moves plus a slash and a fee per staker of its node.
+    function _settleLog(Terms calldata t) internal view returns (uint256[] memory log) {
+        uint256 stakers = _staking ? backers[t.node].length : 0;
+        log = new uint256[](MAX_MOVES + 1 + 2 * stakers);
+    }
+
+    function _takeFrom(address party, uint256 amount) internal override {
+        uint256 free = balanceOf[party];
+        if (free < amount) {
+            token.safeTransferFrom(party, address(this), amount - free);
+            free = amount;
+        }
+        balanceOf[party] = free - amount;
+    }
+
+    function _credit(address to, uint256 amount) internal override {
+        balanceOf[to] += amount;
+    }
+
+    function _debit(address from, uint256 amount) internal override {
+        balanceOf[from] -= amount;
+    }
+
+    function _logMove(
+        uint256[] memory log,
+        uint256 amount,
+        DealProtocol.Reason reason,
+        DealProtocol.Direction direction,
+        uint256 payerRole,
+        uint256 payeeRole
+    ) internal pure override {
+        _record(log, payerRole << 152 | payeeRole << 160 | _pack(amount, reason, direction, DealProtocol.Step.Settle));
     }
 
     function _record(uint256[] memory log, uint256 packed) internal pure {

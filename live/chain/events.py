@@ -30,7 +30,9 @@ SIGS = {
     "DealCreated": keccak(text=f"DealCreated(bytes32,{TERMS_ABI})"),
     "StateChanged": keccak(text="StateChanged(bytes32,uint8,uint256[])"),
     "MediatorSelected": keccak(text="MediatorSelected(bytes32,address)"),
+    "Staked": keccak(text="Staked(address,address,uint256,uint256)"),
 }
+FIRST_STAKER_ROLE = 6
 BURN = "0x000000000000000000000000000000000000dEaD"
 MASK128 = (1 << 128) - 1
 
@@ -43,6 +45,7 @@ class History:
     created: dict[bytes, int] = field(default_factory=dict)  # deal -> block of creation
     states: list[tuple[int, bytes, int]] = field(default_factory=list)  # (block, deal, state)
     mediator: dict[bytes, str] = field(default_factory=dict)
+    backers: dict[str, list[str]] = field(default_factory=dict)  # node -> stakers in the contract's order
     moved: list[tuple[bytes, str, str, int, int, int, int]] = field(default_factory=list)
     # (deal, payer, payee, amount, reason, direction, step)
 
@@ -53,13 +56,20 @@ class History:
         return out
 
 
-def fetch(dep: Deployment, from_block: int = 0, to_block: int | str = "latest") -> History:
-    """Decode every event of the deal contract between two blocks."""
+def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = "latest") -> History:
+    """Decode every event of the deal contract between two blocks (default: since its deployment; stakes posted
+    earlier than `from_block` are missing from the stakers' roles)."""
+    from_block = dep.block if from_block is None else from_block
     h = History()
     by_sig = {v: k for k, v in SIGS.items()}
     for topics, data, block in dep.chain.logs(dep.deals.address, from_block, to_block):
         kind = by_sig.get(topics[0])
         if kind is None:
+            continue
+        if kind == "Staked":
+            node, staker = to_checksum_address(topics[1][12:]), to_checksum_address(topics[2][12:])
+            if int.from_bytes(data[32:64], "big") == len(h.backers.get(node, [])):
+                h.backers.setdefault(node, []).append(staker)
             continue
         deal = topics[1]
         if kind == "StateChanged":
@@ -81,8 +91,10 @@ def _unpack(h: History, protocol: str, deal: bytes, move: int) -> tuple[bytes, s
     """A packed move (Deals.StateChanged) with its roles resolved to addresses."""
     t = h.terms[deal]
     roles = {0: ZERO, 1: t.client, 2: t.node, 3: h.mediator.get(deal, ZERO), 4: BURN, 5: protocol}
+    stakers = h.backers.get(t.node, [])
     field = lambda shift: (move >> shift) & 0xFF  # noqa: E731
-    return (deal, roles[field(152)], roles[field(160)], move & MASK128, field(128), field(136), field(144))
+    who = lambda r: roles[r] if r < FIRST_STAKER_ROLE else stakers[r - FIRST_STAKER_ROLE]  # noqa: E731
+    return (deal, who(field(152)), who(field(160)), move & MASK128, field(128), field(136), field(144))
 
 
 def transfers(h: History, book: Mapping[str, int]) -> Transfers:

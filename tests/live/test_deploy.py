@@ -31,6 +31,15 @@ def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> No
         chain_params(stack(preset))
 
 
+def test_staking_resolves_and_refuses_the_jackpot_destination() -> None:
+    mech = {"order": ["lilypad_v2", "staking"], "staking": {"slash_bps": 2000, "fee_share_bps": 300}}
+    p = chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+    assert (p.staking, p.stake_slash_bps, p.fee_share_bps, p.stake_slash_to) == (True, 2000, 300, "burn")
+    mech["staking"]["slash_to"] = "jackpot"
+    with pytest.raises(ConfigError, match=r"mechanism\.staking\.slash_to='jackpot' is invalid on chain"):
+        chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+
+
 def test_collateral_overrides_the_base_terms() -> None:
     s = MechanismStack.from_mapping(
         {
