@@ -94,7 +94,7 @@ def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProper
         "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7},
         "staking": {"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "burn", "fee_share_bps": 800},
     }
-    n, stakers = 500, 250
+    n, stakers = 500, 500  # every node backed (the population puts the cheaters in the second half)
     with AnvilChain(2 * n + 6 + stakers + 2) as chain:
         rep = differential(diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6, n_stakers=stakers), 28, chain)
     record_property("deals", rep.deals)
