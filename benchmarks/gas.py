@@ -1,5 +1,6 @@
 """Gas per deal on anvil, for every terminal path and every deployable preset, plus the deployment and the batched
-(EIP-712) mode. Prints a markdown table; `--readme` also writes it into README.md between the `table:gas` markers.
+(EIP-712) mode. Prints a markdown table and saves the figures to outputs/bench/gas.json; `--readme` also renders
+the README's `table:gas` block from them (`experiments.readme_tables`).
 
 Counting: every transaction of every party. "cold" is one deal between two fresh accounts: both approvals, the
 agreements (which pull the escrow from the parties' tokens), every step, and each party withdrawing what it got back.
@@ -13,14 +14,14 @@ approval and deposit, divided by 100.
 
 from __future__ import annotations
 
-import re
+import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from eth_utils import to_checksum_address
 
+from experiments import readme_tables
 from experiments.analysis.configs import mechanism
 from live.chain.binding import Deployment, Terms, deploy
 from live.chain.node import AnvilChain
@@ -31,7 +32,7 @@ PRESETS = ("lilypad_v2", "modicum", "none")
 TARGETS = {"ResultsAccepted": 320_000, "MediationAccepted": 500_000, "MediationRejected": 500_000}
 BATCH_TARGET = 100_000
 BATCH = 100
-README = Path(__file__).resolve().parents[1] / "README.md"
+OUT = readme_tables.OUTPUTS / "bench" / "gas.json"
 RESULT = b"\x01" * 32
 FUNDS = 10**9
 MAX_UINT = 2**256 - 1  # an unlimited allowance, which OpenZeppelin never decrements
@@ -199,34 +200,27 @@ def measure() -> tuple[dict[str, dict[str, tuple[int, int]]], dict[str, int], in
     return rows, deploy_gas, batched(params_of("lilypad_v2"))
 
 
-def table(rows: dict[str, dict[str, tuple[int, int]]], deploy_gas: dict[str, int], batch: int) -> str:
-    head = "| terminal path | " + " | ".join(f"{p} cold / warm" for p in PRESETS) + " | target |"
-    lines = [head, "|" + "---|" * (len(PRESETS) + 2)]
-    for path in PATHS:
-        cells = [f"{rows[p][path][0]:,} / {rows[p][path][1]:,}" for p in PRESETS]
-        target = f"<= {TARGETS[path]:,}" if path in TARGETS else ""
-        lines.append(f"| {path} | " + " | ".join(cells) + f" | {target} |")
-    lines.append("| deployment (token, beacon, deals) | " + " | ".join(f"{deploy_gas[p]:,}" for p in PRESETS) + " | |")
-    lines.append(
-        f"| batched happy path, per deal over {BATCH} (EIP-712, one settle tx) | {batch:,} | | | <= {BATCH_TARGET:,} |"
-    )
-    return "\n".join(lines)
-
-
-def write_readme(text: str) -> None:
-    body = README.read_text()
-    pattern = re.compile(r"(<!-- table:gas -->\n).*?(<!-- /table:gas -->)", re.DOTALL)
-    if not pattern.search(body):
-        raise SystemExit("README.md has no <!-- table:gas --> ... <!-- /table:gas --> block")
-    README.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), body))
+def record(rows: dict[str, dict[str, tuple[int, int]]], deploy_gas: dict[str, int], batch: int) -> dict[str, Any]:
+    """What `experiments.readme_tables` renders the README's gas table from (outputs/bench/gas.json)."""
+    return {
+        "presets": list(PRESETS),
+        "paths": list(PATHS),
+        "targets": dict(TARGETS),
+        "rows": rows,
+        "deploy_gas": deploy_gas,
+        "batch": batch,
+        "batch_size": BATCH,
+        "batch_target": BATCH_TARGET,
+    }
 
 
 def main() -> None:
-    rows, deploy_gas, batch = measure()
-    text = table(rows, deploy_gas, batch)
-    print(text)
+    data = record(*measure())
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(data, indent=2) + "\n")
+    print(readme_tables.gas_markdown(data))
     if "--readme" in sys.argv[1:]:
-        write_readme(text)
+        readme_tables.main(["--write", "gas"])
 
 
 if __name__ == "__main__":

@@ -6,36 +6,32 @@
 - throughput: settled deals per second with 8 providers and 2 creators posting `--jobs` jobs at once
   (target at least 20 deals/s).
 
-It prints both and writes them into README.md between `<!-- table:live -->` and `<!-- /table:live -->`.
+It prints both, saves them to outputs/bench/live.json and renders the README's `table:live` block from them
+(`experiments.readme_tables`).
 
     .venv/bin/python benchmarks/live_stack.py [--repeats 10] [--jobs 40] [--block-s 0.02] [--no-readme]
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# this script's name is the `live` package's: keep its own directory off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-# ruff: noqa: E402
-
 import argparse
 import asyncio
+import json
 import os
-import re
 import statistics
 import tempfile
 import time
 from contextlib import closing
+from pathlib import Path
 
+from experiments import readme_tables
 from experiments.analysis.configs import compose_plain
 from live import docker_engine
 from live.main import bare_docker_seconds
 from live.modules.build import build
 from live.services.network import Network
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+OUT = readme_tables.OUTPUTS / "bench" / "live.json"
 MODULE, INPUTS = "cowsay:v1", {"Message": "moo"}
 HONEST = "{strategy: honest}"
 
@@ -71,27 +67,12 @@ async def throughput(cfg: dict, state: Path, client, lock: Path, jobs: int) -> t
     return sum(j["state"] == "ResultsAccepted" for j in done), wall
 
 
-def table(r: dict) -> str:
-    return "\n".join(
-        [
-            "| measure | live stack | bare `docker run` | ratio | target |",
-            "|---|---|---|---|---|",
-            f"| job latency, median of {r['repeats']} ({MODULE}) | {r['stack']:.2f} s | {r['bare']:.2f} s | "
-            f"{r['stack'] / r['bare']:.2f}x | <= 1.5x |",
-            f"| throughput, 8 providers, {r['jobs']} jobs | {r['settled'] / r['wall']:.1f} settled deals/s | | | "
-            ">= 20 deals/s |",
-            "",
-            f"anvil, block time {r['block_s']} s, {os.cpu_count()} CPUs, load average {r['load']:.1f} at the start.",
-        ]
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=40)
     ap.add_argument("--block-s", type=float, default=0.02)
-    ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--no-readme", action="store_true", help="only print and save outputs/bench/live.json")
     args = ap.parse_args()
     load = os.getloadavg()[0]
     one = [
@@ -124,6 +105,9 @@ def main() -> None:
         )
         settled, wall = asyncio.run(throughput(compose_plain("live", eight), Path(tmp) / "b", client, lock, args.jobs))
     r = {
+        "module": MODULE,
+        "providers": 8,
+        "cpus": os.cpu_count(),
         "repeats": args.repeats,
         "stack": statistics.median(stack_s),
         "bare": statistics.median(bare_s),
@@ -133,20 +117,8 @@ def main() -> None:
         "block_s": args.block_s,
         "load": load,
     }
-    text = table(r)
-    print(text)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(r, indent=2) + "\n")
+    print(readme_tables.live_markdown(r))
     if not args.no_readme:
-        readme = README.read_text()
-        new = re.sub(
-            r"<!-- table:live -->.*?<!-- /table:live -->",
-            lambda _: f"<!-- table:live -->\n{text}\n<!-- /table:live -->",
-            readme,
-            flags=re.S,
-        )
-        if new == readme and "<!-- table:live -->" not in readme:
-            raise SystemExit("README.md has no <!-- table:live --> markers")
-        README.write_text(new)
-
-
-if __name__ == "__main__":
-    main()
+        readme_tables.main(["--write", "live"])

@@ -255,6 +255,8 @@ BENCH = {
     "engine": "make bench  (benchmarks/engine.py --out outputs/bench/engine.json)",
     "rl_env": "make bench  (benchmarks/rl_env.py --out outputs/bench/rl_env.json)",
     "live_docker": "make bench  (benchmarks/live_docker.py --out outputs/bench/live_docker.json)",
+    "gas": "python benchmarks/gas.py --readme",
+    "live": "python benchmarks/live_stack.py",
 }
 ENGINE_HEADER = (
     "clients = nodes",
@@ -329,6 +331,54 @@ def live_docker_table(root: Path = OUTPUTS / "bench") -> str:
     return f"{caption(text)}\n\n{markdown(LIVE_DOCKER_HEADER, rows)}"
 
 
+def gas_markdown(data: Mapping[str, Any]) -> str:
+    """Gas per deal for each terminal path (cold / warm) and preset, the deployment and the batched mode."""
+    presets, rows = data["presets"], data["rows"]
+    header = ["terminal path", *(f"{p} cold / warm" for p in presets), "target"]
+    lines = []
+    for path in data["paths"]:
+        target = data["targets"].get(path)
+        cells = [f"{rows[p][path][0]:,} / {rows[p][path][1]:,}" for p in presets]
+        lines.append([path, *cells, "" if target is None else f"<= {target:,}"])
+    lines.append(["deployment (token, beacon, deals)", *(f"{data['deploy_gas'][p]:,}" for p in presets), ""])
+    batch = f"batched happy path, per deal over {data['batch_size']} (EIP-712, one settle tx)"
+    lines.append([batch, f"{data['batch']:,}", *([""] * (len(presets) - 1)), f"<= {data['batch_target']:,}"])
+    return markdown(header, lines)
+
+
+def gas_table(root: Path = OUTPUTS / "bench") -> str:
+    return gas_markdown(json.loads(_need(root / "gas.json", BENCH["gas"]).read_text()))
+
+
+LIVE_HEADER = ("measure", "live stack", "bare `docker run`", "ratio", "target")
+
+
+def live_markdown(r: Mapping[str, Any]) -> str:
+    """Per-job latency through the live stack against bare `docker run`, and settled deals per second."""
+    rows = [
+        [
+            f"job latency, median of {r['repeats']} ({r['module']})",
+            f"{r['stack']:.2f} s",
+            f"{r['bare']:.2f} s",
+            f"{r['stack'] / r['bare']:.2f}x",
+            "<= 1.5x",
+        ],
+        [
+            f"throughput, {r['providers']} providers, {r['jobs']} jobs",
+            f"{r['settled'] / r['wall']:.1f} settled deals/s",
+            "",
+            "",
+            ">= 20 deals/s",
+        ],
+    ]
+    note = f"anvil, block time {r['block_s']} s, {r['cpus']} CPUs, load average {r['load']:.1f} at the start."
+    return f"{markdown(LIVE_HEADER, rows)}\n\n{note}"
+
+
+def live_table(root: Path = OUTPUTS / "bench") -> str:
+    return live_markdown(json.loads(_need(root / "live.json", BENCH["live"]).read_text()))
+
+
 # ------------------------------------------------------------------------------------------------ reproduced results
 def reproduced_table(path: Path | None = None) -> str:
     """The literature's results as `python -m experiments.reproduce all` saved them."""
@@ -359,6 +409,8 @@ def tables(overrides: Sequence[str] = ()) -> list[Table]:
         Table("learned_rates", f"{SCANS['learned_nodes']}; {SCANS['learned_mediators']}", learned_table),
         Table("cheat_threshold", SCANS["cheat_threshold"], threshold_table),
         Table("quickstart", QUICKSTART_COMMAND, quickstart_table),
+        Table("gas", BENCH["gas"], gas_table),
+        Table("live", BENCH["live"], live_table),
         Table("live_docker", BENCH["live_docker"], live_docker_table),
         Table("reproduced", "python -m experiments.reproduce all --readme", reproduced_table),
         Table("engine_benchmark", BENCH["engine"], engine_table),
