@@ -1,6 +1,6 @@
 # The two entry commands (see README):
 #   make run   - set up a fresh machine and run the main job
-#   make test  - set up a fresh machine and run every test
+#   make test  - set up a fresh machine, run the linters (make lint) and every test
 SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := $(PY) -m pip
@@ -34,8 +34,7 @@ contracts: setup
 run: setup
 	$(PY) -m experiments.quickstart
 
-test: setup
-	$(PY) -m ruff check .
+test: lint
 	$(PY) -m contracts.build
 	$(PY) -m pytest -n 2 --dist loadgroup
 
@@ -43,9 +42,9 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-bench: setup
-	$(PY) -m benchmarks.engine
-	$(PY) -m benchmarks.rl_env
+bench: setup   # the README's performance tables: python -m experiments.readme_tables --write
+	$(PY) -m benchmarks.engine --out outputs/bench/engine.json
+	$(PY) benchmarks/rl_env.py --sizes 8 32 128 256 512 --out outputs/bench/rl_env.json
 
 clean:
 	rm -rf .venv outputs multirun .runtime node_modules build
@@ -60,4 +59,9 @@ live-stop:  # stop the engine the project started, if any (before `clean` remove
 clean: live-stop
 bench: bench-live
 bench-live: setup
-	$(PY) benchmarks/live_docker.py
+	$(PY) benchmarks/live_docker.py --out outputs/bench/live_docker.json
+
+# --- the live main job: anvil + Docker engine, example modules, a deployed mechanism, a small network of services
+.PHONY: live
+live: setup contracts
+	$(PY) -m live.main $(ARGS)

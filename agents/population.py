@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.actions import Actions, ClientActions, MediatorActions, NodeActions
 from agents.scripted import STRATEGIES, Strategy
+from mechanisms.actions import Actions, ClientActions, MediatorActions, NodeActions
 from mechanisms.config import ConfigError, from_mapping, require
 
 ROLES = ("clients", "nodes", "mediators")

@@ -1,6 +1,6 @@
 """Scripted strategies: fixed behaviour per role, registered by name for configs.
 
-Each strategy writes its agents' rows of the role's action arrays. Learned policies (agents.rl) fill the same
+Each strategy writes its agents' rows of the role's action arrays. Learned policies (marl.rllib) fill the same
 arrays from observations, so the two are interchangeable in a population.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
-from agents.actions import ClientActions, MediatorActions, NodeActions
+from mechanisms.actions import ClientActions, MediatorActions, NodeActions
 from mechanisms.config import Probability, Range
 from mechanisms.deals import NEVER
 from mechanisms.money import MAX_AMOUNT, Amount
@@ -51,6 +51,18 @@ class CheatingNode(Strategy):
     def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
         out.cheat_rate[rows] = self.rate
         out.bribe[rows] = self.bribe
+
+
+@dataclass(frozen=True)
+class CopyingNode(CheatingNode):
+    """Skips the work like `cheater` and waits to post after the other replicas of its job (the timing attack):
+    without commit-reveal it copies the result they posted."""
+
+    name = "copier"
+
+    def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
+        super().act(rows, out, round_index)
+        out.wait[rows] = True
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,6 @@ class BribableMediator(Strategy):
 
 
 STRATEGIES: dict[str, dict[str, type[Strategy]]] = {}
-for _cls in (HonestNode, CheatingNode, WhitewashingNode, CheckingClient, NeverCheckingClient, HonestMediator,
-             BribableMediator):
+for _cls in (HonestNode, CheatingNode, CopyingNode, WhitewashingNode, CheckingClient, NeverCheckingClient,
+             HonestMediator, BribableMediator):
     STRATEGIES.setdefault(_cls.role, {})[_cls.name] = _cls

@@ -18,7 +18,7 @@ stepping it; building the market and agents and numba compilation are not timed.
   warm-up), it would need more than `--reference-budget` seconds.
 
     .venv/bin/python -m benchmarks.engine [--sizes 1000 10000 100000 1000000] [--rounds 3] [--repeats 3]
-        [--profile] [--readme README.md]
+        [--profile] [--out outputs/bench/engine.json]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import resource
@@ -33,20 +34,21 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from agents.actions import Actions
 from agents.population import Population
 from benchmarks.kernel import KernelMarket, kernel_round
-from benchmarks.readme_table import markdown_table, replace_block
+from experiments.readme_tables import ENGINE_HEADER, engine_caption, engine_cells
 from mechanisms import MechanismStack
-from sim.build import ParsedConfig, build
+from mechanisms.actions import Actions
 from sim.draws import DrawSource, RoundDraws
 from sim.engine import BatchEngine
 from sim.market import MachineSpec, Market, MarketConfig, ModuleSpec, ResponseTimes
 from sim.memory import keep_freed_memory
 from sim.reference import ReferenceModel
+from twin.build import ParsedConfig, build
 
 STACK = [{"name": "lilypad_v2"}]
 AGENTS = {
@@ -211,10 +213,6 @@ def profile(w: Workload, top: int) -> str:
     return out.getvalue()
 
 
-def load() -> str:
-    return f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -227,7 +225,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", action="store_true", help="print the engine's top costs (cProfile) per size")
     parser.add_argument("--profile-top", type=int, default=15, help="functions listed by --profile")
-    parser.add_argument("--readme", help="write the table into this file's <!-- table:engine --> block")
+    parser.add_argument("--out", help="also write the figures as JSON here (read by experiments.readme_tables)")
     args = parser.parse_args()
     kept = keep_freed_memory()  # as `experiments.simulate` does; engine and kernel alike
     ref_rounds = min(args.reference_rounds, args.rounds)
@@ -236,24 +234,10 @@ def main() -> None:
     side_by_side(warm_up)
     warm_deals, warm_seconds, _ = time_reference(warm_up, 1)
 
-    header = (
-        f"{args.rounds} rounds per size, best of {args.repeats} interleaved engine/kernel passes, rates on CPU "
-        f"time (wall in the last column); freed memory {'kept' if kept else 'returned'} (sim.memory); {load()} "
-        "at start"
-    )
-    print(header)
-    columns = [
-        "deals per round",
-        "engine (deals/s)",
-        "kernel (deals/s)",
-        "engine / kernel",
-        "engine bytes per deal",
-        "kernel bytes per deal",
-        "Mesa reference (deals/s)",
-        "engine / reference",
-        "engine (deals/s, wall)",
-    ]
-    print("  ".join(columns))
+    run = {"rounds": args.rounds, "repeats": args.repeats, "cpus": os.cpu_count(), "load_start": os.getloadavg()[0],
+           "freed_memory_kept": kept}
+    print(engine_caption(run))
+    print("  ".join(ENGINE_HEADER))
     rows, ref_rate = [], warm_deals / warm_seconds.cpu  # the reference's rate so far, to skip sizes over budget
     for size in args.sizes:
         w = prepare(size, args.rounds, args.seed)
@@ -261,39 +245,39 @@ def main() -> None:
         deals = sum(passes[0].deals)
         engine_cpu = min(p.engine.cpu for p in passes)
         kernel_cpu = min(p.kernel.cpu for p in passes)
-        engine_wall = min(p.engine.wall for p in passes)
-        agree = all(p.agree for p in passes)
         engine_bytes, kernel_bytes = memory_per_deal(w, args.seed + 1)
-        ref_cells = ["skipped (too slow)", "-"]
+        row = {
+            "size": size,
+            "deals_per_round": deals / args.rounds,
+            "engine_deals_per_s": deals / engine_cpu,
+            "kernel_deals_per_s": deals / kernel_cpu,
+            "engine_over_kernel": engine_cpu / kernel_cpu,
+            "engine_bytes_per_deal": engine_bytes,
+            "kernel_bytes_per_deal": kernel_bytes,
+            "engine_wall_deals_per_s": deals / min(p.engine.wall for p in passes),
+            "reference_deals_per_s": None,
+            "engine_over_reference": None,
+            "agree": all(p.agree for p in passes),
+        }
         if sum(passes[0].deals[:ref_rounds]) / ref_rate <= args.reference_budget:
             ref_deals, ref_s, ref_balances = time_reference(w, ref_rounds)
             ref_rate = ref_deals / ref_s.cpu
-            agree &= ref_deals == sum(passes[0].deals[:ref_rounds]) and np.array_equal(
+            row["agree"] &= ref_deals == sum(passes[0].deals[:ref_rounds]) and np.array_equal(
                 ref_balances, passes[0].balances[ref_rounds - 1]
             )
-            ref_cells = [f"{ref_rate:,.0f}", f"{deals / engine_cpu / ref_rate:,.0f}x"]
-        if not agree:
+            row.update(reference_deals_per_s=ref_rate, engine_over_reference=row["engine_deals_per_s"] / ref_rate)
+        if not row["agree"]:
             raise SystemExit(f"size {size}: the engine, the kernel and the reference do not end on the same balances")
-        row = [
-            f"{deals / args.rounds:,.0f}",
-            f"{deals / engine_cpu:,.0f}",
-            f"{deals / kernel_cpu:,.0f}",
-            f"{engine_cpu / kernel_cpu:.1f}x",
-            f"{engine_bytes:,.0f}",
-            f"{kernel_bytes:,.0f}",
-            *ref_cells,
-            f"{deals / engine_wall:,.0f}",
-        ]
         rows.append(row)
-        print("  ".join(row), flush=True)
+        print("  ".join(engine_cells(row)), flush=True)
         if args.profile:
             print(profile(w, args.profile_top), flush=True)
         del w, passes
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    footer = f"{load()} at end; process peak RSS {peak_rss:.2f} GiB; all sizes agree on every round's balances"
-    print(footer)
-    if args.readme:
-        replace_block(args.readme, "engine", f"```\n{header}\n{footer}\n```\n\n{markdown_table(columns, rows)}")
+    run.update(load_end=os.getloadavg()[0], peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    print(f"load average {run['load_end']:.1f} at end; process peak RSS {run['peak_rss_gib']:.2f} GiB")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"run": run, "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

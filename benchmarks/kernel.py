@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.lilypad_v2 import LilypadV2Config
 from mechanisms.money import BPS, Pool
 from sim.draws import E, RoundDraws, U

@@ -13,6 +13,7 @@ interleaved runs (the machine is shared).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -23,24 +24,26 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from agents.rl import RLlibMarketEnv
 from experiments.train import algorithm_config, parse_run
-from sim.env import MarketEnv
+from marl.env import MarketEnv
+from marl.rllib import RLlibMarketEnv
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 class NoopEnv(MultiAgentEnv):
-    """The market env's agents, spaces and episode length; zero observations and rewards, no market behind it."""
+    """The market env's agents (by index, as `RLlibMarketEnv` shows them), spaces and episode length; zero
+    observations and rewards, no market behind it."""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__()
         probe = MarketEnv(dict(config or {}))
         self.rounds = probe.cfg.rounds
-        self.possible_agents = list(probe.possible_agents)
-        self.agents: list[str] = []
-        self.observation_spaces = {a: probe.observation_space(a) for a in self.possible_agents}
-        self.action_spaces = {a: probe.action_space(a) for a in self.possible_agents}
+        names = probe.possible_agents
+        self.possible_agents = list(range(len(names)))
+        self.agents: list[int] = []
+        self.observation_spaces = {i: probe.observation_space(a) for i, a in enumerate(names)}
+        self.action_spaces = {i: probe.action_space(a) for i, a in enumerate(names)}
         self._zero = {a: np.zeros(s.shape, dtype=s.dtype) for a, s in self.observation_spaces.items()}
         self.t = 0
 
@@ -109,15 +112,23 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 128])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", help="also write the rows as JSON here (read by experiments.readme_tables)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     print(f"{'agents':>7}{'market env/s':>14}{'noop env/s':>12}{'market dec/s':>14}{'noop dec/s':>12}"
           f"{'overhead':>10}{'env alone/s':>13}{'env share':>11}")
+    rows = []
     for size in args.sizes:
         t = best_times(size, args.steps, args.repeats)
         market, noop, alone = (args.steps / t[k] for k in ("market", "noop", "alone"))
         print(f"{size:>7}{market:>14,.0f}{noop:>12,.0f}{market * size:>14,.0f}{noop * size:>12,.0f}"
               f"{t['market'] / t['noop'] - 1:>10.1%}{alone:>13,.0f}{t['alone'] / t['market']:>11.1%}", flush=True)
+        rows.append({"agents": size, "market_steps_per_s": market, "noop_steps_per_s": noop,
+                     "market_decisions_per_s": market * size, "overhead": t["market"] / t["noop"] - 1,
+                     "alone_steps_per_s": alone, "env_share": t["alone"] / t["market"]})
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

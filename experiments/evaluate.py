@@ -27,10 +27,13 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from agents.rl import LearnedPolicy, latest_checkpoint
+from marl.config import ENV_KEYS
+from marl.counters import COUNTERS, ROLE_COUNTERS, role_rates
+from marl.env import MarketEnv
+from marl.heads import ROLE_GROUP, ROLES
+from marl.rllib import LearnedPolicy, latest_checkpoint
 from mechanisms.config import ConfigError, require, require_int
-from sim.build import check_keys
-from sim.env import COUNTERS, ENV_KEYS, ROLE_COUNTERS, ROLE_GROUP, ROLES, MarketEnv, role_rates
+from twin.build import check_keys
 
 #: evaluate.yaml extends train.yaml: the training-only sections are accepted and ignored (algo.mapping is read)
 EVAL_KEYS = (*ENV_KEYS, "name", "run_dir", "checkpoint", "episodes", "eval_seed", "explore", "out_dir", "algo",

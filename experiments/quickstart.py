@@ -1,4 +1,4 @@
-"""`python -m experiments.quickstart`: the main job, a few minutes on 2 cores.
+"""`python -m experiments.quickstart`: the main job, a minute or two on 2 cores (it prints its run time).
 
 The analysis of `experiments.analyze` with the quickstart's settings (configs/quickstart.yaml): every mechanism
 preset on a 200-node market, fixed-behaviour runs recorded as a results dataset, deviation and coalition gains,

@@ -7,7 +7,8 @@ done by looking at the disk)::
 
 Each file holds one row, in three kinds of columns:
 
-- bookkeeping (`COLUMNS`): `run_id`, `sweep`, `entry_point`, `status` (`ok` / `failed`), `error` (`Type: message`),
+- bookkeeping (`COLUMNS`): `run_id`, `sweep`, `entry_point`, `status` (`STATUSES`: `ok`, `config_error`, `bug`,
+  `failed`), `error` (`Type: message`),
   `error_type`, `error_at` (`file:line in function` of the innermost frame; no traceback), `seed` (the seed the
   run used), `replicate` (the config's `seed` before derivation, see below), `started_at` / `finished_at` (UTC),
   `wall_s`, `host`, `output_dir` (the run's own output directory, e.g. its deals.parquet), and `choice.<group>`
@@ -20,7 +21,7 @@ Each file holds one row, in three kinds of columns:
 A row is written to a hidden temporary file, fsynced and renamed into place, so a killed run leaves no row (readers
 ignore the leftovers).
 
-Run identity and seeds (DESIGN principle 7):
+Run identity and seeds (docs/architecture.md, "Seeds"):
 
 - `run_id` is a hash of the entry point and the run's config minus the keys that cannot change its results (sweep
   name, dataset path, progress bar; `identity`). Hydra's own config (output paths, job numbers) never reaches the
@@ -33,7 +34,9 @@ Run identity and seeds (DESIGN principle 7):
   `seed=0,1,2` then gives common random numbers across the other parameters (paired comparisons), a deliberate
   sharing. Either way the `seed` column is the seed the run used: `simulate seed=<seed> <parameters>` repeats it.
 
-Entry points opt in with one call, `run_recorded(entry_point, cfg, run_fn)`; readers use `load`.
+Entry points opt in with one call, `run_recorded(entry_point, cfg, run_fn)`; readers use `load`. The Hydra callback
+`SweepReport` (in the entry point's config, `hydra.callbacks`) ends a `--multirun` sweep with a summary of its runs
+by status, and a non-zero exit status when any run did not succeed.
 """
 
 from __future__ import annotations
@@ -57,8 +60,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from mechanisms.config import ConfigError, from_mapping, require, require_int
+from mechanisms.errors import InvariantViolation
 
 #: The config section every recording entry point accepts (add it to the entry point's allowed keys).
 SWEEP_KEY = "sweep"
@@ -67,6 +73,12 @@ NOT_IDENTITY = ("progress", SWEEP_KEY)
 #: Bookkeeping columns, first in every row; the others are `choice.<group>`, `<config key>` or `summary.<key>`.
 COLUMNS = ("run_id", "sweep", "entry_point", "status", "error", "error_type", "error_at", "seed", "replicate",
            "started_at", "finished_at", "wall_s", "host", "output_dir")  # fmt: skip
+#: Run statuses: it finished; its config was refused (`ConfigError`, the user's to fix); it broke one of the twin's
+#: own invariants (`InvariantViolation`: insolvency, an illegal transition, value not conserved; a bug to report);
+#: any other exception.
+STATUSES = ("ok", "config_error", "bug", "failed")
+#: Exit status of a sweep in which some run did not end `ok`.
+SWEEP_FAILED_EXIT = 1
 SUMMARY_PREFIX = "summary."
 #: `choice.<group>`: the config group options a Hydra run was composed from (e.g. `choice.mechanism` = `modicum`);
 #: labels only, not part of the run's identity (the composed values are).
@@ -209,6 +221,15 @@ def make_row(
     return row
 
 
+def status_of(error: BaseException | None) -> str:
+    """The row status of a run that raised `error` (None: it finished), one of `STATUSES`."""
+    if error is None:
+        return "ok"
+    if isinstance(error, ConfigError):
+        return "config_error"
+    return "bug" if isinstance(error, InvariantViolation) else "failed"
+
+
 def run_path(dataset: str | os.PathLike[str], sweep: str, rid: str) -> Path:
     """Where a run's row lives."""
     return Path(dataset) / f"sweep={sweep}" / f"run_id={rid}" / PART
@@ -305,8 +326,9 @@ def run_recorded(
       sweep completes only the missing runs;
     - otherwise `run_fn` gets the config with its resolved seed (module docstring); its summary is recorded in an
       `ok` row and returned;
-    - an exception (not a kill or Ctrl-C) is recorded in a `failed` row, reported on one stderr line, and None is
-      returned, so one bad parameter point never stops the other runs of the sweep.
+    - an exception (not a kill or Ctrl-C) is recorded in a row with its status (`status_of`: `config_error`, `bug`
+      or `failed`), reported on one stderr line, and None is returned, so one bad parameter point never stops the
+      other runs of the sweep (`SweepReport` makes the sweep's exit status say so at the end).
 
     A relative `sweep.dataset` is taken from the launch directory (Hydra's runtime.cwd inside a Hydra job, so every
     worker writes to the same place); `output_dir` (default: the Hydra job's output dir) is recorded with the row.
@@ -334,7 +356,7 @@ def run_recorded(
         entry_point,
         cfg,
         seed=seed,
-        status="ok" if error is None else "failed",
+        status=status_of(error),
         summary=summary,
         error=error,
         started_at=started_at,
@@ -346,5 +368,48 @@ def run_recorded(
     if error is None:
         _log(sweep.name, rid, f"ok in {wall_s:.1f} s (seed {seed}); recorded")
     else:
-        _log(sweep.name, rid, f"FAILED ({row['error']}) at {row['error_at']}; recorded")
+        _log(sweep.name, rid, f"FAILED [{row['status']}] ({row['error']}) at {row['error_at']}; recorded")
     return summary
+
+
+# -- the end of a sweep -------------------------------------------------------------------------------------------
+
+
+def sweep_report(frame: pd.DataFrame) -> tuple[dict[str, int], str]:
+    """Counts of runs by status (every status, zeros too) and a summary: the counts, then one line per run that did
+    not succeed (its status, run id and error), bugs first."""
+    counts = {s: int((frame["status"] == s).sum()) if len(frame) else 0 for s in STATUSES}
+    lines = [f"{len(frame)} run(s) recorded: " + ", ".join(f"{s} {n}" for s, n in counts.items())]
+    bad = frame[frame["status"] != "ok"] if len(frame) else frame
+    rank = {s: i for i, s in enumerate(("bug", "failed", "config_error"))}
+    for _, row in sorted(bad.iterrows(), key=lambda item: (rank.get(item[1]["status"], 9), item[1]["run_id"])):
+        lines.append(f"  {row['status']:<12} run {row['run_id']}: {row['error']} (at {row['error_at']})")
+    return counts, "\n".join(lines)
+
+
+class SweepReport(Callback):
+    """Hydra callback: at the end of a `--multirun`, summarize the runs this sweep recorded (rows of `sweep.name`
+    started since the sweep began; runs skipped as already recorded are not counted) and exit with
+    `SWEEP_FAILED_EXIT` when any of them is not `ok`. Without `sweep.dataset` it does nothing.
+
+    The launching process's clock bounds the rows: on a cluster, the workers' clocks must agree with it (NTP)."""
+
+    def __init__(self) -> None:
+        self.started: datetime | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = datetime.now(UTC)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        section = config.get(SWEEP_KEY)
+        sweep = parse_sweep({SWEEP_KEY: None if section is None else OmegaConf.to_container(section, resolve=True)})
+        if sweep.dataset is None or self.started is None:
+            return
+        launch_dir = OmegaConf.select(config, "hydra.runtime.cwd") or os.getcwd()
+        frame = load(Path(launch_dir) / sweep.dataset, sweep.name)
+        if len(frame):
+            frame = frame[frame["started_at"] >= pd.Timestamp(self.started)]
+        counts, text = sweep_report(frame)
+        print(f"[sweep {sweep.name}] {text}", file=sys.stderr, flush=True)
+        if counts["ok"] < len(frame):
+            sys.exit(SWEEP_FAILED_EXIT)

@@ -5,7 +5,8 @@ per agent and round), `summary.json` and `config.yaml` (the resolved config). Co
 `sim.records`. `run_simulation` is the Hydra-free core, for tests and sweeps.
 
 The whole config is validated before the run directory gets any of these files, and tables are streamed to hidden
-temporary files that are renamed into place only when the run succeeds.
+temporary files that are renamed into place only when the run succeeds. A run whose total value changed raises
+`InvariantViolation` (a bug) and leaves no tables.
 
 With `sweep.dataset` set (`--multirun` sweeps), each run also becomes one row of the results dataset, and runs
 already recorded there are skipped (`experiments.results.run_recorded`).
@@ -29,19 +30,21 @@ from tqdm import tqdm
 
 from experiments.results import SWEEP_KEY, parse_sweep, run_recorded
 from mechanisms.config import ConfigError, require, require_int
+from mechanisms.errors import InvariantViolation
 from mechanisms.money import Pool
-from mechanisms.protocol import DealState, Reason
-from sim.build import SECTIONS, ParsedConfig, build, check_keys, parse
+from mechanisms.protocol import DealState
+from sim import metrics
 from sim.engine import RoundResult
 from sim.memory import keep_freed_memory
 from sim.records import AGENT_SCHEMA, DEAL_SCHEMA, AgentRecorder, ParquetSink, deal_table
+from twin.build import SECTIONS, ParsedConfig, build, check_keys, parse
 
 RUN_KEYS = (*SECTIONS, "rounds", "progress", SWEEP_KEY)  # `sweep` is read by experiments.results
 OUTPUTS = ("deals.parquet", "agents.parquet", "summary.json", "config.yaml")
 DEFAULT_ROUNDS, MAX_ROUNDS = 100, 10**9
-#: Run totals in summary.json (jobs = matched jobs = deals; results_submitted = deals that reached ResultsSubmitted).
-COUNTS = ("jobs_posted", "offers_posted", "jobs", "deals", "results_submitted", "cheated", "fake_accepted", "checks",
-          "mediations", "reruns", "bribes_accepted", "client_outlay")  # fmt: skip
+#: Run totals in summary.json: the market's posts, `sim.metrics.COUNTS` (deals, jobs = job offers matched, each
+#: counted once however many replicas it was bought as, ...), bribes taken and what clients paid net of refunds.
+COUNTS = ("jobs_posted", "offers_posted", *metrics.COUNTS, "bribes_accepted", "client_outlay")
 
 
 def parse_run(cfg: Mapping[str, Any]) -> tuple[ParsedConfig, int, bool]:
@@ -56,11 +59,6 @@ def parse_run(cfg: Mapping[str, Any]) -> tuple[ParsedConfig, int, bool]:
     return parse(cfg), rounds, progress
 
 
-def ratio(num: float, den: float) -> float | None:
-    """num / den, or None (JSON null) when there is nothing to divide by."""
-    return float(num) / float(den) if den else None
-
-
 class RunStats:
     """Run totals for `summary.json`, accumulated round by round from the same arrays the tables are built from."""
 
@@ -73,40 +71,32 @@ class RunStats:
         self.profit = np.zeros(recorder.n_agents, dtype=np.int64)
         self.agent_deals = np.zeros(recorder.n_agents, dtype=np.int64)
 
-    def update(self, result: RoundResult, fake_accepted: int, profit: np.ndarray, deals_per_agent: np.ndarray) -> None:
+    def update(self, result: RoundResult, profit: np.ndarray, deals_per_agent: np.ndarray) -> None:
         d, c = result.deals, self.counts
         self.rounds += 1
         c["jobs_posted"] += result.posted_jobs
         c["offers_posted"] += result.posted_offers
-        c["deals"] += len(d)
-        c["jobs"] += len(np.unique(d.group))  # a job bought as several replicas is one job
-        t = result.transfers
-        is_mediator = (t.payer >= self.recorder.first_mediator) & (t.payer < self.recorder.first_staker)
-        c["reruns"] += int(((t.reason == Reason.ComputeCost) & is_mediator).sum())
+        for key, n in metrics.round_counts(d, result.transfers).items():
+            c[key] += n
         c["client_outlay"] -= int(profit[: self.recorder.n_clients].sum())
-        c["results_submitted"] += int(d.submitted.sum())
-        c["cheated"] += int(d.cheated.sum())
-        c["fake_accepted"] += fake_accepted
-        c["checks"] += int(d.checked.sum())
-        c["mediations"] += int(d.mediated.sum())
         c["bribes_accepted"] += int(d.bribe_accepted.sum())
         self.states += np.bincount(d.state, minlength=len(DealState))
         self.profit += profit
         self.agent_deals += deals_per_agent
 
     def _profit_by(self, codes: np.ndarray, n_codes: int) -> list[dict[str, Any]]:
-        """Exact profit and job totals per group of agents (`codes`: group per agent)."""
+        """Exact profit and deal totals per group of agents (`codes`: group per agent); a replica is one deal."""
         agents = np.bincount(codes, minlength=n_codes)
-        total, jobs = np.zeros(n_codes, dtype=np.int64), np.zeros(n_codes, dtype=np.int64)
+        total, deals = np.zeros(n_codes, dtype=np.int64), np.zeros(n_codes, dtype=np.int64)
         np.add.at(total, codes, self.profit)
-        np.add.at(jobs, codes, self.agent_deals)
+        np.add.at(deals, codes, self.agent_deals)
         return [
             {
                 "agents": int(agents[k]),
                 "total": int(total[k]),
-                "jobs": int(jobs[k]),
-                "per_agent_round": ratio(total[k], agents[k] * self.rounds),
-                "per_job": ratio(total[k], jobs[k]),
+                "deals": int(deals[k]),
+                "per_agent_round": metrics.ratio(total[k], agents[k] * self.rounds),
+                "per_deal": metrics.ratio(total[k], deals[k]),
             }
             for k in range(n_codes)
         ]
@@ -121,13 +111,7 @@ class RunStats:
             "seed": seed,
             "rounds": self.rounds,
             **c,
-            "cheat_rate": ratio(c["cheated"], c["results_submitted"]),
-            "fake_accepted_per_job": ratio(c["fake_accepted"], c["deals"]),
-            "checks_per_job": ratio(c["checks"], c["deals"]),
-            "mediations_per_job": ratio(c["mediations"], c["deals"]),
-            # per job (all replicas of a job together): what the client paid, and executions beyond the one needed
-            "client_cost_per_job": ratio(c["client_outlay"], c["jobs"]),
-            "extra_executions_per_job": ratio(c["reruns"] + c["deals"] - c["jobs"], c["jobs"]),
+            **metrics.rates(c),  # per deal and per job, as defined in sim.metrics
             "deals_per_state": {s.name: int(self.states[s]) for s in DealState},
             "profit_per_role": dict(zip(r.role_names, by_role, strict=True)),
             "profit_per_strategy": {
@@ -175,13 +159,10 @@ def run_simulation(
             agents = recorder.table(result, actions, ledger)
             deals_sink.write(deals)
             agents_sink.write(agents)
-            stats.update(
-                result,
-                int(np.count_nonzero(deals.column("fake_accepted").to_numpy(zero_copy_only=False))),
-                agents.column("profit").to_numpy(),
-                agents.column("deals").to_numpy(),
-            )
+            stats.update(result, agents.column("profit").to_numpy(), agents.column("deals").to_numpy())
         summary = stats.summary(parsed.seed, ledger.balance[pool_slice], ledger.total() == total0)
+        if not summary["value_conserved"]:  # a bug, not a config (docs/architecture.md, "Exact money")
+            raise InvariantViolation(f"value not conserved: {ledger.total():,} after the run, {total0:,} at its start")
         deals_sink.commit()
         agents_sink.commit()
     except BaseException:
@@ -197,31 +178,35 @@ def _num(x: float | int | None, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _pair(s: dict[str, Any], name: str) -> str:
+    return f"{_num(s[f'{name}_per_deal'], '.4f')} / {_num(s[f'{name}_per_job'], '.4f')}"
+
+
 def format_summary(s: dict[str, Any]) -> str:
     """The short table printed at the end of a run."""
+    per = "per deal / per job"
     lines = [
-        f"rounds {s['rounds']}  seed {s['seed']}  jobs posted {s['jobs_posted']:,}  deals {s['deals']:,}",
+        f"rounds {s['rounds']}  seed {s['seed']}  jobs posted {s['jobs_posted']:,}  jobs {s['jobs']:,}  "
+        f"deals {s['deals']:,}",
         f"  cheat rate (fake / results)   {_num(s['cheat_rate'], '.4f')}",
-        f"  fake results accepted         {s['fake_accepted']:,}  ({_num(s['fake_accepted_per_job'], '.4f')} per job)",
-        f"  checks per job                {_num(s['checks_per_job'], '.4f')}",
-        f"  mediations per job            {_num(s['mediations_per_job'], '.4f')}",
+        f"  fake results accepted         {s['fake_accepted']:,}  ({_pair(s, 'fake_accepted')} {per})",
+        f"  checks                        {s['checks']:,}  ({_pair(s, 'checks')} {per})",
+        f"  mediations                    {s['mediations']:,}  ({_pair(s, 'mediations')} {per})",
         f"  bribes accepted               {s['bribes_accepted']:,}",
         f"  client cost per job           {_num(s['client_cost_per_job'], ',.2f')}",
         f"  extra executions per job      {_num(s['extra_executions_per_job'], '.4f')}",
         "",
-        f"  {'profit':<36}{'agents':>7}{'total':>14}{'/agent/round':>14}{'/job':>10}",
+        f"  {'profit':<36}{'agents':>7}{'total':>14}{'/agent/round':>14}{'/deal':>10}",
     ]
     rows = [(role, v) for role, v in s["profit_per_role"].items()]
     rows += [(f"  {key}", v) for key, v in s["profit_per_strategy"].items()]
     for name, v in rows:
         lines.append(
             f"  {name:<36}{v['agents']:>7}{v['total']:>14,}{_num(v['per_agent_round'], ',.2f'):>14}"
-            f"{_num(v['per_job'], ',.2f'):>10}"
+            f"{_num(v['per_deal'], ',.2f'):>10}"
         )
     lines += ["", "  deals per state"]
     lines += [f"    {name:<30}{n:>10,}" for name, n in s["deals_per_state"].items() if n]
-    if not s["value_conserved"]:
-        lines.append("  WARNING: total value changed during the run")
     return "\n".join(lines)
 
 

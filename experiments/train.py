@@ -31,11 +31,18 @@ import hydra
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from agents.rl import (
+from experiments.analysis.analytic import register_resolver
+from experiments.evaluate import evaluate
+from marl.config import ENV_KEYS
+from marl.counters import role_rates
+from marl.env import MarketEnv
+from marl.heads import ROLES
+from marl.rllib import (
     ENV_NAME,
     MAPPINGS,
     METRICS_KEY,
     STATE_FILE,
+    AgentToModule,
     LearnedPolicy,
     MarketMetrics,
     RLlibMarketEnv,
@@ -44,11 +51,10 @@ from agents.rl import (
     module_spaces,
     split_logits,
 )
-from experiments.evaluate import evaluate
 from mechanisms.config import ConfigError, from_mapping, require, require_int
-from sim.build import check_keys
-from sim.env import ENV_KEYS, ROLES, MarketEnv, role_rates
+from twin.build import check_keys
 
+register_resolver()  # configs/experiment/cheat_threshold.yaml draws `${inspection_threshold:}`
 TRAIN_KEYS = (*ENV_KEYS, "name", "run_dir", "resume", "algo", "train", "ray", "scan", "evaluation")
 SCOPES = ("focal", "market")
 HEADLINE = ("cheat_rate", "check_rate", "bribe_acceptance")
@@ -107,7 +113,7 @@ class EvalSettings:
 class ScanSettings:
     key: str = ""  # dotted config key, list indices allowed (agents.clients.0.q)
     values: tuple = ()
-    theory: float | None = None  # drawn as a vertical line in the plot (e.g. the predicted threshold)
+    theory: float | None = None  # drawn as a vertical line in the plot, e.g. ${inspection_threshold:} (analytic q*)
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,7 @@ def algorithm_config(run: RunConfig) -> Any:
     specs = {m: RLModuleSpec(observation_space=obs, action_space=act) for m, (obs, act) in spaces.items()}
     config = get_trainable_cls(run.algo.name).get_default_config()
     return (config.environment(ENV_NAME, env_config=run.env)
-            .multi_agent(policies=set(specs), policy_mapping_fn=MAPPINGS[run.algo.mapping],
+            .multi_agent(policies=sorted(specs), policy_mapping_fn=AgentToModule(run.algo.mapping, env.possible_agents),
                          policies_to_train=sorted(specs))
             .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs),
                        model_config=DefaultModelConfig(**run.algo.model))
@@ -229,7 +235,7 @@ def progress_line(row: Mapping[str, Any], total: int) -> str:
 
     rets = " ".join(f"{r} {f(f'return_{r}', '.2f')}" for r in ROLES if not math.isnan(row.get(f"return_{r}", math.nan)))
     return (f"iter {row['iteration']:>5}/{total}  {row['seconds']:6.1f}s  steps {row['env_steps']:>9,}  return {rets}"
-            f"  | cheat {f('cheat_rate')}  collude {f('collusion_rate')}  fake/job {f('fake_accepted_per_job')}"
+            f"  | cheat {f('cheat_rate')}  collude {f('collusion_rate')}  fake/deal {f('fake_accepted_per_deal')}"
             f"  check {f('check_rate')}  bribe-take {f('bribe_acceptance')}")
 
 
@@ -390,7 +396,7 @@ def main(cfg: DictConfig) -> None:
     try:
         if plain.get("scan"):
             table = run_scan(plain, run_dir, resume=resume, log=log)
-            shown = table[["value", *HEADLINE, "fake_accepted_per_job"]].dropna(axis=1, how="all")
+            shown = table[["value", *HEADLINE, "fake_accepted_per_deal"]].dropna(axis=1, how="all")
             log(f"{table['key'].iloc[0]} scan (evaluated, focal agents):\n{shown.to_string(index=False)}")
             log(f"scan table and plot: {run_dir / 'scan.parquet'}, {run_dir / 'scan.png'}")
         else:

@@ -1,7 +1,7 @@
 """Deploy the contracts from a twin mechanism config and write a deployment file.
 
     python -m live.deploy mechanism=<preset|searched> chain=embedded|anvil [market=default] [searchpath=<dir>]
-                          [out=deployment.json] [state=<anvil state file>]
+                          [out=deployment.json] [state=<anvil state file>] [accounts=N]
 
 `mechanism` names a preset of configs/mechanism/ or, with `searchpath=<sweep dir>`, the `searched.yaml` an
 `experiments.search` run wrote (deployed unchanged). A mechanism the contracts cannot express is refused with a
@@ -20,12 +20,12 @@ from typing import Any
 
 from experiments.analysis.configs import compose_plain, searchpath_override
 from live.chain.binding import deploy
-from live.chain.node import open_chain
-from live.chain.params import chain_params, check_market
+from live.chain.node import Chain, open_chain
+from live.chain.params import ChainParams, chain_params, check_market
 from mechanisms.base import MechanismStack
 from mechanisms.config import ConfigError
 
-OPTIONS = ("mechanism", "chain", "market", "searchpath", "out", "state")
+OPTIONS = ("mechanism", "chain", "market", "searchpath", "out", "state", "accounts")
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -56,35 +56,44 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     n_mediators = int(cfg["market"]["n_mediators"])
     check_market(n_mediators)
     kwargs = {"state": args["state"]} if args["chain"] == "anvil" and args.get("state") else {}
-    with open_chain(args["chain"], n_mediators + 4, **kwargs) as chain:
-        acc = chain.accounts
-        holders = [a for i, a in enumerate(acc) if i != 1]
-        dep = deploy(
-            chain,
-            params,
-            acc[2 : 2 + n_mediators],
-            acc[1],
-            holders,
-            [10**12] * len(holders),
-            beacon="prevrandao",
-            deployer=acc[0],
-        )
-        record = {
-            "chain": chain.name,
-            "chain_id": int(chain.w3.eth.chain_id),
-            "block": dep.block,
-            "url": getattr(chain, "url", None),
-            "state_file": args.get("state"),
-            "contracts": {"token": dep.token.address, "deals": dep.deals.address, "beacon": dep.beacon.address},
-            "beacon": dep.beacon_kind,
-            "deployer": dep.deployer,
-            "protocol_treasury": dep.protocol,
-            "mediators": dep.mediators,
-            "params": params.as_dict(),
-            "mechanism": cfg["mechanism"],
-        }
+    n_accounts = int(args.get("accounts", n_mediators + 4))
+    with open_chain(args["chain"], max(n_accounts, n_mediators + 4), **kwargs) as chain:
+        record = deploy_record(chain, cfg, params, n_mediators, args.get("state"))
     Path(args["out"]).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     return record
+
+
+def deploy_record(
+    chain: Chain, cfg: dict[str, Any], params: ChainParams, n_mediators: int, state: str | None = None
+) -> dict[str, Any]:
+    """Deploy on an open chain (account 0 deploys, account 1 is the treasury, the next `n_mediators` mediate, every
+    other account gets tokens) and return the deployment record the services read."""
+    acc = chain.accounts
+    holders = [a for i, a in enumerate(acc) if i != 1]
+    dep = deploy(
+        chain,
+        params,
+        acc[2 : 2 + n_mediators],
+        acc[1],
+        holders,
+        [10**12] * len(holders),
+        beacon="prevrandao",
+        deployer=acc[0],
+    )
+    return {
+        "chain": chain.name,
+        "chain_id": int(chain.w3.eth.chain_id),
+        "block": dep.block,
+        "url": getattr(chain, "url", None),
+        "state_file": state,
+        "contracts": {"token": dep.token.address, "deals": dep.deals.address, "beacon": dep.beacon.address},
+        "beacon": dep.beacon_kind,
+        "deployer": dep.deployer,
+        "protocol_treasury": dep.protocol,
+        "mediators": dep.mediators,
+        "params": params.as_dict(),
+        "mechanism": cfg["mechanism"],
+    }
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from mechanisms.errors import InvariantViolation
+
 
 class DealState(IntEnum):
     """The 11 states of a Lilypad v2 deal."""
@@ -64,7 +66,7 @@ for _t, _p in PATH.items():
 VISITED_MASK.setflags(write=False)
 
 
-class IllegalTransition(ValueError):
+class IllegalTransition(InvariantViolation, ValueError):
     """A deal was asked to move along an edge the protocol does not have."""
 
 

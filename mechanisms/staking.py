@@ -13,7 +13,8 @@ caught) and whether it concentrates jobs on well-backed nodes.
 * With `prefer_stake`, the solver ranks offers by `price x BPS // weight` with
   `weight = BPS + min(stake, full_weight_stake) x max_bonus_bps // full_weight_stake`; nodes with less than
   `min_stake` behind them are excluded. Ranking is an additive hook (each ranking mechanism adjusts the previous
-  one's effective price); with `prefer_stake: false` this mechanism does not take part in it.
+  one's prices, so reputation and stake preferences compound): with `prefer_stake: false` this mechanism does not
+  take part in it, and only the other ranking mechanisms (reputation) apply.
 
 Each node posts one offer a round, so it has at most one deal and every staker is touched by at most one deal per
 round. List after the base mechanism: fees read `DealBatch.paid`, set by the base mechanism's `settle`.

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mechanisms.errors import InvariantViolation
 from mechanisms.protocol import Direction, Reason, Step
 
 NOBODY = -1  # payee of a PaidIn or Refunded transfer (value stays with the payer)
+
+
+class NegativeTransfer(InvariantViolation, ValueError):
+    """A hook asked for a negative amount: value would flow backwards (a bug in the hook's arithmetic)."""
+
 
 COLUMNS = ("step", "deal_id", "payer", "payee", "amount", "reason", "direction", "hidden")
 #: Column types of built transfers: the enum codes (step, reason, direction) are small, so a round's transfers (about
@@ -130,14 +136,14 @@ class TransferBuilder:
         amount_values = np.asarray(amount, dtype=np.int64)
         if amount_values.ndim == 0:
             if amount_values < 0 and mask.any():
-                raise ValueError(f"negative {reason.name} transfer")
+                raise NegativeTransfer(f"negative {reason.name} transfer")
             if amount_values == 0:
                 return
             rows = np.flatnonzero(mask)
         else:
             amount_values = np.broadcast_to(amount_values, (n,))
             if ((amount_values < 0) & mask).any():
-                raise ValueError(f"negative {reason.name} transfer")
+                raise NegativeTransfer(f"negative {reason.name} transfer")
             rows = np.flatnonzero(mask & (amount_values > 0))
         if len(rows) == 0:
             return

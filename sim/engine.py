@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.base import MechanismStack
 from mechanisms.deals import DealBatch, RoundContext
 from mechanisms.transfers import Transfers

@@ -9,12 +9,13 @@ from typing import ClassVar
 import numpy as np
 from numba import njit
 
+from mechanisms.errors import InvariantViolation
 from mechanisms.money import exact_sum
 from mechanisms.protocol import OFF_CHAIN_REASONS, Direction, Reason, Step
 from mechanisms.transfers import Transfers
 
 
-class InsolventTransfer(RuntimeError):
+class InsolventTransfer(InvariantViolation, RuntimeError):
     """Applying transfers would leave a balance or an escrow negative: a bug in a mechanism or the engine."""
 
 

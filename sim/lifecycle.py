@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.base import MechanismStack
 from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, DealBatch
 from mechanisms.protocol import DealState, check_transitions
@@ -32,6 +32,7 @@ def apply_actions(deals: DealBatch, actions: Actions, market: Market) -> None:
     deals.check_rate = actions.clients.check_rate[deals.client]
     deals.accused = actions.clients.accuse[deals.client]
     deals.reports = actions.nodes.report[node_row]
+    deals.waits = actions.nodes.wait[node_row]
     deals.mediator_threshold = actions.mediators.bribe_threshold
     deals.mediator_collude = actions.mediators.collude
     deals.mediator_report = actions.mediators.report

@@ -11,23 +11,29 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mechanisms.actions import Actions
 from mechanisms.deals import NO_MEDIATOR
 from mechanisms.protocol import PATH, VISITED_MASK, DealState, Direction, Reason
+from sim import metrics
 from sim.engine import RoundResult
 from sim.ledger import Ledger
 from sim.market import Market
 
-if TYPE_CHECKING:  # agents sits above sim; the recorder only reads a population's assignment and actions
-    from agents.actions import Actions
-    from agents.population import Population
+
+class Population(Protocol):
+    """What the recorder reads of a population (`agents.population.Population` has it; `agents` sits above
+    `sim`, docs/architecture.md "Layers"): agents per role and, per role in account order, (strategy, rows)."""
+
+    sizes: Mapping[str, int]
+    assignment: Mapping[str, list[tuple[Any, np.ndarray]]]
 
 I64, F64, BOOL = pa.int64(), pa.float64(), pa.bool_()
 CAT = pa.dictionary(pa.int32(), pa.string())
@@ -62,7 +68,7 @@ DEAL_COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "checked": (BOOL, "the client sent the result to mediation"),
     "bribe": (I64, "bribe the node offers the mediator if its result is checked (0 = none)"),
     "bribe_accepted": (BOOL, "the mediator took the bribe and voted for the fake result"),
-    "fake_accepted": (BOOL, "cheated and the node was paid (JobPayment to the node > 0)"),
+    "fake_accepted": (BOOL, "cheated and the node was paid (JobPayment to the node > 0; sim.metrics)"),
     "colluding": (BOOL, "the node was in the cartel this round (a fake result is the cartel's shared one)"),
     "accused": (BOOL, "the client asked colluding mediators to reject the result"),
     "forced_error": (BOOL, "the protocol swapped in a known-wrong result (not the node's fault)"),
@@ -116,8 +122,8 @@ def categorical(codes: np.ndarray, names: Sequence[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int32)), pa.array(list(names)))
 
 
-def reason_sums(result: RoundResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per deal: transfer sum per reason (n, len(Reason)), slashed total, and JobPayment received by the node."""
+def reason_sums(result: RoundResult) -> tuple[np.ndarray, np.ndarray]:
+    """Per deal: transfer sum per reason (n, len(Reason)) and slashed total."""
     deals, t = result.deals, result.transfers
     n = len(deals)
     row = t.deal_rows(deals.deal_id)
@@ -125,10 +131,7 @@ def reason_sums(result: RoundResult) -> tuple[np.ndarray, np.ndarray, np.ndarray
     slashed = np.zeros(n, dtype=np.int64)
     cut = t.direction == Direction.Slashed
     np.add.at(slashed, row[cut], t.amount[cut])
-    to_node = np.zeros(n, dtype=np.int64)
-    paid = (t.reason == Reason.JobPayment) & (t.payee == deals.node[row])
-    np.add.at(to_node, row[paid], t.amount[paid])
-    return sums, slashed, to_node
+    return sums, slashed
 
 
 def deal_table(result: RoundResult, module_names: Sequence[str]) -> pa.Table:
@@ -138,7 +141,7 @@ def deal_table(result: RoundResult, module_names: Sequence[str]) -> pa.Table:
     path = _PATH_OF_MASK[result.visited]
     if (path < 0).any():
         raise ValueError(f"deal visited states {int(result.visited[path < 0][0]):#b}, not a protocol path")
-    sums, slashed, to_node = reason_sums(result)
+    sums, slashed = reason_sums(result)
     cols: dict[str, object] = {
         "round": np.full(n, result.round, dtype=np.int64),
         "deal_id": d.deal_id,
@@ -164,7 +167,7 @@ def deal_table(result: RoundResult, module_names: Sequence[str]) -> pa.Table:
                 "bribe_accepted",
             )
         },
-        "fake_accepted": d.cheated & (to_node > 0),
+        "fake_accepted": metrics.fake_accepted(d, result.transfers),
         **{name: getattr(d, name) for name in ("colluding", "accused", "forced_error")},
         "state": categorical(d.state, STATE_NAMES),
         "path": categorical(path, PATH_NAMES),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 import mesa
 import numpy as np
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.base import MechanismStack
 from mechanisms.deals import CARTEL_FAKE, CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, DealBatch, RoundContext
 from mechanisms.money import Pool

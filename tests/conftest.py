@@ -27,9 +27,9 @@ from agents.population import Population
 from mechanisms import MechanismStack
 from mechanisms.deals import MATCH_COLUMNS, MATCH_EXTRA, DealBatch
 from mechanisms.hooks import ENGINE, HOOK_DATA, HOOK_INDEX, HOOKS, NONE, Columns
-from sim.build import build
 from sim.engine import BatchEngine
 from sim.lifecycle import apply_actions, decide, resolve
+from twin.build import build
 
 settings.register_profile("default", max_examples=200, deadline=None)
 settings.register_profile("ci", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -43,7 +43,7 @@ def build_engine(market_kwargs: Mapping[str, Any], mechanism_params: Mapping[str
                  population_cfg: Mapping[str, Any], seed: int,
                  mechanism: Mapping[str, Any] | None = None) -> tuple[BatchEngine, Population]:
     """A validated market, a mechanism stack (Lilypad v2 alone with `mechanism_params`, or the whole `mechanism`
-    mapping in the Hydra form) and a population, built by `sim.build` from `seed` exactly as `simulate` builds a run
+    mapping in the Hydra form) and a population, built by `twin.build` from `seed` exactly as `simulate` builds a run
     (so seed N here is seed N there).
 
     `market_kwargs` and `population_cfg` are plain config mappings (as Hydra would pass them); they go through the

@@ -18,12 +18,21 @@ import numpy as np
 
 from mechanisms.deals import CORRECT, DealBatch
 from mechanisms.protocol import Direction, Reason
+from sim import metrics
 from sim.engine import RoundResult
 from sim.market import Market
 
 #: Keys of `CostMeter.summary()`, in report order.
-METRICS = ("jobs", "correct_results", "fake_accepted_per_job", "extra_executions_per_job", "mediation_fees_per_job",
-           "collateral_blocks_per_job", "client_cost_per_correct_result", "cost_per_correct_result")
+METRICS = (
+    "jobs",
+    "correct_results",
+    "fake_accepted_per_job",
+    "extra_executions_per_job",
+    "mediation_fees_per_job",
+    "collateral_blocks_per_job",
+    "client_cost_per_correct_result",
+    "cost_per_correct_result",
+)
 
 
 def correct_per_job(deals: DealBatch) -> tuple[np.ndarray, np.ndarray]:
@@ -55,43 +64,40 @@ class CostMeter:
 
     market: Market
     capital_rate: float
-    totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
-        ("jobs", "deals", "correct_results", "fake_accepted", "reruns", "mediation_fees", "collateral_blocks",
-         "client_outlay"), 0.0))
+    totals: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(
+            (*metrics.COUNTS, "correct_results", "mediation_fees", "collateral_blocks", "client_outlay"), 0.0
+        )
+    )
 
-    def update(self, result: RoundResult, wealth_before: np.ndarray, wealth_after: np.ndarray,
-               standing_escrow: int) -> None:
+    def update(
+        self, result: RoundResult, wealth_before: np.ndarray, wealth_after: np.ndarray, standing_escrow: int
+    ) -> None:
         d, t, m, c = result.deals, result.transfers, self.market, self.totals
-        _, delivered = correct_per_job(d)
-        c["jobs"] += len(delivered)
-        c["deals"] += len(d)
-        c["correct_results"] += int(delivered.sum())
-        c["fake_accepted"] += int((d.cheated & d.paid).sum())
-        by_mediator = (t.payer >= m.facts.first_mediator) & (t.payer < m.facts.first_staker)
-        c["reruns"] += int(((t.reason == Reason.ComputeCost) & by_mediator).sum())
+        for key, n in metrics.round_counts(d, t).items():
+            c[key] += n
+        c["correct_results"] += int(correct_per_job(d)[1].sum())
         fees = (t.reason == Reason.MediationFee) & (t.direction == Direction.PaidOut)
         c["mediation_fees"] += int(t.amount[fees].sum())
-        round_blocks = int((d.deadline_agree + d.deadline_submit + d.deadline_judge + d.deadline_mediate).max(
-            initial=0))
+        round_blocks = int(
+            (d.deadline_agree + d.deadline_submit + d.deadline_judge + d.deadline_mediate).max(initial=0)
+        )
         c["collateral_blocks"] += float(locked_blocks(d).sum()) + float(standing_escrow) * round_blocks
         clients = slice(0, m.facts.first_node)
         c["client_outlay"] += float(wealth_before[clients].sum() - wealth_after[clients].sum())
 
     def summary(self) -> dict[str, float | None]:
-        c = self.totals
-
-        def per(num: float, den: float) -> float | None:
-            return num / den if den else None
-
+        c, per = self.totals, metrics.ratio
+        shared = metrics.rates(c)  # the definitions summary.json uses
         return {
             "jobs": c["jobs"],
             "correct_results": c["correct_results"],
-            "fake_accepted_per_job": per(c["fake_accepted"], c["jobs"]),
-            "extra_executions_per_job": per(c["reruns"] + c["deals"] - c["jobs"], c["jobs"]),
+            "fake_accepted_per_job": shared["fake_accepted_per_job"],
+            "extra_executions_per_job": shared[metrics.EXTRA_EXECUTIONS],
             "mediation_fees_per_job": per(c["mediation_fees"], c["jobs"]),
             "collateral_blocks_per_job": per(c["collateral_blocks"], c["jobs"]),
             "client_cost_per_correct_result": per(c["client_outlay"], c["correct_results"]),
-            "cost_per_correct_result": per(c["client_outlay"] + self.capital_rate * c["collateral_blocks"],
-                                           c["correct_results"]),
+            "cost_per_correct_result": per(
+                c["client_outlay"] + self.capital_rate * c["collateral_blocks"], c["correct_results"]
+            ),
         }
-

@@ -3,9 +3,10 @@
 A best response of a role is trained with `experiments.train` (PPO by default): the deviators (the study's
 deviator rows of its first seed) are the env's focal agents and everybody else plays the honest profile, i.e. the
 frozen honest population. The trained module then becomes a `LearnedBehaviour`, a library entry that rebuilds the
-env's observations for its rows from the engine's rounds (`sim.env.record_round` / `observation_matrix`, the very
-functions `MarketEnv` uses) and samples its choices with numpy. `assess` measures it exactly like the scripted
-deviations: the same seeds, deviator rows and honest baseline, a Student-t interval over seeds. A learned gain is a
+env's observations for its rows from the engine's rounds (`marl.episode.record_round` and
+`marl.observations.observation_matrix`, the very functions `MarketEnv` uses) and samples its choices with numpy.
+`assess` measures it exactly like the scripted deviations: the same seeds, deviator rows and honest baseline, a
+Student-t interval over seeds. A learned gain is a
 lower bound too (training finds *a* good response, not provably the best one).
 
 A learned coalition: k focal agents (one or several roles; one module per role) trained with `env.shared_reward`
@@ -27,13 +28,16 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from agents.actions import Actions
 from experiments.analysis.incentives import COALITION_STREAM, DEVIATORS_STREAM
 from experiments.analysis.library import ROLES, Coalition, Member, pick_rows
 from experiments.analysis.runner import Scenario, role_sizes
+from marl.env import MarketEnv
+from marl.episode import Episode, record_round
+from marl.heads import ROLE_GROUP
+from marl.observations import observation_matrix
+from mechanisms.actions import Actions
 from mechanisms.config import require, require_int
 from sim.engine import BatchEngine, RoundResult
-from sim.env import ROLE_GROUP, Episode, MarketEnv, observation_matrix, record_round
 
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "configs" / "train.yaml"
 
@@ -69,7 +73,7 @@ class LearnedBehaviour:
     """A trained RLlib module playing `rows` of `role`, with the observations `MarketEnv` would have given them."""
 
     def __init__(self, role: str, name: str, module: Any, env: MarketEnv, seed: int = 0, explore: bool = True) -> None:
-        from agents.rl import split_logits
+        from marl.rllib import split_logits
 
         self.role, self.name, self.module, self.cfg = role, name, module, env.cfg
         self.heads = env.heads[role]
@@ -92,7 +96,7 @@ class LearnedBehaviour:
     def act(self, actions: Actions, rows: np.ndarray, round_index: int, engine: BatchEngine) -> None:
         import torch
 
-        from agents.rl import sample_categorical
+        from marl.rllib import sample_categorical
 
         if round_index == 0 or self._ep is None or self._ep.engine is not engine:
             self._start(rows, engine)
@@ -143,8 +147,8 @@ class LearnedBehaviourParts:
 
 def train_modules(cfg: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, LearnedBehaviourParts], Any]:
     """Train `cfg` into `run_dir`; per role its restored module and the training's env; and the metrics table."""
-    from agents.rl import LearnedPolicy
     from experiments.train import parse_run, train
+    from marl.rllib import LearnedPolicy
 
     result = train(cfg, run_dir, log=lambda line: None)
     env = MarketEnv(parse_run(cfg).env)

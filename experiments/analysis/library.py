@@ -7,8 +7,8 @@ collusion flags no scripted strategy sets (collude, accuse, report, whitewash).
 
 Hook for learned policies: anything with `role`, `name` and `act(actions, rows, round_index, engine)` is a
 `Behaviour`; an optional `observe(result, engine)` is called after every round (with the round's `RoundResult`), so
-a policy can keep the same observation features as `sim.env.MarketEnv`. A trained RLlib best response (e.g. an
-`agents.rl.LearnedPolicy` restored from a checkpoint of `experiments.train` with the deviators as focal agents)
+a policy can keep the same observation features as `marl.env.MarketEnv`. A trained RLlib best response (e.g. an
+`marl.rllib.LearnedPolicy` restored from a checkpoint of `experiments.train` with the deviators as focal agents)
 becomes one more library entry: build its observations for `rows` in `act`, write its choices into those rows of
 `actions`, and pass it in `extra` of `experiments.analysis.assess.assess` (or as a coalition member, or a meta-game
 strategy); it is then measured exactly like the scripted ones, on the same seeds and deviator rows. A coalition
@@ -24,15 +24,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agents.actions import Actions
 from agents.scripted import STRATEGIES, Strategy
+from mechanisms.actions import Actions
 from mechanisms.config import ConfigError, from_mapping, require
 from sim.engine import BatchEngine, RoundResult
 from sim.records import strategy_label
 
 ROLES = ("node", "client", "mediator")
 ACTIONS_OF = {"node": "nodes", "client": "clients", "mediator": "mediators"}
-#: Boolean action flags a behaviour may set, per role (see agents.actions).
+#: Boolean action flags a behaviour may set, per role (see mechanisms.actions).
 FLAGS = {"node": ("collude", "report", "whitewash"), "client": ("accuse",), "mediator": ("collude", "report")}
 
 

@@ -22,8 +22,8 @@ import numpy as np
 from experiments.analysis.cost import CostMeter, correct_per_job
 from experiments.analysis.library import Behaviour
 from mechanisms.config import require, require_int
-from sim.build import build, parse_market
 from sim.market import Market
+from twin.build import build, parse_market
 
 
 @dataclass(frozen=True)

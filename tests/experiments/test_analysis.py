@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from experiments.analysis import configs
-from experiments.analysis.analytic import cheat_gain, inspection_game, threshold
+from experiments.analysis.analytic import cheat_gain, inspection_game, register_resolver, threshold
 from experiments.analysis.assess import assess, parse_study, rank
 from experiments.analysis.incentives import IncentiveStudy, SecurityRule, best, security
 from experiments.analysis.library import parse_behaviour, parse_coalition, parse_library
@@ -27,20 +28,29 @@ SEEDS = (0, 1, 2)
 
 
 def honest(q: float) -> dict[str, Any]:
-    return {"nodes": [{"strategy": "honest"}], "clients": [{"strategy": "checker", "q": q}],
-            "mediators": [{"strategy": "honest"}]}
+    return {
+        "nodes": [{"strategy": "honest"}],
+        "clients": [{"strategy": "checker", "q": q}],
+        "mediators": [{"strategy": "honest"}],
+    }
 
 
 def scenario(q: float, mechanism: dict[str, Any] | None = None, rounds: int = 20) -> Scenario:
     return Scenario(MARKET, mechanism or BASE, honest(q), rounds=rounds)
 
 
-STUDY = parse_study({
-    "rounds": 20, "seeds": list(SEEDS), "deviator_share": 0.25,
-    "library": {"node": [{"strategy": "cheater", "rate": 1.0}, {"strategy": "cheater", "rate": 0.5}],
-                "client": [{"strategy": "never_check"}],
-                "mediator": [{"strategy": "bribable", "threshold": 1}, {"collude": True}]},
-})
+STUDY = parse_study(
+    {
+        "rounds": 20,
+        "seeds": list(SEEDS),
+        "deviator_share": 0.25,
+        "library": {
+            "node": [{"strategy": "cheater", "rate": 1.0}, {"strategy": "cheater", "rate": 0.5}],
+            "client": [{"strategy": "never_check"}],
+            "mediator": [{"strategy": "bribable", "threshold": 1}, {"collude": True}],
+        },
+    }
+)
 
 
 @pytest.mark.parametrize(("q", "equilibrium"), [(0.1, False), (0.4, True)])
@@ -59,8 +69,10 @@ def test_deviation_gain_matches_the_inspection_game(q: float, equilibrium: bool)
         assert node.estimate.hi < 0  # every cheat loses, at 95% confidence
     else:
         assert not a.security["secure"]
-        assert node.name == "cheater(rate=1.0, bribe=0)" and node.estimate.lo > 1.5
-        assert a.security["deviation_gain"] == pytest.approx(theory, abs=1.0)
+        assert node.name == "cheater(rate=1.0, bribe=0)" and node.estimate.lo > 0  # the interval decides the sign
+        # the reported gain is the best deviation's, and its interval over seeds covers the closed form
+        assert a.security["deviation_gain"] == node.estimate.mean
+        assert a.security["max_gain_lo"] <= theory <= a.security["max_gain_hi"]
     assert a.row()["node_gain"] == node.estimate.mean
 
 
@@ -75,8 +87,9 @@ def test_client_shirking_is_reported_but_not_required() -> None:
 
 def test_coalition_gains() -> None:
     inc = IncentiveStudy(scenario(0.4), SEEDS, 0.25)
-    accuse = parse_coalition({"name": "accuse", "client": {"share": 0.1, "accuse": True},
-                              "mediator": {"count": 1, "collude": True}}, "c")
+    accuse = parse_coalition(
+        {"name": "accuse", "client": {"share": 0.1, "accuse": True}, "mediator": {"count": 1, "collude": True}}, "c"
+    )
     paid = inc.coalition(accuse)
     # a falsely rejected correct result saves the client its payment (forfeit_payment): q / 5 mediators x 10 per job
     assert paid.members == 21 and paid.estimate.lo > 0
@@ -84,10 +97,17 @@ def test_coalition_gains() -> None:
     unpaid = IncentiveStudy(scenario(0.4, no_forfeit), SEEDS, 0.25).coalition(accuse)
     assert unpaid.estimate.mean == 0.0  # the node is paid anyway: the lie buys nothing
     # a cartel of mediators and nodes: a fake the drawn cartel mediator judges is accepted
-    cartel = parse_coalition({"name": "cartel", "mediator": {"count": 2, "collude": True},
-                              "node": {"share": 0.1, "strategy": "cheater", "collude": True}}, "c")
-    honest_mediators = parse_coalition({"name": "alone", "node": {"share": 0.1, "strategy": "cheater",
-                                                                   "collude": True}}, "c")
+    cartel = parse_coalition(
+        {
+            "name": "cartel",
+            "mediator": {"count": 2, "collude": True},
+            "node": {"share": 0.1, "strategy": "cheater", "collude": True},
+        },
+        "c",
+    )
+    honest_mediators = parse_coalition(
+        {"name": "alone", "node": {"share": 0.1, "strategy": "cheater", "collude": True}}, "c"
+    )
     assert inc.coalition(cartel).estimate.mean > inc.coalition(honest_mediators).estimate.mean
 
 
@@ -101,19 +121,38 @@ def test_node_cartels_under_replication_pay_only_when_they_are_the_market() -> N
 
 
 def test_metagame_tables_alpharank_and_basin() -> None:
-    mg = from_mapping(MetagameConfig, {"strategies": {"node": [{"name": "honest"}, {"strategy": "cheater"}]},
-                                       "seeds": [0], "basin_samples": 16}, "mg")
+    mg = from_mapping(
+        MetagameConfig,
+        {
+            "strategies": {"node": [{"name": "honest"}, {"strategy": "cheater"}]},
+            "seeds": list(SEEDS),
+            "basin_samples": 16,
+        },
+        "mg",
+    )
+    t = stats.t.ppf(0.975, len(SEEDS) - 1)
     for q, honest_wins in ((0.4, True), (0.1, False)):
-        table = payoff_table(scenario(q, rounds=6), mg.behaviours(), mg.seeds)
+        table = payoff_table(scenario(q), mg.behaviours(), mg.seeds)
         assert table.roles == ("node",) and table.shape == (2,)
-        assert table.mean[0, 0] == 4.0  # an honest node earns price - cost on each job
-        assert table.mean[0, 1] == pytest.approx(cheat_gain(q, 10, 6, 2) + 4, abs=1.0)
+        assert table.mean[0, 0] == 4.0 and table.sem[0, 0] == 0.0  # an honest node earns price - cost per job
+        # always cheating earns 10 - 30 q per job: inside the 95% interval over seeds of the measured payoff
+        mean, half = table.mean[0, 1], t * table.sem[0, 1]
+        assert half > 0 and mean - half <= cheat_gain(q, 10, 6, 2) + 4 <= mean + half
+        assert not mean - half <= 4 <= mean + half  # and the interval tells cheating from honest work
         assert honest_basin(table, mg).share == (1.0 if honest_wins else 0.0)
     # three populations: alpha-rank is a distribution over all 2 x 2 x 2 profiles
-    mg3 = from_mapping(MetagameConfig, {"strategies": {
-        "node": [{"name": "honest"}, {"strategy": "cheater", "bribe": 30}],
-        "client": [{"name": "committed"}, {"strategy": "never_check"}],
-        "mediator": [{"name": "honest"}, {"strategy": "bribable", "threshold": 25}]}, "seeds": [0, 1]}, "mg3")
+    mg3 = from_mapping(
+        MetagameConfig,
+        {
+            "strategies": {
+                "node": [{"name": "honest"}, {"strategy": "cheater", "bribe": 30}],
+                "client": [{"name": "committed"}, {"strategy": "never_check"}],
+                "mediator": [{"name": "honest"}, {"strategy": "bribable", "threshold": 25}],
+            },
+            "seeds": [0, 1],
+        },
+        "mg3",
+    )
     table = payoff_table(scenario(0.4, rounds=6), mg3.behaviours(), mg3.seeds)
     ar = alpha_rank(table, mg3.alpha, mg3.population)
     assert len(ar) == 8 and ar["mass"].sum() == pytest.approx(1.0) and (ar["mass"] >= 0).all()
@@ -142,13 +181,29 @@ def test_analytic_threshold() -> None:
     assert cheat_gain(0.2, 10, 6, 2) == pytest.approx(0.0) and cheat_gain(0.1, 10, 6, 2, rate=0.5) == pytest.approx(1.5)
     game = inspection_game(scenario(0.15).config(0))
     assert game is not None and game.q == 0.15 and game.threshold == pytest.approx(0.2)
-    policy = {"order": ["lilypad_v2", "check_policy"], "check_policy": {"q": 0.3},
-              "lilypad_v2": {"results_multiplier_bps": 40000}}
+    policy = {
+        "order": ["lilypad_v2", "check_policy"],
+        "check_policy": {"q": 0.3},
+        "lilypad_v2": {"results_multiplier_bps": 40000},
+    }
     game = inspection_game(scenario(0.1, policy).config(0))
     assert game.q == 0.3 and game.threshold == pytest.approx(6 / 50)
     # where the model does not hold: replication, a market with several modules and lateness
     assert inspection_game(scenario(0.1, configs.mechanism("dong_counter_collusion")).config(0)) is None
     assert inspection_game({"market": configs.group("market", "default")}) is None
+
+
+def test_the_threshold_experiment_draws_the_analytic_threshold() -> None:
+    """`scan.theory` of +experiment=cheat_threshold is the closed form of the composed market, not a typed number."""
+    register_resolver()
+    plain = configs.compose_plain("train", ["+experiment=cheat_threshold"])
+    assert plain["scan"]["theory"] == threshold(10, 6, 2) == pytest.approx(0.2)
+    unforfeited = configs.compose_plain(
+        "train", ["+experiment=cheat_threshold", "mechanism.lilypad_v2.forfeit_payment=false"]
+    )
+    assert unforfeited["scan"]["theory"] == threshold(10, 6, 2, forfeit_payment=False) == pytest.approx(0.3)
+    replicated = configs.compose_plain("train", ["+experiment=cheat_threshold", "mechanism=dong_counter_collusion"])
+    assert replicated["scan"]["theory"] is None  # no inspection game: no line
 
 
 def test_library_and_study_validation() -> None:
@@ -168,9 +223,11 @@ def test_library_and_study_validation() -> None:
 
 
 def test_rank_puts_secure_mechanisms_first_then_the_least_exploitable() -> None:
-    rows = [{"mechanism": "a", "secure": False, "max_gain": 5.0, "cost_per_correct_result": 1.0},
-            {"mechanism": "b", "secure": True, "max_gain": 0.0, "cost_per_correct_result": 9.0},
-            {"mechanism": "c", "secure": True, "max_gain": -1.0, "cost_per_correct_result": 3.0},
-            {"mechanism": "d", "secure": False, "max_gain": 0.5, "cost_per_correct_result": 20.0}]
+    rows = [
+        {"mechanism": "a", "secure": False, "max_gain": 5.0, "cost_per_correct_result": 1.0},
+        {"mechanism": "b", "secure": True, "max_gain": 0.0, "cost_per_correct_result": 9.0},
+        {"mechanism": "c", "secure": True, "max_gain": -1.0, "cost_per_correct_result": 3.0},
+        {"mechanism": "d", "secure": False, "max_gain": 0.5, "cost_per_correct_result": 20.0},
+    ]
     assert rank(rows)["mechanism"].tolist() == ["c", "b", "d", "a"]
     assert np.array_equal(rank(rows)["rank"], [1, 2, 3, 4])

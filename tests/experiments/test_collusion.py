@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.rl import LearnedPolicy
 from experiments.evaluate import evaluate
 from experiments.train import parse_run, train
+from marl.env import MarketEnv
+from marl.rllib import LearnedPolicy
 from mechanisms.config import ConfigError
-from sim.env import MarketEnv
 
 pytestmark = pytest.mark.xdist_group("rllib")
 

@@ -12,11 +12,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from agents.rl import LearnedPolicy
 from experiments.evaluate import evaluate, run_evaluation
 from experiments.train import parse_run
+from marl.env import MarketEnv
+from marl.rllib import LearnedPolicy
 from mechanisms.config import ConfigError
-from sim.env import MarketEnv
 
 ROOT = Path(__file__).resolve().parents[2]
 

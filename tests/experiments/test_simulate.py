@@ -86,7 +86,7 @@ def test_summary_agrees_with_the_tables(tmp_path: Path) -> None:
     assert sum(s["deals_per_state"].values()) == len(deals)
     for role, v in s["profit_per_role"].items():
         assert v["total"] == agents.loc[agents.role == role, "profit"].sum()
-        assert v["jobs"] == agents.loc[agents.role == role, "deals"].sum()
+        assert v["deals"] == agents.loc[agents.role == role, "deals"].sum()
     assert sum(v["total"] for v in s["profit_per_strategy"].values()) == agents["profit"].sum()
     assert s["value_conserved"] is True
     assert agents["profit"].sum() + sum(s["pool_inflow"].values()) == 0

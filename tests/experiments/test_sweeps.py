@@ -1,5 +1,7 @@
 """Sweeps: `--multirun` with the joblib and Ray launchers records one row per run in the results dataset; a killed
-sweep resumes with only the missing runs; a failing run is recorded and does not stop the others."""
+sweep resumes with only the missing runs; a failing run is recorded with a status that tells a bug (an invariant of
+the twin broke) from a config error and other failures, does not stop the others, and makes the sweep end non-zero
+with a summary."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from experiments import results
 from experiments.results import is_complete, load, run_id, run_recorded, run_seed
 from experiments.simulate import run_simulation
 from mechanisms.config import ConfigError
+from mechanisms.protocol import IllegalTransition
+from sim.ledger import InsolventTransfer, Ledger
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
@@ -57,9 +61,9 @@ def command(tmp: Path, *overrides: str, launcher: str = "joblib") -> list[str]:
             *overrides]  # fmt: skip
 
 
-def sweep(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def sweep(cmd: list[str], rc: int = 0, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env(), **kwargs)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == rc, proc.stderr[-3000:]
     return proc
 
 
@@ -118,7 +122,7 @@ def test_recorded_run_ok_skip_fail_retry(tmp_path: Path, capsys: pytest.CaptureF
 
     assert run_recorded("e", cfg, boom) is None  # recorded as failed, not raised
     assert not is_complete(tmp_path, "u", rid)
-    assert "FAILED (ZeroDivisionError: no jobs)" in capsys.readouterr().err
+    assert "FAILED [failed] (ZeroDivisionError: no jobs)" in capsys.readouterr().err
     assert run_recorded("e", cfg, ok) == {"value": 1.5, "per": {"a": 1}}  # a failed run is retried
     assert run_recorded("e", cfg, ok) is None and calls == [run_seed(cfg, rid)]  # an ok run is skipped
     assert "already recorded, skipped" in capsys.readouterr().err
@@ -139,7 +143,43 @@ def test_explicit_seeds_are_used_as_given(tmp_path: Path) -> None:
     assert run_recorded("e", cfg(-1), lambda c: {}) is None  # an invalid seed fails that run only
     frame = load(tmp_path).set_index("replicate")
     assert frame.loc[7, "seed"] == 7 and frame.loc[7, "sweep.seed"] is None
-    assert frame.loc[-1, "status"] == "failed" and frame.loc[-1, "error"].startswith("ConfigError: seed=-1")
+    assert frame.loc[-1, "status"] == "config_error" and frame.loc[-1, "error"].startswith("ConfigError: seed=-1")
+
+
+def test_status_tells_a_bug_from_a_config_error_and_other_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def raising(exc: BaseException) -> Any:
+        def run(c: dict[str, Any]) -> None:
+            raise exc
+
+        return run
+
+    runs = {
+        "insolvent": raising(InsolventTransfer("account 3 would go negative")),
+        "illegal": raising(IllegalTransition("illegal deal transition DealAgreed -> ResultsChecked")),
+        "config": raising(ConfigError("market.n_nodes=0: allowed 1..")),
+        "other": raising(RuntimeError("disk full")),
+        "fine": lambda c: {"v": 1},
+    }
+    for name, run in runs.items():
+        run_recorded("e", {"seed": 0, "case": name, "sweep": {"name": "s", "dataset": str(tmp_path)}}, run)
+    # a real run whose ledger stops adding up: value not conserved is an invariant, so a bug
+    totals = iter(range(10**6))
+    monkeypatch.setattr(Ledger, "total", lambda self: next(totals))
+    cfg = {**composed(*TINY, "rounds=1"), "case": "leak", "sweep": {"name": "s", "dataset": str(tmp_path)}}
+    run_recorded("simulate", cfg, lambda c: run_simulation({k: v for k, v in c.items() if k != "case"}, tmp_path / "o"))
+    assert not (tmp_path / "o" / "deals.parquet").exists()  # a bug leaves no tables
+    frame = load(tmp_path, "s").set_index("case")
+    assert frame.status.to_dict() == {"insolvent": "bug", "illegal": "bug", "config": "config_error",
+                                      "other": "failed", "fine": "ok", "leak": "bug"}
+    assert frame.loc["leak", "error"].startswith("InvariantViolation: value not conserved")
+    counts, text = results.sweep_report(frame.reset_index())
+    assert counts == {"ok": 1, "config_error": 1, "bug": 3, "failed": 1}
+    lines = text.splitlines()
+    assert lines[0] == "6 run(s) recorded: ok 1, config_error 1, bug 3, failed 1"
+    assert [line.split()[0] for line in lines[1:]] == ["bug", "bug", "bug", "failed", "config_error"]
+    assert f"run {frame.loc['other', 'run_id']}: RuntimeError: disk full" in text
 
 
 def test_no_dataset_means_a_plain_run() -> None:
@@ -180,7 +220,8 @@ def test_load_unions_the_columns_of_different_runs(tmp_path: Path) -> None:
 
 
 def test_joblib_sweep_records_one_row_per_run(tmp_path: Path) -> None:
-    sweep(command(tmp_path, *GRID))
+    err = sweep(command(tmp_path, *GRID)).stderr
+    assert "[sweep t] 8 run(s) recorded: ok 8, config_error 0, bug 0, failed 0" in err
     frame = load(tmp_path / "data")
     assert len(frame) == 8 and (frame.status == "ok").all() and frame.run_id.is_unique
     assert frame.seed.is_unique and set(frame.replicate) == {0, 1} and (frame.entry_point == "simulate").all()
@@ -217,18 +258,23 @@ def test_killed_sweep_resumes_with_only_the_missing_runs(tmp_path: Path) -> None
     assert all(p.stat().st_mtime_ns == mtime for p, mtime in mtimes.items())
     assert (frame.drop(before.index).started_at > before.max()).all()
     assert err.count("already recorded, skipped") == len(first) and err.count("; recorded") == 8 - len(first)
+    assert f"{8 - len(first)} run(s) recorded: ok {8 - len(first)}," in err  # the report counts this pass only
 
 
 def test_failed_run_is_recorded_and_the_others_complete(tmp_path: Path) -> None:
     # the basic (sequential, in-process) launcher: one failing job must not stop the jobs after it
-    proc = sweep(command(tmp_path, "mechanism.lilypad_v2.mediation_fee=60,5,70", launcher="basic"))
+    proc = sweep(command(tmp_path, "mechanism.lilypad_v2.mediation_fee=60,5,70", launcher="basic"),
+                 rc=results.SWEEP_FAILED_EXIT)
     frame = load(tmp_path / "data").set_index("mechanism.lilypad_v2.mediation_fee")
     assert sorted(frame.index) == [5, 60, 70]
-    assert list(frame.status.sort_index()) == ["failed", "ok", "ok"]
+    assert list(frame.status.sort_index()) == ["config_error", "ok", "ok"]
     failed = frame.loc[5]
     assert failed.error_type == "ConfigError" and failed.error.startswith("ConfigError: mechanism.lilypad_v2")
     assert pd.isna(failed["summary.deals"]) and failed.error_at and "Traceback" not in proc.stderr
-    assert "FAILED (ConfigError: mechanism.lilypad_v2.mediation_fee" in proc.stderr
+    assert "FAILED [config_error] (ConfigError: mechanism.lilypad_v2.mediation_fee" in proc.stderr
+    summary = proc.stderr[proc.stderr.index("[sweep t] 3 run(s)"):].splitlines()
+    assert summary[0] == "[sweep t] 3 run(s) recorded: ok 2, config_error 1, bug 0, failed 0"
+    assert summary[1].split()[:4] == ["config_error", "run", f"{failed.run_id}:", "ConfigError:"]
     assert (frame.loc[[60, 70], "summary.deals"] > 0).all()
 
 

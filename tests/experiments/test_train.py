@@ -7,6 +7,9 @@ All tests share one Ray session (`ray_session`) and run on one xdist worker (gro
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +17,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from agents.rl import STATE_FILE, LearnedPolicy, RLlibMarketEnv, latest_checkpoint
 from experiments.evaluate import evaluate
 from experiments.train import parse_run, run_scan, train
+from marl.env import MarketEnv
+from marl.rllib import STATE_FILE, LearnedPolicy, RLlibMarketEnv, latest_checkpoint
 from mechanisms.config import ConfigError
-from sim.env import MarketEnv
 
 pytestmark = pytest.mark.xdist_group("rllib")
 
+REPO = Path(__file__).resolve().parents[2]
+#: Two PYTHONHASHSEED values under which a set of the three role names iterates in two different orders.
+HASH_SEEDS = ("1", "3")
+
 METRIC_COLUMNS = ("iteration", "seconds", "env_steps", "episodes", "cheat_rate", "fake_accepted",
-                  "fake_accepted_per_job", "check_rate", "bribe_acceptance", "return_node", "return_client",
+                  "fake_accepted_per_deal", "check_rate", "bribe_acceptance", "return_node", "return_client",
                   "return_mediator", "market_cheat_rate", "market_check_rate", "market_bribe_acceptance")
 
 
@@ -67,7 +74,8 @@ def test_rllib_env_reports_all_done(train_config: Any) -> None:
     _, _, term, trunc, _ = env.step({a: env.action_spaces[a].sample() for a in env.agents})
     assert term["__all__"] is False and trunc["__all__"] is False
     _, _, term, _, infos = env.step({a: env.action_spaces[a].sample() for a in env.agents})
-    assert term["__all__"] is True and env.agents == [] and "episode" in infos["node_0"]
+    assert term["__all__"] is True and env.agents == [] and "episode" in infos[env.names.index("node_0")]
+    assert env.possible_agents == list(range(len(env.names)))  # RLlib sees indices: ints hash alike in every process
 
 
 def test_scan_writes_table_and_plot(ray_session: Any, train_config: Any, tmp_path: Path) -> None:
@@ -114,3 +122,27 @@ def test_mediators_take_bribes_iff_they_beat_the_expected_loss(ray_session: Any,
     rate = trained_rate(cfg, tmp_path, "bribe_acceptance", record_property)
     assert rate >= 0.8 if takes else rate <= 0.2, f"penalty {penalty}: learned bribe acceptance {rate:.3f}"
     assert np.isfinite(rate)
+
+
+@pytest.mark.slow
+def test_training_does_not_depend_on_string_hashing(tmp_path: Path) -> None:
+    """The same short training (three modules, so their order matters) in two processes with different
+    PYTHONHASHSEED values gives identical metrics: no set of names reaches RLlib or a config."""
+    probe = "print(list({'client', 'node', 'mediator'}))"
+    orders = [subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": h}).stdout for h in HASH_SEEDS]
+    assert orders[0] != orders[1]  # string hashing does reorder sets under these two seeds
+    tables = []
+    for h in HASH_SEEDS:
+        run_dir = tmp_path / f"hash_{h}"
+        cmd = [sys.executable, "-m", "experiments.train", "+experiment=node_cheat", f"run_dir={run_dir}",
+               "env.focal={node: 2, client: 2, mediator: 2}", "env.rounds=5", "train.iterations=2",
+               "train.progress=false", "algo.training.train_batch_size_per_learner=25",
+               "algo.training.minibatch_size=25", "algo.training.num_epochs=1", "ray.num_cpus=1"]
+        env = {**os.environ, "PYTHONHASHSEED": h, "RAY_TMPDIR": os.environ.get("RAY_TMPDIR", "/tmp/ray"),
+               "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        tables.append(pd.read_parquet(run_dir / "metrics.parquet").drop(columns="seconds"))
+    assert list(tables[0]["iteration"]) == [1, 2] and tables[0]["return_mediator"].notna().all()
+    pd.testing.assert_frame_equal(tables[0], tables[1])

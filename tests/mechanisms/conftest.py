@@ -9,16 +9,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.actions import Actions
 from mechanisms import MarketFacts, MechanismStack
+from mechanisms.actions import Actions
 from mechanisms.deals import CORRECT, FIRST_OWN_FAKE, FORCED_FAKE, NEVER, DealBatch, RoundContext
 from mechanisms.protocol import DealState
 from mechanisms.transfers import Transfers
-from sim.build import build
 from sim.engine import BatchEngine, RoundResult
 from sim.ledger import Ledger
 from sim.lifecycle import resolve
 from sim.public_record import COUNTERS
+from twin.build import build
 
 PAID = (DealState.ResultsAccepted, DealState.TimeoutJudgeResults, DealState.MediationAccepted)
 

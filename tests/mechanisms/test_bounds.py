@@ -21,7 +21,7 @@ from mechanisms.bounds import MoneyBounds
 from mechanisms.config import ConfigError
 from mechanisms.money import BPS, INT64_MAX, MAX_AMOUNT
 from mechanisms.retention import LOCKED
-from sim.build import build
+from twin.build import build
 
 L = INT64_MAX
 AGENTS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.actions import Actions
+from mechanisms.actions import Actions
 from mechanisms.money import Pool
 from mechanisms.protocol import DealState, Direction, Reason
 

@@ -9,7 +9,6 @@ import pytest
 
 from mechanisms.money import Pool
 from mechanisms.protocol import PATH, DealState, Reason
-from sim.build import build
 from sim.records import (
     AGENT_COLUMNS,
     AGENT_SCHEMA,
@@ -21,6 +20,7 @@ from sim.records import (
     deal_table,
     strategy_label,
 )
+from twin.build import build
 
 CONFIG = {
     "seed": 7,

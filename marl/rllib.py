@@ -17,7 +17,7 @@ import numpy as np
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from sim.env import MarketEnv
+from marl.env import MarketEnv
 
 ENV_NAME = "lilypad_market"
 #: where the per-iteration market counters live in RLlib's result dict: result["env_runners"][METRICS_KEY]
@@ -25,7 +25,13 @@ METRICS_KEY = "market"
 
 
 class RLlibMarketEnv(MultiAgentEnv):
-    """`MarketEnv` behind RLlib's `MultiAgentEnv` interface (spaces per agent, `__all__` flags)."""
+    """`MarketEnv` behind RLlib's `MultiAgentEnv` interface (spaces per agent, `__all__` flags).
+
+    RLlib sees each agent by its index in `MarketEnv.possible_agents` (`names`), not by its name: RLlib keeps agent
+    ids in Python sets and iterates them to batch agents for sampling, and a set of strings iterates in an order that
+    changes with PYTHONHASHSEED, while a set of small ints does not. So the same seed gives the same training in
+    every process (docs/architecture.md, "Seeds"). `AgentToModule` maps an index to its module through the name.
+    """
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__()
@@ -33,19 +39,25 @@ class RLlibMarketEnv(MultiAgentEnv):
         # RLlib's EnvContext carries the worker and vector index: each parallel copy gets its own seed stream
         stream = tuple(int(getattr(config, name, 0) or 0) for name in ("worker_index", "vector_index"))
         self.env = MarketEnv(dict(config), stream)
-        self.possible_agents = list(self.env.possible_agents)
+        self.names = list(self.env.possible_agents)
+        self._index = {name: i for i, name in enumerate(self.names)}
+        self.possible_agents = list(range(len(self.names)))
         self.agents = []
-        self.observation_spaces = {a: self.env.observation_space(a) for a in self.possible_agents}
-        self.action_spaces = {a: self.env.action_space(a) for a in self.possible_agents}
+        self.observation_spaces = {i: self.env.observation_space(a) for i, a in enumerate(self.names)}
+        self.action_spaces = {i: self.env.action_space(a) for i, a in enumerate(self.names)}
+
+    def _by_index(self, per_agent: Mapping[str, Any]) -> dict[Any, Any]:
+        return {self._index[name]: value for name, value in per_agent.items()}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         obs, infos = self.env.reset(seed=seed, options=options)
-        self.agents = list(self.env.agents)
-        return obs, infos
+        self.agents = [self._index[a] for a in self.env.agents]
+        return self._by_index(obs), self._by_index(infos)
 
     def step(self, action_dict: dict) -> tuple[dict, dict, dict, dict, dict]:
-        obs, rewards, terminated, truncated, infos = self.env.step(action_dict)
-        self.agents = list(self.env.agents)
+        out = self.env.step({self.names[i]: action for i, action in action_dict.items()})
+        obs, rewards, terminated, truncated, infos = (self._by_index(part) for part in out)
+        self.agents = [self._index[a] for a in self.env.agents]
         terminated["__all__"] = all(terminated.values())
         truncated["__all__"] = all(truncated.values())
         return obs, rewards, terminated, truncated, infos
@@ -64,6 +76,16 @@ def agent_module(agent_id: str, episode: Any = None, **kwargs: Any) -> str:
 MAPPINGS: dict[str, Callable[..., str]] = {"role": role_module, "agent": agent_module}
 
 
+class AgentToModule:
+    """RLlib's `policy_mapping_fn` for `RLlibMarketEnv`'s agent indices: index -> name -> `MAPPINGS[mapping]`."""
+
+    def __init__(self, mapping: str, names: list[str]) -> None:
+        self.fn, self.names = MAPPINGS[mapping], list(names)
+
+    def __call__(self, agent_id: int, episode: Any = None, **kwargs: Any) -> str:
+        return self.fn(self.names[agent_id])
+
+
 def module_spaces(env: MarketEnv, mapping: str) -> dict[str, tuple[gymnasium.Space, gymnasium.Space]]:
     """Module id -> (observation space, action space), for the modules the focal agents map to."""
     fn = MAPPINGS[mapping]
@@ -76,7 +98,7 @@ def module_spaces(env: MarketEnv, mapping: str) -> dict[str, tuple[gymnasium.Spa
 class MarketMetrics(RLlibCallback):
     """At each episode's end, add the env's summed counters (focal and whole market) to the iteration's sums.
 
-    Counts are summed, not averaged, so rates computed from them (`sim.env.role_rates`) weight every deal equally,
+    Counts are summed, not averaged, so rates computed from them (`marl.counters.role_rates`) weight every deal equally,
     however many episodes or env runners an iteration had.
     """
 

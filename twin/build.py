@@ -1,12 +1,14 @@
-"""Config mapping -> validated, seeded simulation components. Shared by every entry point (simulate, train, sweeps).
+"""Config mapping -> validated, seeded simulation components. Shared by every entry point (simulate, train, sweeps)
+and the RL env. It joins `sim` (market, draws, engine) and `agents` (the population), which know nothing of each
+other (docs/architecture.md, "Layers").
 
 Everything a config can get wrong is checked here, before any entry point opens an output file: the market and the
 mechanism stack are parsed into frozen dataclasses, the stack is cross-checked against the market, and the
 population is parsed against the registered strategies. Errors are `ConfigError`s naming the field.
 
-Randomness (DESIGN principle 7): one `SeedSequence` from the config seed, spawned once into independent streams per
-component, in a fixed order (market, draws, agents), so adding a component later appends a stream without changing
-the others.
+Randomness (docs/architecture.md, "Seeds"): one `SeedSequence` from the config seed, spawned once into independent
+streams per component, in a fixed order (market, draws, agents), so adding a component later appends a stream
+without changing the others.
 """
 
 from __future__ import annotations

@@ -8,17 +8,22 @@ Markets are the inspection-game preset (configs/market/threshold.yaml) shrunk to
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import gymnasium
 import numpy as np
 import pytest
+from gymnasium.utils.passive_env_checker import check_obs
 from omegaconf import OmegaConf
 from pettingzoo.test import parallel_api_test
 
+from marl.config import MAX_SCALE
+from marl.env import MarketEnv
+from marl.heads import HEADS
+from marl.observations import COMMON_FEATURES, ROLE_FEATURES
 from mechanisms.config import ConfigError
-from sim.env import COMMON_FEATURES, HEADS, ROLE_FEATURES, MarketEnv
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MARKET = OmegaConf.to_container(OmegaConf.load(CONFIGS / "market" / "threshold.yaml"))
@@ -87,6 +92,37 @@ def test_spaces_per_role_are_fixed_objects_and_observations_fit() -> None:
     for obs, *_ in rollout(env, seed=3, action_seed=0):
         for agent, o in obs.items():
             assert env.observation_space(agent).contains(o), agent
+
+
+EXTREME = {
+    "default": {},
+    "tiny bound, not a float32 number": {"obs_clip": 0.7e-3},
+    "money features far beyond the bound": {"money_scale": 1e-30},
+    "largest bound, money beyond float32": {"obs_clip": MAX_SCALE, "money_scale": 1e-38},
+    "huge money scale": {"money_scale": MAX_SCALE, "reward_scale": 1e-9},
+}
+
+
+@pytest.mark.parametrize("env_cfg", EXTREME.values(), ids=EXTREME)
+def test_observations_are_float32_inside_the_space_at_reset_and_every_step(env_cfg: dict[str, Any]) -> None:
+    """Every role learning, every head, bribes offered and taken: gymnasium's own observation checker stays silent
+    over whole episodes, and every observation is a finite float32 vector inside its Box."""
+    actions = {"node": list(HEADS["node"]), "client": list(HEADS["client"]), "mediator": list(HEADS["mediator"])}
+    env = MarketEnv(config(rounds=8, focal={"node": 6, "client": 6, "mediator": 3}, actions=actions,
+                           clients=[{"strategy": "checker", "q": 0.5}], **env_cfg))
+    steps = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the checker reports by warning
+        for episode in range(3):
+            for obs, *_ in rollout(env, seed=episode, action_seed=episode):
+                steps += 1
+                for agent, o in obs.items():
+                    space = env.observation_space(agent)
+                    check_obs(o, space, "step")
+                    assert o.dtype == np.float32 and np.isfinite(o).all() and space.contains(o), (agent, o)
+    assert steps == 3 * 9  # reset + 8 steps, three episodes
+    high = env.observation_space("node_0").high
+    assert high.dtype == np.float32 and (high == np.float32(env.cfg.obs_clip)).all()
 
 
 def test_same_seed_same_episode_and_different_seed_differs() -> None:
@@ -212,6 +248,8 @@ def test_truncate_marks_the_end_as_a_time_limit() -> None:
     ("env.actions.client", ["check", "bogus"], "env.actions.client[1]"),
     ("env.discount", 1.5, "env.discount"),
     ("env.bribe_levels", [-1], "env.bribe_levels[0]"),
+    ("env.obs_clip", float("inf"), "env.obs_clip"),  # float32 observations need finite bounds
+    ("env.money_scale", 1e39, "env.money_scale"),
     ("env.roundz", 3, "roundz"),
     ("extra", 1, "extra"),
 ])
@@ -237,7 +275,26 @@ def test_every_head_reaches_its_action_field() -> None:
 
 
 def test_a_head_the_engine_does_not_support_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The extension point: a new decision is one HEADS entry; until agents.actions has its field it is refused."""
+    """The extension point: a new decision is one HEADS entry; until mechanisms.actions has its field it is refused."""
     monkeypatch.setitem(HEADS["client"], "fly", ("fly_rate", lambda cfg: np.array([0.0, 1.0])))
     with pytest.raises(ConfigError, match="no `fly_rate`"):
         MarketEnv({**config(), "env": {**config()["env"], "actions": {"client": ["check", "fly"]}}})
+
+
+def test_client_value_and_damage_enter_only_the_clients_rewards() -> None:
+    """Scripted nodes always cheat; focal clients never check (action 0) and accept every fake: each client's reward
+    is its wealth change minus the damage per fake; with checks (action 1) it catches every fake and pays nothing."""
+    cfg = config(rounds=3, focal={"client": 6}, nodes=[{"strategy": "cheater", "rate": 1.0}], reward_scale=1.0,
+                 client_value=5, client_damage=20)
+    env = MarketEnv(cfg)
+    env.reset(seed=0)
+    _, rewards, _, _, infos = env.step(dict.fromkeys(env.agents, 0))
+    assert all(rewards[a] == infos[a]["profit"] - 20 for a in rewards)
+    _, rewards, _, _, infos = env.step(dict.fromkeys(env.agents, 1))
+    assert all(rewards[a] == infos[a]["profit"] for a in rewards)  # nothing accepted: no value, no damage
+    honest = MarketEnv(config(rounds=2, focal={"client": 6}, reward_scale=1.0, client_value=5, client_damage=20))
+    honest.reset(seed=0)
+    _, rewards, _, _, infos = honest.step(dict.fromkeys(honest.agents, 0))
+    assert all(rewards[a] == infos[a]["profit"] + 5 for a in rewards)
+    with pytest.raises(ConfigError, match=r"env\.client_damage"):
+        MarketEnv(config(client_damage=-1))

@@ -1,0 +1,124 @@
+"""The live stack end to end on anvil and a real Docker engine, side by side with bare `docker run`:
+
+- latency: one job at a time through solver, agreement, the node's contained run, result fetch and verification
+  and acceptance on chain (1 creator, 1 provider), median wall time from posting to the accepted deal, against the
+  median of bare `docker run --rm` of the same image and entrypoint, interleaved (target at most 1.5x);
+- throughput: settled deals per second with 8 providers and 2 creators posting `--jobs` jobs at once
+  (target at least 20 deals/s).
+
+It prints both, saves them to outputs/bench/live.json and renders the README's `table:live` block from them
+(`experiments.readme_tables`).
+
+    .venv/bin/python benchmarks/live_stack.py [--repeats 10] [--jobs 40] [--block-s 0.02] [--no-readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+from contextlib import closing
+from pathlib import Path
+
+from experiments import readme_tables
+from experiments.analysis.configs import compose_plain
+from live import docker_engine
+from live.main import bare_docker_seconds
+from live.modules.build import build
+from live.services.network import Network
+
+OUT = readme_tables.OUTPUTS / "bench" / "live.json"
+MODULE, INPUTS = "cowsay:v1", {"Message": "moo"}
+HONEST = "{strategy: honest}"
+
+
+async def latency(cfg: dict, state: Path, client, lock: Path, host: str, repeats: int) -> tuple[list, list]:
+    net = Network(cfg, state, client, lock)
+    net.start_chain()
+    stack_s, bare_s = [], []
+    try:
+        await net.start_services()
+        await net.run_jobs([(MODULE, INPUTS)], 60)  # warm-up
+        bare_docker_seconds(host, MODULE, INPUTS, lock, 1)
+        for _ in range(repeats):
+            (job,) = await net.run_jobs([(MODULE, INPUTS)], 60)
+            assert job["state"] == "ResultsAccepted", job
+            stack_s.append(job["finished_at"] - job["posted_at"])
+            bare_s += bare_docker_seconds(host, MODULE, INPUTS, lock, 1)
+    finally:
+        await net.stop()
+    return stack_s, bare_s
+
+
+async def throughput(cfg: dict, state: Path, client, lock: Path, jobs: int) -> tuple[int, float]:
+    net = Network(cfg, state, client, lock)
+    net.start_chain()
+    try:
+        await net.start_services()
+        t = time.perf_counter()
+        done = await net.run_jobs([(MODULE, INPUTS)] * jobs, 300)
+        wall = time.perf_counter() - t
+    finally:
+        await net.stop()
+    return sum(j["state"] == "ResultsAccepted" for j in done), wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--jobs", type=int, default=40)
+    ap.add_argument("--block-s", type=float, default=0.02)
+    ap.add_argument("--no-readme", action="store_true", help="only print and save outputs/bench/live.json")
+    args = ap.parse_args()
+    load = os.getloadavg()[0]
+    one = [
+        f"block_s={args.block_s}",
+        "market.n_clients=1",
+        "market.n_nodes=1",
+        "market.n_mediators=1",
+        f"network.providers=[{HONEST}]",
+        "network.creators=[{strategy: checker, q: 0.0}]",
+        f"network.mediators=[{HONEST}]",
+    ]
+    eight = [
+        f"block_s={args.block_s}",
+        "market.n_clients=2",
+        "market.n_nodes=8",
+        "market.n_mediators=1",
+        "network.providers=[" + ",".join([HONEST] * 8) + "]",
+        "network.creators=[{strategy: checker, q: 0.0},{strategy: checker, q: 0.0}]",
+        f"network.mediators=[{HONEST}]",
+    ]
+    with (
+        docker_engine.engine() as host,
+        closing(docker_engine.client(host)) as client,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        lock = Path(tmp) / "images.json"
+        build(client, lock=lock)
+        stack_s, bare_s = asyncio.run(
+            latency(compose_plain("live", one), Path(tmp) / "a", client, lock, host, args.repeats)
+        )
+        settled, wall = asyncio.run(throughput(compose_plain("live", eight), Path(tmp) / "b", client, lock, args.jobs))
+    r = {
+        "module": MODULE,
+        "providers": 8,
+        "cpus": os.cpu_count(),
+        "repeats": args.repeats,
+        "stack": statistics.median(stack_s),
+        "bare": statistics.median(bare_s),
+        "jobs": args.jobs,
+        "settled": settled,
+        "wall": wall,
+        "block_s": args.block_s,
+        "load": load,
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(r, indent=2) + "\n")
+    print(readme_tables.live_markdown(r))
+    if not args.no_readme:
+        readme_tables.main(["--write", "live"])

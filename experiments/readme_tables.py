@@ -1,0 +1,492 @@
+"""`python -m experiments.readme_tables`: the README's measured tables, rendered from what measures them.
+
+Each measured block of README.md sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`; `tables()` lists
+them. Cheap ones are measured here (the preset table and the simulate example: one `simulate` run per mechanism
+preset at the simulate defaults, outputs kept under `outputs/readme/`); the others are rendered from the saved
+outputs of the command that measures them (the quickstart's `ranked.parquet`, a training scan's `scan.parquet`,
+the benchmarks' JSON), and the command is printed when that output is missing.
+
+    python -m experiments.readme_tables                      # print every block it can render
+    python -m experiments.readme_tables --write              # and replace those blocks in README.md
+    python -m experiments.readme_tables --write presets quickstart
+    python -m experiments.readme_tables --list               # each block and the command that measures it
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from experiments.analysis.analytic import register_resolver
+from experiments.analysis.configs import compose_plain
+from experiments.simulate import format_summary, run_simulation
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+OUTPUTS = REPO / "outputs"
+PRESETS = sorted(p.stem for p in (REPO / "configs" / "mechanism").glob("*.yaml"))
+
+
+class Missing(Exception):
+    """A saved output a table is rendered from does not exist yet; the message names the command that makes it."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """One README block: how to render it (text between the markers) and the command whose output it shows."""
+
+    name: str
+    command: str
+    render: Callable[[], str]
+
+
+def markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def parse_markdown(text: str) -> tuple[list[str], list[str]]:
+    """Header cells and first-column row keys of the first markdown table in `text`."""
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    if len(rows) < 2:
+        raise ValueError("no markdown table")
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
+    return cells[0], [c[0] for c in cells[2:]]
+
+
+def caption(text: str) -> str:
+    """A caption paragraph wrapped like the README's prose."""
+    return textwrap.fill(text, 116, break_long_words=False, break_on_hyphens=False)
+
+
+def _num(x: float | None, fmt: str) -> str:
+    return "-" if x is None or pd.isna(x) else format(x, fmt)
+
+
+def _need(path: Path, command: str) -> Path:
+    if not path.exists():
+        raise Missing(f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path} is missing; run: {command}")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ presets (simulate)
+PRESET_HEADER = (
+    "preset",
+    "jobs",
+    "deals",
+    "fake accepted / job",
+    "fake accepted / deal",
+    "client cost / job",
+    "extra executions / job",
+    "always-cheat node profit / deal",
+    "honest node profit / deal",
+)
+
+
+def simulate_presets(overrides: Sequence[str] = (), out: Path = OUTPUTS / "readme") -> dict[str, dict[str, Any]]:
+    """`python -m experiments.simulate mechanism=<preset> <overrides>` for every preset: preset -> summary."""
+    runs = {}
+    for preset in PRESETS:
+        cfg = compose_plain("simulate", [f"mechanism={preset}", "progress=false", *overrides])
+        runs[preset] = run_simulation(cfg, out / preset)
+    return runs
+
+
+def _strategy(summary: Mapping[str, Any], prefix: str) -> Mapping[str, Any] | None:
+    return next((v for k, v in summary["profit_per_strategy"].items() if k.startswith(prefix)), None)
+
+
+def preset_table(runs: Mapping[str, Mapping[str, Any]], overrides: Sequence[str] = ()) -> str:
+    """The preset table from the runs' summaries (keys as in summary.json, definitions in sim.metrics)."""
+    cfg = compose_plain("simulate", list(overrides))
+    m = cfg["market"]
+    rows = []
+    for preset, s in runs.items():
+        cheat, honest = _strategy(s, "node cheater(rate=1.0"), _strategy(s, "node honest")
+        rows.append(
+            [
+                f"`{preset}`",
+                f"{s['jobs']:,}",
+                f"{s['deals']:,}",
+                _num(s["fake_accepted_per_job"], ".4f"),
+                _num(s["fake_accepted_per_deal"], ".4f"),
+                _num(s["client_cost_per_job"], ",.2f"),
+                _num(s["extra_executions_per_job"], ".3f"),
+                _num(cheat and cheat["per_deal"], ",.2f"),
+                _num(honest and honest["per_deal"], ",.2f"),
+            ]
+        )
+    text = (
+        f"`python -m experiments.simulate mechanism=<preset>`: {m['n_clients']:,} clients, {m['n_nodes']:,} "
+        f"nodes, the default population, {cfg['rounds']} rounds, seed {cfg['seed']} (`summary.json` of each "
+        "run; per job = all replicas of one job offer, per deal = each replica, as defined in `sim.metrics`)."
+    )
+    return f"{caption(text)}\n\n{markdown(PRESET_HEADER, rows)}"
+
+
+def default_choice(group: str, config_name: str = "simulate") -> str:
+    """The option a config's defaults list picks for `group` (e.g. simulate's mechanism)."""
+    defaults = OmegaConf.load(REPO / "configs" / f"{config_name}.yaml").defaults
+    return next(str(d[group]) for d in defaults if OmegaConf.is_dict(d) and group in d)
+
+
+def example_block(summary: Mapping[str, Any]) -> str:
+    return f"`python -m experiments.simulate` (defaults):\n\n```\n{format_summary(dict(summary))}\n```"
+
+
+# --------------------------------------------------------------------------------------------------------- quickstart
+QUICKSTART_COMMAND = "make run  (python -m experiments.quickstart; links outputs/quickstart/latest)"
+QUICKSTART_HEADER = (
+    "rank",
+    "mechanism",
+    "secure",
+    "worst gain [95% CI]",
+    "worst deviation",
+    "cost / correct result",
+    "extra exec / job",
+    "fake accepted / job",
+)
+
+
+def quickstart_table(run_dir: Path = OUTPUTS / "quickstart" / "latest") -> str:
+    """The quickstart's ranked table (ranked.parquet, mixed_fake_accepted_per_job per job as in sim.metrics)."""
+    ranked = pd.read_parquet(_need(run_dir / "ranked.parquet", QUICKSTART_COMMAND))
+    cfg = OmegaConf.to_container(OmegaConf.load(_need(run_dir / ".hydra" / "config.yaml", QUICKSTART_COMMAND)))
+    seconds = json.loads(_need(run_dir / "analysis.json", QUICKSTART_COMMAND).read_text())["seconds"]
+    rows = [
+        [
+            str(r["rank"]),
+            str(r["mechanism"]),
+            "yes" if r["secure"] else "no",
+            f"{r['max_gain']:.2f} [{r['max_gain_lo']:.2f}, {r['max_gain_hi']:.2f}]",
+            str(r["worst"]),
+            _num(r["cost_per_correct_result"], ".2f"),
+            _num(r["extra_executions_per_job"], ".2f"),
+            _num(r["mixed_fake_accepted_per_job"], ".3f"),
+        ]
+        for _, r in ranked.iterrows()
+    ]
+    study, mixed = cfg["study"], cfg.get("mixed_runs") or {}
+    text = (
+        f"Measured by the quickstart ({cfg['market']['n_nodes']}-node default market, {study['rounds']} rounds, "
+        f"seeds {study['seeds']}; fake accepted per job from the mixed population over seeds "
+        f"{mixed.get('seeds')}; {seconds:.0f} s):"
+    )
+    return f"{caption(text)}\n\n{markdown(QUICKSTART_HEADER, rows)}"
+
+
+# ------------------------------------------------------------------------------------------------ training scans
+SCANS = {
+    "cheat_threshold": "python -m experiments.train +experiment=cheat_threshold",
+    "learned_nodes": "python -m experiments.train +experiment=learned_nodes",
+    "learned_mediators": "python -m experiments.train +experiment=learned_mediators",
+}
+
+
+def load_scan(name: str, root: Path = OUTPUTS / "train") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A scan's table and resolved config (`run_dir/scan.parquet`, `run_dir/config.yaml`)."""
+    run_dir = root / name
+    table = pd.read_parquet(_need(run_dir / "scan.parquet", SCANS[name]))
+    cfg = OmegaConf.to_container(OmegaConf.load(_need(run_dir / "config.yaml", SCANS[name])), resolve=True)
+    return table, cfg
+
+
+def threshold_table(root: Path = OUTPUTS / "train") -> str:
+    """Learned cheat rate per check probability, from `+experiment=cheat_threshold`."""
+    table, cfg = load_scan("cheat_threshold", root)
+    first = table.iloc[0]
+    header = ["q", *(f"{v:.2f}" for v in table["value"])]
+    text = (
+        f"`{SCANS['cheat_threshold']}` ({cfg['env']['focal']['node']} learning nodes, "
+        f"{first['train_iterations']} PPO iterations, {first['eval_episodes']} evaluation episodes per q; "
+        f"analytic threshold q* = {_num(cfg['scan'].get('theory'), '.2f')}):"
+    )
+    row = ["learned cheat rate", *(f"{v:.3f}" for v in table["cheat_rate"])]
+    return f"{caption(text)}\n\n{markdown(header, [row])}"
+
+
+LEARNED_HEADER = ("setting", "learned rate", "theory")
+
+
+def learned_table(root: Path = OUTPUTS / "train") -> str:
+    """The acceptance settings (tests/experiments/test_train.py) as two scans, beside what theory predicts."""
+    nodes, ncfg = load_scan("learned_nodes", root)
+    meds, mcfg = load_scan("learned_mediators", root)
+    qstar = ncfg["scan"]["theory"]
+    rows = [
+        [
+            f"nodes vs clients checking at q = {v:g}",
+            f"cheat rate {r:.3f}",
+            f"cheat (q < {qstar:g})" if v < qstar else f"honest (q > {qstar:g})",
+        ]
+        for v, r in zip(nodes["value"], nodes["cheat_rate"], strict=True)
+    ]
+    bribe = max(g.get("bribe", 0) for g in mcfg["agents"]["nodes"])
+    rerun = max(m["compute_cost"] for m in mcfg["market"]["modules"])
+    rows += [
+        [
+            f"mediators, bribe {bribe}, expected loss {v:g}",
+            f"bribe acceptance {r:.4g}",
+            f"take ({bribe} + {rerun} > {v:g})" if bribe + rerun > v else f"refuse ({bribe} + {rerun} < {v:g})",
+        ]
+        for v, r in zip(meds["value"], meds["bribe_acceptance"], strict=True)
+    ]
+    first = nodes.iloc[0]
+    text = (
+        f"`{SCANS['learned_nodes']}` and `{SCANS['learned_mediators']}` (real PPO, fixed seeds, "
+        f"{first['train_iterations']} iterations, {first['eval_episodes']} evaluation episodes: the settings "
+        "of the acceptance tests):"
+    )
+    return f"{caption(text)}\n\n{markdown(LEARNED_HEADER, rows)}"
+
+
+# -------------------------------------------------------------------------------------------------------- benchmarks
+BENCH = {
+    "engine": "make bench  (python -m benchmarks.engine --out outputs/bench/engine.json)",
+    "rl_env": "make bench  (benchmarks/rl_env.py --out outputs/bench/rl_env.json)",
+    "live_docker": "make bench  (benchmarks/live_docker.py --out outputs/bench/live_docker.json)",
+    "gas": "python benchmarks/gas.py --readme",
+    "live": "python benchmarks/live_stack.py",
+}
+ENGINE_HEADER = (
+    "clients = nodes",
+    "deals per round",
+    "engine (deals/s)",
+    "kernel (deals/s)",
+    "engine / kernel",
+    "engine bytes per deal",
+    "kernel bytes per deal",
+    "Mesa reference (deals/s)",
+    "engine / reference",
+    "engine (deals/s, wall)",
+)
+LIVE_DOCKER_HEADER = (
+    "module",
+    "executor (s)",
+    "docker run, contained (s)",
+    "docker run, bare (s)",
+    "executor / contained",
+    "executor / bare",
+)
+RL_HEADER = ("focal agents", "market steps/s", "no-op steps/s", "decisions/s", "added sampling time")
+
+
+def _bench(name: str, root: Path) -> list[dict[str, Any]]:
+    return json.loads(_need(root / f"{name}.json", BENCH[name]).read_text())
+
+
+def engine_caption(run: Mapping[str, Any]) -> str:
+    """How the engine figures were taken (rates on CPU time: the machine is shared)."""
+    kept = "kept" if run["freed_memory_kept"] else "returned"
+    text = (f"{run['rounds']} rounds per size, best of {run['repeats']} interleaved engine/kernel passes; rates on "
+            f"CPU time (wall in the last column); freed memory {kept} (sim.memory); {run['cpus']} CPUs, load average "
+            f"{run['load_start']:.1f} at start")
+    if "load_end" in run:
+        text += f", {run['load_end']:.1f} at end; process peak RSS {run['peak_rss_gib']:.2f} GiB"
+    return text
+
+
+def engine_cells(r: Mapping[str, Any]) -> list[str]:
+    """One size's row of the engine table."""
+    no_ref = r["reference_deals_per_s"] is None
+    return [
+        f"{r['size']:,}",
+        f"{r['deals_per_round']:,.0f}",
+        f"{r['engine_deals_per_s']:,.0f}",
+        f"{r['kernel_deals_per_s']:,.0f}",
+        f"{r['engine_over_kernel']:.1f}x",
+        f"{r['engine_bytes_per_deal']:,.0f}",
+        f"{r['kernel_bytes_per_deal']:,.0f}",
+        "skipped (too slow)" if no_ref else f"{r['reference_deals_per_s']:,.0f}",
+        "-" if no_ref else f"{r['engine_over_reference']:,.0f}x",
+        f"{r['engine_wall_deals_per_s']:,.0f}",
+    ]
+
+
+def engine_table(root: Path = OUTPUTS / "bench") -> str:
+    data = json.loads(_need(root / "engine.json", BENCH["engine"]).read_text())
+    rows = [engine_cells(r) for r in data["rows"]]
+    text = caption(f"`{BENCH['engine']}`: {engine_caption(data['run'])}")
+    return f"{text}\n\n{markdown(ENGINE_HEADER, rows)}"
+
+
+def rl_table(root: Path = OUTPUTS / "bench") -> str:
+    rows = [
+        [
+            str(r["agents"]),
+            f"{r['market_steps_per_s']:,.0f}",
+            f"{r['noop_steps_per_s']:,.0f}",
+            f"{r['market_decisions_per_s']:,.0f}",
+            f"{r['overhead']:.0%}",
+        ]
+        for r in _bench("rl_env", root)
+    ]
+    return f"`{BENCH['rl_env']}`:\n\n{markdown(RL_HEADER, rows)}"
+
+
+def live_docker_table(root: Path = OUTPUTS / "bench") -> str:
+    data = _bench("live_docker", root)
+    rows = [
+        [
+            r["module"],
+            f"{r['executor']:.3f}",
+            f"{r['contained']:.3f}",
+            f"{r['bare']:.3f}",
+            f"{r['executor'] / r['contained']:.2f}x",
+            f"{r['executor'] / r['bare']:.2f}x",
+        ]
+        for r in data
+    ]
+    first = data[0] if data else {"repeats": 0, "cpus": 0, "load": 0.0}
+    text = (
+        f"`{BENCH['live_docker']}`: {first['repeats']} interleaved runs per way after a warm-up, median wall time; "
+        f"{first['cpus']} CPUs, load average {first['load']:.1f} at the start."
+    )
+    return f"{caption(text)}\n\n{markdown(LIVE_DOCKER_HEADER, rows)}"
+
+
+def gas_markdown(data: Mapping[str, Any]) -> str:
+    """Gas per deal for each terminal path (cold / warm) and preset, the deployment and the batched mode."""
+    presets, rows = data["presets"], data["rows"]
+    header = ["terminal path", *(f"{p} cold / warm" for p in presets), "target"]
+    lines = []
+    for path in data["paths"]:
+        target = data["targets"].get(path)
+        cells = [f"{rows[p][path][0]:,} / {rows[p][path][1]:,}" for p in presets]
+        lines.append([path, *cells, "" if target is None else f"<= {target:,}"])
+    lines.append(["deployment (token, beacon, deals)", *(f"{data['deploy_gas'][p]:,}" for p in presets), ""])
+    batch = f"batched happy path, per deal over {data['batch_size']} (EIP-712, one settle tx)"
+    lines.append([batch, f"{data['batch']:,}", *([""] * (len(presets) - 1)), f"<= {data['batch_target']:,}"])
+    return markdown(header, lines)
+
+
+def gas_table(root: Path = OUTPUTS / "bench") -> str:
+    return gas_markdown(json.loads(_need(root / "gas.json", BENCH["gas"]).read_text()))
+
+
+LIVE_HEADER = ("measure", "live stack", "bare `docker run`", "ratio", "target")
+
+
+def live_markdown(r: Mapping[str, Any]) -> str:
+    """Per-job latency through the live stack against bare `docker run`, and settled deals per second."""
+    rows = [
+        [
+            f"job latency, median of {r['repeats']} ({r['module']})",
+            f"{r['stack']:.2f} s",
+            f"{r['bare']:.2f} s",
+            f"{r['stack'] / r['bare']:.2f}x",
+            "<= 1.5x",
+        ],
+        [
+            f"throughput, {r['providers']} providers, {r['jobs']} jobs",
+            f"{r['settled'] / r['wall']:.1f} settled deals/s",
+            "",
+            "",
+            ">= 20 deals/s",
+        ],
+    ]
+    note = f"anvil, block time {r['block_s']} s, {r['cpus']} CPUs, load average {r['load']:.1f} at the start."
+    return f"{markdown(LIVE_HEADER, rows)}\n\n{note}"
+
+
+def live_table(root: Path = OUTPUTS / "bench") -> str:
+    return live_markdown(json.loads(_need(root / "live.json", BENCH["live"]).read_text()))
+
+
+# ------------------------------------------------------------------------------------------------ reproduced results
+def reproduced_table(path: Path | None = None) -> str:
+    """The literature's results as `python -m experiments.reproduce all` saved them."""
+    from experiments.reproduction import table
+
+    return table.markdown(table.load_results(_need(path or table.RESULTS, table.COMMAND)))
+
+
+# ------------------------------------------------------------------------------------------------------------ README
+def tables(overrides: Sequence[str] = ()) -> list[Table]:
+    """Every README block, in README order; the two simulate blocks share one set of runs."""
+    runs: dict[str, dict[str, Any]] = {}
+
+    def presets() -> dict[str, dict[str, Any]]:
+        if not runs:
+            runs.update(simulate_presets(overrides))
+        return runs
+
+    return [
+        Table(
+            "presets", "python -m experiments.simulate mechanism=<preset>", lambda: preset_table(presets(), overrides)
+        ),
+        Table(
+            "simulate_example",
+            "python -m experiments.simulate",
+            lambda: example_block(presets()[default_choice("mechanism")]),
+        ),
+        Table("learned_rates", f"{SCANS['learned_nodes']}; {SCANS['learned_mediators']}", learned_table),
+        Table("cheat_threshold", SCANS["cheat_threshold"], threshold_table),
+        Table("quickstart", QUICKSTART_COMMAND, quickstart_table),
+        Table("gas", BENCH["gas"], gas_table),
+        Table("live", BENCH["live"], live_table),
+        Table("live_docker", BENCH["live_docker"], live_docker_table),
+        Table("reproduced", "python -m experiments.reproduce all --readme", reproduced_table),
+        Table("engine_benchmark", BENCH["engine"], engine_table),
+        Table("rl_benchmark", BENCH["rl_env"], rl_table),
+    ]
+
+
+def block_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- table:{name} -->\n)(.*?)(\n<!-- /table:{name} -->)", re.S)
+
+
+def readme_block(text: str, name: str) -> str:
+    """The text between a block's markers; a README without exactly one such block is an error."""
+    found = block_pattern(name).findall(text)
+    if len(found) != 1:
+        raise ValueError(f"README.md has {len(found)} blocks <!-- table:{name} --> (want exactly one)")
+    return found[0][1]
+
+
+def replace_block(text: str, name: str, body: str) -> str:
+    readme_block(text, name)
+    return block_pattern(name).sub(lambda m: m.group(1) + body + m.group(3), text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="blocks to render (default: all)")
+    parser.add_argument("--write", action="store_true", help="replace the blocks in README.md")
+    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--list", action="store_true", help="list the blocks and the commands that measure them")
+    args = parser.parse_args(argv)
+    register_resolver()
+    every = {t.name: t for t in tables()}
+    if args.list:
+        print("\n".join(f"{t.name:<18} {t.command}" for t in every.values()))
+        return 0
+    unknown = sorted(set(args.names) - set(every))
+    if unknown:
+        parser.error(f"unknown table(s) {unknown}: allowed {sorted(every)}")
+    text = args.readme.read_text()
+    for name in args.names or list(every):
+        try:
+            body = every[name].render()
+        except Missing as exc:
+            print(f"<!-- table:{name} --> not rendered: {exc}", file=sys.stderr)
+            continue
+        print(f"<!-- table:{name} -->\n{body}\n<!-- /table:{name} -->\n")
+        text = replace_block(text, name, body)
+    if args.write:
+        args.readme.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""One service's connection to the chain: the deployment from its file, idempotent protocol calls, a block clock.
+
+Services talk to an anvil node the network (or the operator) started; this module never starts one. Each service
+sends only from its own accounts, with nonces counted from the pending pool under its own lock, and waits for the
+receipt (blocks are mined by the `BlockClock`, so a deadline of N blocks is N block times long). Every protocol
+call first reads the deal on chain and does nothing when the step is already done or no longer possible, so a
+retried or replayed call never acts twice; a call that loses a race (both parties timing out at once) is reported
+as not applied, never as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from web3 import Web3
+
+from contracts.build import load
+from live.chain.binding import Deployment, Terms
+from live.chain.node import TX_GAS, AnvilChain, ChainError
+from live.chain.params import ChainParams
+from mechanisms.protocol import DealState
+
+log = logging.getLogger(__name__)
+S = DealState
+CLIENT_AGREED, NODE_AGREED = 1, 2
+#: step -> (state the deal must be in, state it moves to when the step succeeds)
+STEPS: dict[str, tuple[DealState, tuple[DealState, ...]]] = {
+    "submit": (S.DealAgreed, (S.ResultsSubmitted,)),
+    "accept": (S.ResultsSubmitted, (S.ResultsAccepted,)),
+    "check": (S.ResultsSubmitted, (S.ResultsChecked,)),
+    "mediate": (S.ResultsChecked, (S.MediationAccepted, S.MediationRejected)),
+    "timeout_agree": (S.DealNegotiating, (S.TimeoutAgree,)),
+    "timeout_submit": (S.DealAgreed, (S.TimeoutSubmitResults,)),
+    "timeout_judge": (S.ResultsSubmitted, (S.TimeoutJudgeResults,)),
+    "timeout_mediate": (S.ResultsChecked, (S.TimeoutMediateResults,)),
+}
+DEADLINE_OF = {
+    S.DealNegotiating: "deadline_agree",
+    S.DealAgreed: "deadline_submit",
+    S.ResultsSubmitted: "deadline_judge",
+    S.ResultsChecked: "deadline_mediate",
+}
+TERMINAL = frozenset(
+    {
+        S.ResultsAccepted,
+        S.MediationAccepted,
+        S.MediationRejected,
+        S.TimeoutAgree,
+        S.TimeoutSubmitResults,
+        S.TimeoutJudgeResults,
+        S.TimeoutMediateResults,
+    }
+)
+
+
+class RemoteAnvil(AnvilChain):
+    """An anvil node someone else started (at `url`): the same JSON-RPC surface, and `close` leaves it running."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.proc = url, None
+        self.session = requests.Session()
+        self._id = 0
+        self.w3 = Web3(Web3.HTTPProvider(url))
+        self.accounts = [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]
+
+
+def load_deployment(record: Mapping[str, Any], chain: AnvilChain) -> Deployment:
+    """The `Deployment` a deployment file (`live.deploy`) describes, bound to `chain`."""
+    arts = load()
+    c = record["contracts"]
+    p = dict(record["params"])
+    p["multipliers_bps"] = tuple(p["multipliers_bps"])
+    beacon = "PrevrandaoBeacon" if record["beacon"] == "prevrandao" else "ScriptedBeacon"
+    w3 = chain.w3
+    return Deployment(
+        chain,
+        ChainParams(**p),
+        w3.eth.contract(address=c["token"], abi=arts["Token"].abi),
+        w3.eth.contract(address=c["deals"], abi=arts["Deals"].abi),
+        w3.eth.contract(address=c["beacon"], abi=arts[beacon].abi),
+        record["beacon"],
+        list(record["mediators"]),
+        record["protocol_treasury"],
+        record["deployer"],
+        int(record["block"]),
+    )
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+@dataclass(frozen=True)
+class OnChain:
+    """What the contract stores of a deal."""
+
+    state: DealState
+    flags: int
+    mediator: int  # registry index + 1; 0 = none
+    since: int  # block of the last state change (0 = unknown deal)
+    escrow: int
+
+    @property
+    def exists(self) -> bool:
+        return self.since != 0
+
+
+class ChainClient:
+    """A service's chain access: reads, and the protocol steps as idempotent async calls."""
+
+    def __init__(self, url: str, record: Mapping[str, Any], poll_s: float = 0.01) -> None:
+        self.chain = RemoteAnvil(url)
+        self.dep = load_deployment(record, self.chain)
+        self.params = self.dep.params
+        self.poll_s = poll_s
+        self.gas: dict[str, list[int]] = {}  # step -> gas used by each of this client's transactions
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- reads (blocking; wrap with `run`)
+
+    def deal(self, deal_id: bytes) -> OnChain:
+        s, flags, med, since, escrow = self.dep.deals.functions.deals(deal_id).call()
+        return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow))
+
+    def block(self) -> int:
+        return int(self.chain.rpc("eth_blockNumber"), 16)
+
+    def deadline(self, d: OnChain) -> int | None:
+        """Last block in which the deal's current phase may still be acted on (None when terminal)."""
+        name = DEADLINE_OF.get(d.state)
+        return None if name is None else d.since + int(getattr(self.params, name))
+
+    def posted_hash(self, deal_id: bytes) -> bytes | None:
+        """The result hash the node posted (from its ResultsPosted event)."""
+        topic = Web3.keccak(text="ResultsPosted(bytes32,bytes32,uint64)")
+        flt = {
+            "address": self.dep.deals.address,
+            "fromBlock": hex(self.dep.block),
+            "toBlock": "latest",
+            "topics": ["0x" + topic.hex(), "0x" + deal_id.hex()],
+        }
+        logs = self.chain.rpc("eth_getLogs", flt)
+        return bytes.fromhex(logs[-1]["data"][2:66]) if logs else None
+
+    def selected(self, mediator: str, from_block: int) -> list[tuple[bytes, int]]:
+        """(deal id, block) of every MediatorSelected event naming `mediator` since `from_block`."""
+        topic = Web3.keccak(text="MediatorSelected(bytes32,address)")
+        flt = {
+            "address": self.dep.deals.address,
+            "fromBlock": hex(from_block),
+            "toBlock": "latest",
+            "topics": ["0x" + topic.hex()],
+        }
+        out = []
+        for lg in self.chain.rpc("eth_getLogs", flt):
+            if Web3.to_checksum_address("0x" + lg["data"][26:66]) == mediator:
+                out.append((bytes.fromhex(lg["topics"][1][2:]), int(lg["blockNumber"], 16)))
+        return out
+
+    # ---------------------------------------------------------------- writes
+
+    def send(self, tx: dict[str, Any], label: str) -> dict[str, Any]:
+        """Send one transaction from this service's account and wait for its receipt (mined by the clock)."""
+        with self._lock:
+            nonce = int(self.chain.rpc("eth_getTransactionCount", tx["from"], "pending"), 16)
+            body = {"gas": hex(TX_GAS), "nonce": hex(nonce), **{k: v for k, v in tx.items()}}
+            h = self.chain.rpc("eth_sendTransaction", body)
+        while True:
+            r = self.chain.rpc("eth_getTransactionReceipt", h)
+            if r is not None:
+                break
+            time.sleep(self.poll_s)
+        receipt = {**r, "status": int(r["status"], 16), "gasUsed": int(r["gasUsed"], 16)}
+        if receipt["status"] == 1:
+            self.gas.setdefault(label, []).append(receipt["gasUsed"])
+        return receipt
+
+    def setup_account(self, account: str, allowance: int = 2**255) -> None:
+        """Let the deal contract pull this account's tokens for escrows (once; skipped when already allowed)."""
+        if int(self.dep.token.functions.allowance(account, self.dep.deals.address).call()) < allowance // 2:
+            self._must(self.dep.approve(account, allowance), "approve")
+
+    def _must(self, tx: dict[str, Any], label: str) -> None:
+        if self.send(tx, label)["status"] != 1:
+            raise ChainError(f"{label} from {tx['from']} failed: {self.dep.revert_of(tx)}")
+
+    def agree(self, t: Terms, sender: str) -> bool:
+        """Agree to `t` as `sender` unless it already did or the deal moved on; True when this call agreed."""
+        d = self.deal(self.dep.deal_id(t))
+        bit = CLIENT_AGREED if sender == t.client else NODE_AGREED
+        if d.exists and (d.state != S.DealNegotiating or d.flags & bit):
+            return False
+        return self._step(self.dep.agree(t, sender), "agree", t)
+
+    def step(self, name: str, t: Terms, sender: str, **kw: Any) -> bool:
+        """Protocol step `name` (see STEPS) unless the deal is no longer in its state; True when this call did it."""
+        need, _ = STEPS[name]
+        d = self.deal(self.dep.deal_id(t))
+        if not d.exists or d.state != need:
+            return False
+        if name == "submit":
+            tx = self.dep.submit(t, kw["result_hash"])
+        elif name == "accept":
+            tx = self.dep.accept(t)
+        elif name == "check":
+            tx = self.dep.check(t)
+        elif name == "mediate":
+            tx = self.dep.mediate(t, sender, kw["accept"])
+        else:
+            tx = self.dep.timeout(name.removeprefix("timeout_"), t, sender)
+        return self._step(tx, name, t)
+
+    def _step(self, tx: dict[str, Any], label: str, t: Terms) -> bool:
+        if self.send(tx, label)["status"] == 1:
+            return True
+        err = self.dep.revert_of(tx)
+        log.info("%s on deal %s not applied: %s", label, self.dep.deal_id(t).hex()[:12], err)
+        return False
+
+    async def run(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        """Run a blocking chain call in a worker thread, so the service's event loop keeps serving."""
+        return await asyncio.to_thread(fn, *args, **kw)
+
+    def close(self) -> None:
+        self.chain.close()
+
+
+class BlockClock:
+    """Mines one block every `block_s` seconds: the network's clock, so deadlines (in blocks) are real time."""
+
+    def __init__(self, url: str, block_s: float) -> None:
+        if block_s <= 0:
+            raise ValueError(f"block_s={block_s} is invalid: allowed a positive number of seconds")
+        self.url, self.block_s = url, block_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> BlockClock:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="block-clock", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        chain = RemoteAnvil(self.url)
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            with contextlib.suppress(requests.ConnectionError, ChainError):  # a restarting node: keep ticking
+                chain.rpc("evm_mine")
+            next_t += self.block_s
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,94 @@
+"""The mediator service: watches the chain for deals whose check drew it, re-runs the job in Docker, compares the
+result id with the hash the node posted and votes on chain. Its behaviour is an `agents` mediator policy: an
+incorruptible one votes what the re-run shows; a bribable one votes for the node when the node's bribe reaches its
+threshold (the bribe is offered off chain, POST /bribes, as the twin models it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from live.chain.binding import Terms
+from live.executor import Executor
+from live.modules import load_module
+from live.modules.registry import DEFAULT_LOCK
+from live.services.base import Service, need
+from live.services.chainio import ChainClient, S
+from live.services.policy import Policy, mediator_threshold
+from live.services.results import is_result_id
+
+
+class Mediator(Service):
+    role = "mediator"
+
+    def __init__(
+        self,
+        name: str,
+        state_dir: Path,
+        chain: ChainClient,
+        address: str,
+        solver_url: str,
+        executor: Executor,
+        policy: Policy,
+        lock: Path = DEFAULT_LOCK,
+        poll_s: float = 0.05,
+        **kw: Any,
+    ) -> None:
+        super().__init__(name, state_dir, **kw)
+        self.chain, self.address, self.solver_url = chain, address, solver_url
+        self.executor, self.policy, self.lock, self.poll_s = executor, policy, lock, poll_s
+        self.app.add_routes([web.post("/bribes", self.post_bribe)])
+
+    def loops(self) -> list[Callable[[], Awaitable[None]]]:
+        return [self.watch_loop]
+
+    async def start(self) -> Mediator:
+        await super().start()
+        await self.post_json(f"{self.solver_url}/directory", {"address": self.address, "url": self.url})
+        return self
+
+    async def post_bribe(self, req: web.Request) -> web.Response:
+        body = await req.json()
+        deal = need(body, "deal", str, "a deal id (64 hex digits)", is_result_id)
+        amount = need(body, "amount", int, "a positive integer", lambda v: 0 < v < 2**63)
+        if self.store.first_time(f"bribe:{deal}"):
+            self.store.set_value(f"bribe:{deal}", amount)
+        return web.json_response({"ok": True})
+
+    async def watch_loop(self) -> None:
+        while True:
+            c = self.chain
+            since = int(self.store.get_value("from_block", c.dep.block))
+            head = await c.run(c.block)
+            for deal_id, _ in await c.run(c.selected, self.address, since):
+                if self.store.get(deal_id.hex()) is None:
+                    self.store.put(deal_id.hex(), "open", {})
+            self.store.set_value("from_block", max(since, head - 1))
+            for deal_id, _, data in list(self.store.open_deals()):
+                await self.mediate(deal_id, data)
+            await asyncio.sleep(self.poll_s)
+
+    async def mediate(self, deal_id: str, data: dict[str, Any]) -> None:
+        c = self.chain
+        d = await c.run(c.deal, bytes.fromhex(deal_id))
+        if d.state != S.ResultsChecked:
+            self.store.put(deal_id, "done", {**data, "state": d.state.name})
+            return
+        deal = await self.get_json(f"{self.solver_url}/deals/{deal_id}")
+        if "rerun" not in data:
+            spec = load_module(deal["module"], deal["inputs"], lock=self.lock)
+            res = await asyncio.to_thread(self.executor.run, spec, f"m{deal_id}")
+            data = {**data, "rerun": res.result_id}
+            self.store.put(deal_id, "open", data)
+        posted = await c.run(c.posted_hash, bytes.fromhex(deal_id))
+        honest = posted is not None and posted.hex() == data["rerun"]
+        bribe = int(self.store.get_value(f"bribe:{deal_id}", 0))
+        bribed = bribe > 0 and bribe >= mediator_threshold(self.policy, 0)
+        accept = honest or bribed
+        if await c.run(c.step, "mediate", Terms(*deal["terms"]), self.address, accept=accept):
+            self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": bribed and not honest})

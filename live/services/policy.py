@@ -1,0 +1,150 @@
+"""The twin's rules and agents applied to one live deal: the same `MechanismStack` hooks on a batch of one, and
+each role's behaviour through the per-role action interface of `agents` (a scripted strategy or a learned policy
+fills the role's action arrays, here arrays of one).
+
+A live deal's terms are the twin's terms (the stack's `set_terms`), the client's check is the stack's
+`choose_checks` with the client's committed rate, and offer ranking is the stack's `rank_offers`; the chain
+enforces the settlement the same stack defines (checked by the differential tests of `live.chain`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from agents.population import ROLE_OF_GROUP, parse_groups
+from agents.scripted import Strategy
+from live.chain.binding import Terms
+from mechanisms.actions import ClientActions, MediatorActions, NodeActions
+from mechanisms.base import MechanismStack
+from mechanisms.deals import NEVER, DealBatch, RoundContext
+from sim.market import MarketConfig
+
+COUNTERS = ("passed", "failed")
+
+
+@dataclass(frozen=True)
+class LiveMarket:
+    """The twin market config the live network mirrors: module names, instruction counts and re-run costs, and how
+    many accounts each role has (twin account ids: clients, nodes, mediators, then the pools)."""
+
+    config: MarketConfig
+
+    @property
+    def module_names(self) -> list[str]:
+        return [m.name for m in self.config.modules]
+
+    def module_index(self, ref: str) -> int:
+        """`name:tag` -> index of `name` in the market's module list (the on-chain `Terms.module`)."""
+        name = ref.partition(":")[0]
+        names = self.module_names
+        if name not in names:
+            raise ValueError(f"module {ref!r} is not traded on this market: allowed one of {names}")
+        return names.index(name)
+
+    def instructions(self, module: int) -> int:
+        return int(self.config.modules[module].instructions)
+
+    def compute_cost(self, module: int) -> int:
+        return int(self.config.modules[module].compute_cost)
+
+    @property
+    def n_agents(self) -> int:
+        c = self.config
+        return c.n_clients + c.n_nodes + c.n_mediators
+
+
+def empty_context(n_accounts: int) -> RoundContext:
+    z = np.zeros(n_accounts, dtype=np.int64)
+    return RoundContext(0, z, z, {k: z.copy() for k in COUNTERS})
+
+
+def deal_of_one(
+    t: Terms, market: LiveMarket, client: int, node: int, stack: MechanismStack, u: Sequence[float]
+) -> DealBatch:
+    """The live deal `t` as the twin's batch of one (client / node = twin account ids), terms set by the stack."""
+    m = t.module
+    d = DealBatch(
+        deal_id=np.array([t.nonce], dtype=np.int64),
+        client=np.array([client], dtype=np.int64),
+        node=np.array([node], dtype=np.int64),
+        job=np.zeros(1, dtype=np.int64),
+        module=np.array([m], dtype=np.int64),
+        price=np.array([t.price], dtype=np.int64),
+        instructions=np.array([t.instructions], dtype=np.int64),
+        job_cost=np.array([t.price * t.instructions], dtype=np.int64),
+        compute_cost=np.array([market.compute_cost(m)], dtype=np.int64),
+        mutual_mediators=np.array([t.mediators], dtype=np.int64),
+        mediator_accounts=np.arange(market.config.n_mediators, dtype=np.int64)
+        + market.config.n_clients
+        + market.config.n_nodes,
+        mediator_threshold=np.zeros(market.config.n_mediators, dtype=np.int64),
+        pool_base=market.n_agents,
+        context=empty_context(market.n_agents + 8),
+        extra={"u": np.asarray(u, dtype=np.float64).reshape(1, -1)},
+    )
+    stack.set_terms(d)
+    return d
+
+
+def client_checks(deal: DealBatch, stack: MechanismStack, check_rate: float) -> bool:
+    """The stack's `choose_checks` for a judged result, with the client's committed rate (a mechanism such as
+    check_policy may have set the rate as a term already; its rate then wins, as in the twin)."""
+    if "check_rate" not in _set_by_terms(stack):
+        deal.check_rate = np.array([check_rate])
+    deal.judged = np.ones(1, dtype=bool)
+    deal.checked = np.zeros(1, dtype=bool)
+    stack.choose_checks(deal)
+    return bool(deal.checked[0])
+
+
+def _set_by_terms(stack: MechanismStack) -> set[str]:
+    cols: set[str] = set()
+    for m in stack.runners("set_terms"):
+        c = m.columns.get("set_terms")
+        if c is not None:
+            cols |= set(c.sets) | set(c.updates)
+    return cols
+
+
+def rank_offers(stack: MechanismStack, nodes: np.ndarray, prices: np.ndarray, n_accounts: int) -> np.ndarray:
+    """The stack's effective price per resource offer (-1 = excluded), on the public record's empty context."""
+    return stack.rank_offers(nodes.astype(np.int64), prices.astype(np.int64), empty_context(n_accounts + 8))
+
+
+class Policy(Protocol):
+    """One agent's behaviour: fills its row of the role's action arrays (a scripted `Strategy` or a learned one)."""
+
+    def act(self, rows: np.ndarray, out: Any, round_index: int) -> None: ...
+
+
+def strategy(role: str, entry: Mapping[str, Any], path: str) -> Strategy:
+    """One scripted strategy from `{strategy: name, <params>}` (role: clients | nodes | mediators)."""
+    (group,) = parse_groups([entry], ROLE_OF_GROUP[role], path)
+    return group.strategy
+
+
+def node_actions(policy: Policy, round_index: int) -> tuple[float, int]:
+    """(cheat rate, bribe) this node commits to for its next deal."""
+    out = NodeActions.default(1)
+    policy.act(np.zeros(1, dtype=np.int64), out, round_index)
+    return float(out.cheat_rate[0]), int(out.bribe[0])
+
+
+def client_actions(policy: Policy, round_index: int) -> float:
+    out = ClientActions.default(1)
+    policy.act(np.zeros(1, dtype=np.int64), out, round_index)
+    return float(out.check_rate[0])
+
+
+def mediator_threshold(policy: Policy, round_index: int) -> int:
+    """Smallest bribe the mediator takes (NEVER = incorruptible)."""
+    out = MediatorActions.default(1)
+    policy.act(np.zeros(1, dtype=np.int64), out, round_index)
+    return int(out.bribe_threshold[0])
+
+
+__all__ = ["NEVER", "LiveMarket", "client_checks", "deal_of_one", "rank_offers", "strategy"]

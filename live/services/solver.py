@@ -1,0 +1,284 @@
+"""The solver service: the order book. Resource providers post offers, job creators post jobs; each tick the
+solver matches them with the twin's own rule (`sim.solver.match_reference` over `sim.offers` arrays, offers ranked
+by the mechanism stack's `rank_offers`) and publishes each deal's terms (the parties then agree on chain, which
+creates the deal; its id is the hash of the terms, so nobody can squat it).
+
+API (JSON, loopback): POST /offers/resource, POST /offers/job, GET /deals?party=<address>, GET /deals/<id>,
+POST /directory, GET /directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+
+from live.chain.binding import Terms
+from live.modules import ModuleError, load_module
+from live.modules.registry import DEFAULT_LOCK
+from live.services.base import BadRequest, Service, need
+from live.services.chainio import ChainClient
+from live.services.layout import Layout
+from live.services.policy import LiveMarket, rank_offers
+from mechanisms.base import MechanismStack
+from sim.offers import JobOffers, ResourceOffers
+from sim.solver import match_reference
+
+RESOURCE_KEYS = ("cpu", "gpu", "vram", "ram", "disk")
+MAX_U64 = 2**64 - 1
+ADDRESS = "a checksummed address of a registered party"
+
+
+class Solver(Service):
+    role = "solver"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        chain: ChainClient,
+        stack: MechanismStack,
+        market: LiveMarket,
+        layout: Layout,
+        lock: Path = DEFAULT_LOCK,
+        tick_s: float = 0.05,
+        **kw: Any,
+    ) -> None:
+        super().__init__("solver", state_dir, **kw)
+        self.chain, self.stack, self.market, self.layout = chain, stack, market, layout
+        self.lock, self.tick_s = lock, tick_s
+        self.book = layout.book
+        self.app.add_routes(
+            [
+                web.post("/offers/resource", self.post_resource),
+                web.post("/offers/job", self.post_job),
+                web.get("/deals", self.list_deals),
+                web.get("/deals/{id}", self.get_deal),
+                web.post("/directory", self.register),
+                web.get("/directory", self.directory),
+            ]
+        )
+
+    def loops(self) -> list[Callable[[], Awaitable[None]]]:
+        return [self.match_loop]
+
+    # ---------------------------------------------------------------- API
+
+    async def register(self, req: web.Request) -> web.Response:
+        body = await _body(req)
+        address = need(body, "address", str, ADDRESS, lambda a: a in self.book)
+        url = need(body, "url", str, "an http://127.0.0.1:<port> URL", lambda u: u.startswith("http://"))
+        d = self.store.get_value("directory", {})
+        d[address] = url
+        self.store.set_value("directory", d)
+        return web.json_response({"ok": True})
+
+    async def directory(self, req: web.Request) -> web.Response:
+        return web.json_response(self.store.get_value("directory", {}))
+
+    async def post_resource(self, req: web.Request) -> web.Response:
+        body = await _body(req)
+        node = need(
+            body, "node", str, "the address of a registered resource provider", lambda a: a in self.layout.nodes
+        )
+        offer_id = need(body, "offer_id", str, "a non-empty id", lambda s: 0 < len(s) <= 128)
+        cap = need(body, "capacity", dict, f"a mapping with integer {list(RESOURCE_KEYS)}")
+        capacity = [need(cap, k, int, "a non-negative integer", lambda v: 0 <= v <= MAX_U64) for k in RESOURCE_KEYS]
+        price = need(body, "price", int, "an integer price per instruction in [1, 2^32]", lambda v: 1 <= v <= 2**32)
+        modules = need(
+            body,
+            "modules",
+            list,
+            f"a list of module names of {self.market.module_names} ([] = any)",
+            lambda m: all(x in self.market.module_names for x in m),
+        )
+        trust = _trust(body, self.market.config.n_mediators)
+        mult = body.get("multiplier_bps", self.chain.params.base_multiplier_bps)
+        try:
+            self.chain.params.multiplier_of(mult)
+        except (ValueError, TypeError):
+            raise BadRequest(
+                "multiplier_bps",
+                mult,
+                f"one of {list(self.chain.params.multipliers_bps or (self.chain.params.base_multiplier_bps,))}",
+            ) from None
+        key = f"res:{offer_id}"
+        if self.store.get(key) is None:  # a replayed offer is the same offer
+            allow = sum(1 << self.market.module_names.index(m) for m in modules)
+            self.store.put(
+                key,
+                "open",
+                {
+                    "node": node,
+                    "capacity": capacity,
+                    "price": price,
+                    "allow": allow,
+                    "trust": trust,
+                    "multiplier_bps": mult,
+                    "arrival": self._arrival(),
+                },
+            )
+        return web.json_response({"offer_id": offer_id})
+
+    async def post_job(self, req: web.Request) -> web.Response:
+        body = await _body(req)
+        client = need(
+            body, "client", str, "the address of a registered job creator", lambda a: a in self.layout.clients
+        )
+        offer_id = need(body, "offer_id", str, "a non-empty id", lambda s: 0 < len(s) <= 128)
+        ref = need(body, "module", str, "a module reference name:tag")
+        inputs = need(body, "inputs", dict, "a mapping of input names to strings")
+        try:
+            module = self.market.module_index(ref)
+            spec = load_module(ref, inputs, lock=self.lock)
+        except (ModuleError, ValueError) as exc:
+            raise BadRequest("module", ref, str(exc)) from None
+        fixed = need(body, "fixed", bool, "true or false") if "fixed" in body else False
+        max_price = (
+            need(body, "max_price", int, "an integer in [0, 2^32]", lambda v: 0 <= v <= 2**32)
+            if "max_price" in body
+            else 0
+        )
+        trust = _trust(body, self.market.config.n_mediators)
+        key = f"job:{offer_id}"
+        if self.store.get(key) is None:
+            self.store.put(
+                key,
+                "open",
+                {
+                    "client": client,
+                    "module": module,
+                    "ref": ref,
+                    "inputs": inputs,
+                    "needs": list(spec.machine.needs()),
+                    "spec_id": spec.spec_id,
+                    "fixed": fixed,
+                    "max_price": max_price,
+                    "trust": trust,
+                    "arrival": self._arrival(),
+                    "offer_id": offer_id,
+                },
+            )
+        return web.json_response({"offer_id": offer_id, "spec_id": spec.spec_id})
+
+    async def list_deals(self, req: web.Request) -> web.Response:
+        party = req.query.get("party", "")
+        if party not in self.book:
+            raise BadRequest("party", party, ADDRESS)
+        ids = self.store.get_value(f"by:{party}", [])
+        return web.json_response([self.store.get(f"deal:{i}")[1] for i in ids])
+
+    async def get_deal(self, req: web.Request) -> web.Response:
+        got = self.store.get(f"deal:{req.match_info['id']}")
+        if got is None:
+            raise web.HTTPNotFound(text='{"error": "unknown deal"}', content_type="application/json")
+        return web.json_response(got[1])
+
+    # ---------------------------------------------------------------- matching
+
+    def _arrival(self) -> int:
+        n = int(self.store.get_value("arrival", 0))
+        self.store.set_value("arrival", n + 1)
+        return n
+
+    async def match_loop(self) -> None:
+        while True:
+            self.match_once()
+            await asyncio.sleep(self.tick_s)
+
+    def match_once(self) -> list[dict[str, Any]]:
+        """Match the open offers (the twin's rule) and publish the deals; returns them."""
+        rows = self.store.open_deals()
+        jobs = [(k, d) for k, _, d in rows if k.startswith("job:")]
+        res = [(k, d) for k, _, d in self.store.open_deals() if k.startswith("res:")]
+        if not jobs or not res:
+            return []
+        jo = JobOffers(
+            client=np.arange(len(jobs)),
+            module=_col(jobs, "module"),
+            needs=np.array([d["needs"] for _, d in jobs]),
+            fixed=np.array([d["fixed"] for _, d in jobs]),
+            max_price=_col(jobs, "max_price"),
+            trust=_col(jobs, "trust"),
+            arrival=_col(jobs, "arrival"),
+            jtype=np.zeros(len(jobs), dtype=np.int64),
+            replica=np.zeros(len(jobs), dtype=np.int64),
+            row=np.arange(len(jobs)),
+        )
+        node_acc = np.array([self.book[d["node"]] for _, d in res], dtype=np.int64)
+        ro = ResourceOffers(
+            node=np.arange(len(res)),
+            capacity=np.array([d["capacity"] for _, d in res]),
+            price=_col(res, "price"),
+            allow=_col(res, "allow"),
+            trust=_col(res, "trust"),
+            arrival=_col(res, "arrival"),
+            rtype=np.zeros(len(res), dtype=np.int64),
+        )
+        ro = ro.ranked(rank_offers(self.stack, node_acc, ro.price, self.market.n_agents))
+        matched = match_reference(jo, ro)
+        out = []
+        for j in np.flatnonzero(matched >= 0):
+            (jk, job), (rk, offer) = jobs[j], res[int(ro.node[matched[j]])]
+            out.append(self._publish(jk, job, rk, offer))
+        return out
+
+    def _publish(self, jk: str, job: dict[str, Any], rk: str, offer: dict[str, Any]) -> dict[str, Any]:
+        nonce = int(self.store.get_value("nonce", 1))
+        self.store.set_value("nonce", nonce + 1)
+        t = Terms(
+            job["client"],
+            offer["node"],
+            offer["price"],
+            self.market.instructions(job["module"]),
+            offer["multiplier_bps"],
+            job["module"],
+            job["trust"] & offer["trust"],
+            nonce,
+        )
+        deal_id = self.chain.dep.deal_id(t).hex()
+        d = self.store.get_value("directory", {})
+        deal = {
+            "deal_id": deal_id,
+            "terms": list(t),
+            "module": job["ref"],
+            "inputs": job["inputs"],
+            "spec_id": job["spec_id"],
+            "job_offer": job["offer_id"],
+            "node_url": d.get(offer["node"]),
+        }
+        self.store.put(f"deal:{deal_id}", "done", deal)
+        for party in (t.client, t.node):
+            ids = self.store.get_value(f"by:{party}", [])
+            self.store.set_value(f"by:{party}", [*ids, deal_id])
+        self.store.put(jk, "done", job)
+        self.store.put(rk, "done", offer)
+        return deal
+
+
+def _col(rows: list[tuple[str, dict[str, Any]]], key: str) -> np.ndarray:
+    return np.array([d[key] for _, d in rows], dtype=np.int64)
+
+
+def _trust(body: Mapping[str, Any], n_mediators: int) -> int:
+    """A trusted-mediator list ([] or missing = all) as the on-chain bit mask."""
+    trust = body.get("trust", [])
+    ok = isinstance(trust, list) and all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_mediators for i in trust
+    )
+    if not ok:
+        raise BadRequest("trust", trust, f"a list of mediator indices in [0, {n_mediators - 1}] ([] = all)")
+    return sum(1 << i for i in set(trust)) if trust else (1 << n_mediators) - 1
+
+
+async def _body(req: web.Request) -> dict[str, Any]:
+    try:
+        body = await req.json()
+    except ValueError:
+        raise BadRequest("body", "<not JSON>", "a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body", type(body).__name__, "a JSON object")
+    return body

@@ -1,0 +1,166 @@
+"""The README's measured blocks are the output of `experiments.readme_tables`: every block is marked once, and the
+README's tables have the renderer's columns and row keys (cheap tables regenerated at a small size here, the others
+rendered from outputs shaped as their commands write them; the full-size values come from running the script)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from experiments import readme_tables as rt
+from experiments.analysis.analytic import register_resolver
+from experiments.analysis.configs import compose_plain
+
+README = rt.README.read_text()
+SMALL = ("rounds=2", "market.n_clients=60", "market.n_nodes=60", "market.n_stakers=20")
+
+
+def shape(block: str) -> tuple[list[str], list[str]]:
+    return rt.parse_markdown(block)
+
+
+def skeleton(line: str) -> str:
+    """A line with its numbers blanked: what the example block's layout is."""
+    return re.sub(r"-?[\d][\d,.]*", "#", line)
+
+
+def test_every_measured_block_is_marked_once() -> None:
+    names = [t.name for t in rt.tables()]
+    for name in names:
+        assert rt.readme_block(README, name).strip()
+    assert sorted(re.findall(r"<!-- table:(\w+) -->", README)) == sorted(names)
+    with pytest.raises(ValueError, match="table:nope"):
+        rt.readme_block(README, "nope")
+
+
+def test_preset_table_and_simulate_example_regenerate_in_the_readme_format(tmp_path: Path) -> None:
+    runs = rt.simulate_presets(SMALL, tmp_path)
+    assert shape(rt.preset_table(runs, SMALL)) == shape(rt.readme_block(README, "presets"))
+    assert shape(rt.readme_block(README, "presets"))[1] == [f"`{p}`" for p in rt.PRESETS]
+    for preset, s in runs.items():
+        assert json.loads((tmp_path / preset / "summary.json").read_text()) == s  # the table shows summary.json
+    ours = rt.example_block(runs[rt.default_choice("mechanism")]).splitlines()
+    theirs = rt.readme_block(README, "simulate_example").splitlines()
+    head = next(i for i, line in enumerate(ours) if line.strip().startswith("profit"))
+    assert [skeleton(x) for x in ours[: head + 1]] == [skeleton(x) for x in theirs[: head + 1]]
+
+
+def scan_dir(root: Path, name: str, rates: dict[str, list[float]]) -> None:
+    """A run directory as `experiments.train.run_scan` writes it (config.yaml, scan.parquet), made-up rates."""
+    cfg = compose_plain("train", [f"+experiment={name}"])
+    values = cfg["scan"]["values"]
+    table = pd.DataFrame(
+        {
+            "key": cfg["scan"]["key"],
+            "value": values,
+            **rates,
+            "train_iterations": cfg["train"]["iterations"],
+            "eval_episodes": 10,
+        }
+    )
+    (root / name).mkdir(parents=True)
+    table.to_parquet(root / name / "scan.parquet")
+    (root / name / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+
+
+def test_training_tables_render_in_the_readme_format(tmp_path: Path) -> None:
+    register_resolver()
+    with pytest.raises(rt.Missing, match="experiment=learned_nodes"):
+        rt.learned_table(tmp_path)
+    scan_dir(tmp_path, "learned_nodes", {"cheat_rate": [0.9, 0.1]})
+    scan_dir(tmp_path, "learned_mediators", {"bribe_acceptance": [0.9, 0.1]})
+    scan_dir(tmp_path, "cheat_threshold", {"cheat_rate": [1.0, 1.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0]})
+    learned = rt.learned_table(tmp_path)
+    assert shape(learned) == shape(rt.readme_block(README, "learned_rates"))
+    assert "cheat (q < 0.2)" in learned and "take (20 + 6 > 10)" in learned and "refuse (20 + 6 < 50)" in learned
+    assert shape(rt.threshold_table(tmp_path)) == shape(rt.readme_block(README, "cheat_threshold"))
+
+
+def test_benchmark_tables_render_in_the_readme_format(tmp_path: Path) -> None:
+    row = {
+        "size": 1000,
+        "deals_per_round": 998.0,
+        "engine_deals_per_s": 1.5e6,
+        "kernel_deals_per_s": 3e6,
+        "engine_over_kernel": 2.0,
+        "engine_bytes_per_deal": 820.0,
+        "kernel_bytes_per_deal": 270.0,
+        "engine_wall_deals_per_s": 1.4e6,
+        "reference_deals_per_s": 700.0,
+        "engine_over_reference": 2142.0,
+        "agree": True,
+    }
+    big = {**row, "size": 100000, "reference_deals_per_s": None, "engine_over_reference": None}
+    run = {"rounds": 3, "repeats": 3, "cpus": 2, "load_start": 1.0, "freed_memory_kept": True, "load_end": 1.5,
+           "peak_rss_gib": 1.9}
+    (tmp_path / "engine.json").write_text(json.dumps({"run": run, "rows": [row, big]}))
+    (tmp_path / "rl_env.json").write_text(
+        json.dumps(
+            [
+                {
+                    "agents": 8,
+                    "market_steps_per_s": 200.0,
+                    "noop_steps_per_s": 500.0,
+                    "market_decisions_per_s": 1600.0,
+                    "overhead": 1.5,
+                    "alone_steps_per_s": 400.0,
+                    "env_share": 0.5,
+                }
+            ]
+        )
+    )
+    (tmp_path / "live_docker.json").write_text(
+        json.dumps(
+            [
+                {
+                    "module": "cowsay:v1",
+                    "executor": 0.3,
+                    "contained": 0.5,
+                    "bare": 0.3,
+                    "repeats": 3,
+                    "cpus": 2,
+                    "load": 1.0,
+                }
+            ]
+        )
+    )
+    presets = ["lilypad_v2", "modicum", "none"]
+    gas = {
+        "presets": presets,
+        "paths": ["ResultsAccepted", "TimeoutAgree"],
+        "targets": {"ResultsAccepted": 320000},
+        "rows": {p: {"ResultsAccepted": [400000, 200000], "TimeoutAgree": [100000, 90000]} for p in presets},
+        "deploy_gas": dict.fromkeys(presets, 4000000),
+        "batch": 96000,
+        "batch_size": 100,
+        "batch_target": 100000,
+    }
+    (tmp_path / "gas.json").write_text(json.dumps(gas))
+    live = {"module": "cowsay:v1", "providers": 8, "cpus": 2, "repeats": 3, "stack": 0.5, "bare": 0.3, "jobs": 40}
+    (tmp_path / "live.json").write_text(json.dumps({**live, "settled": 40, "wall": 2.0, "block_s": 0.02, "load": 1.0}))
+    renders = (
+        ("gas", rt.gas_table),
+        ("live", rt.live_table),
+        ("engine_benchmark", rt.engine_table),
+        ("rl_benchmark", rt.rl_table),
+        ("live_docker", rt.live_docker_table),
+    )
+    for name, render in renders:
+        assert shape(render(tmp_path))[0] == shape(rt.readme_block(README, name))[0], name
+
+
+def test_the_readme_ranks_the_quickstart_presets() -> None:
+    """The quickstart block (rendered from ranked.parquet by test_report) lists every preset the quickstart runs."""
+    header, ranks = shape(rt.readme_block(README, "quickstart"))
+    assert list(header) == list(rt.QUICKSTART_HEADER) and ranks == [str(i + 1) for i in range(len(ranks))]
+    rows = [
+        line.split("|")[2].strip()
+        for line in rt.readme_block(README, "quickstart").splitlines()
+        if line.startswith("| ") and line.split("|")[1].strip().isdigit()
+    ]
+    assert sorted(rows) == sorted(compose_plain("quickstart")["mechanisms"])
