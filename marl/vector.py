@@ -13,6 +13,8 @@ autoreset), the step after the last one starts every market's next episode and r
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,7 +28,9 @@ from marl.env import MarketEnv
 from marl.episode import Episode, record_round
 from marl.heads import ROLE_GROUP, ROLES
 from marl.observations import observation_matrix
+from mechanisms.config import require_int
 from mechanisms.protocol import DealState
+from sim.market import MAX_MEDIATORS
 from twin.build import parse
 from twin.vector import MarketSet, build_markets, check_union_stack
 
@@ -56,6 +60,8 @@ class VecMarketEnv(VectorMultiAgentEnv):
         self.view = MarketEnv(dict(config), stream)  # config, agents, heads, spaces and each market's seed stream
         self.cfg, self.num_envs, self.stream = self.view.cfg, int(num_envs), tuple(stream)
         check_union_stack(self.view.parsed.stack, FIELD)
+        mediators = self.view.parsed.market.n_mediators
+        require_int(self.num_envs, FIELD, 1, MAX_MEDIATORS // mediators)  # trust masks hold every market's mediators
         self.names = list(self.view.possible_agents)
         obs = {i: self.view.observation_space(a) for i, a in enumerate(self.names)}
         act = {i: self.view.action_space(a) for i, a in enumerate(self.names)}
@@ -63,6 +69,7 @@ class VecMarketEnv(VectorMultiAgentEnv):
         self.single_observation_spaces, self.single_action_spaces = obs, act
         self.single_observation_space = gymnasium.spaces.Dict(obs)
         self.single_action_space = gymnasium.spaces.Dict(act)
+        self._template = parse(self.view._sections)
         self._seeds = [np.random.SeedSequence(self.view.parsed.seed + k, spawn_key=self.stream)
                        for k in range(self.num_envs)]  # fmt: skip
         self.markets: MarketSet | None = None
@@ -83,9 +90,10 @@ class VecMarketEnv(VectorMultiAgentEnv):
         for k in range(self.num_envs):
             self.view._seeds = self._seeds[k]
             episode_seeds.append(self.view._next_seed())
-        sections = self.view._sections
-        parsed = [parse({**sections, "seed": s}) for s in episode_seeds]
-        self.markets = build_markets(parsed, parse(sections).stack, FIELD)  # a fresh stack: mechanisms keep state
+        # parsed once: every market shares the population (scripted strategies are frozen), the stack is fresh
+        # each episode (mechanisms may keep state across rounds)
+        parsed = [dataclasses.replace(self._template, seed=s) for s in episode_seeds]
+        self.markets = build_markets(parsed, copy.deepcopy(self._template.stack), FIELD)
         n = self.markets.market.facts.first_mediator + self.markets.market.config.n_mediators
         engine = self.markets.engine
         wealth = engine.ledger.balance[:n] + engine.ledger.escrow[:n]
@@ -142,15 +150,20 @@ class VecMarketEnv(VectorMultiAgentEnv):
             agents = [i for i, r in enumerate(self._role) if r == role]
             if not agents:
                 continue
-            heads = self.view.heads[role]
-            for k, act in enumerate(actions):
-                have = [i for i in agents if i in act]  # an agent without an action keeps its script
-                if not have:
+            if all(i in act for act in actions for i in agents):  # the common case: every focal agent acts
+                markets, ids = np.arange(self.num_envs), agents
+                choice = np.asarray([[act[i] for i in agents] for act in actions], dtype=np.int64)
+                rows = (self.markets.size(role) * markets[:, None] + self._row[agents]).ravel()
+            else:  # an agent without an action keeps its script
+                pairs = [(k, i) for k, act in enumerate(actions) for i in agents if i in act]
+                if not pairs:
                     continue
-                rows = self.markets.size(role) * k + self._row[have]
-                choice = np.asarray([act[i] for i in have], dtype=np.int64).reshape(len(have), -1)
-                for h, head in enumerate(heads):
-                    head.write(getattr(joint, ROLE_GROUP[role]), rows, choice[:, h])
+                markets, ids = np.array([k for k, _ in pairs]), [i for _, i in pairs]
+                choice = np.asarray([actions[k][i] for k, i in pairs], dtype=np.int64)
+                rows = self.markets.size(role) * markets + self._row[ids]
+            choice = choice.reshape(len(rows), -1)
+            for h, head in enumerate(self.view.heads[role]):
+                head.write(getattr(joint, ROLE_GROUP[role]), rows, choice[:, h])
         return joint
 
     def _market_shares(self, result: Any) -> None:

@@ -62,7 +62,11 @@ class MarketSet:
         return (np.asarray(accounts) - self.first(role)) // self.size(role)
 
     def actions(self, round_index: int) -> Actions:
-        """Every market's scripted actions for the round, side by side."""
+        """Every market's scripted actions for the round, side by side (computed once when the markets share one
+        population: scripted strategies are frozen, a function of the round alone)."""
+        first = self.populations[0]
+        if all(p is first for p in self.populations):
+            return Actions.concat([first.actions(round_index)] * self.k)
         return Actions.concat([p.actions(round_index) for p in self.populations])
 
 
@@ -80,7 +84,7 @@ def build_markets(parsed: Sequence[ParsedConfig], stack: MechanismStack, field: 
     markets, sources = [], []
     for p in parsed:
         streams = dict(zip(STREAMS, np.random.SeedSequence(p.seed).spawn(len(STREAMS)), strict=True))
-        market = Market.build(p.market, np.random.default_rng(streams["market"]))
+        market = Market.build(p.market, np.random.default_rng(streams["market"]), typed=False)  # typed joined
         markets.append(market)
         sources.append(DrawSource(p.market, market.module_cum_weight, stack.draws_per_deal,
                                   np.random.default_rng(streams["draws"]), stack.replicas))  # fmt: skip
