@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--out", help="also write the rows as JSON here (read by experiments.readme_tables)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    run = {"steps": args.steps, "repeats": args.repeats, "cpus": os.cpu_count(), "load_start": os.getloadavg()[0]}
     print(f"{load()} at start")
     print(f"{'agents':>7}{'markets':>8}{'market env/s':>14}{'noop env/s':>12}{'market dec/s':>14}{'noop dec/s':>12}"
           f"{'overhead':>10}{'env alone/s':>13}{'env share':>11}")
@@ -147,12 +148,12 @@ def main() -> None:
                   f"{t['market'] / t['noop'] - 1:>10.1%}{alone:>13,.0f}{t['alone'] / t['market']:>11.1%}", flush=True)
             rows.append({"agents": size, "markets": k, "market_steps_per_s": market, "noop_steps_per_s": noop,
                          "market_decisions_per_s": market * size, "overhead": t["market"] / t["noop"] - 1,
-                         "alone_steps_per_s": alone, "env_share": t["alone"] / t["market"],
-                         "load": os.getloadavg()[0]})  # fmt: skip
+                         "alone_steps_per_s": alone, "env_share": t["alone"] / t["market"]})  # fmt: skip
     print(f"{load()} at end")
+    run["load_end"] = os.getloadavg()[0]
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps({"run": run, "rows": rows}, indent=2) + "\n")
 
 
 def load() -> str:

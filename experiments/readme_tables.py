@@ -253,7 +253,7 @@ def learned_table(root: Path = OUTPUTS / "train") -> str:
 # -------------------------------------------------------------------------------------------------------- benchmarks
 BENCH = {
     "engine": "make bench  (python -m benchmarks.engine --out outputs/bench/engine.json)",
-    "rl_env": "make bench  (benchmarks/rl_env.py --out outputs/bench/rl_env.json)",
+    "rl_env": "make bench  (benchmarks/rl_env.py --sizes 8 --markets 1 5 16 21 --out outputs/bench/rl_env.json)",
     "live_docker": "make bench  (benchmarks/live_docker.py --out outputs/bench/live_docker.json)",
     "gas": "python benchmarks/gas.py --readme",
     "live": "python benchmarks/live_stack.py",
@@ -278,7 +278,8 @@ LIVE_DOCKER_HEADER = (
     "executor / contained",
     "executor / bare",
 )
-RL_HEADER = ("focal agents", "market steps/s", "no-op steps/s", "decisions/s", "added sampling time")
+RL_HEADER = ("learning agents per market", "markets per env step", "market rounds/s", "no-op rounds/s",
+             "decisions/s", "added sampling time")
 
 
 def _bench(name: str, root: Path) -> list[dict[str, Any]]:
@@ -321,17 +322,23 @@ def engine_table(root: Path = OUTPUTS / "bench") -> str:
 
 
 def rl_table(root: Path = OUTPUTS / "bench") -> str:
+    data = json.loads(_need(root / "rl_env.json", BENCH["rl_env"]).read_text())
+    run = data["run"]
     rows = [
         [
             str(r["agents"]),
+            str(r["markets"]),
             f"{r['market_steps_per_s']:,.0f}",
             f"{r['noop_steps_per_s']:,.0f}",
             f"{r['market_decisions_per_s']:,.0f}",
             f"{r['overhead']:.0%}",
         ]
-        for r in _bench("rl_env", root)
+        for r in data["rows"]
     ]
-    return f"`{BENCH['rl_env']}`:\n\n{markdown(RL_HEADER, rows)}"
+    text = caption(f"`{BENCH['rl_env']}`: best of {run['repeats']} interleaved timings of {run['steps']} market "
+                   f"rounds; {run['cpus']} CPUs, load average {run['load_start']:.1f} at start, "
+                   f"{run['load_end']:.1f} at end")  # fmt: skip
+    return f"{text}\n\n{markdown(RL_HEADER, rows)}"
 
 
 def live_docker_table(root: Path = OUTPUTS / "bench") -> str:

@@ -82,6 +82,21 @@ def test_markets_stepped_together_are_the_envs_stepped_alone(env: dict[str, Any]
     assert resets == k
 
 
+def test_an_agent_without_an_action_keeps_its_script() -> None:
+    k = 2
+    vec, alone = VecMarketEnv(config(), k), [RLlibMarketEnv(config()) for _ in range(k)]
+    vec.reset(seed=3)
+    for i, one in enumerate(alone):
+        one.reset(seed=3 + i)
+    rng = np.random.default_rng(1)
+    actions = [{a: sample(one.action_spaces[a], rng) for a in one.agents if a % 2 == i} for i, one in
+               enumerate(alone)]  # fmt: skip
+    out = vec.step(actions)
+    for i, one in enumerate(alone):
+        for got, want in zip((out[0][i], out[1][i]), one.step(actions[i])[:2], strict=True):
+            same(want, got)
+
+
 def test_markets_that_would_couple_are_refused() -> None:
     cfg = {**config(), "mechanism": {"order": ["lilypad_v2", "tax_jackpot"]}}
     with pytest.raises(ConfigError, match=r"algo\.env_runners\.num_envs_per_env_runner: markets settled together"):
