@@ -1,11 +1,11 @@
 """One service's connection to the chain: the deployment from its file, idempotent protocol calls, a block clock.
 
 Services talk to an anvil node the network (or the operator) started; this module never starts one. Each service
-sends only from its own accounts, with nonces counted from the pending pool under its own lock, and waits for the
-receipt (blocks are mined by the `BlockClock`, so a deadline of N blocks is N block times long). Every protocol
-call first reads the deal on chain and does nothing when the step is already done or no longer possible, so a
-retried or replayed call never acts twice; a call that loses a race (both parties timing out at once) is reported
-as not applied, never as an error.
+signs with its own key only (`live.services.keys`; the node unlocks nothing), with nonces counted from the pending
+pool under its own lock, and waits for the receipt (blocks are mined by the `BlockClock`, so a deadline of N blocks
+is N block times long). Every protocol call first reads the deal on chain and does nothing when the step is already
+done or no longer possible, so a retried or replayed call never acts twice; a call that loses a race (both parties
+timing out at once) is reported as not applied, never as an error.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ from web3 import Web3
 
 from contracts.build import load
 from live.chain.binding import Deployment, Terms
-from live.chain.node import TX_GAS, AnvilChain, ChainError
+from live.chain.node import AnvilChain, ChainError
 from live.chain.params import ChainParams
+from live.services.keys import Key
 from mechanisms.protocol import DealState
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class RemoteAnvil(AnvilChain):
         self._id = 0
         self.w3 = Web3(Web3.HTTPProvider(url))
         self.accounts = [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]
+        self.signers = {}
 
 
 def load_deployment(record: Mapping[str, Any], chain: AnvilChain) -> Deployment:
@@ -118,8 +120,9 @@ class OnChain:
 class ChainClient:
     """A service's chain access: reads, and the protocol steps as idempotent async calls."""
 
-    def __init__(self, url: str, record: Mapping[str, Any], poll_s: float = 0.01) -> None:
+    def __init__(self, url: str, record: Mapping[str, Any], keys: Sequence[Key] = (), poll_s: float = 0.01) -> None:
         self.chain = RemoteAnvil(url)
+        self.chain.signers = {k.address: k for k in keys}  # this service's own keys only
         self.dep = load_deployment(record, self.chain)
         self.params = self.dep.params
         self.poll_s = poll_s
@@ -173,8 +176,8 @@ class ChainClient:
         """Send one transaction from this service's account and wait for its receipt (mined by the clock)."""
         with self._lock:
             nonce = int(self.chain.rpc("eth_getTransactionCount", tx["from"], "pending"), 16)
-            body = {"gas": hex(TX_GAS), "nonce": hex(nonce), **{k: v for k, v in tx.items()}}
-            h = self.chain.rpc("eth_sendTransaction", body)
+            method, params = self.chain.send_call(tx, nonce)
+            h = self.chain.rpc(method, *params)
         while True:
             r = self.chain.rpc("eth_getTransactionReceipt", h)
             if r is not None:

@@ -16,18 +16,20 @@ from typing import Any
 
 import docker
 
-from live.chain.node import AnvilChain
+from live.chain.node import DEV_BALANCE_ETH, AnvilChain
 from live.chain.params import chain_params, check_market
 from live.deploy import deploy_record
 from live.executor import Capabilities, Executor
 from live.services.chainio import BlockClock, ChainClient, read_record
 from live.services.creator import Creator
+from live.services.keys import Key, KeyRing, keyring
 from live.services.layout import Layout, accounts_needed, layout
 from live.services.mediator import Mediator
 from live.services.policy import LiveMarket, Policy, strategy
 from live.services.provider import Provider
 from live.services.solver import Solver
 from mechanisms.base import MechanismStack
+from mechanisms.config import ConfigError
 from twin.build import parse_market
 
 
@@ -49,6 +51,7 @@ class Network:
     mediators: list[Mediator] = field(default_factory=list)
     clients: list[ChainClient] = field(default_factory=list)
     who: Layout | None = None
+    keys: KeyRing | None = None
     ports: dict[str, int] = field(default_factory=dict)  # a restarted service comes back at its address
 
     @property
@@ -69,20 +72,33 @@ class Network:
             state = state or self.record.get("state_file")
         if self.record:
             n = accounts_needed(c.n_clients, c.n_nodes, len(self.record["mediators"]))
+        n_med = len(self.record["mediators"]) if self.record else c.n_mediators
+        self.keys = keyring(str(self.cfg.get("keys", "dev")), n_med, c.n_clients, c.n_nodes)
         self.node = AnvilChain(n, state=state, port=port)
+        self.node.signers = self.keys.by_address  # the deployment is signed here too: the node unlocks nothing
+        addresses = [k.address for k in self.keys.ordered]
+        if self.cfg.get("keys", "dev") != "dev":  # gas for accounts that are not the node's dev accounts
+            self.node.batch([("anvil_setBalance", [a, hex(DEV_BALANCE_ETH * 10**18)]) for a in addresses])
         if not self.record:
             stack = MechanismStack.from_mapping(self.cfg["mechanism"], "mechanism")
             check_market(c.n_mediators)
             self.record = deploy_record(
-                self.node, {"mechanism": dict(self.cfg["mechanism"])}, chain_params(stack), c.n_mediators
+                self.node,
+                {"mechanism": dict(self.cfg["mechanism"])},
+                chain_params(stack),
+                c.n_mediators,
+                accounts=addresses,
             )
+        elif addresses[2 : 2 + n_med] != list(self.record["mediators"]):
+            raise ConfigError("keys: the mediator keys are not the deployment's registered mediators")
         self.record["url"] = self.node.url
-        self.who = layout(self.node.accounts, self.record["mediators"], c.n_clients, c.n_nodes)
+        self.who = layout(addresses, self.record["mediators"], c.n_clients, c.n_nodes)
         self.clock = BlockClock(self.node.url, float(self.cfg["block_s"])).start()
 
-    def chain_client(self) -> ChainClient:
+    def chain_client(self, *keys: Key) -> ChainClient:
+        """A chain connection for one service, holding only that service's own key."""
         assert self.node is not None
-        cc = ChainClient(self.node.url, self.record)
+        cc = ChainClient(self.node.url, self.record, keys)
         self.clients.append(cc)
         return cc
 
@@ -123,7 +139,7 @@ class Network:
                     await Mediator(
                         name,
                         self.state_dir,
-                        self.chain_client(),
+                        self.chain_client(self.keys.mediators[i]),
                         self.who.mediators[i],
                         self.solver.url,
                         ex,
@@ -142,7 +158,7 @@ class Network:
                     await Provider(
                         name,
                         self.state_dir,
-                        self.chain_client(),
+                        self.chain_client(self.keys.nodes[i]),
                         self.who.nodes[i],
                         self.solver.url,
                         ex,
@@ -165,7 +181,7 @@ class Network:
                     await Creator(
                         name,
                         self.state_dir,
-                        self.chain_client(),
+                        self.chain_client(self.keys.clients[i]),
                         self.who.clients[i],
                         self.solver.url,
                         self._policy("client", i, entry),
@@ -225,7 +241,11 @@ class Network:
         last two), so a run that loses or doubles value changes it."""
         assert self.node is not None and self.clients
         dep = self.clients[0].dep
-        accounts = [*self.node.accounts, self.who.treasury, "0x000000000000000000000000000000000000dEaD"]
+        accounts = [
+            *self.node.accounts,
+            *(k.address for k in self.keys.ordered),
+            "0x000000000000000000000000000000000000dEaD",
+        ]
         held = sum(int(dep.token.functions.balanceOf(a).call()) for a in set(accounts))
         return held + int(dep.token.functions.balanceOf(dep.deals.address).call())
 
