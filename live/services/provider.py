@@ -10,6 +10,7 @@ commits to a cheat rate and a bribe, and the deal's cheat decision is drawn from
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from live.modules import load_module
 from live.modules.registry import DEFAULT_LOCK
 from live.services.base import Service
 from live.services.chainio import TERMINAL, ChainClient, S
+from live.services.learned import DealOutcome
 from live.services.policy import LiveMarket, Policy, node_actions
 from live.services.results import ResultStore
 
@@ -66,6 +68,7 @@ class Provider(Service):
     async def start(self) -> Provider:
         await super().start()
         await self.chain.run(self.chain.setup_account, self.address)
+        await self.feedback(None)
         await self.post_json(f"{self.solver_url}/directory", {"address": self.address, "url": self.url})
         return self
 
@@ -120,6 +123,8 @@ class Provider(Service):
         d = await c.run(c.deal, bytes.fromhex(deal_id))
         block = await c.run(c.block)
         if d.exists and d.state in TERMINAL:
+            outcome = DealOutcome(d.state, bool(data.get("cheat")), int(data.get("bribe") or 0), 0)
+            await self.feedback(outcome)
             self.store.put(deal_id, "done", {**data, "state": d.state.name})
             return
         if not d.exists or d.state == S.DealNegotiating:
@@ -138,6 +143,13 @@ class Provider(Service):
             await self.maybe_bribe(deal_id, data)
             if block > c.deadline(d):
                 await c.run(c.step, "timeout_mediate", t, self.address)
+
+    async def feedback(self, outcome: DealOutcome | None) -> None:
+        """Tell a policy that learns from its record (`see`) the node's balance and a finished deal's outcome."""
+        see = getattr(self.policy, "see", None)
+        if see is not None:
+            wealth = await self.chain.run(self.chain.dep.balance, self.address)
+            see(None if outcome is None else dataclasses.replace(outcome, wealth=wealth), wealth)
 
     async def produce(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """The deal's result: a decision to cheat is drawn once (and stored); an honest node runs the container."""
