@@ -1,11 +1,12 @@
 """One service's connection to the chain: the deployment from its file, idempotent protocol calls, a block clock.
 
 Services talk to an anvil node the network (or the operator) started; this module never starts one. Each service
-signs with its own key only (`live.services.keys`; the node unlocks nothing), with nonces counted from the pending
-pool under its own lock, and waits for the receipt (blocks are mined by the `BlockClock`, so a deadline of N blocks
-is N block times long). Every protocol call first reads the deal on chain and does nothing when the step is already
-done or no longer possible, so a retried or replayed call never acts twice; a call that loses a race (both parties
-timing out at once) is reported as not applied, never as an error.
+signs with its own key only (`live.services.keys`; the node unlocks nothing) and keeps many transactions in flight:
+nonces are counted locally (re-read from the node whenever none is in flight, so a restarted node is followed), and
+each call waits only for its own receipt (blocks are mined by the `BlockClock`, so a deadline of N blocks is N block
+times long). Every protocol call first reads the deal on chain and does nothing when the step is already done or no
+longer possible, so a retried or replayed call never acts twice; a call that loses a race (both parties timing out
+at once) is reported as not applied, never as an error.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from eth_abi import decode
 from web3 import Web3
 
 from contracts.build import load
@@ -33,6 +35,7 @@ from mechanisms.protocol import DealState
 
 log = logging.getLogger(__name__)
 S = DealState
+RECEIPT_S = 60.0  # a transaction not mined by then is given up (the step is retried; it never acts twice)
 CLIENT_AGREED, NODE_AGREED = 1, 2
 #: step -> (state the deal must be in, state it moves to when the step succeeds)
 STEPS: dict[str, tuple[DealState, tuple[DealState, ...]]] = {
@@ -128,12 +131,25 @@ class ChainClient:
         self.poll_s = poll_s
         self.gas: dict[str, list[int]] = {}  # step -> gas used by each of this client's transactions
         self._lock = threading.Lock()
+        item = next(i for i in self.dep.deals.abi if i.get("type") == "function" and i.get("name") == "deals")
+        self._deal_types = [o["type"] for o in item["outputs"]]
+        self._nonce: dict[str, int] = {}  # sender -> next nonce
+        self._in_flight: dict[str, int] = {}  # sender -> transactions sent, receipt not seen yet
 
     # ---------------------------------------------------------------- reads (blocking; wrap with `run`)
 
     def deal(self, deal_id: bytes) -> OnChain:
         s, flags, med, since, escrow = self.dep.deals.functions.deals(deal_id).call()
         return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow))
+
+    def deal_and_block(self, deal_id: bytes) -> tuple[OnChain, int]:
+        """The deal and the head block number in one request (what every step of a service's deal loop reads)."""
+        call = self.dep.tx(self.dep.deployer, "deals", deal_id)
+        raw, head = self.chain.batch(
+            [("eth_call", [{"to": call["to"], "data": call["data"]}, "latest"]), ("eth_blockNumber", [])]
+        )
+        s, flags, med, since, escrow = decode(self._deal_types, bytes.fromhex(raw[2:]))
+        return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow)), int(head, 16)
 
     def block(self) -> int:
         return int(self.chain.rpc("eth_blockNumber"), 16)
@@ -174,15 +190,23 @@ class ChainClient:
 
     def send(self, tx: dict[str, Any], label: str) -> dict[str, Any]:
         """Send one transaction from this service's account and wait for its receipt (mined by the clock)."""
-        with self._lock:
-            nonce = int(self.chain.rpc("eth_getTransactionCount", tx["from"], "pending"), 16)
-            method, params = self.chain.send_call(tx, nonce)
+        sender = tx["from"]
+        with self._lock:  # explicit nonces: many transactions of one sender in flight at once
+            if not self._in_flight.get(sender):
+                self._nonce[sender] = int(self.chain.rpc("eth_getTransactionCount", sender, "pending"), 16)
+            method, params = self.chain.send_call(tx, self._nonce[sender])
             h = self.chain.rpc(method, *params)
-        while True:
-            r = self.chain.rpc("eth_getTransactionReceipt", h)
-            if r is not None:
-                break
-            time.sleep(self.poll_s)
+            self._nonce[sender] += 1
+            self._in_flight[sender] = self._in_flight.get(sender, 0) + 1
+        try:
+            end = time.monotonic() + RECEIPT_S
+            while (r := self.chain.rpc("eth_getTransactionReceipt", h)) is None:
+                if time.monotonic() > end:
+                    raise ChainError(f"{label} from {sender} not mined within {RECEIPT_S} s")
+                time.sleep(self.poll_s)
+        finally:
+            with self._lock:
+                self._in_flight[sender] -= 1
         receipt = {**r, "status": int(r["status"], 16), "gasUsed": int(r["gasUsed"], 16)}
         if receipt["status"] == 1:
             self.gas.setdefault(label, []).append(receipt["gasUsed"])

@@ -10,6 +10,7 @@ import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from live.services.solver import Solver
 from mechanisms.base import MechanismStack
 from mechanisms.config import ConfigError
 from twin.build import parse_market
+
+MINING = ("interval", "auto")
 
 
 @dataclass
@@ -94,6 +97,11 @@ class Network:
             raise ConfigError("keys: the mediator keys are not the deployment's registered mediators")
         self.record["url"] = self.node.url
         self.who = layout(addresses, self.record["mediators"], c.n_clients, c.n_nodes)
+        mining = str(self.cfg.get("mining", "interval"))
+        if mining not in MINING:
+            raise ConfigError(f"mining={mining!r} is invalid: allowed one of {list(MINING)}")
+        if mining == "auto":  # every transaction mined as it arrives; the clock still moves time between them
+            self.node.rpc("evm_setAutomine", True)
         self.clock = BlockClock(self.node.url, float(self.cfg["block_s"])).start()
 
     def chain_client(self, *keys: Key) -> ChainClient:
@@ -121,6 +129,11 @@ class Network:
         net, host = self.cfg["network"], {"host": self.cfg["host"], "allow_public": self.cfg["allow_public"]}
         market, stack, seed = self.market, self.stack, int(self.cfg["seed"])
         caps = Capabilities.detect(self.state_dir / "caps")
+        slots = int(net.get("slots", 1))
+        # every service of this process shares the loop's thread pool for its blocking chain calls and container
+        # runs (each waits on a receipt or an engine): size it to them, not to the CPUs
+        workers = 4 * (len(net["providers"]) * slots + len(net["creators"]) + len(net["mediators"]) + 1)
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max(workers, 8), "live"))
 
         def want(n):
             return only is None or n in only
@@ -176,6 +189,7 @@ class Network:
                         seed * 1000 + 100 + i,
                         lock=self.lock,
                         retention_s=float(self.cfg["retention_s"]),
+                        slots=slots,
                         port=self.ports.get(name, 0),
                         **host,
                     ).start()

@@ -10,6 +10,7 @@ POST /directory, GET /directory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class Solver(Service):
         self.chain, self.stack, self.market, self.layout = chain, stack, market, layout
         self.lock, self.tick_s = lock, tick_s
         self.book = layout.book
+        self.wake = asyncio.Event()  # set by a new offer: match now
         self.app.add_routes(
             [
                 web.post("/offers/resource", self.post_resource),
@@ -121,6 +123,7 @@ class Solver(Service):
                     "arrival": self._arrival(),
                 },
             )
+        self.wake.set()
         return web.json_response({"offer_id": offer_id})
 
     async def post_job(self, req: web.Request) -> web.Response:
@@ -162,6 +165,7 @@ class Solver(Service):
                     "offer_id": offer_id,
                 },
             )
+        self.wake.set()
         return web.json_response({"offer_id": offer_id, "spec_id": spec.spec_id})
 
     async def list_deals(self, req: web.Request) -> web.Response:
@@ -185,9 +189,12 @@ class Solver(Service):
         return n
 
     async def match_loop(self) -> None:
+        """Match at once when an offer arrives, else every `tick_s` (a restarted solver's stored offers)."""
         while True:
+            self.wake.clear()
             self.match_once()
-            await asyncio.sleep(self.tick_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.tick_s)
 
     def match_once(self) -> list[dict[str, Any]]:
         """Match the open offers (the twin's rule) and publish the deals; returns them."""
@@ -248,6 +255,7 @@ class Solver(Service):
             "inputs": job["inputs"],
             "spec_id": job["spec_id"],
             "job_offer": job["offer_id"],
+            "resource_offer": rk.removeprefix("res:"),
             "node_url": d.get(offer["node"]),
         }
         self.store.put(f"deal:{deal_id}", "done", deal)
