@@ -151,9 +151,8 @@ class Provider(Service):
         if not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
                 return await c.run(c.step, "timeout_agree", t, self.address)
-            if d.flags & 2:  # agreed: run while the client agrees (not before, so a busy node still agrees in time)
-                self.start_producing(deal_id, deal, data)
-            else:
+            self.start_producing(deal_id, deal, data)  # the run overlaps the agreement
+            if not d.flags & 2:
                 return await c.run(c.agree, t, self.address)
         elif d.state == S.DealAgreed:
             data = await self.start_producing(deal_id, deal, data)

@@ -5,6 +5,7 @@ action interface, observing its own record through the env's observation functio
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ FEATURE = {name: i for i, name in enumerate((*COMMON_FEATURES, *ROLE_FEATURES["n
 def cheating_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-iteration PPO training of one node (tiny batch), its policy head biased to cheat."""
     tmp = tmp_path_factory.mktemp("learned")
-    os.environ.setdefault("RAY_TMPDIR", str(tmp / "ray"))
+    os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # unix socket paths are short
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
