@@ -59,7 +59,7 @@ live-stop:  # stop the engine the project started, if any (before `clean` remove
 clean: live-stop
 bench: bench-live
 bench-live: setup
-	$(PY) benchmarks/live_docker.py
+	$(PY) benchmarks/live_docker.py --out outputs/bench/live_docker.json
 
 # --- the live main job: anvil + Docker engine, example modules, a deployed mechanism, a small network of services
 .PHONY: live

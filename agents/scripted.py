@@ -54,6 +54,18 @@ class CheatingNode(Strategy):
 
 
 @dataclass(frozen=True)
+class CopyingNode(CheatingNode):
+    """Skips the work like `cheater` and waits to post after the other replicas of its job (the timing attack):
+    without commit-reveal it copies the result they posted."""
+
+    name = "copier"
+
+    def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
+        super().act(rows, out, round_index)
+        out.wait[rows] = True
+
+
+@dataclass(frozen=True)
 class WhitewashingNode(CheatingNode):
     """Cheats like `cheater` and takes a fresh identity every `period` rounds (rounds 0, period, 2 x period, ...),
     so its public record, and any reputation built on it, never shows more than `period` rounds of failures."""
@@ -109,6 +121,6 @@ class BribableMediator(Strategy):
 
 
 STRATEGIES: dict[str, dict[str, type[Strategy]]] = {}
-for _cls in (HonestNode, CheatingNode, WhitewashingNode, CheckingClient, NeverCheckingClient, HonestMediator,
-             BribableMediator):
+for _cls in (HonestNode, CheatingNode, CopyingNode, WhitewashingNode, CheckingClient, NeverCheckingClient,
+             HonestMediator, BribableMediator):
     STRATEGIES.setdefault(_cls.role, {})[_cls.name] = _cls

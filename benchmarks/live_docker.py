@@ -17,6 +17,7 @@ the project's own started for the run (and stopped after it); the example module
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -81,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--modules", nargs="+", default=list(INPUTS))
+    parser.add_argument("--out", help="also write the rows as JSON here (read by experiments.readme_tables)")
     args = parser.parse_args()
     docker = shutil.which("docker")
     if docker is None:
@@ -104,6 +106,7 @@ def main() -> None:
             "| executor / bare |"
         )
         print("|---|---|---|---|---|---|")
+        rows = []
         for ref in args.modules:
             spec = load_module(ref, INPUTS.get(ref, {}), lock=lock)
             outputs = work / "cli-outputs"
@@ -122,10 +125,14 @@ def main() -> None:
                 for name, fn in ways.items():
                     times[name].append(timed(fn))
             med = {name: statistics.median(ts) for name, ts in times.items()}
+            rows.append({"module": ref, **med, "repeats": args.repeats, "cpus": os.cpu_count(), "load": load})
             print(
                 f"| {ref} | {med['executor']:.3f} | {med['contained']:.3f} | {med['bare']:.3f} "
                 f"| {med['executor'] / med['contained']:.2f}x | {med['executor'] / med['bare']:.2f}x |"
             )
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

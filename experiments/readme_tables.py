@@ -254,6 +254,9 @@ def learned_table(root: Path = OUTPUTS / "train") -> str:
 BENCH = {
     "engine": "make bench  (benchmarks/engine.py --out outputs/bench/engine.json)",
     "rl_env": "make bench  (benchmarks/rl_env.py --out outputs/bench/rl_env.json)",
+    "live_docker": "make bench  (benchmarks/live_docker.py --out outputs/bench/live_docker.json)",
+    "gas": "python benchmarks/gas.py --readme",
+    "live": "python benchmarks/live_stack.py",
 }
 ENGINE_HEADER = (
     "clients = nodes",
@@ -262,6 +265,14 @@ ENGINE_HEADER = (
     "Mesa reference (deals/s)",
     "ratio",
     "same balances",
+)
+LIVE_DOCKER_HEADER = (
+    "module",
+    "executor (s)",
+    "docker run, contained (s)",
+    "docker run, bare (s)",
+    "executor / contained",
+    "executor / bare",
 )
 RL_HEADER = ("focal agents", "market steps/s", "no-op steps/s", "decisions/s", "added sampling time")
 
@@ -299,6 +310,86 @@ def rl_table(root: Path = OUTPUTS / "bench") -> str:
     return f"`{BENCH['rl_env']}`:\n\n{markdown(RL_HEADER, rows)}"
 
 
+def live_docker_table(root: Path = OUTPUTS / "bench") -> str:
+    data = _bench("live_docker", root)
+    rows = [
+        [
+            r["module"],
+            f"{r['executor']:.3f}",
+            f"{r['contained']:.3f}",
+            f"{r['bare']:.3f}",
+            f"{r['executor'] / r['contained']:.2f}x",
+            f"{r['executor'] / r['bare']:.2f}x",
+        ]
+        for r in data
+    ]
+    first = data[0] if data else {"repeats": 0, "cpus": 0, "load": 0.0}
+    text = (
+        f"`{BENCH['live_docker']}`: {first['repeats']} interleaved runs per way after a warm-up, median wall time; "
+        f"{first['cpus']} CPUs, load average {first['load']:.1f} at the start."
+    )
+    return f"{caption(text)}\n\n{markdown(LIVE_DOCKER_HEADER, rows)}"
+
+
+def gas_markdown(data: Mapping[str, Any]) -> str:
+    """Gas per deal for each terminal path (cold / warm) and preset, the deployment and the batched mode."""
+    presets, rows = data["presets"], data["rows"]
+    header = ["terminal path", *(f"{p} cold / warm" for p in presets), "target"]
+    lines = []
+    for path in data["paths"]:
+        target = data["targets"].get(path)
+        cells = [f"{rows[p][path][0]:,} / {rows[p][path][1]:,}" for p in presets]
+        lines.append([path, *cells, "" if target is None else f"<= {target:,}"])
+    lines.append(["deployment (token, beacon, deals)", *(f"{data['deploy_gas'][p]:,}" for p in presets), ""])
+    batch = f"batched happy path, per deal over {data['batch_size']} (EIP-712, one settle tx)"
+    lines.append([batch, f"{data['batch']:,}", *([""] * (len(presets) - 1)), f"<= {data['batch_target']:,}"])
+    return markdown(header, lines)
+
+
+def gas_table(root: Path = OUTPUTS / "bench") -> str:
+    return gas_markdown(json.loads(_need(root / "gas.json", BENCH["gas"]).read_text()))
+
+
+LIVE_HEADER = ("measure", "live stack", "bare `docker run`", "ratio", "target")
+
+
+def live_markdown(r: Mapping[str, Any]) -> str:
+    """Per-job latency through the live stack against bare `docker run`, and settled deals per second."""
+    rows = [
+        [
+            f"job latency, median of {r['repeats']} ({r['module']})",
+            f"{r['stack']:.2f} s",
+            f"{r['bare']:.2f} s",
+            f"{r['stack'] / r['bare']:.2f}x",
+            "<= 1.5x",
+        ],
+        [
+            f"throughput, {r['providers']} providers x {r['slots']} slots, {r['jobs']} jobs",
+            f"{r['settled'] / r['wall']:.1f} settled deals/s",
+            f"{r['ceiling']:.1f} jobs/s (executor alone, {r['providers'] * r['slots']} at once)",
+            f"{r['settled'] / r['wall'] / r['ceiling']:.2f} of the ceiling",
+            ">= 20 deals/s",
+        ],
+    ]
+    note = (
+        f"anvil (latency: automine; throughput: a block every {r['block_s']} s), {r['cpus']} CPUs, load average "
+        f"{r['load']:.1f} at the start (the machine is shared)."
+    )
+    return f"{markdown(LIVE_HEADER, rows)}\n\n{note}"
+
+
+def live_table(root: Path = OUTPUTS / "bench") -> str:
+    return live_markdown(json.loads(_need(root / "live.json", BENCH["live"]).read_text()))
+
+
+# ------------------------------------------------------------------------------------------------ reproduced results
+def reproduced_table(path: Path | None = None) -> str:
+    """The literature's results as `python -m experiments.reproduce all` saved them."""
+    from experiments.reproduction import table
+
+    return table.markdown(table.load_results(_need(path or table.RESULTS, table.COMMAND)))
+
+
 # ------------------------------------------------------------------------------------------------------------ README
 def tables(overrides: Sequence[str] = ()) -> list[Table]:
     """Every README block, in README order; the two simulate blocks share one set of runs."""
@@ -321,6 +412,10 @@ def tables(overrides: Sequence[str] = ()) -> list[Table]:
         Table("learned_rates", f"{SCANS['learned_nodes']}; {SCANS['learned_mediators']}", learned_table),
         Table("cheat_threshold", SCANS["cheat_threshold"], threshold_table),
         Table("quickstart", QUICKSTART_COMMAND, quickstart_table),
+        Table("gas", BENCH["gas"], gas_table),
+        Table("live", BENCH["live"], live_table),
+        Table("live_docker", BENCH["live_docker"], live_docker_table),
+        Table("reproduced", "python -m experiments.reproduce all --readme", reproduced_table),
         Table("engine_benchmark", BENCH["engine"], engine_table),
         Table("rl_benchmark", BENCH["rl_env"], rl_table),
     ]

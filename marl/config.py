@@ -52,7 +52,11 @@ class EnvConfig:
     # Loss a mediator expects per bribe taken (a stake or reputation slash no mechanism models yet). It lowers the
     # mediator's reward, not its ledger balance, and is reported separately as `penalty`.
     bribe_penalty: int = 0
-    reward_scale: float = 1.0  # reward = reward_scale x (profit - penalty), profit in base units
+    # The client's economics (utility, not ledger money): what a result it accepted is worth to it when correct, and
+    # what it loses when the accepted result was fake. Both enter only the clients' rewards, per deal accepted.
+    client_value: int = 0
+    client_damage: int = 0
+    reward_scale: float = 1.0  # reward = reward_scale x (profit - penalty + client value - client damage)
     # true: the focal agents are one coalition; each receives the coalition's summed reward / k (k focal agents),
     # so a shared policy maximizes the members' total. Ledger profits and the episode counters stay per agent.
     shared_reward: bool = False
@@ -73,7 +77,8 @@ class EnvConfig:
         for name in ("bribe_levels", "threshold_levels"):
             for i, v in enumerate(getattr(self, name)):
                 require_int(v, f"{path}.{name}[{i}]", 0 if name == "bribe_levels" else 1, MAX_AMOUNT)
-        require_int(self.bribe_penalty, f"{path}.bribe_penalty", 0, MAX_AMOUNT)
+        for name in ("bribe_penalty", "client_value", "client_damage"):
+            require_int(getattr(self, name), f"{path}.{name}", 0, MAX_AMOUNT)
         for name in ("reward_scale", "money_scale", "obs_clip"):
             value = getattr(self, name)
             require(

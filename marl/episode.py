@@ -51,6 +51,19 @@ class Episode:
                    penalty_last=ints(), penalty=ints(), market=np.zeros(3))
 
 
+ACCEPTED = (DealState.ResultsAccepted, DealState.TimeoutJudgeResults, DealState.MediationAccepted)
+
+
+def client_utility(deals: Any, n: int, cfg: EnvConfig) -> np.ndarray:
+    """Per account: `client_value` per correct result its client accepted, minus `client_damage` per fake."""
+    out = np.zeros(n)
+    accepted = np.isin(deals.state, [int(s) for s in ACCEPTED])
+    wrong = deals.wrong()
+    np.add.at(out, deals.client[accepted & ~wrong], float(cfg.client_value))
+    np.add.at(out, deals.client[accepted & wrong], -float(cfg.client_damage))
+    return out
+
+
 def record_round(ep: Episode, result: RoundResult, cfg: EnvConfig, first_mediator: int) -> None:
     """Fold a settled round into the episode's totals and every account's reward."""
     n = len(ep.wealth)
@@ -62,9 +75,9 @@ def record_round(ep: Episode, result: RoundResult, cfg: EnvConfig, first_mediato
     meds = slice(first_mediator, n)
     ep.penalty_last[meds] = cfg.bribe_penalty * ep.last[C["bribes_taken"], meds]
     ep.penalty += ep.penalty_last
-    ep.reward_last = cfg.reward_scale * (ep.profit - ep.penalty_last)
-    ep.reward += ep.reward_last
     d = result.deals
+    ep.reward_last = cfg.reward_scale * (ep.profit - ep.penalty_last + client_utility(d, n, cfg))
+    ep.reward += ep.reward_last
     ep.market = np.array([ratio(len(d), result.posted_jobs), ratio(d.checked.sum(), d.judged.sum()),
                           ratio((d.state == DealState.MediationRejected).sum(), d.mediated.sum())])
     ep.round += 1

@@ -3,13 +3,17 @@
 from mechanisms import (  # noqa: F401  (registers)
     check_policy,
     collateral,
+    collusion_contracts,
     consortium,
+    dispute_costs,
+    imperfect_verification,
     lilypad_v2,
     replication,
     reputation,
     retention,
     staking,
     tax_jackpot,
+    verifiers,
     whistleblowing,
 )
 from mechanisms.base import MarketFacts, Mechanism, MechanismStack, register, registered

@@ -20,10 +20,11 @@ class NodeActions:
     collude: np.ndarray = None  # type: ignore[assignment]  # bool: a fake result is the cartel's shared one
     whitewash: np.ndarray = None  # type: ignore[assignment]  # bool: start over under a new identity
     report: np.ndarray = None  # type: ignore[assignment]  # bool: prove the cartel's fake it posted (whistleblow)
+    wait: np.ndarray = None  # type: ignore[assignment]  # bool: post after the other replicas (copy without commits)
 
     def __post_init__(self) -> None:
         n = len(self.cheat_rate)
-        for name in ("collude", "whitewash", "report"):
+        for name in ("collude", "whitewash", "report", "wait"):
             if getattr(self, name) is None:
                 setattr(self, name, np.zeros(n, dtype=bool))
 

@@ -179,6 +179,14 @@ class Mechanism:
     def implements(cls, hook: str) -> bool:
         return getattr(cls, hook) is not getattr(Mechanism, hook)
 
+    def requires(self) -> dict[str, str]:
+        """Mechanisms this config needs enabled in the same stack: {mechanism name: the field that needs it}."""
+        return {}
+
+    def excludes(self) -> dict[str, str]:
+        """Mechanisms this config cannot work with in the same stack: {mechanism name: the field that excludes it}."""
+        return {}
+
     def takes_part(self, hook: str) -> bool:
         """Whether this instance runs `hook`; a config may opt out of a hook its class implements (staking ranks
         offers only with `prefer_stake`)."""
@@ -285,6 +293,12 @@ class MechanismStack:
             if on:
                 m.validate(facts, where)
                 m.bound_money(bounds, where)
+                for name, field in m.requires().items():
+                    require(self.get(name) is not None, f"{where}.{field}", getattr(m.config, field),
+                            f"a value that needs no {name!r} mechanism, or {name!r} enabled in {self.order_path}")
+                for name, field in m.excludes().items():
+                    require(self.get(name) is None, f"{where}.{field}", getattr(m.config, field),
+                            f"a value that works with {name!r}, or {name!r} not enabled in {self.order_path}")
         bounds.check_commitments()
         for hook in HOOKS:
             if hook.exclusive and not self.runners(hook.name):

@@ -90,6 +90,7 @@ class DealBatch:
     result: np.ndarray = None  # type: ignore[assignment]  # posted result id: CORRECT or a fake id
     accused: np.ndarray = None  # type: ignore[assignment]  # the client asks colluding mediators to reject
     reports: np.ndarray = None  # type: ignore[assignment]  # the node will prove a collusion it took part in
+    waits: np.ndarray = None  # type: ignore[assignment]  # the node posts after the other replicas of its job
     submit_time: np.ndarray = None  # type: ignore[assignment]  # blocks from agreement to the posted result (float)
     excused: np.ndarray = None  # type: ignore[assignment]  # a rejected node not at fault keeps its collateral
     judged: np.ndarray = None  # type: ignore[assignment]  # client judged before the deadline
@@ -103,6 +104,7 @@ class DealBatch:
     panel: np.ndarray = None  # type: ignore[assignment]  # bit mask of mediator indices who voted
     dissenters: np.ndarray = None  # type: ignore[assignment]  # bit mask of panel members against the verdict
     verdict_accept: np.ndarray = None  # type: ignore[assignment]  # mediation outcome: result accepted
+    shared_rerun: np.ndarray = None  # type: ignore[assignment]  # settled by another replica's mediation (no fee)
 
     # --- outcome (protocol)
     state: np.ndarray = None  # type: ignore[assignment]
@@ -183,7 +185,8 @@ MATCH_COLUMNS = frozenset(
 MATCH_EXTRA = frozenset({"u"})
 _FLAGS = frozenset(
     {"client_agreed", "node_agreed", "submitted", "cheated", "judged", "checked", "mediated", "bribe_accepted",
-     "verdict_accept", "forced_error", "colluding", "accused", "reports", "excused", "paid"}
+     "verdict_accept", "forced_error", "colluding", "accused", "reports", "waits", "excused", "paid",
+     "shared_rerun"}
 )
 
 

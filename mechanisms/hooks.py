@@ -45,6 +45,7 @@ HOOKS: tuple[Hook, ...] = (
             "check_rate",
             "accused",
             "reports",
+            "waits",
             "mediator_threshold",
             "mediator_collude",
             "mediator_report",

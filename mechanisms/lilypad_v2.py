@@ -14,7 +14,7 @@ import numpy as np
 from mechanisms.base import MarketFacts, Mechanism, register
 from mechanisms.bounds import MoneyBounds
 from mechanisms.config import Range, require
-from mechanisms.deals import NO_MEDIATOR, DealBatch
+from mechanisms.deals import NO_MEDIATOR, DealBatch, require_context
 from mechanisms.hooks import Columns, hook_columns
 from mechanisms.money import BPS, Amount, Multiplier, Pool, mul_bps
 from mechanisms.protocol import VISITED_MASK, DealState, Direction, Reason, Step
@@ -23,6 +23,7 @@ from mechanisms.voting import VOTE_COLUMNS, mediator_votes
 
 S = DealState
 PAID_STATES = (S.ResultsAccepted, S.TimeoutJudgeResults, S.MediationAccepted)
+MAX_REPLICAS = 8  # deals a job can be bought as (replication.replicas): a round has at most n_clients x 8 deals
 #: The deal terms this mechanism sets at agreement (escrow amounts and fee first, then deadlines and exposures).
 TERMS = ("payment_collateral", "results_collateral", "submit_collateral", "judge_collateral", "mediation_fee",
          "deadline_agree", "deadline_submit", "deadline_judge", "deadline_mediate", "client_exposure", "node_exposure")
@@ -38,7 +39,8 @@ class LilypadV2Config:
     payment_collateral_bps: PaymentShare = 10_000  # client escrow as a share of job cost
     submit_timeout_collateral: Amount = 5  # node loses it if no result by the submit deadline
     judge_timeout_collateral: Amount = 5  # client loses it if no judgement by the judge deadline
-    mediation_fee: Amount = 60  # paid by the client to the mediator for a check; must cover the re-run
+    mediation_fee: Amount = 60  # paid by the client to the mediator for a check; covers the re-run unless allowed
+    fee_covers_rerun: bool = True  # false: the fee may be below the re-run cost and the mediator pays the rest
     deadline_agree: Blocks = 10  # blocks
     deadline_submit: Blocks = 60
     deadline_judge: Blocks = 30
@@ -97,21 +99,28 @@ class LilypadV2(Mechanism):
         set_terms=Columns(sets=TERMS),
         choose_checks=Columns(reads=("judged", "check_rate"), updates=("checked",)),
         select_mediators=Columns(reads=("checked",), sets=("mediator",)),
-        judge=Columns(reads=(*VOTE_COLUMNS, "mediator", "mediated"),
-                      sets=("bribe_accepted", "verdict_accept", "panel")),
+        judge=Columns(reads=(*VOTE_COLUMNS, "mediator", "mediated", "mediation_fee"),
+                      updates=("mediated",), sets=("bribe_accepted", "verdict_accept", "panel")),
         slash_destinations=Columns(reads=("mediator",), sets=("node_slash_to", "client_slash_to")),
-        settle_mediation=Columns(reads=("state", "mediator", "bribe_accepted", "bribe", "mediation_fee")),
+        settle_mediation=Columns(reads=("state", "mediator", "bribe_accepted", "bribe", "mediation_fee",
+                                        "shared_rerun")),
         settle=Columns(reads=("state", "client_agreed", "node_agreed", "cheated", "forced_error", "excused",
                               *TERMS[:5], "node_slash_to", "client_slash_to"), sets=("paid",)),
     )
 
+    def __init__(self, config: LilypadV2Config) -> None:
+        super().__init__(config)
+        self.worst_round_loss = 0  # a mediator's largest loss in one round when the fee is below the re-run cost
+
     def validate(self, facts: MarketFacts, path: str) -> None:
+        shortfall = max(facts.max_compute_cost - self.config.mediation_fee, 0)
+        self.worst_round_loss = shortfall * facts.n_clients * MAX_REPLICAS
         require(
-            self.config.mediation_fee >= facts.max_compute_cost,
+            self.config.mediation_fee >= facts.max_compute_cost or not self.config.fee_covers_rerun,
             f"{path}.mediation_fee",
             self.config.mediation_fee,
             f">= the largest re-run cost in the market ({facts.max_compute_cost}), so a mediator never pays to "
-            "mediate",
+            "mediate (or set fee_covers_rerun: false)",
         )
 
     def bound_money(self, bounds: MoneyBounds, path: str) -> None:
@@ -145,7 +154,14 @@ class LilypadV2(Mechanism):
         deals.mediator = np.where(deals.checked, chosen, NO_MEDIATOR)
 
     def judge(self, deals: DealBatch) -> None:
-        """One mediator decides: it re-runs the job, unless a bribe or the cartel buys its vote."""
+        """One mediator decides: it re-runs the job, unless a bribe or the cartel buys its vote. With a fee below the
+        re-run cost the mediator pays the difference (its loss shows as its ComputeCost beyond the fee); one whose
+        balance at the round's start cannot cover the worst round of such losses does not answer (the deal times
+        out and the fee is refunded), so no mediator ever overdraws."""
+        if not self.config.fee_covers_rerun:
+            loss = deals.compute_cost > deals.mediation_fee
+            balance = require_context(deals, self.name).balance[deals.mediator_account()]
+            deals.mediated = deals.mediated & (~loss | (balance >= self.worst_round_loss))
         accept, bribed = mediator_votes(deals, deals.mediator)
         deals.bribe_accepted = deals.mediated & bribed
         deals.verdict_accept = deals.mediated & accept
@@ -156,14 +172,15 @@ class LilypadV2(Mechanism):
         deals.client_slash_to = slash_destination(deals, self.config.slash_to, deals.client)
 
     def settle_mediation(self, deals: DealBatch, out: TransferBuilder) -> None:
-        """A bribe changes hands off-chain; the fee pays the mediator, who re-runs the job unless bribed."""
+        """A bribe changes hands off-chain; the fee pays the mediator, who re-runs the job unless bribed (or unless
+        another replica's mediation already re-ran it: `shared_rerun`)."""
         med = deals.mediator_account()
         mediated = in_states(deals, S.MediationAccepted, S.MediationRejected)
         D = Direction
         out.add(Step.Mediate, mediated & deals.bribe_accepted, deals.node, deals.bribe, Reason.Bribe, D.Spent, med)
         out.add(Step.Mediate, mediated, deals.client, deals.mediation_fee, Reason.MediationFee, D.PaidOut, med)
-        out.add(Step.Mediate, mediated & ~deals.bribe_accepted, med, deals.compute_cost, Reason.ComputeCost,
-                D.Spent, deals.pool_base + Pool.Compute)
+        out.add(Step.Mediate, mediated & ~deals.bribe_accepted & ~deals.shared_rerun, med, deals.compute_cost,
+                Reason.ComputeCost, D.Spent, deals.pool_base + Pool.Compute)
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
         c, C, N = self.config, deals.client, deals.node

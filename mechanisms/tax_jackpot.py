@@ -10,7 +10,10 @@ and refunds its collateral.
   node pays it out of its payment, or the client on top (escrowed at agreement, counted in `client_exposure`,
   refunded if the node is not paid).
 * Claims: the checking client of every MediationRejected deal (the chain sees the rejection, not whether the result
-  was really wrong), and with `reward_mediators` every panel member who voted for the rejection.
+  was really wrong), and with `reward_mediators` every panel member who voted for the rejection. With
+  `pay_for: forced_errors` only rejected forced errors claim (Truebit: real errors are paid from the solver's
+  deposit), so a node and a client cannot farm the jackpot with a deliberate fake. With `claimants: verifiers` the
+  verifiers that found the error claim instead of the client (see `mechanisms.verifiers`), one claim each.
 * Payout once per round (`settle_round`, after every deal settled, whatever batches they settled in) from the pool
   as it stood at the round's start (this round's taxes wait for the next round): `fraction` shares
   floor(pool x fraction_bps) equally among the round's claims (floor; the remainder stays), `fixed` pays each
@@ -40,12 +43,16 @@ from mechanisms.transfers import TransferBuilder
 class TaxJackpotConfig:
     tax_bps: Share = 100  # share of the job cost of every paid deal that goes to the jackpot
     tax_payer: Literal["node", "client"] = "node"  # node: out of its payment; client: on top of the payment
-    mode: Literal["fraction", "fixed"] = "fraction"  # fraction: claims share fraction_bps of the pool; fixed: `amount`
-    fraction_bps: Share = 1_000  # fraction mode: share of the pool paid out per round with claims
+    # fraction: the round's claims share fraction_bps of the pool; fixed: `amount` per claim; per_claim: each claim
+    # in turn gets fraction_bps of what the pool holds then (independent of how claims fall into rounds)
+    mode: Literal["fraction", "fixed", "per_claim"] = "fraction"
+    fraction_bps: Share = 1_000  # fraction / per_claim mode: share of the pool paid out per round / per claim
     amount: Amount = 100  # fixed mode: payout per claim (at most pool / claims)
     max_payout: Amount | None = None  # cap per claim; None = no cap
     reward_mediators: bool = False  # panel members who voted to reject also claim
     forced_error_rate: Probability = 0.0  # probability the protocol swaps a deal's result for a known-wrong one
+    pay_for: Literal["rejected", "forced_errors"] = "rejected"  # forced_errors: only rejected forced errors claim
+    claimants: Literal["client", "verifiers"] = "client"  # verifiers: each verifier that found the error claims
 
 
 @register
@@ -56,7 +63,8 @@ class TaxJackpot(Mechanism):
     columns = hook_columns(
         set_terms=Columns(updates=("forced_error", "client_exposure")),
         settle=Columns(reads=("client_agreed", "paid")),
-        settle_round=Columns(reads=("state", "panel", "dissenters")),
+        settle_round=Columns(reads=("state", "panel", "dissenters", "forced_error", "verifiers.found",
+                                    "verifiers.account")),
     )
 
     def bound_money(self, bounds: MoneyBounds, path: str) -> None:
@@ -65,6 +73,9 @@ class TaxJackpot(Mechanism):
         if self.config.tax_payer == "client":
             bounds.expose("client", mul_bps(bounds.job_cost, self.config.tax_bps), f"{path}.tax_bps",
                           self.config.tax_bps)
+
+    def requires(self) -> dict[str, str]:
+        return {"verifiers": "claimants"} if self.config.claimants == "verifiers" else {}
 
     def tax(self, deals: DealBatch) -> np.ndarray:
         return mul_bps(deals.job_cost, self.config.tax_bps)
@@ -77,7 +88,13 @@ class TaxJackpot(Mechanism):
     def claims(self, deals: DealBatch) -> list[tuple[np.ndarray, np.ndarray]]:
         """(deals with the claim, claimant account per deal): the checking client, then each rejecting mediator."""
         rejected = deals.state == DealState.MediationRejected
-        out = [(rejected, deals.client)]
+        if self.config.pay_for == "forced_errors":
+            rejected = rejected & deals.forced_error
+        if self.config.claimants == "verifiers":
+            found, account = deals.extra["verifiers.found"], deals.extra["verifiers.account"]
+            out = [(rejected & found[:, j], account[:, j]) for j in range(found.shape[1])]
+        else:
+            out = [(rejected, deals.client)]
         if self.config.reward_mediators:
             majority = deals.panel & ~deals.dissenters
             for i, account in enumerate(deals.mediator_accounts):
@@ -103,10 +120,30 @@ class TaxJackpot(Mechanism):
         else:
             out.add(Step.Settle, deals.paid, deals.node, tax, Reason.Tax, D.Spent, jackpot)
 
+    def per_claim(self, pool: int, n_claims: int) -> list[int]:
+        """`per_claim` mode: claim i receives floor(pool_i x fraction_bps) (capped), pool_{i+1} = pool_i minus it, so
+        a claim's payout depends only on the claims before it, not on how they were batched into rounds."""
+        c, out = self.config, []
+        for _ in range(n_claims):
+            each = int(mul_bps(pool, c.fraction_bps))
+            each = each if c.max_payout is None else min(each, c.max_payout)
+            out.append(each)
+            pool -= each
+        return out
+
     def settle_round(self, deals: DealBatch, out: TransferBuilder) -> None:
         """The round's claims share the payout (batch-independent: called once with the whole round)."""
         jackpot = deals.pool_base + Pool.Jackpot
         claims = self.claims(deals)
+        if self.config.mode == "per_claim":  # claims in order: by claimant kind, then by deal
+            pool = int(require_context(deals, self.name).balance[jackpot])
+            amounts = iter(self.per_claim(pool, sum(int(mask.sum()) for mask, _ in claims)))
+            for mask, claimant in claims:
+                each = np.zeros(len(deals), dtype=np.int64)
+                rows = np.flatnonzero(mask)
+                each[rows] = [next(amounts) for _ in rows]
+                out.add(Step.Round, mask, jackpot, each, Reason.Jackpot, Direction.Spent, claimant)
+            return
         pool = int(require_context(deals, self.name).balance[jackpot])
         each = self.payout(pool, sum(int(mask.sum()) for mask, _ in claims))
         for mask, claimant in claims:

@@ -32,6 +32,7 @@ def apply_actions(deals: DealBatch, actions: Actions, market: Market) -> None:
     deals.check_rate = actions.clients.check_rate[deals.client].copy()
     deals.accused = actions.clients.accuse[deals.client].copy()
     deals.reports = actions.nodes.report[node_row].copy()
+    deals.waits = actions.nodes.wait[node_row].copy()
     deals.mediator_threshold = actions.mediators.bribe_threshold
     deals.mediator_collude = actions.mediators.collude
     deals.mediator_report = actions.mediators.report

@@ -10,6 +10,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {DealProtocol} from "./DealProtocol.sol";
 import {IDeals} from "./IDeals.sol";
 import {IRandomness} from "./Randomness.sol";
+import {StakeModule} from "./StakeModule.sol";
 
 /// @title Deals: the Lilypad v2 deal lifecycle with per-deal escrow, settled exactly as mechanisms/lilypad_v2.py.
 /// @notice Every waiting phase has its own deadline counted from the block the phase began; the late party's
@@ -17,7 +18,7 @@ import {IRandomness} from "./Randomness.sol";
 /// out of the deal's own escrow, and a deal that settles must leave it at zero. Parties keep a free balance inside
 /// the contract (credited by settlements, topped up from their tokens when an escrow needs more) and pull it out
 /// with `withdraw`. Parameters are fixed at deployment from the twin's mechanism config (live/chain/params.py).
-contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
+contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
     using SafeERC20 for IERC20;
 
     /// Deployment parameters: the resolved lilypad_v2 terms (collateral overrides applied by the deployer).
@@ -39,6 +40,10 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         bool forfeitPayment; // a node whose result mediation rejects is not paid
         uint32[] multipliers; // allowed offered multipliers (the collateral mechanism); empty = base only
         address[] mediators; // registry: index i is mediator i of the twin
+        bool staking; // the staking mechanism (StakeModule) is enabled
+        uint32 stakeSlashBps;
+        uint8 stakeSlashTo; // STAKE_SLASH_BURN | STAKE_SLASH_PROTOCOL | STAKE_SLASH_CLIENT
+        uint32 feeShareBps;
     }
 
     /// One storage slot per deal; the terms live in calldata and the DealCreated event, never in storage.
@@ -67,6 +72,13 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
     uint8 public constant SLASH_MEDIATOR = 2;
     uint8 public constant SLASH_PROTOCOL = 3;
     uint256 internal constant BPS = 10_000;
+    uint256 internal constant MAX_MOVES = 12; // movements of value one state change can log
+    uint8 public constant ROLE_NONE = 0;
+    uint8 public constant ROLE_CLIENT = 1;
+    uint8 public constant ROLE_NODE = 2;
+    uint8 public constant ROLE_MEDIATOR = 3;
+    uint8 public constant ROLE_BURN = 4;
+    uint8 public constant ROLE_PROTOCOL = 5;
     /// Burned value is credited here; nobody holds its key, so it can never be withdrawn.
     address public constant BURN = 0x000000000000000000000000000000000000dEaD;
 
@@ -91,6 +103,10 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
     uint256 public immutable deadlineMediate;
     uint8 public immutable slashTo;
     bool public immutable forfeitPayment;
+    bool internal immutable _staking;
+    uint256 internal immutable _stakeSlashBps;
+    uint8 internal immutable _stakeSlashTo;
+    uint256 internal immutable _feeShareBps;
 
     uint32[] public multipliers;
     address[] public mediators;
@@ -98,19 +114,12 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
     mapping(address => uint256) public balanceOf;
 
     event DealCreated(bytes32 indexed id, Terms terms);
-    event StateChanged(bytes32 indexed id, DealProtocol.State state);
+    /// The deal entered `state`; `moves` are the movements of value since its previous state, each packed as
+    /// amount (bits 0-127) | reason << 128 | direction << 136 | step << 144 | payer role << 152 | payee role << 160,
+    /// roles being ROLE_* (payee ROLE_NONE for PaidIn and Refunded). One event per state keeps logs cheap.
+    event StateChanged(bytes32 indexed id, DealProtocol.State state, uint256[] moves);
     event ResultsPosted(bytes32 indexed id, bytes32 resultHash, uint64 instructions);
     event MediatorSelected(bytes32 indexed id, address mediator);
-    /// One movement of value, as the twin records it (mechanisms.transfers): payee is 0 for PaidIn and Refunded.
-    event Moved(
-        bytes32 indexed id,
-        address indexed payer,
-        address payee,
-        uint256 amount,
-        DealProtocol.Reason reason,
-        DealProtocol.Direction direction,
-        DealProtocol.Step step
-    );
     event Deposited(address indexed account, uint256 amount);
     event Withdrawn(address indexed account, uint256 amount);
 
@@ -153,6 +162,12 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         deadlineMediate = c.deadlineMediate;
         slashTo = c.slashTo;
         forfeitPayment = c.forfeitPayment;
+        if (c.stakeSlashBps > BPS || c.feeShareBps > BPS) revert InvalidConfig("staking bps");
+        if (c.stakeSlashTo > STAKE_SLASH_CLIENT) revert InvalidConfig("stakeSlashTo");
+        _staking = c.staking;
+        _stakeSlashBps = c.stakeSlashBps;
+        _stakeSlashTo = c.stakeSlashTo;
+        _feeShareBps = c.feeShareBps;
         multipliers = c.multipliers;
         mediators = c.mediators;
     }
@@ -175,6 +190,27 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         emit Withdrawn(msg.sender, amount);
     }
 
+    /// Escrow a stake behind `node` (the staking mechanism); it stays escrowed.
+    function stake(address node, uint256 amount) external nonReentrant {
+        _stake(node, amount);
+    }
+
+    function stakingEnabled() public view override returns (bool) {
+        return _staking;
+    }
+
+    function stakeSlashBps() public view override returns (uint256) {
+        return _stakeSlashBps;
+    }
+
+    function stakeSlashTo() public view override returns (uint8) {
+        return _stakeSlashTo;
+    }
+
+    function feeShareBps() public view override returns (uint256) {
+        return _feeShareBps;
+    }
+
     // ------------------------------------------------------------------ the lifecycle, one call per step
 
     /// Either party agrees (the first creates the deal) and escrows its share; the second moves it to DealAgreed.
@@ -195,15 +231,18 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         if (d.flags & bit != 0) revert AlreadyAgreed(id, msg.sender);
         d.flags |= bit;
         Amounts memory a = _amounts(t);
+        uint256[] memory log = _newLog();
         DealProtocol.Step step = DealProtocol.Step.Agree;
         if (isClient) {
-            _in(id, d, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, step, true);
-            _in(id, d, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, step, true);
+            _in(t, d, log, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, step, true);
+            _in(t, d, log, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, step, true);
         } else {
-            _in(id, d, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, step, true);
+            _in(t, d, log, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, step, true);
         }
         if (d.flags == CLIENT_AGREED | NODE_AGREED) {
-            _move(id, d, DealProtocol.State.DealAgreed);
+            _move(id, d, DealProtocol.State.DealAgreed, log);
+        } else {
+            _emit(id, d.state, log); // first agreement: the deal exists, still negotiating
         }
         deals[id] = d;
     }
@@ -214,11 +253,12 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         _before(id, d.since + deadlineSubmit);
         if (instructions != t.instructions) revert InstructionCountMismatch(t.instructions, instructions);
         Amounts memory a = _amounts(t);
-        _out(id, d, t.node, address(0), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
+        uint256[] memory log = _newLog();
+        _out(t, d, log, t.node, address(0), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
             DealProtocol.Direction.Refunded, DealProtocol.Step.Submit);
-        _in(id, d, t.node, a.results, DealProtocol.Reason.ResultsCollateral, DealProtocol.Step.Submit, true);
+        _in(t, d, log, t.node, a.results, DealProtocol.Reason.ResultsCollateral, DealProtocol.Step.Submit, true);
         emit ResultsPosted(id, resultHash, instructions);
-        _move(id, d, DealProtocol.State.ResultsSubmitted);
+        _move(id, d, DealProtocol.State.ResultsSubmitted, log);
         deals[id] = d;
     }
 
@@ -226,7 +266,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
     function acceptResults(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsSubmitted, t.client, address(0));
         _before(id, d.since + deadlineJudge);
-        _finish(id, t, d, DealProtocol.State.ResultsAccepted);
+        _finish(id, t, d, DealProtocol.State.ResultsAccepted, _settleLog(t));
     }
 
     /// The client asks for mediation before the judge deadline: its judge collateral is returned, the mediation
@@ -235,14 +275,15 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsSubmitted, t.client, address(0));
         _before(id, d.since + deadlineJudge);
         Amounts memory a = _amounts(t);
+        uint256[] memory log = _newLog();
         DealProtocol.Step step = DealProtocol.Step.Judge;
-        _out(id, d, t.client, address(0), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
+        _out(t, d, log, t.client, address(0), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
             DealProtocol.Direction.Refunded, step);
-        _in(id, d, t.client, a.fee, DealProtocol.Reason.MediationFee, step, true);
+        _in(t, d, log, t.client, a.fee, DealProtocol.Reason.MediationFee, step, true);
         uint256 index = _nthSetBit(t.mediators, beacon.draw(id) % _popcount(t.mediators));
         d.mediator = uint8(index + 1);
         emit MediatorSelected(id, mediators[index]);
-        _move(id, d, DealProtocol.State.ResultsChecked);
+        _move(id, d, DealProtocol.State.ResultsChecked, log);
         deals[id] = d;
     }
 
@@ -253,37 +294,38 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         address mediator = d.mediator == 0 ? address(0) : mediators[d.mediator - 1];
         (bytes32 id,) = _load(t, DealProtocol.State.ResultsChecked, mediator, address(0));
         _before(id, d.since + deadlineMediate);
-        _out(id, d, t.client, mediator, _amounts(t).fee, DealProtocol.Reason.MediationFee,
+        uint256[] memory log = _settleLog(t);
+        _out(t, d, log, t.client, mediator, _amounts(t).fee, DealProtocol.Reason.MediationFee,
             DealProtocol.Direction.PaidOut, DealProtocol.Step.Mediate);
-        _finish(id, t, d, accept ? DealProtocol.State.MediationAccepted : DealProtocol.State.MediationRejected);
+        _finish(id, t, d, accept ? DealProtocol.State.MediationAccepted : DealProtocol.State.MediationRejected, log);
     }
 
     /// After the agreement deadline without both agreements, either party releases what was escrowed.
     function timeoutAgree(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.DealNegotiating, t.client, t.node);
         _after(id, d.since + deadlineAgree);
-        _finish(id, t, d, DealProtocol.State.TimeoutAgree);
+        _finish(id, t, d, DealProtocol.State.TimeoutAgree, _settleLog(t));
     }
 
     /// After the submit deadline without a result, the client ends the deal; the node's collateral is slashed.
     function timeoutSubmitResults(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.DealAgreed, t.client, address(0));
         _after(id, d.since + deadlineSubmit);
-        _finish(id, t, d, DealProtocol.State.TimeoutSubmitResults);
+        _finish(id, t, d, DealProtocol.State.TimeoutSubmitResults, _settleLog(t));
     }
 
     /// After the judge deadline without a judgement, the node is paid and the client's collateral slashed.
     function timeoutJudgeResults(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsSubmitted, t.node, address(0));
         _after(id, d.since + deadlineJudge);
-        _finish(id, t, d, DealProtocol.State.TimeoutJudgeResults);
+        _finish(id, t, d, DealProtocol.State.TimeoutJudgeResults, _settleLog(t));
     }
 
     /// After the mediation deadline (counted from the check) without a verdict, either party releases the escrows.
     function timeoutMediateResults(Terms calldata t) external nonReentrant {
         (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.ResultsChecked, t.client, t.node);
         _after(id, d.since + deadlineMediate);
-        _finish(id, t, d, DealProtocol.State.TimeoutMediateResults);
+        _finish(id, t, d, DealProtocol.State.TimeoutMediateResults, _settleLog(t));
     }
 
     // ------------------------------------------------------------------ batched happy path (EIP-712)
@@ -304,18 +346,19 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
             Deal memory d = Deal(DealProtocol.State.DealNegotiating, CLIENT_AGREED | NODE_AGREED, 0,
                 uint40(block.number), 0);
             Amounts memory a = _amounts(t);
-            _in(id, d, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, DealProtocol.Step.Agree, false);
-            _in(id, d, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, DealProtocol.Step.Agree,
+            uint256[] memory log = _settleLog(t);
+            _in(t, d, log, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, DealProtocol.Step.Agree, false);
+            _in(t, d, log, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, DealProtocol.Step.Agree,
                 false);
-            _in(id, d, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, DealProtocol.Step.Agree,
+            _in(t, d, log, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, DealProtocol.Step.Agree,
                 false);
-            _move(id, d, DealProtocol.State.DealAgreed);
-            _out(id, d, t.node, address(0), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
+            _advance(d, DealProtocol.State.DealAgreed); // one StateChanged for the whole path (the tree fixes it)
+            _out(t, d, log, t.node, address(0), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
                 DealProtocol.Direction.Refunded, DealProtocol.Step.Submit);
-            _in(id, d, t.node, a.results, DealProtocol.Reason.ResultsCollateral, DealProtocol.Step.Submit, false);
+            _in(t, d, log, t.node, a.results, DealProtocol.Reason.ResultsCollateral, DealProtocol.Step.Submit, false);
             emit ResultsPosted(id, s.resultHash, t.instructions);
-            _move(id, d, DealProtocol.State.ResultsSubmitted);
-            _finish(id, t, d, DealProtocol.State.ResultsAccepted);
+            _advance(d, DealProtocol.State.ResultsSubmitted);
+            _finish(id, t, d, DealProtocol.State.ResultsAccepted, log);
         }
     }
 
@@ -348,54 +391,75 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
 
     /// Release every escrow the deal still holds for its terminal state, in the twin's order, then require the
     /// deal's escrow to be empty: a settlement can never pay out of another deal's escrow.
-    function _finish(bytes32 id, Terms calldata t, Deal memory d, DealProtocol.State to) internal {
-        _move(id, d, to);
+    function _finish(bytes32 id, Terms calldata t, Deal memory d, DealProtocol.State to, uint256[] memory log)
+        internal
+    {
+        _advance(d, to); // the settlement below reads the terminal state (the slash destination, the moves' roles)
         Amounts memory a = _amounts(t);
-        DealProtocol.State s = to;
-        bool rejected = s == DealProtocol.State.MediationRejected;
-        bool paid = s == DealProtocol.State.ResultsAccepted || s == DealProtocol.State.TimeoutJudgeResults
-            || s == DealProtocol.State.MediationAccepted || (rejected && !forfeitPayment);
-        bool clientIn = d.flags & CLIENT_AGREED != 0;
-        bool submitted = s != DealProtocol.State.TimeoutAgree && s != DealProtocol.State.TimeoutSubmitResults;
+        bool paid = to == DealProtocol.State.ResultsAccepted || to == DealProtocol.State.TimeoutJudgeResults
+            || to == DealProtocol.State.MediationAccepted
+            || (to == DealProtocol.State.MediationRejected && !forfeitPayment);
+        _releaseClient(t, d, log, a, paid);
+        _releaseNode(t, d, log, a);
+        if (_staking) _stakes(t, to == DealProtocol.State.MediationRejected, paid ? a.jobCost : 0, log);
+        if (to == DealProtocol.State.TimeoutMediateResults) {
+            _out(t, d, log, t.client, address(0), a.fee, DealProtocol.Reason.MediationFee,
+                DealProtocol.Direction.Refunded, DealProtocol.Step.Settle);
+        }
+        if (d.escrow != 0) revert EscrowNotSettled(id, d.escrow);
+        d.since = uint40(block.number);
+        _emit(id, to, log);
+        deals[id] = d;
+    }
+
+    /// The client's escrows at settlement: the job payment, the rest of its payment escrow, its judge collateral.
+    function _releaseClient(Terms calldata t, Deal memory d, uint256[] memory log, Amounts memory a, bool paid)
+        internal
+    {
+        DealProtocol.State s = d.state;
         DealProtocol.Step step = DealProtocol.Step.Settle;
+        bool clientIn = d.flags & CLIENT_AGREED != 0;
         if (paid) {
-            _out(id, d, t.client, t.node, a.jobCost, DealProtocol.Reason.JobPayment, DealProtocol.Direction.PaidOut,
-                step);
+            _out(t, d, log, t.client, t.node, a.jobCost, DealProtocol.Reason.JobPayment,
+                DealProtocol.Direction.PaidOut, step);
         }
         if (clientIn) {
-            _out(id, d, t.client, address(0), a.payment - (paid ? a.jobCost : 0),
+            _out(t, d, log, t.client, address(0), a.payment - (paid ? a.jobCost : 0),
                 DealProtocol.Reason.PaymentCollateral, DealProtocol.Direction.Refunded, step);
         }
-        if (clientIn && (!submitted || s == DealProtocol.State.ResultsAccepted)) {
-            _out(id, d, t.client, address(0), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
+        if (clientIn && (s == DealProtocol.State.TimeoutAgree || s == DealProtocol.State.TimeoutSubmitResults
+                    || s == DealProtocol.State.ResultsAccepted)) {
+            _out(t, d, log, t.client, address(0), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
                 DealProtocol.Direction.Refunded, step);
         }
         if (s == DealProtocol.State.TimeoutJudgeResults) {
-            _out(id, d, t.client, _slashTo(t, t.client, d), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
+            _out(t, d, log, t.client, _slashTo(t, t.client, d), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
                 DealProtocol.Direction.Slashed, step);
         }
+    }
+
+    /// The node's escrows at settlement: its submit collateral (agree timeouts) or its results collateral.
+    function _releaseNode(Terms calldata t, Deal memory d, uint256[] memory log, Amounts memory a) internal {
+        DealProtocol.State s = d.state;
+        DealProtocol.Step step = DealProtocol.Step.Settle;
+        bool rejected = s == DealProtocol.State.MediationRejected;
+        bool submitted = s != DealProtocol.State.TimeoutAgree && s != DealProtocol.State.TimeoutSubmitResults;
         if (d.flags & NODE_AGREED != 0 && s == DealProtocol.State.TimeoutAgree) {
-            _out(id, d, t.node, address(0), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
+            _out(t, d, log, t.node, address(0), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
                 DealProtocol.Direction.Refunded, step);
         }
         if (s == DealProtocol.State.TimeoutSubmitResults) {
-            _out(id, d, t.node, _slashTo(t, t.node, d), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
+            _out(t, d, log, t.node, _slashTo(t, t.node, d), a.submit, DealProtocol.Reason.SubmitTimeoutCollateral,
                 DealProtocol.Direction.Slashed, step);
         }
         if (submitted && !rejected) {
-            _out(id, d, t.node, address(0), a.results, DealProtocol.Reason.ResultsCollateral,
+            _out(t, d, log, t.node, address(0), a.results, DealProtocol.Reason.ResultsCollateral,
                 DealProtocol.Direction.Refunded, step);
         }
         if (rejected) {
-            _out(id, d, t.node, _slashTo(t, t.node, d), a.results, DealProtocol.Reason.ResultsCollateral,
+            _out(t, d, log, t.node, _slashTo(t, t.node, d), a.results, DealProtocol.Reason.ResultsCollateral,
                 DealProtocol.Direction.Slashed, step);
         }
-        if (s == DealProtocol.State.TimeoutMediateResults) {
-            _out(id, d, t.client, address(0), a.fee, DealProtocol.Reason.MediationFee, DealProtocol.Direction.Refunded,
-                step);
-        }
-        if (d.escrow != 0) revert EscrowNotSettled(id, d.escrow);
-        deals[id] = d;
     }
 
     /// Who receives value slashed from `party` (mechanisms.lilypad_v2.slash_destination).
@@ -429,17 +493,103 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         if (block.number <= deadline) revert DeadlineNotReached(id, deadline);
     }
 
-    function _move(bytes32 id, Deal memory d, DealProtocol.State to) internal {
+    function _move(bytes32 id, Deal memory d, DealProtocol.State to, uint256[] memory log) internal {
+        _advance(d, to);
+        d.since = uint40(block.number);
+        _emit(id, to, log);
+    }
+
+    function _advance(Deal memory d, DealProtocol.State to) internal pure {
         if (!DealProtocol.isLegal(d.state, to)) revert IllegalTransition(d.state, to);
         d.state = to;
-        d.since = uint40(block.number);
-        emit StateChanged(id, to);
+    }
+
+    /// A log of moves: slot 0 counts them, slots 1.. hold them, so the array starting one word later is exactly
+    /// the moves (its length word is the count) and can be emitted without copying.
+    function _newLog() internal pure returns (uint256[] memory log) {
+        log = new uint256[](MAX_MOVES + 1);
+    }
+
+    /// The staking module's part of a settlement (slash destination resolved here, where the deal is known).
+    function _stakes(Terms calldata t, bool caught, uint256 paidCost, uint256[] memory log) internal {
+        uint8 to = _stakeSlashTo;
+        (address dest, uint256 role) = to == STAKE_SLASH_CLIENT ? (t.client, uint256(ROLE_CLIENT))
+            : to == STAKE_SLASH_PROTOCOL ? (protocol, uint256(ROLE_PROTOCOL)) : (BURN, uint256(ROLE_BURN));
+        _settleStakes(t.node, paidCost * _feeShareBps / BPS, caught, dest, role, log);
+    }
+
+    /// A log large enough for a settlement: the deal's own moves plus a slash and a fee per staker of its node.
+    function _settleLog(Terms calldata t) internal view returns (uint256[] memory log) {
+        uint256 stakers = _staking ? backers[t.node].length : 0;
+        log = new uint256[](MAX_MOVES + 1 + 2 * stakers);
+    }
+
+    function _takeFrom(address party, uint256 amount) internal override {
+        uint256 free = balanceOf[party];
+        if (free < amount) {
+            token.safeTransferFrom(party, address(this), amount - free);
+            free = amount;
+        }
+        balanceOf[party] = free - amount;
+    }
+
+    function _credit(address to, uint256 amount) internal override {
+        balanceOf[to] += amount;
+    }
+
+    function _debit(address from, uint256 amount) internal override {
+        balanceOf[from] -= amount;
+    }
+
+    function _logMove(
+        uint256[] memory log,
+        uint256 amount,
+        DealProtocol.Reason reason,
+        DealProtocol.Direction direction,
+        uint256 payerRole,
+        uint256 payeeRole
+    ) internal pure override {
+        _record(log, payerRole << 152 | payeeRole << 160 | _pack(amount, reason, direction, DealProtocol.Step.Settle));
+    }
+
+    function _record(uint256[] memory log, uint256 packed) internal pure {
+        uint256 n = log[0] + 1;
+        log[n] = packed; // bounds-checked: at most MAX_MOVES moves between two states
+        log[0] = n;
+    }
+
+    function _emit(bytes32 id, DealProtocol.State state, uint256[] memory log) internal {
+        uint256[] memory moves;
+        assembly {
+            moves := add(log, 32)
+        }
+        emit StateChanged(id, state, moves);
+        log[0] = 0;
+    }
+
+    function _role(Terms calldata t, Deal memory d, address who) internal view returns (uint256) {
+        if (who == address(0)) return ROLE_NONE;
+        if (who == t.client) return ROLE_CLIENT;
+        if (who == t.node) return ROLE_NODE;
+        if (d.mediator != 0 && who == mediators[d.mediator - 1]) return ROLE_MEDIATOR;
+        if (who == BURN) return ROLE_BURN;
+        return ROLE_PROTOCOL;
+    }
+
+    /// A move without its roles (ORed in by the caller).
+    function _pack(uint256 amount, DealProtocol.Reason reason, DealProtocol.Direction direction, DealProtocol.Step step)
+        internal
+        pure
+        returns (uint256)
+    {
+        return amount | uint256(reason) << 128 | uint256(direction) << 136 | uint256(step) << 144;
     }
 
     /// `party` escrows `amount` into the deal from its free balance, topped up from its tokens if `pull`.
     function _in(
-        bytes32 id,
+        Terms calldata t,
         Deal memory d,
+        uint256[] memory log,
         address party,
         uint256 amount,
         DealProtocol.Reason reason,
@@ -455,14 +605,15 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         }
         balanceOf[party] = free - amount;
         d.escrow += uint128(amount);
-        emit Moved(id, party, address(0), amount, reason, DealProtocol.Direction.PaidIn, step);
+        _record(log, _role(t, d, party) << 152 | _pack(amount, reason, DealProtocol.Direction.PaidIn, step));
     }
 
     /// `amount` leaves the deal's escrow (checked: never more than the deal holds) to `payee`, or back to
     /// `payer` when `payee` is zero (a refund).
     function _out(
-        bytes32 id,
+        Terms calldata t,
         Deal memory d,
+        uint256[] memory log,
         address payer,
         address payee,
         uint256 amount,
@@ -473,7 +624,8 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient {
         if (amount == 0) return;
         d.escrow -= uint128(amount);
         balanceOf[payee == address(0) ? payer : payee] += amount;
-        emit Moved(id, payer, payee, amount, reason, direction, step);
+        uint256 roles = _role(t, d, payer) << 152 | _role(t, d, payee) << 160;
+        _record(log, roles | _pack(amount, reason, direction, step));
     }
 
     function _amounts(Terms calldata t) internal view returns (Amounts memory a) {

@@ -28,6 +28,7 @@ interface IDeals {
 
     function deposit(uint256 amount) external;
     function withdraw(uint256 amount) external;
+    function stake(address node, uint256 amount) external;
 
     function agree(Terms calldata t) external returns (bytes32 id);
     function submitResults(Terms calldata t, bytes32 resultHash, uint64 instructions) external;

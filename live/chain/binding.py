@@ -72,6 +72,7 @@ class Deployment:
     protocol: str
     deployer: str
     block: int
+    deploy_gas: int = 0  # gas of the three creation transactions
 
     @property
     def domain_separator(self) -> bytes:
@@ -123,6 +124,9 @@ class Deployment:
 
     def withdraw(self, owner: str, amount: int) -> dict[str, Any]:
         return self.tx(owner, "withdraw", amount)
+
+    def stake(self, staker: str, node: str, amount: int) -> dict[str, Any]:
+        return self.tx(staker, "stake", node, amount)
 
     def agree(self, t: Terms, sender: str) -> dict[str, Any]:
         return self.tx(sender, "agree", tuple(t))
@@ -248,6 +252,10 @@ def deploy(
         p.forfeit_payment,
         list(p.multipliers_bps),
         list(mediators),
+        p.staking,
+        p.stake_slash_bps,
+        p.stake_slash_code,
+        p.fee_share_bps,
     )
     txs = [
         {"from": deployer, "data": _creation(arts[token_artifact], "Twin Credit", "TWC", deployer, sum(amounts))},
@@ -277,6 +285,7 @@ def deploy(
         protocol,
         deployer,
         int(receipts[-1]["blockNumber"]),
+        sum(int(r["gasUsed"]) for r in receipts),
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from live.chain.events import fetch, transfers
 from live.chain.node import Chain
 from live.chain.replay import deploy_market, replay
-from mechanisms.protocol import OFF_CHAIN_REASONS, DealState, Direction
+from mechanisms.protocol import OFF_CHAIN_REASONS, DealState, Direction, Reason
 from mechanisms.transfers import Transfers
 from sim.engine import RoundResult
 from twin.build import build
@@ -32,6 +32,7 @@ class Report:
     transfers: int = 0
     accounts: int = 0
     states: dict[str, int] = field(default_factory=dict)  # terminal state name -> deals
+    reasons: dict[str, int] = field(default_factory=dict)  # on-chain transfers per reason
     mismatched_deals: list[int] = field(default_factory=list)
     mismatched_states: list[int] = field(default_factory=list)
     mismatched_accounts: list[int] = field(default_factory=list)
@@ -92,7 +93,7 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
     start = chain.block_number() + 1
     for r in results:
         replay(dep, who, comp.stack, r.deals)
-    h = fetch(dep, start)
+    h = fetch(dep)
     rep = Report(blocks=chain.block_number() - start + 1)
 
     twin = public(Transfers.concat([r.transfers for r in results]))
@@ -100,6 +101,7 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
     twin_deals, chain_deals = by_deal(twin), by_deal(on_chain)
     all_ids = np.concatenate([r.deals.deal_id for r in results])
     rep.deals, rep.transfers = len(all_ids), len(on_chain)
+    rep.reasons = {Reason(int(r)).name: int((on_chain.reason == r).sum()) for r in np.unique(on_chain.reason)}
     rep.mismatched_deals = [int(i) for i in all_ids if twin_deals.get(int(i), []) != chain_deals.get(int(i), [])]
 
     chain_state = {h.terms[d].nonce: s for d, s in h.final_state().items()}
@@ -119,9 +121,10 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
     tokens = np.array(dep.read_many("balanceOf", [(a,) for a in owners], contract=dep.token), dtype=object)
     change = wealth_change(twin, size)
     want = [*expected, *(int(change[p]) for p in pools)]
-    got = [*(free[:n_agents] + tokens[:n_agents]), *free[n_agents:]]
+    staked = np.array(dep.read_many("staked", [(a,) for a in owners]), dtype=object)  # stakes stay in escrow
+    got = [*(free[:n_agents] + tokens[:n_agents] + staked[:n_agents]), *free[n_agents:]]
     rep.mismatched_accounts = [a for a, w, g in zip([*range(n_agents), *pools], want, got, strict=True) if w != g]
     rep.accounts = n_agents
-    total_free = int(sum(free))
+    total_free = int(sum(free)) + int(sum(staked))
     rep.insolvent_by = total_free - int(dep.token.functions.balanceOf(dep.deals.address).call())
     return rep

@@ -21,17 +21,20 @@ from live.chain.binding import Deployment, Terms
 from live.chain.params import ChainParams
 from mechanisms.deals import DealBatch
 from mechanisms.money import BPS
-from mechanisms.protocol import DealState
+from mechanisms.protocol import PATH, DealState
 from mechanisms.transfers import NOBODY, Transfers
 
 ZERO = "0x0000000000000000000000000000000000000000"
 TERMS_ABI = "(address,address,uint64,uint64,uint32,uint32,uint64,uint64)"
 SIGS = {
     "DealCreated": keccak(text=f"DealCreated(bytes32,{TERMS_ABI})"),
-    "StateChanged": keccak(text="StateChanged(bytes32,uint8)"),
+    "StateChanged": keccak(text="StateChanged(bytes32,uint8,uint256[])"),
     "MediatorSelected": keccak(text="MediatorSelected(bytes32,address)"),
-    "Moved": keccak(text="Moved(bytes32,address,address,uint256,uint8,uint8,uint8)"),
+    "Staked": keccak(text="Staked(address,address,uint256,uint256)"),
 }
+FIRST_STAKER_ROLE = 6
+BURN = "0x000000000000000000000000000000000000dEaD"
+MASK128 = (1 << 128) - 1
 
 
 @dataclass
@@ -42,6 +45,7 @@ class History:
     created: dict[bytes, int] = field(default_factory=dict)  # deal -> block of creation
     states: list[tuple[int, bytes, int]] = field(default_factory=list)  # (block, deal, state)
     mediator: dict[bytes, str] = field(default_factory=dict)
+    backers: dict[str, list[str]] = field(default_factory=dict)  # node -> stakers in the contract's order
     moved: list[tuple[bytes, str, str, int, int, int, int]] = field(default_factory=list)
     # (deal, payer, payee, amount, reason, direction, step)
 
@@ -52,30 +56,45 @@ class History:
         return out
 
 
-def fetch(dep: Deployment, from_block: int = 0, to_block: int | str = "latest") -> History:
-    """Decode every event of the deal contract between two blocks."""
+def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = "latest") -> History:
+    """Decode every event of the deal contract between two blocks (default: since its deployment; stakes posted
+    earlier than `from_block` are missing from the stakers' roles)."""
+    from_block = dep.block if from_block is None else from_block
     h = History()
     by_sig = {v: k for k, v in SIGS.items()}
     for topics, data, block in dep.chain.logs(dep.deals.address, from_block, to_block):
         kind = by_sig.get(topics[0])
         if kind is None:
             continue
+        if kind == "Staked":
+            node, staker = to_checksum_address(topics[1][12:]), to_checksum_address(topics[2][12:])
+            if int.from_bytes(data[32:64], "big") == len(h.backers.get(node, [])):
+                h.backers.setdefault(node, []).append(staker)
+            continue
         deal = topics[1]
-        if kind == "Moved":
-            payer = to_checksum_address(topics[2][12:])
-            payee = to_checksum_address(data[12:32])
-            amount, reason, direction, step = (int.from_bytes(data[i : i + 32], "big") for i in range(32, 160, 32))
-            h.moved.append((deal, payer, payee, amount, reason, direction, step))
-        elif kind == "StateChanged":
+        if kind == "StateChanged":
             h.states.append((block, deal, int.from_bytes(data[:32], "big")))
+            n = int.from_bytes(data[64:96], "big")
+            for k in range(n):
+                h.moved.append(_unpack(h, dep.protocol, deal, int.from_bytes(data[96 + 32 * k : 128 + 32 * k], "big")))
         elif kind == "MediatorSelected":
             h.mediator[deal] = to_checksum_address(data[12:32])
         else:
             (t,) = decode([TERMS_ABI], data)
             h.terms[deal] = Terms(to_checksum_address(t[0]), to_checksum_address(t[1]), *t[2:])
             h.created[deal] = block
-            h.states.append((block, deal, int(DealState.DealNegotiating)))
+            h.states.append((block, deal, int(DealState.DealNegotiating)))  # implied by creation (batched deals)
     return h
+
+
+def _unpack(h: History, protocol: str, deal: bytes, move: int) -> tuple[bytes, str, str, int, int, int, int]:
+    """A packed move (Deals.StateChanged) with its roles resolved to addresses."""
+    t = h.terms[deal]
+    roles = {0: ZERO, 1: t.client, 2: t.node, 3: h.mediator.get(deal, ZERO), 4: BURN, 5: protocol}
+    stakers = h.backers.get(t.node, [])
+    field = lambda shift: (move >> shift) & 0xFF  # noqa: E731
+    who = lambda r: roles[r] if r < FIRST_STAKER_ROLE else stakers[r - FIRST_STAKER_ROLE]  # noqa: E731
+    return (deal, who(field(152)), who(field(160)), move & MASK128, field(128), field(136), field(144))
 
 
 def transfers(h: History, book: Mapping[str, int]) -> Transfers:
@@ -96,10 +115,19 @@ def transfers(h: History, book: Mapping[str, int]) -> Transfers:
 
 
 def visited_masks(h: History) -> dict[bytes, int]:
+    """States each deal went through: the protocol's path to its last state (the state graph is a tree, and a
+    batched deal logs only its terminal state)."""
     out: dict[bytes, int] = {}
-    for _, deal, state in h.states:
-        out[deal] = out.get(deal, 0) | (1 << state)
+    for deal, state in h.final_state().items():
+        path = PATH.get(DealState(state)) or _path_to_open(DealState(state))
+        out[deal] = sum(1 << int(st) for st in path)
     return out
+
+
+def _path_to_open(state: DealState) -> tuple[DealState, ...]:
+    """Path to a non-terminal state (a deal still open)."""
+    full = next(p for p in PATH.values() if state in p)
+    return full[: full.index(state) + 1]
 
 
 def deal_batch(

@@ -13,8 +13,8 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,7 +64,7 @@ class Chain:
         return [bytes(self.w3.eth.call({k: v for k, v in tx.items() if k in ("from", "to", "data")})) for tx in txs]
 
     def revert_data(self, tx: dict[str, Any]) -> bytes | None:
-        """The revert data `tx` would produce now (b"" for a bare revert), or None if it would succeed."""
+        """The revert data `tx` would produce in the next block (b"" for a bare revert), or None if it would succeed."""
         raise NotImplementedError
 
     def snapshot(self) -> Any:
@@ -126,7 +126,7 @@ class EmbeddedChain(Chain):
         from eth_tester.exceptions import TransactionFailed
 
         try:
-            self.tester.call({k: v for k, v in tx.items() if k in ("from", "to", "data")}, "latest")
+            self.tester.call({k: v for k, v in tx.items() if k in ("from", "to", "data")}, "pending")
         except TransactionFailed as exc:  # py-evm reports the revert data as the repr of its bytes
             data = exc.args[0] if exc.args else b""
             if isinstance(data, str) and data.startswith(("b'", 'b"')):
@@ -139,13 +139,6 @@ class EmbeddedChain(Chain):
 
     def revert(self, snap: Any) -> None:
         self.tester.revert_to_snapshot(snap)
-
-
-def free_port() -> int:
-    """A free loopback TCP port (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class AnvilChain(Chain):
@@ -163,14 +156,14 @@ class AnvilChain(Chain):
     ) -> None:
         if not ANVIL.is_file():
             raise ChainError(f"anvil binary missing at {ANVIL}; run `make setup` (npm ci)")
-        self.port = free_port() if port is None else port  # a restarted node keeps its address
-        self.url = f"http://127.0.0.1:{self.port}"
         args = [
             str(ANVIL),
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.port),
+            # the OS picks a free port and anvil prints it (no race with other nodes started at the same time); a
+            # restarted node asks for its old port again so its clients keep their address
+            "0" if port is None else str(port),
             "--accounts",
             str(n_accounts),
             "--balance",
@@ -178,7 +171,6 @@ class AnvilChain(Chain):
             "--hardfork",
             "cancun",
             "--no-mining",
-            "--silent",
             "--disable-block-gas-limit",
             "--order",
             "fifo",
@@ -187,20 +179,13 @@ class AnvilChain(Chain):
         ]
         if state is not None:
             args += ["--state", str(state)]  # load it if present, dump it on exit
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.session = requests.Session()
         self._id = 0
-        deadline = time.monotonic() + startup_s
-        while True:
-            try:
-                self.rpc("eth_chainId")
-                break
-            except requests.ConnectionError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    err = self.proc.stderr.read().decode()[-2000:] if self.proc.stderr else ""
-                    self.close()
-                    raise ChainError(f"anvil did not start on port {self.port}: {err}") from None
-                time.sleep(0.05)
+        self.port = self._listening_port(startup_s)
+        self.url = f"http://127.0.0.1:{self.port}"
+        # the banner is read; drain the rest in the background so a full pipe never blocks the node
+        threading.Thread(target=self._drain, daemon=True).start()
         self.w3 = Web3(Web3.HTTPProvider(self.url))
         self.accounts = [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]
         self.signers: dict[str, Any] = {}  # address -> a key with `sign(tx) -> raw hex`: sent raw, never unlocked
@@ -228,6 +213,27 @@ class AnvilChain(Chain):
         if not hasattr(self, "_chain_id"):
             self._chain_id = int(self.rpc("eth_chainId"), 16)
         return self._chain_id
+
+    def _listening_port(self, startup_s: float) -> int:
+        """The port from anvil's banner line `Listening on 127.0.0.1:<port>`."""
+        deadline = time.monotonic() + startup_s
+        seen = []
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break  # exited
+            seen.append(line)
+            if line.startswith("Listening on "):
+                return int(line.rsplit(":", 1)[1])
+        self.close()
+        raise ChainError(f"anvil did not start: {''.join(seen)[-2000:]}")
+
+    def _drain(self) -> None:
+        stream = self.proc.stdout
+        with contextlib.suppress(ValueError, OSError):
+            while stream is not None and stream.readline():
+                pass
 
     def rpc(self, method: str, *params: Any) -> Any:
         return self.batch([(method, list(params))])[0]
@@ -291,7 +297,7 @@ class AnvilChain(Chain):
             "jsonrpc": "2.0",
             "id": self._id,
             "method": "eth_call",
-            "params": [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "latest"],
+            "params": [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "pending"],
         }
         reply = self.session.post(
             self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=60
@@ -325,8 +331,9 @@ class AnvilChain(Chain):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc is not None and proc.stderr is not None:
-            proc.stderr.close()
+        if proc is not None and proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                proc.stdout.close()
         with contextlib.suppress(Exception):
             self.session.close()
 
@@ -344,6 +351,7 @@ def _normal(r: dict[str, Any] | None) -> dict[str, Any] | None:
         "status": int(r["status"], 16),
         "gasUsed": int(r["gasUsed"], 16),
         "blockNumber": int(r["blockNumber"], 16),
+        "contractAddress": Web3.to_checksum_address(r["contractAddress"]) if r.get("contractAddress") else None,
     }
 
 

@@ -17,11 +17,13 @@ from mechanisms.config import ConfigError
 from mechanisms.lilypad_v2 import SLASH_DESTINATIONS, LilypadV2Config
 
 #: Mechanisms the contract enforces.
-ON_CHAIN = ("lilypad_v2", "collateral")
+ON_CHAIN = ("lilypad_v2", "collateral", "staking")
 #: Mechanisms computed off chain from the contract's events (nothing to enforce).
 OFF_CHAIN = ("check_policy", "reputation")
 DEPLOYABLE = ON_CHAIN + OFF_CHAIN
 UINT32_MAX = 2**32 - 1
+#: Where the contract can send slashed stakes (StakeModule.STAKE_SLASH_*); the twin's `jackpot` needs the jackpot.
+STAKE_SLASH_TO = ("burn", "protocol", "client")
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,18 @@ class ChainParams:
     deadline_mediate: int
     slash_to: str
     forfeit_payment: bool
+    staking: bool = False  # the staking mechanism is enabled (StakeModule)
+    stake_slash_bps: int = 0
+    stake_slash_to: str = "burn"  # one of STAKE_SLASH_TO
+    fee_share_bps: int = 0
 
     @property
     def slash_code(self) -> int:
         return SLASH_DESTINATIONS.index(self.slash_to)
+
+    @property
+    def stake_slash_code(self) -> int:
+        return STAKE_SLASH_TO.index(self.stake_slash_to)
 
     def multiplier_of(self, offered: int) -> int:
         """The multiplier a node may offer (validated like the contract does)."""
@@ -84,6 +94,12 @@ def chain_params(stack: MechanismStack) -> ChainParams:
         for name in ("submit_timeout_collateral", "judge_timeout_collateral", "payment_collateral_bps")
         if coll is not None
     }
+    staking = stack.get("staking")
+    if staking is not None and staking.config.slash_to not in STAKE_SLASH_TO:
+        raise ConfigError(
+            f"mechanism.staking.slash_to={staking.config.slash_to!r} is invalid on chain: allowed one of "
+            f"{list(STAKE_SLASH_TO)} (the jackpot is not on chain)"
+        )
     return ChainParams(
         payment_collateral_bps=_or(override.get("payment_collateral_bps"), b.payment_collateral_bps),
         base_multiplier_bps=b.results_multiplier_bps,
@@ -98,6 +114,10 @@ def chain_params(stack: MechanismStack) -> ChainParams:
         deadline_mediate=b.deadline_mediate,
         slash_to=b.slash_to,
         forfeit_payment=b.forfeit_payment,
+        staking=staking is not None,
+        stake_slash_bps=staking.config.slash_bps if staking is not None else 0,
+        stake_slash_to=staking.config.slash_to if staking is not None else "burn",
+        fee_share_bps=staking.config.fee_share_bps if staking is not None else 0,
     )
 
 

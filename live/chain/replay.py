@@ -86,7 +86,25 @@ def deploy_market(
         deployer=deployer,
     )
     chain.send([dep.approve(a, MAX_UINT) for a in holders])
+    stake_as_the_twin(dep, who, stack)
     return dep, who
+
+
+def stake_as_the_twin(dep: Deployment, who: Actors, stack: MechanismStack) -> None:
+    """The staking mechanism's standing stakes (its `setup` transfers), posted by the stakers in staker order so
+    each node's backers are listed on chain in the twin's order."""
+    staking = stack.get("staking")
+    if staking is None:
+        return
+    _, stakers, backs, _ = staking._layout()
+    amounts = np.asarray(staking.config.stakes, dtype=np.int64)[np.arange(len(stakers)) % len(staking.config.stakes)]
+    txs = [
+        dep.stake(who.address[int(s)], who.address[int(n)], int(a))
+        for s, n, a in zip(stakers, backs, amounts, strict=True)
+        if a > 0
+    ]
+    if txs:
+        dep.chain.send(txs)
 
 
 def result_hash(result: int) -> bytes:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def market_cfg(n_clients: int = 30, n_nodes: int = 30, n_mediators: int = 4) -> dict[str, Any]:
+def market_cfg(n_clients: int = 30, n_nodes: int = 30, n_mediators: int = 4, n_stakers: int = 0) -> dict[str, Any]:
     """Slow responses (so every phase has timeouts), two trust profiles (so mediator draws vary)."""
     return {
         "n_clients": n_clients,
         "n_nodes": n_nodes,
         "n_mediators": n_mediators,
-        "n_stakers": 0,
+        "n_stakers": n_stakers,
+        "staker_balance": 10_000,
         "trust_profiles": [[], [0, 1], [2, 3]],
         "response": {
             "client_agree": 4.0,

@@ -119,7 +119,45 @@ def test_benchmark_tables_render_in_the_readme_format(tmp_path: Path) -> None:
             ]
         )
     )
-    for name, render in (("engine_benchmark", rt.engine_table), ("rl_benchmark", rt.rl_table)):
+    (tmp_path / "live_docker.json").write_text(
+        json.dumps(
+            [
+                {
+                    "module": "cowsay:v1",
+                    "executor": 0.3,
+                    "contained": 0.5,
+                    "bare": 0.3,
+                    "repeats": 3,
+                    "cpus": 2,
+                    "load": 1.0,
+                }
+            ]
+        )
+    )
+    presets = ["lilypad_v2", "modicum", "none"]
+    gas = {
+        "presets": presets,
+        "paths": ["ResultsAccepted", "TimeoutAgree"],
+        "targets": {"ResultsAccepted": 320000},
+        "rows": {p: {"ResultsAccepted": [400000, 200000], "TimeoutAgree": [100000, 90000]} for p in presets},
+        "deploy_gas": dict.fromkeys(presets, 4000000),
+        "batch": 96000,
+        "batch_size": 100,
+        "batch_target": 100000,
+    }
+    (tmp_path / "gas.json").write_text(json.dumps(gas))
+    live = {"module": "cowsay:v1", "providers": 8, "cpus": 2, "repeats": 3, "stack": 0.5, "bare": 0.3, "jobs": 40}
+    (tmp_path / "live.json").write_text(
+        json.dumps({**live, "settled": 40, "wall": 2.0, "block_s": 0.02, "load": 1.0, "slots": 2, "ceiling": 8.0})
+    )
+    renders = (
+        ("gas", rt.gas_table),
+        ("live", rt.live_table),
+        ("engine_benchmark", rt.engine_table),
+        ("rl_benchmark", rt.rl_table),
+        ("live_docker", rt.live_docker_table),
+    )
+    for name, render in renders:
         assert shape(render(tmp_path))[0] == shape(rt.readme_block(README, name))[0], name
 
 

@@ -31,8 +31,15 @@ def test_embedded_chain_settles_like_the_twin() -> None:
     ("slash_to", "forfeit"), [("burn", True), ("counterparty", False), ("mediator", True), ("protocol", False)]
 )
 def test_anvil_settles_like_the_twin_for_every_slash_destination(slash_to: str, forfeit: bool) -> None:
-    mech = {"order": ["lilypad_v2"], "lilypad_v2": {"slash_to": slash_to, "forfeit_payment": forfeit,
-                                                    "submit_timeout_collateral": 7, "judge_timeout_collateral": 3}}
+    mech = {
+        "order": ["lilypad_v2"],
+        "lilypad_v2": {
+            "slash_to": slash_to,
+            "forfeit_payment": forfeit,
+            "submit_timeout_collateral": 7,
+            "judge_timeout_collateral": 3,
+        },
+    }
     with AnvilChain(60 + 4 + 2) as chain:
         rep = differential(diff_cfg(mech), 4, chain)
     assert_equal(rep)
@@ -42,25 +49,57 @@ def test_anvil_settles_like_the_twin_for_every_slash_destination(slash_to: str, 
 def test_anvil_settles_collateral_terms_like_the_twin() -> None:
     """Per-offer multipliers, a minimum deposit and collateral overrides, with the searched mechanism's protocol-set
     checks (an off-chain mechanism) in the stack."""
-    mech = {"order": ["lilypad_v2", "collateral", "check_policy"],
-            "collateral": {"multipliers_bps": [15000, 30000, 20000], "min_deposit": 45, "submit_timeout_collateral": 9,
-                           "judge_timeout_collateral": 2, "payment_collateral_bps": 12000},
-            "check_policy": {"mode": "fixed", "q": 0.6}}
+    mech = {
+        "order": ["lilypad_v2", "collateral", "check_policy"],
+        "collateral": {
+            "multipliers_bps": [15000, 30000, 20000],
+            "min_deposit": 45,
+            "submit_timeout_collateral": 9,
+            "judge_timeout_collateral": 2,
+            "payment_collateral_bps": 12000,
+        },
+        "check_policy": {"mode": "fixed", "q": 0.6},
+    }
     with AnvilChain(60 + 4 + 2) as chain:
         rep = differential(diff_cfg(mech, seed=11), 4, chain)
     assert_equal(rep)
     assert set(rep.states) == ALL_TERMINALS
 
 
+@pytest.mark.parametrize("stake_slash_to", ["burn", "client", "protocol"])
+def test_anvil_settles_staking_like_the_twin(stake_slash_to: str) -> None:
+    """Stakes behind nodes: pro-rata fees when paid, a slash of every stake when the node is caught."""
+    mech = {
+        "order": ["lilypad_v2", "staking"],
+        "lilypad_v2": {"slash_to": "counterparty", "forfeit_payment": False},
+        "staking": {
+            "stakes": [1000, 2500, 0, 700],
+            "slash_bps": 3333,
+            "slash_to": stake_slash_to,
+            "fee_share_bps": 1500,
+        },
+    }
+    with AnvilChain(30 + 30 + 4 + 70 + 2) as chain:
+        rep = differential(diff_cfg(mech, n_stakers=70), 4, chain)
+    assert_equal(rep)
+    assert set(rep.states) == ALL_TERMINALS
+    assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0
+
+
 @pytest.mark.slow
 def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
-    mech = {"order": ["lilypad_v2", "collateral"], "lilypad_v2": {"slash_to": "counterparty"},
-            "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7}}
-    n = 500
-    with AnvilChain(2 * n + 6 + 2) as chain:
-        rep = differential(diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6), 30, chain)
+    mech = {
+        "order": ["lilypad_v2", "collateral", "staking"],
+        "lilypad_v2": {"slash_to": "counterparty"},
+        "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7},
+        "staking": {"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "burn", "fee_share_bps": 800},
+    }
+    n, stakers = 500, 500  # every node backed (the population puts the cheaters in the second half)
+    with AnvilChain(2 * n + 6 + stakers + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6, n_stakers=stakers), 28, chain)
     record_property("deals", rep.deals)
     record_property("transfers", rep.transfers)
     assert_equal(rep)
     assert rep.deals >= 10_000
     assert set(rep.states) == ALL_TERMINALS
+    assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0

@@ -279,3 +279,22 @@ def test_a_head_the_engine_does_not_support_is_refused(monkeypatch: pytest.Monke
     monkeypatch.setitem(HEADS["client"], "fly", ("fly_rate", lambda cfg: np.array([0.0, 1.0])))
     with pytest.raises(ConfigError, match="no `fly_rate`"):
         MarketEnv({**config(), "env": {**config()["env"], "actions": {"client": ["check", "fly"]}}})
+
+
+def test_client_value_and_damage_enter_only_the_clients_rewards() -> None:
+    """Scripted nodes always cheat; focal clients never check (action 0) and accept every fake: each client's reward
+    is its wealth change minus the damage per fake; with checks (action 1) it catches every fake and pays nothing."""
+    cfg = config(rounds=3, focal={"client": 6}, nodes=[{"strategy": "cheater", "rate": 1.0}], reward_scale=1.0,
+                 client_value=5, client_damage=20)
+    env = MarketEnv(cfg)
+    env.reset(seed=0)
+    _, rewards, _, _, infos = env.step(dict.fromkeys(env.agents, 0))
+    assert all(rewards[a] == infos[a]["profit"] - 20 for a in rewards)
+    _, rewards, _, _, infos = env.step(dict.fromkeys(env.agents, 1))
+    assert all(rewards[a] == infos[a]["profit"] for a in rewards)  # nothing accepted: no value, no damage
+    honest = MarketEnv(config(rounds=2, focal={"client": 6}, reward_scale=1.0, client_value=5, client_damage=20))
+    honest.reset(seed=0)
+    _, rewards, _, _, infos = honest.step(dict.fromkeys(honest.agents, 0))
+    assert all(rewards[a] == infos[a]["profit"] + 5 for a in rewards)
+    with pytest.raises(ConfigError, match=r"env\.client_damage"):
+        MarketEnv(config(client_damage=-1))

@@ -91,6 +91,33 @@ STACKS: dict[str, dict[str, Any]] = {
         "check_policy": {"q": 0.5},
         "staking": {"slash_to": "jackpot"},
     },
+    "literature_costs_contracts": {
+        "order": [
+            "lilypad_v2",
+            "replication",
+            "dispute_costs",
+            "imperfect_verification",
+            "whistleblowing",
+            "collusion_contracts",
+            "tax_jackpot",
+        ],
+        "replication": {"commit_reveal": True, "replicas": 3, "settle_once": True},
+        "dispute_costs": {
+            "fee_per_instruction": 1,
+            "verification_cost": 2,
+            "fake_cost": 1,
+            "loser_pays": True,
+            "client_share_bps": 3_000,
+        },
+        "imperfect_verification": {"detection": 0.8, "false_reject": 0.1},
+        "collusion_contracts": {"side_payment": 2, "collusion_deposit": 5, "traitors": True},
+        "tax_jackpot": {"pay_for": "forced_errors", "forced_error_rate": 0.1},
+    },
+    "verifiers_jackpot": {
+        "order": ["lilypad_v2", "verifiers", "tax_jackpot"],
+        "verifiers": {"verifiers": 2, "participation": 0.5, "verification_cost": 1},
+        "tax_jackpot": {"forced_error_rate": 0.2, "pay_for": "forced_errors", "claimants": "verifiers"},
+    },
     "consortium_reputation_burn": {
         "order": ["lilypad_v2", "consortium", "replication", "tax_jackpot"],
         "consortium": {"selection": "reputation", "max_depth": 2, "size": 1, "threshold": 1},

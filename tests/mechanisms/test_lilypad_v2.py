@@ -394,3 +394,22 @@ def test_engine_rejects_a_fee_below_the_markets_rerun_cost(make_engine: Any) -> 
         make_engine(market, {"mediation_fee": 60}, {}, seed=0)
     engine, _ = make_engine(market, {"mediation_fee": 61}, {}, seed=0)
     assert engine.market.facts.max_compute_cost == 61
+
+
+def test_a_fee_below_the_rerun_cost_is_a_mediator_loss_only_when_allowed(stack_run) -> None:
+    """Fee 2 for re-runs costing 6: refused unless fee_covers_rerun is false; then every honest mediation costs the
+    mediator 4 (its ledger shows it), and mediators too poor for their worst round do not answer."""
+    market = {"modules": [{"name": "cowsay", "compute_cost": 6}], "mediator_balance": 100_000}
+    pop = {"nodes": [{"strategy": "cheater", "rate": 0.5}], "clients": [{"strategy": "checker", "q": 1.0}]}
+    with pytest.raises(ConfigError, match="fee_covers_rerun"):
+        stack_run({"order": ["lilypad_v2"], "lilypad_v2": {"mediation_fee": 2}}, pop, market=market)
+    out = stack_run({"order": ["lilypad_v2"], "lilypad_v2": {"mediation_fee": 2, "fee_covers_rerun": False}}, pop,
+                    market=market, rounds=2)
+    judged = [DealState.MediationAccepted, DealState.MediationRejected]
+    mediated = sum(int(np.isin(r.deals.state, judged).sum()) for r in out.results)
+    meds = out.engine.market.facts.first_mediator + np.arange(out.engine.market.config.n_mediators)
+    assert mediated > 0
+    assert int(out.balance(meds).sum()) == len(meds) * 100_000 - 4 * mediated
+    poor = stack_run({"order": ["lilypad_v2"], "lilypad_v2": {"mediation_fee": 2, "fee_covers_rerun": False}}, pop,
+                     market={**market, "mediator_balance": 100}, rounds=2)
+    assert poor.count(DealState.TimeoutMediateResults) > 0 and poor.count(DealState.MediationRejected) == 0

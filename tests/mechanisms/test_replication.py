@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mechanisms.actions import Actions
+from mechanisms.config import ConfigError
 from mechanisms.money import Pool
 from mechanisms.protocol import DealState, Direction, Reason
 
@@ -91,3 +92,55 @@ def test_a_client_agrees_to_all_its_replicas_or_none(stack_run):
     assert len(short) > 0 and (short.state == S.TimeoutAgree).all() and not short.client_agreed.any()
     enough = stack_run(stack(), HALF_CHEAT, market={**market, "client_balance": 150}, rounds=1).results[0].deals
     assert enough.client_agreed.all()
+
+
+def test_the_timing_attack_copies_whenever_an_honest_replica_posts(stack_run):
+    """Without commit-reveal a lazy node that waits for its partner always copies an honest partner's result; not
+    waiting, it copies only when it happens to post later; under commit-reveal waiting gains nothing."""
+    def lazy(wait: bool) -> dict:
+        return {"nodes": [{"strategy": "honest"}, {"strategy": "copier" if wait else "cheater", "rate": 1.0}],
+                "clients": NEVER_CHECK}
+
+    def fakes_beside_honest(out) -> tuple[int, int]:
+        """(fakes posted, lazy deals) over groups with one honest and one lazy replica."""
+        fakes = lazy_deals = 0
+        for d in groups(out):
+            for g in np.unique(d.group):
+                rows = d.group == g
+                if rows.sum() == 2 and d.cheated[rows].sum() == 1:
+                    lazy_deals += 1
+                    fakes += int((d.cheated & d.wrong() & rows).sum())
+        return fakes, lazy_deals
+
+    waiting = fakes_beside_honest(stack_run(stack(commit_reveal=False), lazy(True), market=SLOW, rounds=3))
+    racing = fakes_beside_honest(stack_run(stack(commit_reveal=False), lazy(False), market=SLOW, rounds=3))
+    sealed = fakes_beside_honest(stack_run(stack(commit_reveal=True), lazy(True), market=SLOW, rounds=3))
+    assert waiting[1] > 20 and waiting[0] == 0
+    assert 0 < racing[0] < racing[1]
+    assert sealed[0] == sealed[1] > 0
+
+
+def test_one_mediation_settles_the_disagreeing_replicas(stack_run):
+    """Three replicas, cheaters among them: with settle_once each disagreeing job pays one fee and one re-run and
+    every replica gets the outcome an honest mediation gives it; without, every replica pays its own."""
+    pop = {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}], "clients": NEVER_CHECK}
+    runs = {once: stack_run(stack(replicas=3, commit_reveal=True, settle_once=once), pop, market=ONE_MODULE)
+            for once in (True, False)}
+    for once, out in runs.items():
+        for r in out.results:
+            d, t = r.deals, r.transfers
+            mediated = np.isin(d.state, [S.MediationAccepted, S.MediationRejected])
+            jobs = np.unique(d.group[mediated])
+            assert len(jobs) > 0
+            fees = (t.reason == Reason.MediationFee) & (t.direction == Direction.PaidOut)
+            reruns = (t.reason == Reason.ComputeCost) & np.isin(t.payer, d.mediator_accounts)
+            assert fees.sum() == reruns.sum() == (len(jobs) if once else mediated.sum())
+            assert (d.state[mediated] == np.where(d.wrong()[mediated], S.MediationRejected, S.MediationAccepted)).all()
+            assert (d.shared_rerun.sum() == mediated.sum() - len(jobs)) if once else not d.shared_rerun.any()
+
+
+def test_settle_once_is_refused_with_consortium_panels(stack_run):
+    mech = {"order": ["lilypad_v2", "consortium", "replication"], "lilypad_v2": {"mediation_fee": 100},
+            "consortium": {"member_fee": 100}, "replication": {"settle_once": True}}
+    with pytest.raises(ConfigError, match=r"mechanism\.replication\.settle_once=True is invalid"):
+        stack_run(mech, HALF_CHEAT)

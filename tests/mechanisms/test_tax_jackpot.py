@@ -178,3 +178,44 @@ def test_twin_jackpot_pays_checkers_when_nobody_cheats(stack_run) -> None:
         payouts += int(t.amount[paid].sum())
     assert payouts > 0
     assert int(on.engine.ledger.balance[on.engine.market.facts.pool_base + Pool.Jackpot]) == taxes - payouts
+
+
+@pytest.mark.parametrize("pay_for", ["rejected", "forced_errors"])
+def test_only_forced_errors_claim_when_configured(stack_run, pay_for: str) -> None:
+    """Cheaters caught by checking clients, no forced errors for the first rounds: with `pay_for: rejected` their
+    rejections claim (a node and a client could farm the jackpot with a deliberate fake); with `forced_errors` only
+    the forced errors do."""
+    pop = {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
+           "clients": [{"strategy": "checker", "q": 0.5}]}
+    mech = {"order": ["lilypad_v2", "tax_jackpot"], "lilypad_v2": {},
+            "tax_jackpot": {"tax_bps": 1_000, "fraction_bps": 10_000, "forced_error_rate": 0.05, "pay_for": pay_for}}
+    out = stack_run(mech, pop, rounds=4)
+    claims = {"forced": 0, "real": 0}
+    for r in out.results[1:]:  # round 0 pays from an empty pool
+        d, t = r.deals, r.transfers
+        paid = t.reason == Reason.Jackpot
+        assert paid.any()
+        rejected = d.state == S.MediationRejected
+        claims["forced"] += int((rejected & d.forced_error).sum())
+        claims["real"] += int((rejected & ~d.forced_error).sum())
+        expected = int((rejected & (d.forced_error | (pay_for == "rejected"))).sum())
+        assert int(paid.sum()) == expected
+    assert claims["forced"] > 0 and claims["real"] > 0
+
+
+def test_per_claim_payouts_do_not_depend_on_how_claims_fall_into_rounds(hand) -> None:
+    """Three claims settled in one round, or one round of one claim then a round of two (no taxes between: rejected
+    nodes are not paid), pay the same amounts: each claim gets 10% of the pool as it stands at its turn."""
+    one = hand(n_clients=3, n_nodes=3, pools={"jackpot": 1_000})
+    stack = one.stack(BASE, jackpot(mode="per_claim", fraction_bps=1_000))
+    together = moves(one.settle(stack, caught(one, stack, 3)).transfers, Reason.Jackpot)
+    assert [amount for *_, amount in together] == [100, 90, 81]
+    two = hand(n_clients=3, n_nodes=3, pools={"jackpot": 1_000})
+    stack = two.stack(BASE, jackpot(mode="per_claim", fraction_bps=1_000))
+    first = moves(two.settle(stack, caught(two, stack, 1)).transfers, Reason.Jackpot)
+    rest = moves(two.settle(stack, caught(two, stack, 2)).transfers, Reason.Jackpot)
+    assert first + rest == together
+    capped = hand(n_clients=3, n_nodes=3, pools={"jackpot": 1_000})
+    stack = capped.stack(BASE, jackpot(mode="per_claim", fraction_bps=1_000, max_payout=95))
+    assert [a for *_, a in moves(capped.settle(stack, caught(capped, stack, 3)).transfers, Reason.Jackpot)] == [
+        95, 90, 81]

@@ -25,7 +25,7 @@ from mechanisms.protocol import TERMINAL, VISITED_MASK
 
 TERMINAL_VALUES = [int(s) for s in TERMINAL]
 OPTIONAL = ("collateral", "consortium", "replication", "whistleblowing", "tax_jackpot", "staking", "reputation",
-            "check_policy", "retention")
+            "check_policy", "retention", "dispute_costs", "imperfect_verification", "collusion_contracts", "verifiers")
 ORDER_ERROR = re.compile(r"^mechanism\.order=\[.*\] is invalid: (\w+) (?:reads|updates) DealBatch\.([\w.]+) in (\w+) "
                          r"before (\w+) (?:sets|updates) it in (\w+); allowed: an order with \1 after \4$")
 bps = st.integers(0, 10_000)
@@ -54,14 +54,16 @@ def params(draw: st.DrawFn, name: str, fee: int, n_mediators: int) -> dict[str, 
                 "anonymous": draw(st.booleans())}
     if name == "replication":
         return {"replicas": draw(st.integers(1, 3)), "commit_reveal": draw(st.booleans()),
-                "wrong_deposit_to": draw(st.sampled_from(["honest_replica", "client", "burn"]))}
+                "wrong_deposit_to": draw(st.sampled_from(["honest_replica", "client", "burn"])),
+                "settle_once": draw(st.booleans())}
     if name == "whistleblowing":
         return {"reward_bps": draw(bps), "nodes": draw(st.booleans()), "mediators": draw(st.booleans())}
     if name == "tax_jackpot":
         return {"tax_bps": draw(st.integers(0, 5_000)), "tax_payer": draw(st.sampled_from(["node", "client"])),
-                "mode": draw(st.sampled_from(["fraction", "fixed"])), "fraction_bps": draw(bps),
+                "mode": draw(st.sampled_from(["fraction", "fixed", "per_claim"])), "fraction_bps": draw(bps),
                 "amount": draw(st.integers(0, 200)), "max_payout": draw(maybe_amount),
-                "reward_mediators": draw(st.booleans()), "forced_error_rate": draw(prob)}
+                "reward_mediators": draw(st.booleans()), "forced_error_rate": draw(prob),
+                "pay_for": draw(st.sampled_from(["rejected", "forced_errors"]))}
     if name == "staking":
         return {"stakes": draw(st.lists(st.integers(0, 2_000), min_size=1, max_size=3)),
                 "slash_bps": draw(bps), "slash_to": draw(st.sampled_from(["burn", "protocol", "jackpot", "client"])),
@@ -75,6 +77,18 @@ def params(draw: st.DrawFn, name: str, fee: int, n_mediators: int) -> dict[str, 
         lo, hi = sorted([draw(prob), draw(prob)])
         return {"mode": draw(st.sampled_from(["fixed", "reputation", "budget"])), "q": draw(prob), "q_min": lo,
                 "q_max": hi, "budget_bps": draw(st.integers(0, 20_000))}
+    if name == "dispute_costs":
+        return {"fee_per_instruction": draw(st.integers(0, 5)), "verification_cost": draw(st.integers(0, 20)),
+                "fake_cost": draw(st.integers(0, 10)), "loser_pays": draw(st.booleans()),
+                "client_share_bps": draw(bps)}
+    if name == "imperfect_verification":
+        return {"detection": draw(prob), "false_reject": draw(prob), "nd_false_reject": draw(prob),
+                "nondeterministic_modules": draw(st.lists(st.integers(0, 3), unique=True, max_size=3))}
+    if name == "collusion_contracts":
+        return {"side_payment": draw(st.integers(0, 30)), "collusion_deposit": draw(st.integers(0, 30)),
+                "traitors": draw(st.booleans())}
+    if name == "verifiers":  # the property's markets have at least one staker
+        return {"verifiers": 1, "participation": draw(prob), "verification_cost": draw(st.integers(0, 3))}
     assert name == "retention"
     return {"window": draw(st.integers(0, 50)), "storage_cost": draw(st.integers(0, 3)),
             "payer": draw(st.sampled_from(["client", "node"]))}
@@ -90,8 +104,14 @@ def stacks(draw: st.DrawFn, fee: int, n_mediators: int) -> dict[str, Any]:
         "mediation_fee": fee + draw(st.integers(0, 30)), "results_multiplier_bps": draw(st.integers(0, 40_000)),
         "slash_to": draw(st.sampled_from(["burn", "counterparty", "mediator", "protocol"])),
         "forfeit_payment": draw(st.booleans())}}
+    if draw(st.booleans()):  # a fee below the re-run cost: mediators pay the difference
+        mech["lilypad_v2"].update(fee_covers_rerun=False, mediation_fee=draw(st.integers(0, fee + 30)))
     for name in chosen:
         mech[name] = {"enabled": draw(st.booleans() | st.just(True)), **params(draw, name, fee, n_mediators)}
+    if "replication" in chosen and "consortium" in chosen and mech["consortium"]["enabled"]:
+        mech["replication"]["settle_once"] = False  # refused with consortium panels (tested in test_replication)
+    if "tax_jackpot" in chosen and mech.get("verifiers", {}).get("enabled") is True:
+        mech["tax_jackpot"]["claimants"] = draw(st.sampled_from(["client", "verifiers"]))
     return mech
 
 
@@ -145,7 +165,7 @@ def test_any_composition_conserves_value_or_is_refused(random_market: Any, make_
     with hook_data_trace():
         for i in range(data.draw(st.integers(1, 3), label="rounds")):
             actions = population.actions(i)
-            for flags in (actions.nodes.collude, actions.nodes.report, actions.nodes.whitewash,
+            for flags in (actions.nodes.collude, actions.nodes.report, actions.nodes.whitewash, actions.nodes.wait,
                           actions.clients.accuse, actions.mediators.collude, actions.mediators.report):
                 flags[:] = rng.random(len(flags)) < 0.4
             result = engine.step(actions)

@@ -277,6 +277,126 @@ CASES = {
         states=frozenset({S.ResultsAccepted, S.MediationAccepted, S.MediationRejected}),
         results=frozenset({(S.MediationRejected, FORCED_FAKE)}),
     ),
+    "dispute_costs_imperfect_verification": Case(
+        seed=13,
+        market=MarketConfig(n_clients=40, n_nodes=40, n_mediators=4, response=LATE),
+        stack={"slash_to": "protocol", "mediation_fee": 80},
+        more=(
+            {
+                "name": "dispute_costs",
+                "fee_per_instruction": 2,
+                "verification_cost": 3,
+                "fake_cost": 1,
+                "loser_pays": True,
+                "client_share_bps": 4_000,
+            },
+            {
+                "name": "imperfect_verification",
+                "detection": 0.6,
+                "false_reject": 0.2,
+                "nondeterministic_modules": (1,),
+                "nd_false_reject": 0.5,
+            },
+        ),
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.8, "bribe": 30}],
+            "clients": [{"strategy": "checker", "q": 0.7}],
+            "mediators": [{"strategy": "honest"}, {"strategy": "bribable", "threshold": 10}],
+        },
+        states=frozenset({S.MediationAccepted, S.MediationRejected, S.TimeoutMediateResults}),
+        results=frozenset({(S.MediationRejected, CORRECT), (S.MediationAccepted, FIRST_OWN_FAKE)}),
+    ),
+    "collusion_contracts_traitors": Case(
+        seed=14,
+        market=MarketConfig(n_clients=30, n_nodes=70, n_mediators=3),
+        more=(
+            {"name": "replication", "replicas": 2, "commit_reveal": True},
+            {"name": "dispute_costs", "loser_pays": True},
+            {"name": "collusion_contracts", "side_payment": 4, "collusion_deposit": 9, "traitors": True},
+            {"name": "tax_jackpot", "tax_bps": 1_000, "forced_error_rate": 0.2, "pay_for": "forced_errors"},
+        ),
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
+            "clients": [{"strategy": "never_check"}],
+            "mediators": [{"strategy": "honest"}],
+        },
+        tweak=traitors,
+        states=frozenset({S.ResultsAccepted, S.MediationRejected}),
+        results=frozenset({(S.ResultsAccepted, CARTEL_FAKE), (S.MediationRejected, CARTEL_FAKE)}),
+    ),
+    "verifiers_jackpot": Case(
+        seed=16,
+        market=MarketConfig(
+            n_clients=40, n_nodes=40, n_mediators=3, n_stakers=5, staker_balance=100_000, response=LATE
+        ),
+        more=(
+            {"name": "verifiers", "verifiers": 4, "participation": 0.4, "verification_cost": 3},
+            {
+                "name": "tax_jackpot",
+                "tax_bps": 2_000,
+                "mode": "per_claim",
+                "fraction_bps": 500,
+                "forced_error_rate": 0.2,
+                "pay_for": "forced_errors",
+                "claimants": "verifiers",
+            },
+        ),
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.6, "bribe": 30}],
+            "clients": [{"strategy": "never_check"}],
+            "mediators": [{"strategy": "honest"}, {"strategy": "bribable", "threshold": 10}],
+        },
+        states=frozenset({S.ResultsAccepted, S.MediationAccepted, S.MediationRejected}),
+        results=frozenset({(S.MediationRejected, FORCED_FAKE), (S.MediationRejected, FIRST_OWN_FAKE)}),
+    ),
+    "mediator_at_a_loss": Case(
+        seed=17,
+        market=MarketConfig(n_clients=40, n_nodes=40, n_mediators=4, mediator_balance=20_000, response=LATE),
+        stack={"mediation_fee": 20, "fee_covers_rerun": False},
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.7, "bribe": 30}],
+            "clients": [{"strategy": "checker", "q": 0.6}],
+            "mediators": [{"strategy": "honest"}, {"strategy": "bribable", "threshold": 10}],
+        },
+        rounds=6,
+        states=frozenset({S.MediationAccepted, S.MediationRejected, S.TimeoutMediateResults}),
+    ),
+    "replication_settled_once": Case(
+        seed=18,
+        market=MarketConfig(n_clients=25, n_nodes=80, n_mediators=4, response=LATE),
+        stack={"slash_to": "mediator"},
+        more=(
+            {"name": "replication", "replicas": 3, "commit_reveal": True, "settle_once": True},
+            {"name": "dispute_costs", "loser_pays": True},
+            {"name": "whistleblowing", "reward_bps": 5_000},
+        ),
+        agents={
+            "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 0.6, "bribe": 30}],
+            "clients": [{"strategy": "checker", "q": 0.3}],
+            "mediators": [{"strategy": "honest"}, {"strategy": "bribable", "threshold": 10}],
+        },
+        tweak=traitors,
+        rounds=6,
+        states=frozenset({S.MediationAccepted, S.MediationRejected, S.TimeoutMediateResults}),
+    ),
+    "replication_timing_attack_nondeterministic": Case(
+        seed=15,
+        market=MarketConfig(n_clients=30, n_nodes=70, n_mediators=3, response=ResponseTimes(node_submit=20)),
+        more=(
+            {"name": "replication", "replicas": 2, "commit_reveal": False},
+            {"name": "imperfect_verification", "nondeterministic_modules": (1,), "nd_false_reject": 0.5},
+        ),
+        agents={
+            "nodes": [
+                {"strategy": "honest"},
+                {"strategy": "copier", "rate": 1.0},
+                {"strategy": "cheater", "rate": 0.5},
+            ],
+            "clients": [{"strategy": "checker", "q": 0.3}],
+            "mediators": [{"strategy": "honest"}],
+        },
+        states=frozenset({S.ResultsAccepted, S.MediationRejected}),
+    ),
 }
 
 

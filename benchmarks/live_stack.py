@@ -9,30 +9,26 @@
   a block, so deadlines, counted in blocks, pass sooner under load), against the ceiling the machine puts on it:
   the same jobs through the executor alone (no chain, no services), as many at once as the network runs.
 
-It prints both and writes them into README.md between `<!-- table:live -->` and `<!-- /table:live -->`.
+It prints both, saves them to outputs/bench/live.json and renders the README's `table:live` block from them
+(`experiments.readme_tables`).
 
-    .venv/bin/python benchmarks/live.py [--repeats 10] [--jobs 40] [--slots 2] [--block-s 0.1] [--no-readme]
+    .venv/bin/python benchmarks/live_stack.py [--repeats 10] [--jobs 40] [--slots 2] [--block-s 0.1] [--no-readme]
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# this script's name is the `live` package's: keep its own directory off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-# ruff: noqa: E402
-
 import argparse
 import asyncio
+import json
 import os
-import re
 import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from pathlib import Path
 
+from experiments import readme_tables
 from experiments.analysis.configs import compose_plain
 from live import docker_engine
 from live.executor import Capabilities, Executor
@@ -41,7 +37,7 @@ from live.modules import load_module
 from live.modules.build import build
 from live.services.network import Network
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+OUT = readme_tables.OUTPUTS / "bench" / "live.json"
 MODULE, INPUTS = "cowsay:v1", {"Message": "moo"}
 HONEST = "{strategy: honest}"
 
@@ -91,31 +87,13 @@ def executor_rate(client, lock: Path, work: Path, jobs: int, parallel: int) -> f
     return jobs / wall
 
 
-def table(r: dict) -> str:
-    return "\n".join(
-        [
-            "| measure | live stack | bare `docker run` | ratio | target |",
-            "|---|---|---|---|---|",
-            f"| job latency, median of {r['repeats']} ({MODULE}) | {r['stack']:.2f} s | {r['bare']:.2f} s | "
-            f"{r['stack'] / r['bare']:.2f}x | <= 1.5x |",
-            f"| throughput, 8 providers x {r['slots']} slots, {r['jobs']} jobs | "
-            f"{r['settled'] / r['wall']:.1f} settled deals/s | "
-            f"{r['ceiling']:.1f} jobs/s (executor alone, {8 * r['slots']} at once) | "
-            f"{r['settled'] / r['wall'] / r['ceiling']:.2f} of the ceiling | >= 20 deals/s |",
-            "",
-            f"anvil (latency: automine; throughput: a block every {r['block_s']} s), {os.cpu_count()} CPUs, load "
-            f"average {r['load']:.1f} at the start (the machine is shared).",
-        ]
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--jobs", type=int, default=40)
     ap.add_argument("--slots", type=int, default=2)
     ap.add_argument("--block-s", type=float, default=0.1)
-    ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--no-readme", action="store_true", help="only print and save outputs/bench/live.json")
     args = ap.parse_args()
     load = os.getloadavg()[0]
     one = [
@@ -151,31 +129,22 @@ def main() -> None:
         settled, wall = asyncio.run(throughput(compose_plain("live", eight), Path(tmp) / "b", client, lock, args.jobs))
         ceiling = executor_rate(client, lock, Path(tmp) / "c", args.jobs, 8 * args.slots)
     r = {
+        "module": MODULE,
+        "providers": 8,
+        "cpus": os.cpu_count(),
         "repeats": args.repeats,
         "stack": statistics.median(stack_s),
         "bare": statistics.median(bare_s),
         "jobs": args.jobs,
         "settled": settled,
         "wall": wall,
+        "block_s": args.block_s,
         "slots": args.slots,
         "ceiling": ceiling,
-        "block_s": args.block_s,
         "load": load,
     }
-    text = table(r)
-    print(text)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(r, indent=2) + "\n")
+    print(readme_tables.live_markdown(r))
     if not args.no_readme:
-        readme = README.read_text()
-        new = re.sub(
-            r"<!-- table:live -->.*?<!-- /table:live -->",
-            lambda _: f"<!-- table:live -->\n{text}\n<!-- /table:live -->",
-            readme,
-            flags=re.S,
-        )
-        if new == readme and "<!-- table:live -->" not in readme:
-            raise SystemExit("README.md has no <!-- table:live --> markers")
-        README.write_text(new)
-
-
-if __name__ == "__main__":
-    main()
+        readme_tables.main(["--write", "live"])

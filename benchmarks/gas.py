@@ -1,0 +1,227 @@
+"""Gas per deal on anvil, for every terminal path and every deployable preset, plus the deployment and the batched
+(EIP-712) mode. Prints a markdown table and saves the figures to outputs/bench/gas.json; `--readme` also renders
+the README's `table:gas` block from them (`experiments.readme_tables`).
+
+Counting: every transaction of every party. "cold" is one deal between two fresh accounts: both approvals, the
+agreements (which pull the escrow from the parties' tokens), every step, and each party withdrawing what it got back.
+"warm" is the same deal between parties that already hold a free balance in the contract (a node or client in
+steady state, whose approval and deposit are spread over many deals). "batched" is 100 happy-path deals, signed
+off chain by both parties and settled by the solver in one `settleSigned` transaction, counting every party's
+approval and deposit, divided by 100.
+
+    python benchmarks/gas.py [--readme]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from experiments import readme_tables
+from experiments.analysis.configs import mechanism
+from live.chain.binding import Deployment, Terms, deploy
+from live.chain.node import AnvilChain
+from live.chain.params import ChainParams, chain_params
+from mechanisms.base import MechanismStack
+
+PRESETS = ("lilypad_v2", "modicum", "none")
+TARGETS = {"ResultsAccepted": 320_000, "MediationAccepted": 500_000, "MediationRejected": 500_000}
+BATCH_TARGET = 100_000
+BATCH = 100
+OUT = readme_tables.OUTPUTS / "bench" / "gas.json"
+RESULT = b"\x01" * 32
+FUNDS = 10**9
+MAX_UINT = 2**256 - 1  # an unlimited allowance, which OpenZeppelin never decrements
+
+
+def params_of(preset: str) -> ChainParams:
+    return chain_params(MechanismStack.from_mapping(mechanism(preset), "mechanism"))
+
+
+class Bench:
+    """One deployment on a fresh anvil, handing out fresh accounts."""
+
+    def __init__(self, chain: AnvilChain, params: ChainParams) -> None:
+        self.chain = chain
+        acc = chain.accounts
+        self.free = acc[6:]
+        self.dep = deploy(chain, params, acc[1:4], acc[4], self.free, [FUNDS] * len(self.free), deployer=acc[0])
+        self.deploy_gas = self.dep.deploy_gas
+        self.nonce = 0
+
+    def pair(self) -> tuple[str, str]:
+        c, n = self.free[0], self.free[1]
+        self.free = self.free[2:]
+        return c, n
+
+    def gas(self, *txs: dict[str, Any]) -> int:
+        return sum(r["gasUsed"] for r in self.chain.send(list(txs)))
+
+    def terms(self, client: str, node: str) -> Terms:
+        self.nonce += 1
+        return Terms(
+            client,
+            node,
+            10,
+            4,
+            self.dep.params.multipliers_bps[0]
+            if self.dep.params.multipliers_bps
+            else self.dep.params.base_multiplier_bps,
+            0,
+            0b111,
+            self.nonce,
+        )
+
+
+def run_path(b: Bench, path: str, warm: bool) -> int:
+    """Gas of one deal along `path` (all parties' transactions)."""
+    d = b.dep
+    c, n = b.pair()
+    t = b.terms(c, n)
+    total = 0
+    if warm:  # steady state: the parties already approved and deposited (not counted)
+        b.gas(d.approve(c, MAX_UINT), d.approve(n, MAX_UINT))
+        b.gas(d.deposit(c, 10_000), d.deposit(n, 10_000))
+    else:
+        total += b.gas(d.approve(c, MAX_UINT)) + b.gas(d.approve(n, MAX_UINT))
+    steps: dict[str, Callable[[], int]] = {
+        "agree": lambda: b.gas(d.agree(t, c)) + b.gas(d.agree(t, n)),
+        "submit": lambda: b.gas(d.submit(t, RESULT)),
+        "check": lambda: b.gas(d.check(t)),
+    }
+    med = d.mediators[0]
+    if path == "TimeoutAgree":
+        total += b.gas(d.agree(t, c))
+        b.chain.mine(d.params.deadline_agree + 1)
+        total += b.gas(d.timeout("agree", t, c))
+    else:
+        total += steps["agree"]()
+        if path == "TimeoutSubmitResults":
+            b.chain.mine(d.params.deadline_submit + 1)
+            total += b.gas(d.timeout("submit", t, c))
+        else:
+            total += steps["submit"]()
+            if path == "ResultsAccepted":
+                total += b.gas(d.accept(t))
+            elif path == "TimeoutJudgeResults":
+                b.chain.mine(d.params.deadline_judge + 1)
+                total += b.gas(d.timeout("judge", t, n))
+            else:
+                total += steps["check"]()
+                med = d.mediators[_drawn(b, t)]
+                if path == "TimeoutMediateResults":
+                    b.chain.mine(d.params.deadline_mediate + 1)
+                    total += b.gas(d.timeout("mediate", t, c))
+                else:
+                    total += b.gas(d.mediate(t, med, path == "MediationAccepted"))
+    if not warm:  # each party pulls out what it holds in the contract
+        for who in (c, n, med):
+            owed = int(d.deals.functions.balanceOf(who).call())
+            if owed and (who != med or path.startswith("Mediation")):
+                total += b.gas(d.withdraw(who, owed))
+    return total
+
+
+def _drawn(b: Bench, t: Terms) -> int:
+    logs = b.chain.logs(b.dep.deals.address, b.chain.block_number(), b.chain.block_number())
+    for topics, data, _ in logs:
+        if len(data) == 32 and len(topics) == 2:
+            addr = to_checksum_address(data[12:])
+            if addr in b.dep.mediators:
+                return b.dep.mediators.index(addr)
+    raise RuntimeError("no MediatorSelected event")
+
+
+def sign(chain: AnvilChain, dep: Deployment, signer: str, deal: bytes) -> bytes:
+    """EIP-712 signature of Accepted(deal, resultHash) by an unlocked dev account (the key stays in anvil)."""
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "Accepted": [{"name": "deal", "type": "bytes32"}, {"name": "resultHash", "type": "bytes32"}],
+        },
+        "primaryType": "Accepted",
+        "domain": {
+            "name": "Deals",
+            "version": "1",
+            "chainId": int(chain.w3.eth.chain_id),
+            "verifyingContract": dep.deals.address,
+        },
+        "message": {"deal": "0x" + deal.hex(), "resultHash": "0x" + RESULT.hex()},
+    }
+    return bytes.fromhex(chain.rpc("eth_signTypedData_v4", signer, typed)[2:])
+
+
+def batched(params: ChainParams) -> int:
+    """Gas per deal of BATCH signed happy-path deals settled in one transaction (10 clients x 10 nodes)."""
+    with AnvilChain(40) as chain:
+        b = Bench(chain, params)
+        clients, nodes = b.free[:10], b.free[10:20]
+        d = b.dep
+        total = b.gas(*[d.approve(a, MAX_UINT) for a in clients + nodes])
+        total += b.gas(*[d.deposit(a, 2_000) for a in clients + nodes])
+        batch = []
+        for i in range(BATCH):
+            t = b.terms(clients[i % 10], nodes[(i // 10) % 10])
+            deal = d.deal_id(t)
+            batch.append((t, RESULT, sign(chain, d, t.client, deal), sign(chain, d, t.node, deal)))
+        total += b.gas({**d.settle_signed(chain.accounts[5], batch), "gas": 30_000_000})
+        return total // BATCH
+
+
+PATHS = (
+    "ResultsAccepted",
+    "MediationAccepted",
+    "MediationRejected",
+    "TimeoutAgree",
+    "TimeoutSubmitResults",
+    "TimeoutJudgeResults",
+    "TimeoutMediateResults",
+)
+
+
+def measure() -> tuple[dict[str, dict[str, tuple[int, int]]], dict[str, int], int]:
+    rows: dict[str, dict[str, tuple[int, int]]] = {}
+    deploy_gas: dict[str, int] = {}
+    for preset in PRESETS:
+        params = params_of(preset)
+        with AnvilChain(6 + 4 * len(PATHS)) as chain:
+            b = Bench(chain, params)
+            deploy_gas[preset] = b.deploy_gas
+            rows[preset] = {p: (run_path(b, p, warm=False), run_path(b, p, warm=True)) for p in PATHS}
+    return rows, deploy_gas, batched(params_of("lilypad_v2"))
+
+
+def record(rows: dict[str, dict[str, tuple[int, int]]], deploy_gas: dict[str, int], batch: int) -> dict[str, Any]:
+    """What `experiments.readme_tables` renders the README's gas table from (outputs/bench/gas.json)."""
+    return {
+        "presets": list(PRESETS),
+        "paths": list(PATHS),
+        "targets": dict(TARGETS),
+        "rows": rows,
+        "deploy_gas": deploy_gas,
+        "batch": batch,
+        "batch_size": BATCH,
+        "batch_target": BATCH_TARGET,
+    }
+
+
+def main() -> None:
+    data = record(*measure())
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(data, indent=2) + "\n")
+    print(readme_tables.gas_markdown(data))
+    if "--readme" in sys.argv[1:]:
+        readme_tables.main(["--write", "gas"])
+
+
+if __name__ == "__main__":
+    main()

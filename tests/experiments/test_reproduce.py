@@ -1,0 +1,54 @@
+"""Every reproduced result, at small size: the closed form lies within the twin's measured interval. Plus the
+README table's generator and the CLI's errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from experiments import reproduce
+from experiments.reproduction import GAMES
+from experiments.reproduction.common import Result, load
+from experiments.reproduction.estimate import Estimate, exact
+from experiments.reproduction.table import END, START, markdown, write_readme
+from mechanisms.config import ConfigError
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.mark.parametrize("game", list(GAMES))
+def test_closed_form_within_the_measured_interval(game: str) -> None:
+    results = GAMES[game](True)
+    assert results
+    for r in results:
+        assert r.measured.lo <= r.measured.value <= r.measured.hi, r.claim
+        assert r.agrees, f"{r.claim}: closed form {r.closed_form} outside {r.measured}"
+
+
+def test_the_readme_table_lists_every_claim() -> None:
+    """The README's table is the generator's output for the same claims (its numbers come from the full run)."""
+    text = README.read_text()
+    table = text.split(START)[1].split(END)[0]
+    claims = [line.split(" | ")[1] for line in table.strip().splitlines()[2:]]
+    expected = [r.claim for game in GAMES for r in GAMES[game](True)]
+    assert claims == expected
+
+
+def test_write_readme_replaces_only_the_table(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{START}\nold\n{END}\nafter\n")
+    rows = [Result("g", "Paper", "a claim", 0.2, Estimate(0.21, 0.19, 0.23)), Result("g", "P", "b", 1, exact(1))]
+    write_readme(rows, readme)
+    assert readme.read_text() == f"before\n{START}\n{markdown(rows)}\n{END}\nafter\n"
+    assert "| Paper | a claim | 0.2 | 0.21 [0.19, 0.23] |" in markdown(rows)
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="must hold"):
+        write_readme(rows, readme)
+
+
+def test_unknown_game_and_bad_flags() -> None:
+    with pytest.raises(ConfigError, match="game='nope' is invalid"):
+        load("nope")
+    with pytest.raises(SystemExit):
+        reproduce.main(["inspection", "--readme"])

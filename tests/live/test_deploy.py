@@ -1,0 +1,80 @@
+"""Deployment from the twin's mechanism configs: deployable presets resolve, others are refused naming the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.analysis.configs import mechanism
+from live.chain.node import AnvilChain, open_chain
+from live.chain.params import chain_params
+from live.deploy import run
+from mechanisms.base import MechanismStack
+from mechanisms.config import ConfigError
+
+
+def stack(preset: str) -> MechanismStack:
+    return MechanismStack.from_mapping(mechanism(preset), "mechanism")
+
+
+def test_presets_resolve_to_contract_parameters() -> None:
+    assert chain_params(stack("modicum")).slash_to == "counterparty"
+    assert chain_params(stack("modicum")).base_multiplier_bps == 30_000
+    assert chain_params(stack("none")) == chain_params(stack("lilypad_v2"))
+
+
+@pytest.mark.parametrize("preset", ["consortium_staking_reputation", "dong_counter_collusion", "truebit_jackpot"])
+def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> None:
+    with pytest.raises(ConfigError, match=r"mechanism\.\w+\.enabled=True is invalid on chain"):
+        chain_params(stack(preset))
+
+
+def test_staking_resolves_and_refuses_the_jackpot_destination() -> None:
+    mech = {"order": ["lilypad_v2", "staking"], "staking": {"slash_bps": 2000, "fee_share_bps": 300}}
+    p = chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+    assert (p.staking, p.stake_slash_bps, p.fee_share_bps, p.stake_slash_to) == (True, 2000, 300, "burn")
+    mech["staking"]["slash_to"] = "jackpot"
+    with pytest.raises(ConfigError, match=r"mechanism\.staking\.slash_to='jackpot' is invalid on chain"):
+        chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+
+
+def test_collateral_overrides_the_base_terms() -> None:
+    s = MechanismStack.from_mapping(
+        {
+            "order": ["lilypad_v2", "collateral"],
+            "collateral": {"multipliers_bps": [10000, 30000], "min_deposit": 9, "judge_timeout_collateral": 1},
+        },
+        "mechanism",
+    )
+    p = chain_params(s)
+    assert (p.multipliers_bps, p.min_deposit, p.judge_timeout_collateral) == ((10000, 30000), 9, 1)
+    assert p.submit_timeout_collateral == 5  # kept from lilypad_v2
+
+
+def test_deploy_cli_writes_a_deployment_file(tmp_path: Path) -> None:
+    out = tmp_path / "deployment.json"
+    record = run(["mechanism=modicum", "chain=embedded", f"out={out}"])
+    on_disk = json.loads(out.read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    assert on_disk["params"]["slash_to"] == "counterparty" and on_disk["mechanism"]["order"] == ["lilypad_v2"]
+    assert set(on_disk["contracts"]) == {"token", "deals", "beacon"}
+
+
+def test_deploy_cli_refuses_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="consortium"):
+        run(["mechanism=consortium_staking_reputation", "chain=embedded", f"out={tmp_path / 'x.json'}"])
+    with pytest.raises(ConfigError, match="colour"):
+        run(["mechanism=modicum", "chain=embedded", "colour=red"])
+    with pytest.raises(ValueError, match="allowed one of"):
+        open_chain("ganache")
+
+
+def test_anvil_state_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "anvil.json"
+    record = run(["mechanism=lilypad_v2", "chain=anvil", f"out={tmp_path / 'd.json'}", f"state={state}"])
+    assert state.is_file()
+    with AnvilChain(10, state=state) as chain:
+        assert len(chain.w3.eth.get_code(record["contracts"]["deals"])) > 0
+        assert chain.block_number() >= record["block"]
