@@ -97,6 +97,7 @@ def deploy_record(
         "deployer": dep.deployer,
         "protocol_treasury": dep.protocol,
         "mediators": dep.mediators,
+        "accounts": acc,  # layout order: deployer, treasury, mediators, then the others (clients, nodes)
         "params": params.as_dict(),
         "mechanism": cfg["mechanism"],
     }

@@ -201,3 +201,9 @@ class Creator(Service):
             }
             self.store.put(f"job:{job}", "done", rec)
         self.done.setdefault(job, asyncio.Event()).set()
+
+
+if __name__ == "__main__":  # python -m live.services.creator (configs/service.yaml)
+    from live.services.cli import run
+
+    run("creator")

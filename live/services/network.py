@@ -146,6 +146,8 @@ class Network:
                 market,
                 self.who,
                 self.lock,
+                mediator_draw=str(net.get("mediator_draw", "chain")),
+                seed=seed * 1000 + 1,
                 port=self.ports.get("solver", 0),
                 **host,
             ).start()

@@ -230,3 +230,9 @@ class Provider(Service):
         if url:
             await self.post_json(f"{url}/bribes", {"deal": deal_id, "amount": data["bribe"], "node": self.address})
         self.store.put(deal_id, "open", {**data, "bribed": True})
+
+
+if __name__ == "__main__":  # python -m live.services.provider (configs/service.yaml)
+    from live.services.cli import run
+
+    run("provider")

@@ -24,13 +24,16 @@ from live.modules.registry import DEFAULT_LOCK
 from live.services.base import BadRequest, Service, need
 from live.services.chainio import ChainClient
 from live.services.layout import Layout
-from live.services.policy import LiveMarket, rank_offers
+from live.services.policy import NO_MEDIATOR, LiveMarket, deal_of_one, rank_offers, stack_mediator
 from mechanisms.base import MechanismStack
 from sim.offers import JobOffers, ResourceOffers
 from sim.solver import match_reference
 
 RESOURCE_KEYS = ("cpu", "gpu", "vram", "ram", "disk")
 MAX_U64 = 2**64 - 1
+#: who draws a checked deal's mediator: the contract's beacon over every mediator both parties trust (`chain`), or
+#: the mechanism stack's `select_mediators` at matching time, the terms then naming that one mediator (`stack`)
+MEDIATOR_DRAWS = ("chain", "stack")
 ADDRESS = "a checksummed address of a registered party"
 
 
@@ -46,9 +49,15 @@ class Solver(Service):
         layout: Layout,
         lock: Path = DEFAULT_LOCK,
         tick_s: float = 0.05,
+        mediator_draw: str = "chain",
+        seed: int = 0,
         **kw: Any,
     ) -> None:
         super().__init__("solver", state_dir, **kw)
+        if mediator_draw not in MEDIATOR_DRAWS:
+            raise ValueError(f"mediator_draw={mediator_draw!r} is invalid: allowed one of {list(MEDIATOR_DRAWS)}")
+        self.mediator_draw = mediator_draw
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.chain, self.stack, self.market, self.layout = chain, stack, market, layout
         self.lock, self.tick_s = lock, tick_s
         self.book = layout.book
@@ -246,6 +255,8 @@ class Solver(Service):
             job["trust"] & offer["trust"],
             nonce,
         )
+        if self.mediator_draw == "stack":
+            t = t._replace(mediators=self._stack_mask(t))
         deal_id = self.chain.dep.deal_id(t).hex()
         d = self.store.get_value("directory", {})
         deal = {
@@ -265,6 +276,14 @@ class Solver(Service):
         self.store.put(jk, "done", job)
         self.store.put(rk, "done", offer)
         return deal
+
+
+    def _stack_mask(self, t: Terms) -> int:
+        """The one-mediator trust mask of the stack's draw (the contract's draw over one bit is that mediator)."""
+        u = self.rng.random(max(self.stack.draws_per_deal, 1))
+        deal = deal_of_one(t, self.market, self.book[t.client], self.book[t.node], self.stack, u)
+        k = stack_mediator(deal, self.stack)
+        return 0 if k == NO_MEDIATOR else 1 << k
 
 
 def _col(rows: list[tuple[str, dict[str, Any]]], key: str) -> np.ndarray:
@@ -290,3 +309,9 @@ async def _body(req: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("body", type(body).__name__, "a JSON object")
     return body
+
+
+if __name__ == "__main__":  # python -m live.services.solver (configs/service.yaml)
+    from live.services.cli import run
+
+    run("solver")
