@@ -27,6 +27,7 @@ from mechanisms.base import MechanismStack
 from mechanisms.config import ConfigError
 from twin.build import parse_market
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # absolute: `python -m` runs this from any module
 SERVICES = ("solver", "provider", "creator", "mediator")
 KEY_ROLE = {"provider": "node", "creator": "client", "mediator": "mediator"}
 GROUP = {"provider": "nodes", "creator": "clients", "mediator": "mediators"}
@@ -55,6 +56,8 @@ def build_service(cfg: Mapping[str, Any], stack: ExitStack) -> Service:
     if role not in SERVICES:
         raise ConfigError(f"role={role!r} is invalid: allowed one of {list(SERVICES)}")
     check_bind(str(cfg["host"]), bool(cfg["allow_public"]))
+    if role != "solver" and not cfg.get("solver_url"):
+        raise ConfigError("solver_url is missing: allowed http://127.0.0.1:<port> of the solver")
     record = read_record(cfg["deployment"])
     if "accounts" not in record:
         raise ConfigError(f"deployment={cfg['deployment']!r} is invalid: allowed a file that lists its accounts")
@@ -72,11 +75,9 @@ def build_service(cfg: Mapping[str, Any], stack: ExitStack) -> Service:
 
         chain = ChainClient(record["url"], record)
         return Solver(state, chain, mech, market, who, mediator_draw=cfg["mediator_draw"], seed=seed, **lock, **host)
-    if not cfg.get("solver_url"):
-        raise ConfigError("solver_url is missing: allowed http://127.0.0.1:<port> of the solver")
     key = own_key(cfg, who, role, index)
     chain = ChainClient(record["url"], record, [key])
-    policy = strategy(GROUP[role], dict(cfg["policy"]), "policy")
+    policy = strategy(GROUP[role], dict(cfg.get("policy") or {"strategy": "honest"}), "policy")
     name = f"{role}{index}"
     if role == "creator":
         from live.services.creator import Creator
@@ -134,7 +135,7 @@ def run(role: str) -> None:
     assert role in SERVICES and set(KEY_ROLE.values()) <= set(ROLES)
     sys.argv.insert(1, f"role={role}")
 
-    @hydra.main(config_path="../../configs", config_name="service", version_base="1.3")
+    @hydra.main(config_path=str(CONFIGS), config_name="service", version_base="1.3")
     def main(cfg: DictConfig) -> None:
         plain = OmegaConf.to_container(cfg, resolve=True)
         try:
