@@ -148,3 +148,7 @@ def main() -> None:
     print(readme_tables.live_markdown(r))
     if not args.no_readme:
         readme_tables.main(["--write", "live"])
+
+
+if __name__ == "__main__":
+    main()
