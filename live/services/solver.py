@@ -277,7 +277,6 @@ class Solver(Service):
         self.store.put(rk, "done", offer)
         return deal
 
-
     def _stack_mask(self, t: Terms) -> int:
         """The one-mediator trust mask of the stack's draw (the contract's draw over one bit is that mediator)."""
         u = self.rng.random(max(self.stack.draws_per_deal, 1))
