@@ -364,14 +364,17 @@ def live_markdown(r: Mapping[str, Any]) -> str:
             "<= 1.5x",
         ],
         [
-            f"throughput, {r['providers']} providers, {r['jobs']} jobs",
+            f"throughput, {r['providers']} providers x {r['slots']} slots, {r['jobs']} jobs",
             f"{r['settled'] / r['wall']:.1f} settled deals/s",
-            "",
-            "",
+            f"{r['ceiling']:.1f} jobs/s (executor alone, {r['providers'] * r['slots']} at once)",
+            f"{r['settled'] / r['wall'] / r['ceiling']:.2f} of the ceiling",
             ">= 20 deals/s",
         ],
     ]
-    note = f"anvil, block time {r['block_s']} s, {r['cpus']} CPUs, load average {r['load']:.1f} at the start."
+    note = (
+        f"anvil (latency: automine; throughput: a block every {r['block_s']} s), {r['cpus']} CPUs, load average "
+        f"{r['load']:.1f} at the start (the machine is shared)."
+    )
     return f"{markdown(LIVE_HEADER, rows)}\n\n{note}"
 
 

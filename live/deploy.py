@@ -64,11 +64,17 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
 
 
 def deploy_record(
-    chain: Chain, cfg: dict[str, Any], params: ChainParams, n_mediators: int, state: str | None = None
+    chain: Chain,
+    cfg: dict[str, Any],
+    params: ChainParams,
+    n_mediators: int,
+    state: str | None = None,
+    accounts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Deploy on an open chain (account 0 deploys, account 1 is the treasury, the next `n_mediators` mediate, every
-    other account gets tokens) and return the deployment record the services read."""
-    acc = chain.accounts
+    other account gets tokens) and return the deployment record the services read. `accounts`: the network's own
+    accounts in that order (default: the chain's dev accounts)."""
+    acc = list(chain.accounts if accounts is None else accounts)
     holders = [a for i, a in enumerate(acc) if i != 1]
     dep = deploy(
         chain,
@@ -91,6 +97,7 @@ def deploy_record(
         "deployer": dep.deployer,
         "protocol_treasury": dep.protocol,
         "mediators": dep.mediators,
+        "accounts": acc,  # layout order: deployer, treasury, mediators, then the others (clients, nodes)
         "params": params.as_dict(),
         "mechanism": cfg["mechanism"],
     }

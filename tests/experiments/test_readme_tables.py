@@ -147,7 +147,9 @@ def test_benchmark_tables_render_in_the_readme_format(tmp_path: Path) -> None:
     }
     (tmp_path / "gas.json").write_text(json.dumps(gas))
     live = {"module": "cowsay:v1", "providers": 8, "cpus": 2, "repeats": 3, "stack": 0.5, "bare": 0.3, "jobs": 40}
-    (tmp_path / "live.json").write_text(json.dumps({**live, "settled": 40, "wall": 2.0, "block_s": 0.02, "load": 1.0}))
+    (tmp_path / "live.json").write_text(
+        json.dumps({**live, "settled": 40, "wall": 2.0, "block_s": 0.02, "load": 1.0, "slots": 2, "ceiling": 8.0})
+    )
     renders = (
         ("gas", rt.gas_table),
         ("live", rt.live_table),
