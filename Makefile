@@ -43,7 +43,7 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 bench: setup   # the README's performance tables: python -m experiments.readme_tables --write
-	$(PY) benchmarks/engine.py --out outputs/bench/engine.json
+	$(PY) -m benchmarks.engine --out outputs/bench/engine.json
 	$(PY) benchmarks/rl_env.py --sizes 8 32 128 256 512 --out outputs/bench/rl_env.json
 
 clean:

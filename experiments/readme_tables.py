@@ -252,7 +252,7 @@ def learned_table(root: Path = OUTPUTS / "train") -> str:
 
 # -------------------------------------------------------------------------------------------------------- benchmarks
 BENCH = {
-    "engine": "make bench  (benchmarks/engine.py --out outputs/bench/engine.json)",
+    "engine": "make bench  (python -m benchmarks.engine --out outputs/bench/engine.json)",
     "rl_env": "make bench  (benchmarks/rl_env.py --out outputs/bench/rl_env.json)",
     "live_docker": "make bench  (benchmarks/live_docker.py --out outputs/bench/live_docker.json)",
     "gas": "python benchmarks/gas.py --readme",
@@ -261,10 +261,14 @@ BENCH = {
 ENGINE_HEADER = (
     "clients = nodes",
     "deals per round",
-    "batch engine (deals/s)",
+    "engine (deals/s)",
+    "kernel (deals/s)",
+    "engine / kernel",
+    "engine bytes per deal",
+    "kernel bytes per deal",
     "Mesa reference (deals/s)",
-    "ratio",
-    "same balances",
+    "engine / reference",
+    "engine (deals/s, wall)",
 )
 LIVE_DOCKER_HEADER = (
     "module",
@@ -281,19 +285,39 @@ def _bench(name: str, root: Path) -> list[dict[str, Any]]:
     return json.loads(_need(root / f"{name}.json", BENCH[name]).read_text())
 
 
-def engine_table(root: Path = OUTPUTS / "bench") -> str:
-    rows = [
-        [
-            f"{r['size']:,}",
-            f"{r['deals_per_round']:,.0f}",
-            f"{r['batch_deals_per_s']:,.0f}",
-            "skipped (too slow)" if r["reference_deals_per_s"] is None else f"{r['reference_deals_per_s']:,.0f}",
-            "-" if r["ratio"] is None else f"{r['ratio']:,.0f}x",
-            "-" if r["agree"] is None else ("yes" if r["agree"] else "NO"),
-        ]
-        for r in _bench("engine", root)
+def engine_caption(run: Mapping[str, Any]) -> str:
+    """How the engine figures were taken (rates on CPU time: the machine is shared)."""
+    kept = "kept" if run["freed_memory_kept"] else "returned"
+    text = (f"{run['rounds']} rounds per size, best of {run['repeats']} interleaved engine/kernel passes; rates on "
+            f"CPU time (wall in the last column); freed memory {kept} (sim.memory); {run['cpus']} CPUs, load average "
+            f"{run['load_start']:.1f} at start")
+    if "load_end" in run:
+        text += f", {run['load_end']:.1f} at end; process peak RSS {run['peak_rss_gib']:.2f} GiB"
+    return text
+
+
+def engine_cells(r: Mapping[str, Any]) -> list[str]:
+    """One size's row of the engine table."""
+    no_ref = r["reference_deals_per_s"] is None
+    return [
+        f"{r['size']:,}",
+        f"{r['deals_per_round']:,.0f}",
+        f"{r['engine_deals_per_s']:,.0f}",
+        f"{r['kernel_deals_per_s']:,.0f}",
+        f"{r['engine_over_kernel']:.1f}x",
+        f"{r['engine_bytes_per_deal']:,.0f}",
+        f"{r['kernel_bytes_per_deal']:,.0f}",
+        "skipped (too slow)" if no_ref else f"{r['reference_deals_per_s']:,.0f}",
+        "-" if no_ref else f"{r['engine_over_reference']:,.0f}x",
+        f"{r['engine_wall_deals_per_s']:,.0f}",
     ]
-    return f"`{BENCH['engine']}`:\n\n{markdown(ENGINE_HEADER, rows)}"
+
+
+def engine_table(root: Path = OUTPUTS / "bench") -> str:
+    data = json.loads(_need(root / "engine.json", BENCH["engine"]).read_text())
+    rows = [engine_cells(r) for r in data["rows"]]
+    text = caption(f"`{BENCH['engine']}`: {engine_caption(data['run'])}")
+    return f"{text}\n\n{markdown(ENGINE_HEADER, rows)}"
 
 
 def rl_table(root: Path = OUTPUTS / "bench") -> str:

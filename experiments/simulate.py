@@ -35,6 +35,7 @@ from mechanisms.money import Pool
 from mechanisms.protocol import DealState
 from sim import metrics
 from sim.engine import RoundResult
+from sim.memory import keep_freed_memory
 from sim.records import AGENT_SCHEMA, DEAL_SCHEMA, AgentRecorder, ParquetSink, deal_table
 from twin.build import SECTIONS, ParsedConfig, build, check_keys, parse
 
@@ -212,6 +213,7 @@ def format_summary(s: dict[str, Any]) -> str:
 @hydra.main(config_path="../configs", config_name="simulate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    keep_freed_memory()  # rounds allocate and free the same arrays: keep them for the next round (sim.memory)
     plain = OmegaConf.to_container(cfg, resolve=True)
     start = time.perf_counter()
     try:

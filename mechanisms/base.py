@@ -334,14 +334,14 @@ class MechanismStack:
     def settle(self, deals: DealBatch) -> Transfers:
         """Every deal's transfers: slash destinations first, then the mediation's transfers, then the rest."""
         self._call("slash_destinations", deals)
-        out = TransferBuilder(deals.deal_id)
+        out = TransferBuilder(deals.deal_id, deals.fixed_columns())
         self._call("settle_mediation", deals, out)
         self._call("settle", deals, out)
         return out.build()
 
     def settle_round(self, deals: DealBatch) -> Transfers:
         """The round-level transfers, given every deal of the round (already settled deal by deal)."""
-        out = TransferBuilder(deals.deal_id)
+        out = TransferBuilder(deals.deal_id, deals.fixed_columns())
         self._call("settle_round", deals, out)
         return out.build()
 

@@ -8,6 +8,7 @@ protocol (final state).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -26,7 +27,10 @@ FIRST_OWN_FAKE = 3  # an independent cheater's fake: FIRST_OWN_FAKE + deal_id
 
 @dataclass(frozen=True)
 class RoundContext:
-    """The public state at the start of the round, read-only for hooks (mechanisms never import sim)."""
+    """The public state at the start of the round, read-only for hooks (mechanisms never import sim).
+
+    The engine hands read-only views of its live arrays, which it changes only after the round's last hook: valid
+    while the round's hooks run, so a hook copies what it wants to keep beyond the round."""
 
     round: int
     balance: np.ndarray  # free balance per account
@@ -116,21 +120,22 @@ class DealBatch:
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        n = len(self.deal_id)
-        for f in fields(self):
-            if getattr(self, f.name) is None:
-                if f.name in _FLAGS:
-                    setattr(self, f.name, _b(n))
-                elif f.name == "context":
-                    continue
-                elif f.name == "group":
-                    self.group = self.job.copy()
-                elif f.name in ("mediator_collude", "mediator_report"):
-                    setattr(self, f.name, np.zeros(len(self.mediator_accounts), dtype=bool))
-                elif f.name in ("check_rate", "submit_time", "judge_time"):
-                    setattr(self, f.name, np.zeros(n))
-                else:
-                    setattr(self, f.name, _i(n, NO_MEDIATOR if f.name == "mediator" else 0))
+        if self.group is None:
+            self.group = self.job.copy()
+        for name in ("mediator_collude", "mediator_report"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(len(self.mediator_accounts), dtype=bool))
+        for name in _LAZY:  # unset columns take their default when first used (most hooks replace them whole)
+            if self.__dict__.get(name, False) is None:
+                del self.__dict__[name]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        """A column not set yet: its default (False, 0, 0.0, or NO_MEDIATOR), allocated on first use."""
+        default = _LAZY.get(name)
+        if default is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        object.__setattr__(self, name, default(len(self)))
+        return getattr(self, name)
 
     def __len__(self) -> int:
         return len(self.deal_id)
@@ -144,6 +149,10 @@ class DealBatch:
         error nor a whistleblower's excused result. Such a node loses its collateral (and its stakers' stake) and
         counts as failed on the public record."""
         return (self.state == DealState.MediationRejected) & ~self.forced_error & ~self.excused
+
+    def fixed_columns(self) -> tuple[np.ndarray, ...]:
+        """The per-deal match columns: no hook writes them (see MATCH_COLUMNS)."""
+        return tuple(getattr(self, name) for name in PER_DEAL_MATCH_COLUMNS)
 
     def mediator_account(self) -> np.ndarray:
         """Account id of each deal's mediator (NO_MEDIATOR where none)."""
@@ -174,6 +183,21 @@ class DealBatch:
         return cls(**cols)
 
 
+def _default(name: str) -> Callable[[int], np.ndarray]:
+    if name in _FLAGS:
+        return _b
+    if name in ("check_rate", "submit_time", "judge_time"):
+        return np.zeros
+    return lambda n: _i(n, NO_MEDIATOR if name == "mediator" else 0)
+
+
+#: Per-deal columns with a default, made on first use (`DealBatch.__getattr__`); not class attributes, so an unset
+#: one is found missing and defaulted.
+_EAGER = {"deal_id", "client", "node", "job", "module", "price", "instructions", "job_cost", "compute_cost",
+          "mutual_mediators", "mediator_accounts", "mediator_threshold", "pool_base", "mediator_collude",
+          "mediator_report", "context", "group", "extra"}
+_LAZY: dict[str, Callable[[int], np.ndarray]] = {}
+
 SHARED_COLUMNS = frozenset({"mediator_accounts", "mediator_threshold", "mediator_collude", "mediator_report"})
 #: Columns fixed when the deal is made (identity, price, costs, the round's context): every hook may read them and
 #: none writes them. The others are hook data, which a mechanism declares per hook (`Mechanism.columns`).
@@ -181,6 +205,8 @@ MATCH_COLUMNS = frozenset(
     {"deal_id", "client", "node", "job", "module", "price", "instructions", "job_cost", "compute_cost",
      "mutual_mediators", "mediator_accounts", "pool_base", "context", "group", "replica"}
 )
+PER_DEAL_MATCH_COLUMNS = ("deal_id", "client", "node", "job", "module", "price", "instructions", "job_cost",
+                          "compute_cost", "mutual_mediators", "group", "replica")
 #: Keys of `DealBatch.extra` fixed at the match: the round's pre-drawn uniforms (see `Mechanism.uniforms`).
 MATCH_EXTRA = frozenset({"u"})
 _FLAGS = frozenset(
@@ -195,3 +221,8 @@ def require_context(deals: DealBatch, who: str) -> RoundContext:
     if deals.context is None:
         raise ValueError(f"{who} reads the round context (balances, escrows, public record): set DealBatch.context")
     return deals.context
+
+
+_LAZY.update({f.name: _default(f.name) for f in fields(DealBatch) if f.name not in _EAGER})
+for _name in _LAZY:
+    delattr(DealBatch, _name)

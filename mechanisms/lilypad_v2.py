@@ -6,6 +6,7 @@ where slashed value goes is a config choice (v2 sends it to the token owner).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Annotated, Literal, get_args
 
@@ -55,7 +56,9 @@ def visited(deals: DealBatch, state: DealState) -> np.ndarray:
 
 
 def in_states(deals: DealBatch, *states: DealState) -> np.ndarray:
-    return np.isin(deals.state, [int(s) for s in states])
+    member = np.zeros(len(DealState), dtype=bool)
+    member[[int(s) for s in states]] = True
+    return member[deals.state]
 
 
 def slash_destination(deals: DealBatch, slash_to: str, slashed_party: np.ndarray) -> np.ndarray:
@@ -72,8 +75,24 @@ def slash_destination(deals: DealBatch, slash_to: str, slashed_party: np.ndarray
     return np.where(med == NO_MEDIATOR, deals.pool_base + Pool.Protocol, med)
 
 
+#: Widths up to this use a table of every mask's set bits (2^width rows): one lookup instead of a pass per bit.
+TABLE_WIDTH = 10
+
+
+@functools.cache
+def _set_bits(width: int) -> np.ndarray:
+    """[mask, n] -> index of the n-th set bit of mask (n up to width; -1 past the last)."""
+    table = np.full((1 << width, width + 1), -1, dtype=np.int64)
+    for mask in range(1 << width):
+        bits = [b for b in range(width) if (mask >> b) & 1]
+        table[mask, : len(bits)] = bits
+    return table
+
+
 def nth_set_bit(mask: np.ndarray, n: np.ndarray, width: int) -> np.ndarray:
     """Index of the n-th (0-based) set bit of each mask, scanning bits 0..width-1; -1 if there is none."""
+    if len(mask) and width <= TABLE_WIDTH and mask.min() >= 0 and mask.max() < 1 << width and n.min() >= 0:
+        return _set_bits(width)[mask, np.minimum(n, width)]
     out = np.full(len(mask), -1, dtype=np.int64)
     seen = np.zeros(len(mask), dtype=np.int64)
     for b in range(width):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,12 @@ NOBODY = -1  # payee of a PaidIn or Refunded transfer (value stays with the paye
 class NegativeTransfer(InvariantViolation, ValueError):
     """A hook asked for a negative amount: value would flow backwards (a bug in the hook's arithmetic)."""
 
+
 COLUMNS = ("step", "deal_id", "payer", "payee", "amount", "reason", "direction", "hidden")
+#: Column types of built transfers: the enum codes (step, reason, direction) are small, so a round's transfers (about
+#: ten per deal) take 36 bytes a row rather than 64.
+DTYPES: dict[str, type] = {"step": np.int8, "deal_id": np.int64, "payer": np.int64, "payee": np.int64,
+                           "amount": np.int64, "reason": np.int8, "direction": np.int8, "hidden": np.bool_}
 
 
 @dataclass(frozen=True)
@@ -36,13 +42,14 @@ class Transfers:
 
     @classmethod
     def empty(cls) -> Transfers:
-        return cls(*(np.zeros(0, dtype=bool if c == "hidden" else np.int64) for c in COLUMNS))
+        return cls(*(np.zeros(0, dtype=DTYPES[c]) for c in COLUMNS))
 
     @classmethod
     def concat(cls, parts: list[Transfers]) -> Transfers:
         """Transfers of several batches in order (empty columns for none)."""
-        if not parts:
-            return cls.empty()
+        parts = [t for t in parts if len(t)]
+        if len(parts) <= 1:
+            return parts[0] if parts else cls.empty()
         return cls(*(np.concatenate([getattr(t, c) for t in parts]) for c in COLUMNS))
 
     def sum_by(self, key: str, size: int, mask: np.ndarray | None = None) -> np.ndarray:
@@ -72,12 +79,45 @@ class Transfers:
         return sums
 
 
-class TransferBuilder:
-    """Collects transfers hook by hook; zero amounts are dropped."""
+@dataclass(frozen=True)
+class _Fixed:
+    """A per-deal array no hook writes (a match column), read at the part's rows only when the batch is built."""
 
-    def __init__(self, deal_id: np.ndarray) -> None:
+    source: np.ndarray
+
+
+Value = np.ndarray | int | _Fixed
+
+
+@dataclass
+class _Part:
+    """The transfers of one `TransferBuilder.add` (deal rows `rows`): per column, the values at those rows (gathered
+    when added, as hook data may change later in the hook chain), a `_Fixed` array, or one value for all rows."""
+
+    step: int
+    rows: np.ndarray
+    payer: Value
+    payee: Value
+    amount: Value
+    reason: int
+    direction: int
+    hidden: bool
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+class TransferBuilder:
+    """Collects transfers hook by hook; zero amounts are dropped.
+
+    `fixed` names arrays that no hook writes (the batch's match columns, see `DealBatch.fixed_columns`): a payer,
+    payee or amount given as one of them is read once, straight into the built columns, instead of being copied
+    at `add` and again at `build`."""
+
+    def __init__(self, deal_id: np.ndarray, fixed: Sequence[np.ndarray] = ()) -> None:
         self._deal_id = deal_id
-        self._parts: list[tuple[np.ndarray, ...]] = []
+        self._fixed = tuple(fixed)
+        self._parts: list[_Part] = []
 
     def add(
         self,
@@ -92,32 +132,48 @@ class TransferBuilder:
     ) -> None:
         """Record, for every deal where `mask` holds, `amount` moving from `payer` (to `payee`)."""
         n = len(self._deal_id)
-        mask = np.asarray(mask, dtype=bool)
-        amount = np.broadcast_to(np.asarray(amount, dtype=np.int64), (n,))
-        if (amount[mask] < 0).any():
-            raise NegativeTransfer(f"negative {reason.name} transfer")
-        keep = mask & (amount > 0)
-        k = int(keep.sum())
-        if k == 0:
+        mask = np.broadcast_to(np.asarray(mask, dtype=bool), (n,))
+        amount_values = np.asarray(amount, dtype=np.int64)
+        if amount_values.ndim == 0:
+            if amount_values < 0 and mask.any():
+                raise NegativeTransfer(f"negative {reason.name} transfer")
+            if amount_values == 0:
+                return
+            rows = np.flatnonzero(mask)
+        else:
+            amount_values = np.broadcast_to(amount_values, (n,))
+            if ((amount_values < 0) & mask).any():
+                raise NegativeTransfer(f"negative {reason.name} transfer")
+            rows = np.flatnonzero(mask & (amount_values > 0))
+        if len(rows) == 0:
             return
-        self._parts.append(
-            (
-                np.full(k, int(step), dtype=np.int64),
-                self._deal_id[keep],
-                np.broadcast_to(np.asarray(payer, dtype=np.int64), (n,))[keep],
-                np.broadcast_to(np.asarray(payee, dtype=np.int64), (n,))[keep],
-                amount[keep],
-                np.full(k, int(reason), dtype=np.int64),
-                np.full(k, int(direction), dtype=np.int64),
-                np.full(k, hidden, dtype=bool),
-            )
-        )
+        self._parts.append(_Part(int(step), rows, self._value(payer, rows), self._value(payee, rows),
+                                 self._value(amount, rows), int(reason), int(direction), hidden))
+
+    def _value(self, value: np.ndarray | int, rows: np.ndarray) -> Value:
+        if any(value is f for f in self._fixed):
+            return _Fixed(value)
+        value = np.asarray(value, dtype=np.int64)
+        return int(value) if value.ndim == 0 else np.broadcast_to(value, (len(self._deal_id),))[rows]
 
     def build(self) -> Transfers:
-        if not self._parts:
-            return Transfers.empty()
-        cols = [np.concatenate(c) for c in zip(*self._parts, strict=True)]
-        if (np.diff(cols[0]) < 0).any():  # hooks appended out of step order
-            order = np.argsort(cols[0], kind="stable")
-            cols = [c[order] for c in cols]
-        return Transfers(*cols)
+        """The transfers in step order (stable: append order within a step), built column by column, each part's
+        values released as they are copied so a round's transfers are held about once, not twice."""
+        parts = sorted(self._parts, key=lambda p: p.step)  # whole parts move: one step each
+        self._parts = []
+        ends = np.cumsum([len(p) for p in parts], dtype=np.int64)
+        starts = ends - np.array([len(p) for p in parts], dtype=np.int64)
+        total = int(ends[-1]) if len(parts) else 0
+        cols = {}
+        for name in COLUMNS:
+            col = np.empty(total, dtype=DTYPES[name])
+            for p, a, b in zip(parts, starts.tolist(), ends.tolist(), strict=True):
+                value = _Fixed(self._deal_id) if name == "deal_id" else getattr(p, name)
+                if isinstance(value, _Fixed):
+                    np.take(value.source, p.rows, out=col[a:b], mode="clip")  # rows are in range: no buffering
+                else:
+                    col[a:b] = value
+                    if isinstance(value, np.ndarray):
+                        setattr(p, name, None)
+            cols[name] = col
+        return Transfers(**cols)

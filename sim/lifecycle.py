@@ -26,13 +26,13 @@ def on_time(e: np.ndarray, mean: float, deadline: np.ndarray) -> np.ndarray:
 
 def apply_actions(deals: DealBatch, actions: Actions, market: Market) -> None:
     """Copy the parties' chosen behaviour for this round onto their deals (before mechanisms set terms)."""
-    node_row = deals.node - market.facts.first_node
-    deals.bribe = actions.nodes.bribe[node_row].copy()
-    deals.colluding = actions.nodes.collude[node_row].copy()
-    deals.check_rate = actions.clients.check_rate[deals.client].copy()
-    deals.accused = actions.clients.accuse[deals.client].copy()
-    deals.reports = actions.nodes.report[node_row].copy()
-    deals.waits = actions.nodes.wait[node_row].copy()
+    node_row = deals.node - market.facts.first_node  # (indexing with an array copies)
+    deals.bribe = actions.nodes.bribe[node_row]
+    deals.colluding = actions.nodes.collude[node_row]
+    deals.check_rate = actions.clients.check_rate[deals.client]
+    deals.accused = actions.clients.accuse[deals.client]
+    deals.reports = actions.nodes.report[node_row]
+    deals.waits = actions.nodes.wait[node_row]
     deals.mediator_threshold = actions.mediators.bribe_threshold
     deals.mediator_collude = actions.mediators.collude
     deals.mediator_report = actions.mediators.report
@@ -51,7 +51,7 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     """Fill the decision columns of `deals` (terms already set) for every phase."""
     r: ResponseTimes = market.config.response
     row = deals.job
-    e, u = draws.e[row], draws.u[row]
+    e = np.take(draws.e, row, axis=0)  # whole rows at once (numpy's take is faster than indexing for rows)
     node_row = deals.node - market.facts.first_node
     deals.client_agreed = (balance[deals.client] >= round_commitment(deals.client, deals.client_exposure)) & on_time(
         e[:, E.client_agree], r.client_agree, deals.deadline_agree)
@@ -60,10 +60,11 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
     agreed = deals.client_agreed & deals.node_agreed
     deals.submit_time = e[:, E.node_submit] * r.node_submit
     deals.submitted = agreed & (deals.submit_time <= deals.deadline_submit)
-    deals.cheated = deals.submitted & (u[:, U.cheat] < actions.nodes.cheat_rate[node_row])
-    fake = np.where(deals.colluding, CARTEL_FAKE, FIRST_OWN_FAKE + deals.deal_id)
-    deals.result = np.where(deals.cheated, fake, CORRECT)
-    deals.result = np.where(deals.forced_error & deals.submitted, FORCED_FAKE, deals.result)
+    deals.cheated = deals.submitted & (draws.u[row, U.cheat] < actions.nodes.cheat_rate[node_row])
+    result = np.where(deals.colluding, CARTEL_FAKE, FIRST_OWN_FAKE + deals.deal_id)
+    result[~deals.cheated] = CORRECT
+    result[deals.forced_error & deals.submitted] = FORCED_FAKE
+    deals.result = result
     deals.judge_time = e[:, E.client_judge] * r.client_judge
     deals.judged = deals.submitted & (deals.judge_time <= deals.deadline_judge)
     stack.choose_checks(deals)
@@ -74,9 +75,10 @@ def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: Round
 
 def advance(state: np.ndarray, visited: np.ndarray, mask: np.ndarray, to: DealState) -> None:
     """Move the deals in `mask` to state `to`, rejecting illegal moves."""
-    check_transitions(state[mask], np.full(int(mask.sum()), int(to)))
-    state[mask] = int(to)
-    visited[mask] |= 1 << int(to)
+    rows = np.flatnonzero(mask)
+    check_transitions(state[rows], np.broadcast_to(np.int64(to), rows.shape))
+    state[rows] = int(to)
+    visited[rows] |= 1 << int(to)
 
 
 def resolve(deals: DealBatch) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,7 @@ class JobOffers:
         replica = np.tile(np.arange(replicas, dtype=np.int64), len(idx) // replicas)
         module = draws.job_module[idx]
         jtype = module * len(market.trust_masks) + market.client_trust_code[idx]
-        return cls(idx, module, market.module_needs[module], market.client_fixed[idx],
+        return cls(idx, module, np.take(market.module_needs, module, axis=0), market.client_fixed[idx],
                    market.client_max_price[idx], market.client_trust[idx],
                    draws.job_arrival[idx] * replicas + replica, jtype, replica, idx * replicas + replica)
 
@@ -53,13 +54,15 @@ class ResourceOffers:
     def ranked(self, rank: np.ndarray) -> ResourceOffers:
         """The same offers under mechanism-adjusted effective prices; offers ranked -1 are withdrawn."""
         keep = rank >= 0
+        if keep.all():
+            return dataclasses.replace(self, rank=rank)
         return ResourceOffers(self.node[keep], self.capacity[keep], self.price[keep], self.allow[keep],
                               self.trust[keep], self.arrival[keep], self.rtype[keep], rank[keep])
 
     @classmethod
     def post(cls, market: Market, draws: RoundDraws) -> ResourceOffers:
         idx = np.flatnonzero(draws.node_active)
-        return cls(idx, market.node_capacity[idx], market.node_price[idx], market.node_allow[idx],
+        return cls(idx, np.take(market.node_capacity, idx, axis=0), market.node_price[idx], market.node_allow[idx],
                    market.node_trust[idx], draws.node_arrival[idx], market.node_type[idx])
 
 

@@ -28,6 +28,13 @@ COUNTERS = {
 }
 
 
+def read_only(a: np.ndarray) -> np.ndarray:
+    """A view of `a` that refuses writes."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 class PublicRecord:
     """Counters as int64 arrays over all accounts."""
 
@@ -36,6 +43,10 @@ class PublicRecord:
 
     def snapshot(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.counters.items()}
+
+    def view(self) -> dict[str, np.ndarray]:
+        """The live counters, read-only (no copy: for a round's hooks, which run before `update`)."""
+        return {k: read_only(v) for k, v in self.counters.items()}
 
     def whitewash(self, accounts: np.ndarray) -> None:
         """The accounts start over under fresh identities."""
@@ -46,14 +57,14 @@ class PublicRecord:
         """Add a settled round's deals."""
         c, node, st = self.counters, deals.node, deals.state
         node_late = (st == S.TimeoutSubmitResults) | ((st == S.TimeoutAgree) & ~deals.node_agreed)
+        np.add.at(c["jobs"], node, 1)
+        np.add.at(c["client_jobs"], deals.client, 1)
         for name, mask, who in (
-            ("jobs", np.ones(len(deals), dtype=bool), node),
             ("submitted", deals.submitted, node),
             ("checked", deals.checked, node),
             ("passed", st == S.MediationAccepted, node),
             ("failed", deals.node_at_fault(), node),
             ("timeouts", node_late, node),
-            ("client_jobs", np.ones(len(deals), dtype=bool), deals.client),
             ("client_checks", deals.checked, deals.client),
         ):
             np.add.at(c[name], who[mask], 1)

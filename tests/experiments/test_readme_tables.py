@@ -82,28 +82,23 @@ def test_training_tables_render_in_the_readme_format(tmp_path: Path) -> None:
 
 
 def test_benchmark_tables_render_in_the_readme_format(tmp_path: Path) -> None:
-    (tmp_path / "engine.json").write_text(
-        json.dumps(
-            [
-                {
-                    "size": 1000,
-                    "deals_per_round": 998.0,
-                    "batch_deals_per_s": 2e5,
-                    "reference_deals_per_s": 700.0,
-                    "ratio": 285.7,
-                    "agree": True,
-                },
-                {
-                    "size": 100000,
-                    "deals_per_round": 99800.0,
-                    "batch_deals_per_s": 3e5,
-                    "reference_deals_per_s": None,
-                    "ratio": None,
-                    "agree": None,
-                },
-            ]
-        )
-    )
+    row = {
+        "size": 1000,
+        "deals_per_round": 998.0,
+        "engine_deals_per_s": 1.5e6,
+        "kernel_deals_per_s": 3e6,
+        "engine_over_kernel": 2.0,
+        "engine_bytes_per_deal": 820.0,
+        "kernel_bytes_per_deal": 270.0,
+        "engine_wall_deals_per_s": 1.4e6,
+        "reference_deals_per_s": 700.0,
+        "engine_over_reference": 2142.0,
+        "agree": True,
+    }
+    big = {**row, "size": 100000, "reference_deals_per_s": None, "engine_over_reference": None}
+    run = {"rounds": 3, "repeats": 3, "cpus": 2, "load_start": 1.0, "freed_memory_kept": True, "load_end": 1.5,
+           "peak_rss_gib": 1.9}
+    (tmp_path / "engine.json").write_text(json.dumps({"run": run, "rows": [row, big]}))
     (tmp_path / "rl_env.json").write_text(
         json.dumps(
             [

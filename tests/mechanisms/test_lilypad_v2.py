@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import mechanisms.lilypad_v2 as lilypad
 from mechanisms import ConfigError, MarketFacts, MechanismStack
 from mechanisms.deals import FIRST_OWN_FAKE, NEVER, NO_MEDIATOR, DealBatch
 from mechanisms.protocol import DealState, Direction, Reason, Step
@@ -413,3 +414,15 @@ def test_a_fee_below_the_rerun_cost_is_a_mediator_loss_only_when_allowed(stack_r
     poor = stack_run({"order": ["lilypad_v2"], "lilypad_v2": {"mediation_fee": 2, "fee_covers_rerun": False}}, pop,
                      market={**market, "mediator_balance": 100}, rounds=2)
     assert poor.count(DealState.TimeoutMediateResults) > 0 and poor.count(DealState.MediationRejected) == 0
+
+
+@pytest.mark.parametrize("width", [1, 4, 7, 10, 12])
+def test_nth_set_bit_table_matches_the_scan(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lookup table (small widths) and the bit-by-bit scan give the same mediator, -1 past the last set bit."""
+    rng = np.random.default_rng(width)
+    mask, n = rng.integers(0, 1 << width, size=3000), rng.integers(0, width + 3, size=3000)
+    fast = lilypad.nth_set_bit(mask, n, width)
+    monkeypatch.setattr(lilypad, "TABLE_WIDTH", -1)
+    np.testing.assert_array_equal(fast, lilypad.nth_set_bit(mask, n, width))
+    past = n >= np.bitwise_count(mask.astype(np.uint64))
+    assert past.any() and (fast[past] == -1).all()
