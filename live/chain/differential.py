@@ -33,6 +33,7 @@ class Report:
     accounts: int = 0
     states: dict[str, int] = field(default_factory=dict)  # terminal state name -> deals
     reasons: dict[str, int] = field(default_factory=dict)  # on-chain transfers per reason
+    moves: dict[str, int] = field(default_factory=dict)  # on-chain transfers per "Reason/Direction"
     mismatched_deals: list[int] = field(default_factory=list)
     mismatched_states: list[int] = field(default_factory=list)
     mismatched_accounts: list[int] = field(default_factory=list)
@@ -89,6 +90,7 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
         n_agents,
         market.facts.pool_base,
         market.facts.mediator_accounts(),
+        rerun_costs=[int(x) for x in market.module_compute_cost],
     )
     start = chain.block_number() + 1
     for r in results:
@@ -102,6 +104,10 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
     all_ids = np.concatenate([r.deals.deal_id for r in results])
     rep.deals, rep.transfers = len(all_ids), len(on_chain)
     rep.reasons = {Reason(int(r)).name: int((on_chain.reason == r).sum()) for r in np.unique(on_chain.reason)}
+    kinds = zip(on_chain.reason.tolist(), on_chain.direction.tolist(), strict=True)
+    for reason, direction in kinds:
+        key = f"{Reason(reason).name}/{Direction(direction).name}"
+        rep.moves[key] = rep.moves.get(key, 0) + 1
     rep.mismatched_deals = [int(i) for i in all_ids if twin_deals.get(int(i), []) != chain_deals.get(int(i), [])]
 
     chain_state = {h.terms[d].nonce: s for d, s in h.final_state().items()}

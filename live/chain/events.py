@@ -31,8 +31,10 @@ SIGS = {
     "StateChanged": keccak(text="StateChanged(bytes32,uint8,uint256[])"),
     "MediatorSelected": keccak(text="MediatorSelected(bytes32,address)"),
     "Staked": keccak(text="Staked(address,address,uint256,uint256)"),
+    "PanelDrawn": keccak(text="PanelDrawn(bytes32,address[])"),
 }
 FIRST_STAKER_ROLE = 6
+FIRST_SEAT_ROLE = 192  # PanelModule.ROLE_FIRST_SEAT: seat s of the deal's consortium panel
 BURN = "0x000000000000000000000000000000000000dEaD"
 MASK128 = (1 << 128) - 1
 
@@ -46,6 +48,7 @@ class History:
     states: list[tuple[int, bytes, int]] = field(default_factory=list)  # (block, deal, state)
     mediator: dict[bytes, str] = field(default_factory=dict)
     backers: dict[str, list[str]] = field(default_factory=dict)  # node -> stakers in the contract's order
+    panel: dict[bytes, list[str]] = field(default_factory=dict)  # deal -> consortium members in seat order
     moved: list[tuple[bytes, str, str, int, int, int, int]] = field(default_factory=list)
     # (deal, payer, payee, amount, reason, direction, step)
 
@@ -79,6 +82,9 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
                 h.moved.append(_unpack(h, dep.protocol, deal, int.from_bytes(data[96 + 32 * k : 128 + 32 * k], "big")))
         elif kind == "MediatorSelected":
             h.mediator[deal] = to_checksum_address(data[12:32])
+        elif kind == "PanelDrawn":
+            (members,) = decode(["address[]"], data)
+            h.panel[deal] = [to_checksum_address(a) for a in members]
         else:
             (t,) = decode([TERMS_ABI], data)
             h.terms[deal] = Terms(to_checksum_address(t[0]), to_checksum_address(t[1]), *t[2:])
@@ -91,9 +97,14 @@ def _unpack(h: History, protocol: str, deal: bytes, move: int) -> tuple[bytes, s
     """A packed move (Deals.StateChanged) with its roles resolved to addresses."""
     t = h.terms[deal]
     roles = {0: ZERO, 1: t.client, 2: t.node, 3: h.mediator.get(deal, ZERO), 4: BURN, 5: protocol}
-    stakers = h.backers.get(t.node, [])
+    stakers, seats = h.backers.get(t.node, []), h.panel.get(deal, [])
     field = lambda shift: (move >> shift) & 0xFF  # noqa: E731
-    who = lambda r: roles[r] if r < FIRST_STAKER_ROLE else stakers[r - FIRST_STAKER_ROLE]  # noqa: E731
+
+    def who(r: int) -> str:
+        if r < FIRST_STAKER_ROLE:
+            return roles[r]
+        return stakers[r - FIRST_STAKER_ROLE] if r < FIRST_SEAT_ROLE else seats[r - FIRST_SEAT_ROLE]
+
     return (deal, who(field(152)), who(field(160)), move & MASK128, field(128), field(136), field(144))
 
 

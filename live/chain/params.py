@@ -1,7 +1,8 @@
 """A twin mechanism stack -> the deal contract's deployment parameters, or a ConfigError naming the field.
 
-The contracts enforce what must hold on chain: the lilypad_v2 escrows, deadlines and settlement, and the
-collateral mechanism's per-offer multiplier, minimum deposit and collateral overrides. Mechanisms that only shape
+The contracts enforce what must hold on chain: the lilypad_v2 escrows, deadlines and settlement, the
+collateral mechanism's per-offer multiplier, minimum deposit and collateral overrides, staking, and the consortium's
+k-of-n panels (uniform selection, the client paying the fees, public votes). Mechanisms that only shape
 the parties' own decisions from the public record (check_policy: the client's check probability; reputation: the
 solver's ranking) need nothing on chain. Any other mechanism changes settlement in a way the deployed contract
 does not implement yet, so a stack that enables one is refused rather than deployed with different rules.
@@ -9,21 +10,35 @@ does not implement yet, so a stack that enables one is refused rather than deplo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from mechanisms.base import MechanismStack
 from mechanisms.collateral import CollateralConfig
 from mechanisms.config import ConfigError
+from mechanisms.consortium import ConsortiumConfig
 from mechanisms.lilypad_v2 import SLASH_DESTINATIONS, LilypadV2Config
 
 #: Mechanisms the contract enforces.
-ON_CHAIN = ("lilypad_v2", "collateral", "staking")
+ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium")
 #: Mechanisms computed off chain from the contract's events (nothing to enforce).
 OFF_CHAIN = ("check_policy", "reputation")
 DEPLOYABLE = ON_CHAIN + OFF_CHAIN
 UINT32_MAX = 2**32 - 1
 #: Where the contract can send slashed stakes (StakeModule.STAKE_SLASH_*); the twin's `jackpot` needs the jackpot.
 STAKE_SLASH_TO = ("burn", "protocol", "client")
+#: PanelModule.FALLBACK_* and DISSENT_*, in code order.
+PANEL_FALLBACK = ("majority", "accept", "reject")
+DISSENT_TO = ("burn", "protocol", "payer")
+#: Consortium options the contract implements, per field (others are refused naming the field, with the reason).
+PANEL_SUPPORTED: dict[str, tuple[object, str]] = {
+    "selection": ("uniform", "stake and reputation weights and bids are not on chain"),
+    "fee_payer": (
+        "client",
+        "a node's share would be pulled at the verdict, which the node could block by emptying its wallet",
+    ),
+    "anonymous": (False, "votes and fee payouts are public on chain"),
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,32 @@ class ChainParams:
     stake_slash_bps: int = 0
     stake_slash_to: str = "burn"  # one of STAKE_SLASH_TO
     fee_share_bps: int = 0
+    consortium: bool = False  # the consortium mechanism is enabled (PanelModule)
+    panel_size: int = 0
+    panel_threshold: int = 0
+    panel_max_depth: int = 0
+    panel_growth: int = 2
+    panel_fallback: str = "majority"  # one of PANEL_FALLBACK
+    member_fee: int = 0
+    slash_dissent: bool = False
+    dissent_to: str = "burn"  # one of DISSENT_TO
+    rerun_costs: tuple[int, ...] = ()  # re-run cost per module (the market's compute costs)
+
+    @property
+    def panel(self) -> tuple[object, ...]:
+        """The contract's PanelConfig tuple."""
+        return (
+            self.consortium,
+            self.panel_size,
+            self.panel_threshold,
+            self.panel_max_depth,
+            self.panel_growth,
+            PANEL_FALLBACK.index(self.panel_fallback),
+            self.slash_dissent,
+            DISSENT_TO.index(self.dissent_to),
+            self.member_fee,
+            list(self.rerun_costs),
+        )
 
     @property
     def slash_code(self) -> int:
@@ -66,11 +107,13 @@ class ChainParams:
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["multipliers_bps"] = list(self.multipliers_bps)
+        d["rerun_costs"] = list(self.rerun_costs)
         return d
 
 
-def chain_params(stack: MechanismStack) -> ChainParams:
-    """Resolve the enabled stack into contract parameters; refuse a stack the contracts cannot express."""
+def chain_params(stack: MechanismStack, rerun_costs: Sequence[int] = ()) -> ChainParams:
+    """Resolve the enabled stack into contract parameters; refuse a stack the contracts cannot express.
+    `rerun_costs` are the market's module compute costs (what a dissenting consortium member keeps)."""
     for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
         if on and mech.name not in DEPLOYABLE:
             raise ConfigError(
@@ -100,6 +143,7 @@ def chain_params(stack: MechanismStack) -> ChainParams:
             f"mechanism.staking.slash_to={staking.config.slash_to!r} is invalid on chain: allowed one of "
             f"{list(STAKE_SLASH_TO)} (the jackpot is not on chain)"
         )
+    panel = _panel(stack, rerun_costs)
     return ChainParams(
         payment_collateral_bps=_or(override.get("payment_collateral_bps"), b.payment_collateral_bps),
         base_multiplier_bps=b.results_multiplier_bps,
@@ -118,7 +162,38 @@ def chain_params(stack: MechanismStack) -> ChainParams:
         stake_slash_bps=staking.config.slash_bps if staking is not None else 0,
         stake_slash_to=staking.config.slash_to if staking is not None else "burn",
         fee_share_bps=staking.config.fee_share_bps if staking is not None else 0,
+        **panel,
     )
+
+
+def _panel(stack: MechanismStack, rerun_costs: Sequence[int]) -> dict[str, object]:
+    """The consortium's contract parameters, or a ConfigError naming the field the contract cannot express."""
+    mech = stack.get("consortium")
+    if mech is None:
+        return {}
+    c: ConsortiumConfig = mech.config
+    for name, (allowed, why) in PANEL_SUPPORTED.items():
+        if getattr(c, name) != allowed:
+            raise ConfigError(
+                f"mechanism.consortium.{name}={getattr(c, name)!r} is invalid on chain: allowed {allowed!r} ({why})"
+            )
+    if not rerun_costs:
+        raise ConfigError(
+            "market.modules is invalid on chain: allowed at least one module whose compute_cost the consortium's "
+            "dissenters keep (pass the market's compute costs)"
+        )
+    return {
+        "consortium": True,
+        "panel_size": c.size,
+        "panel_threshold": c.threshold,
+        "panel_max_depth": c.max_depth,
+        "panel_growth": c.growth,
+        "panel_fallback": c.fallback,
+        "member_fee": c.member_fee,
+        "slash_dissent": c.slash_dissent,
+        "dissent_to": c.dissent_to,
+        "rerun_costs": tuple(int(x) for x in rerun_costs),
+    }
 
 
 def _or(value: int | None, default: int) -> int:

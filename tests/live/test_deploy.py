@@ -25,10 +25,19 @@ def test_presets_resolve_to_contract_parameters() -> None:
     assert chain_params(stack("none")) == chain_params(stack("lilypad_v2"))
 
 
-@pytest.mark.parametrize("preset", ["consortium_staking_reputation", "dong_counter_collusion", "truebit_jackpot"])
+@pytest.mark.parametrize("preset", ["dong_counter_collusion", "truebit_jackpot"])
 def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> None:
     with pytest.raises(ConfigError, match=r"mechanism\.\w+\.enabled=True is invalid on chain"):
         chain_params(stack(preset))
+
+
+def test_consortium_resolves_and_refuses_selection_by_stake() -> None:
+    with pytest.raises(ConfigError, match=r"mechanism\.consortium\.selection='stake' is invalid on chain"):
+        chain_params(stack("consortium_staking_reputation"), [6, 60])
+    mech = {"order": ["lilypad_v2", "consortium"], "consortium": {"size": 5, "threshold": 4, "dissent_to": "payer"}}
+    p = chain_params(MechanismStack.from_mapping(mech, "mechanism"), [6, 60])
+    assert (p.consortium, p.panel_size, p.panel_threshold, p.member_fee, p.dissent_to) == (True, 5, 4, 60, "payer")
+    assert p.panel == (True, 5, 4, 1, 2, 0, True, 2, 60, [6, 60])
 
 
 def test_staking_resolves_and_refuses_the_jackpot_destination() -> None:

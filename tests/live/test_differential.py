@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from live.chain.differential import Report, differential
+from live.chain.differential import Report, differential, run_engine
 from live.chain.node import AnvilChain, EmbeddedChain
+from live.chain.params import chain_params
 from live.chain.scenarios import diff_cfg
+from mechanisms.base import MechanismStack
+from mechanisms.config import ConfigError
 from mechanisms.protocol import TERMINAL
 
 ALL_TERMINALS = {s.name for s in TERMINAL}
@@ -84,6 +88,49 @@ def test_anvil_settles_staking_like_the_twin(stake_slash_to: str) -> None:
     assert_equal(rep)
     assert set(rep.states) == ALL_TERMINALS
     assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0
+
+
+@pytest.mark.parametrize(
+    ("dissent_to", "fallback", "slash_to"),
+    [("burn", "majority", "mediator"), ("protocol", "reject", "burn"), ("payer", "accept", "counterparty")],
+)
+def test_anvil_settles_consortium_panels_like_the_twin(dissent_to: str, fallback: str, slash_to: str) -> None:
+    """Unanimous 2-member panels drawn from six mediators, half of them bribable: split panels escalate to four
+    members, dissenters forfeit their fee (keeping the re-run cost when they re-ran), unused seats are refunded."""
+    mech = {
+        "order": ["lilypad_v2", "consortium"],
+        "lilypad_v2": {"slash_to": slash_to},
+        "consortium": {
+            "size": 2,
+            "threshold": 2,
+            "member_fee": 70,
+            "max_depth": 1,
+            "growth": 2,
+            "fallback": fallback,
+            "dissent_to": dissent_to,
+        },
+    }
+    cfg = diff_cfg(mech, n_mediators=6)
+    cfg["market"]["trust_profiles"] = [[], [0, 1, 2, 3], [2, 3, 4, 5]]  # mutual sets of 2 to 6: room to escalate
+    _, results = run_engine(cfg, 4)
+    sizes = np.concatenate([r.deals.extra["consortium.size"][r.deals.mediated] for r in results])
+    assert set(sizes.tolist()) >= {2, 4}  # first panels decided, and escalated ones
+    with AnvilChain(60 + 6 + 2) as chain:
+        rep = differential(cfg, 4, chain)
+    assert_equal(rep)
+    assert set(rep.states) == ALL_TERMINALS
+    forfeit = "MediationFee/Refunded" if dissent_to == "payer" else "MediationFee/Slashed"
+    assert rep.moves[forfeit] > 0 and rep.moves["MediationFee/PaidOut"] > 0
+
+
+def test_consortium_options_the_chain_cannot_express_are_refused() -> None:
+    base = {"order": ["lilypad_v2", "consortium"]}
+    for field, value in (("selection", "stake"), ("fee_payer", "loser"), ("anonymous", True)):
+        stack = MechanismStack.from_mapping({**base, "consortium": {field: value}}, "mechanism")
+        with pytest.raises(ConfigError, match=rf"mechanism\.consortium\.{field}=.* is invalid on chain"):
+            chain_params(stack, [6, 60])
+    with pytest.raises(ConfigError, match=r"market\.modules is invalid on chain"):
+        chain_params(MechanismStack.from_mapping(base, "mechanism"))
 
 
 @pytest.mark.slow

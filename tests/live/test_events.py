@@ -42,13 +42,18 @@ def test_chain_history_is_a_deal_table() -> None:
     names = [mod.name for mod in m.config.modules]
     with AnvilChain(m.config.n_agents + 2) as chain:
         dep, who = deploy_market(
-            chain, comp.stack, m.initial_balances(), m.config.n_agents, m.pool_base, m.mediator_accounts()
+            chain,
+            comp.stack,
+            m.facts.initial_balances(),
+            m.config.n_agents,
+            m.facts.pool_base,
+            m.facts.mediator_accounts(),
         )
         start = chain.block_number() + 1
         for r in results:
             replay(dep, who, comp.stack, r.deals)
         table = deal_table(
-            fetch(dep, start), who.book, dep.params, dep.mediators, names, m.module_compute_cost, m.pool_base
+            fetch(dep, start), who.book, dep.params, dep.mediators, names, m.module_compute_cost, m.facts.pool_base
         )
     assert table.schema.names == DEAL_SCHEMA.names
     twin = pa.concat_tables([twin_deal_table(r, names) for r in results])
