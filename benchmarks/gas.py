@@ -29,10 +29,14 @@ from live.chain.node import AnvilChain
 from live.chain.params import ChainParams, chain_params
 from mechanisms.base import MechanismStack
 
-PRESETS = ("lilypad_v2", "modicum", "none", "consortium")
+PRESETS = ("lilypad_v2", "modicum", "none", "consortium", "tax_jackpot")
 #: Stacks measured that are not presets: the consortium part's defaults (2-of-3, escalating to 6, uniform draw) on
-#: Lilypad v2 (the consortium preset draws by stake, which is not on chain).
-STACKS = {"consortium": {"order": ["lilypad_v2", "consortium"]}}
+#: Lilypad v2 (the consortium preset draws by stake, which is not on chain), and the truebit_jackpot preset's tax and
+#: jackpot without its forced errors (not on chain).
+STACKS = {
+    "consortium": {"order": ["lilypad_v2", "consortium"]},
+    "tax_jackpot": {"order": ["lilypad_v2", "tax_jackpot"], "tax_jackpot": {"tax_bps": 300, "fraction_bps": 2000}},
+}
 RERUN_COSTS = (6, 30, 60)  # configs/market/default.yaml's module compute costs
 TARGETS = {"ResultsAccepted": 320_000, "MediationAccepted": 500_000, "MediationRejected": 500_000}
 BATCH_TARGET = 100_000
@@ -128,6 +132,8 @@ def run_path(b: Bench, path: str, warm: bool) -> int:
                     total += sum(b.gas(d.vote(t, m, path == "MediationAccepted", True)) for m in panel)
                 else:
                     total += b.gas(d.mediate(t, med, path == "MediationAccepted"))
+                if d.params.jackpot and path == "MediationRejected":  # the round's payout to this claim
+                    total += b.gas(d.pay_jackpot(c))
     if not warm:  # each party pulls out what it holds in the contract
         for who in dict.fromkeys((c, n, med, *panel)):
             owed = int(d.deals.functions.balanceOf(who).call())

@@ -10,6 +10,7 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {DealProtocol} from "./DealProtocol.sol";
 import {IDeals} from "./IDeals.sol";
 import {IRandomness} from "./Randomness.sol";
+import {JackpotModule} from "./JackpotModule.sol";
 import {PanelModule} from "./PanelModule.sol";
 import {StakeModule} from "./StakeModule.sol";
 
@@ -19,7 +20,7 @@ import {StakeModule} from "./StakeModule.sol";
 /// out of the deal's own escrow, and a deal that settles must leave it at zero. Parties keep a free balance inside
 /// the contract (credited by settlements, topped up from their tokens when an escrow needs more) and pull it out
 /// with `withdraw`. Parameters are fixed at deployment from the twin's mechanism config (live/chain/params.py).
-contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelModule {
+contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelModule, JackpotModule {
     using SafeERC20 for IERC20;
 
     /// Deployment parameters: the resolved lilypad_v2 terms (collateral overrides applied by the deployer).
@@ -46,6 +47,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         uint8 stakeSlashTo; // STAKE_SLASH_BURN | STAKE_SLASH_PROTOCOL | STAKE_SLASH_CLIENT
         uint32 feeShareBps;
         PanelConfig panel; // the consortium mechanism (PanelModule); mediationFee is then every seat's fee
+        JackpotConfig jackpot; // the tax_jackpot mechanism (JackpotModule)
     }
 
     /// One storage slot per deal; the terms live in calldata and the DealCreated event, never in storage.
@@ -81,6 +83,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
     uint8 public constant ROLE_MEDIATOR = 3;
     uint8 public constant ROLE_BURN = 4;
     uint8 public constant ROLE_PROTOCOL = 5;
+    uint8 public constant ROLE_JACKPOT = 6;
     /// Burned value is credited here; nobody holds its key, so it can never be withdrawn.
     address public constant BURN = 0x000000000000000000000000000000000000dEaD;
 
@@ -139,7 +142,9 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
     error BadSignature(bytes32 id, address expected);
     error EscrowNotSettled(bytes32 id, uint256 left);
 
-    constructor(Config memory c) EIP712("Deals", "1") PanelModule(c.panel, c.mediators.length) {
+    constructor(Config memory c) EIP712("Deals", "1") PanelModule(c.panel, c.mediators.length)
+        JackpotModule(c.jackpot)
+    {
         if (address(c.token) == address(0)) revert InvalidConfig("token");
         if (address(c.beacon) == address(0)) revert InvalidConfig("beacon");
         if (c.protocol == address(0)) revert InvalidConfig("protocol");
@@ -238,6 +243,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         if (isClient) {
             _in(t, d, log, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, step, true);
             _in(t, d, log, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, step, true);
+            _in(t, d, log, t.client, _clientPaysTax ? _tax(a.jobCost) : 0, DealProtocol.Reason.Tax, step, true);
         } else {
             _in(t, d, log, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, step, true);
         }
@@ -386,6 +392,8 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
             _in(t, d, log, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, DealProtocol.Step.Agree, false);
             _in(t, d, log, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, DealProtocol.Step.Agree,
                 false);
+            _in(t, d, log, t.client, _clientPaysTax ? _tax(a.jobCost) : 0, DealProtocol.Reason.Tax,
+                DealProtocol.Step.Agree, false);
             _in(t, d, log, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, DealProtocol.Step.Agree,
                 false);
             _advance(d, DealProtocol.State.DealAgreed); // one StateChanged for the whole path (the tree fixes it)
@@ -438,6 +446,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         _releaseClient(t, d, log, a, paid);
         _releaseNode(t, d, log, a);
         if (_staking) _stakes(t, to == DealProtocol.State.MediationRejected, paid ? a.jobCost : 0, log);
+        if (_jackpot) _taxes(id, t, d, log, a.jobCost, paid);
         if (to == DealProtocol.State.TimeoutMediateResults) {
             _out(t, d, log, t.client, address(0), a.fee, DealProtocol.Reason.MediationFee,
                 DealProtocol.Direction.Refunded, DealProtocol.Step.Settle);
@@ -561,6 +570,45 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
             step);
     }
 
+    // ------------------------------------------------------------------ tax and jackpot (JackpotModule)
+
+    /// End the round: its claims share the pool as it stood when the round began; the next round begins.
+    function payJackpot() external nonReentrant {
+        if (!_jackpot) revert JackpotDisabled();
+        uint256 due = roundStartBlock + _roundBlocks;
+        if (block.number < due) revert DeadlineNotReached(bytes32(0), due);
+        uint256 n = claimDeals.length;
+        uint256 each = _each(roundStartPool, n);
+        for (uint256 k = 0; k < n && each != 0; ++k) {
+            balanceOf[JACKPOT] -= each;
+            balanceOf[claimants[k]] += each;
+            emit JackpotPaid(claimDeals[k], claimants[k], each);
+        }
+        delete claimDeals;
+        delete claimants;
+        roundStartPool = balanceOf[JACKPOT];
+        roundStartBlock = block.number;
+    }
+
+    /// The tax of a settled deal (mechanisms.tax_jackpot.settle), then the client's claim if mediation rejected.
+    function _taxes(bytes32 id, Terms calldata t, Deal memory d, uint256[] memory log, uint256 jobCost, bool paid)
+        internal
+    {
+        uint256 tax = _tax(jobCost);
+        DealProtocol.Step step = DealProtocol.Step.Settle;
+        if (_clientPaysTax && paid) {
+            _out(t, d, log, t.client, JACKPOT, tax, DealProtocol.Reason.Tax, DealProtocol.Direction.PaidOut, step);
+        } else if (_clientPaysTax && d.flags & CLIENT_AGREED != 0) {
+            _out(t, d, log, t.client, address(0), tax, DealProtocol.Reason.Tax, DealProtocol.Direction.Refunded, step);
+        } else if (paid && tax != 0) {
+            balanceOf[t.node] -= tax; // out of the payment this settlement just credited
+            balanceOf[JACKPOT] += tax;
+            _record(log, uint256(ROLE_NODE) << 152 | uint256(ROLE_JACKPOT) << 160
+                | _pack(tax, DealProtocol.Reason.Tax, DealProtocol.Direction.Spent, step));
+        }
+        if (d.state == DealProtocol.State.MediationRejected) _claim(id, t.client);
+    }
+
     // ------------------------------------------------------------------ internals
 
     /// The deal of `t` in state `expected`, called by `role` (or `alt`, when not zero).
@@ -664,6 +712,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         if (who == t.node) return ROLE_NODE;
         if (d.mediator != 0 && who == mediators[d.mediator - 1]) return ROLE_MEDIATOR;
         if (who == BURN) return ROLE_BURN;
+        if (who == JACKPOT) return ROLE_JACKPOT;
         return ROLE_PROTOCOL;
     }
 

@@ -149,6 +149,10 @@ class Deployment:
         """A consortium member's vote (and its declaration that it re-ran the job)."""
         return self.tx(member, "vote", tuple(t), accept, reran)
 
+    def pay_jackpot(self, sender: str) -> dict[str, Any]:
+        """End the jackpot round: its claims share the pool as it stood when the round began."""
+        return self.tx(sender, "payJackpot")
+
     def timeout(self, phase: str, t: Terms, sender: str) -> dict[str, Any]:
         """`phase` in agree | submit | judge | mediate."""
         fn = {
@@ -262,6 +266,7 @@ def deploy(
         p.stake_slash_code,
         p.fee_share_bps,
         p.panel,
+        p.jackpot_config,
     )
     txs = [
         {"from": deployer, "data": _creation(arts[token_artifact], "Twin Credit", "TWC", deployer, sum(amounts))},

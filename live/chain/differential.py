@@ -18,6 +18,7 @@ import numpy as np
 from live.chain.events import fetch, transfers
 from live.chain.node import Chain
 from live.chain.replay import deploy_market, replay
+from mechanisms.money import Pool
 from mechanisms.protocol import OFF_CHAIN_REASONS, DealState, Direction, Reason
 from mechanisms.transfers import Transfers
 from sim.engine import RoundResult
@@ -121,7 +122,7 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
 
     size = market.facts.pool_base + 4
     expected = market.facts.initial_balances()[:n_agents] + wealth_change(twin, size)[:n_agents]
-    pools = [market.facts.pool_base + 0, market.facts.pool_base + 1]  # burn and protocol credits
+    pools = [market.facts.pool_base + p for p in (Pool.Burn, Pool.Protocol, Pool.Jackpot)]  # credited on chain
     owners = [who.address[a] for a in [*range(n_agents), *pools]]
     free = np.array(dep.read_many("balanceOf", [(a,) for a in owners]), dtype=object)
     tokens = np.array(dep.read_many("balanceOf", [(a,) for a in owners], contract=dep.token), dtype=object)

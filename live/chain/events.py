@@ -21,7 +21,7 @@ from live.chain.binding import Deployment, Terms
 from live.chain.params import ChainParams
 from mechanisms.deals import DealBatch
 from mechanisms.money import BPS
-from mechanisms.protocol import PATH, DealState
+from mechanisms.protocol import PATH, DealState, Direction, Reason, Step
 from mechanisms.transfers import NOBODY, Transfers
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -32,8 +32,10 @@ SIGS = {
     "MediatorSelected": keccak(text="MediatorSelected(bytes32,address)"),
     "Staked": keccak(text="Staked(address,address,uint256,uint256)"),
     "PanelDrawn": keccak(text="PanelDrawn(bytes32,address[])"),
+    "JackpotPaid": keccak(text="JackpotPaid(bytes32,address,uint256)"),
 }
-FIRST_STAKER_ROLE = 6
+JACKPOT = "0x000000000000000000000000006a61636B706F74"  # JackpotModule.JACKPOT
+FIRST_STAKER_ROLE = 7
 FIRST_SEAT_ROLE = 192  # PanelModule.ROLE_FIRST_SEAT: seat s of the deal's consortium panel
 BURN = "0x000000000000000000000000000000000000dEaD"
 MASK128 = (1 << 128) - 1
@@ -75,7 +77,12 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
                 h.backers.setdefault(node, []).append(staker)
             continue
         deal = topics[1]
-        if kind == "StateChanged":
+        if kind == "JackpotPaid":  # a round's payout to one claim: the twin's Step.Round transfer
+            claimant, amount = to_checksum_address(topics[2][12:]), int.from_bytes(data[:32], "big")
+            h.moved.append(
+                (deal, JACKPOT, claimant, amount, int(Reason.Jackpot), int(Direction.Spent), int(Step.Round))
+            )
+        elif kind == "StateChanged":
             h.states.append((block, deal, int.from_bytes(data[:32], "big")))
             n = int.from_bytes(data[64:96], "big")
             for k in range(n):
@@ -96,7 +103,7 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
 def _unpack(h: History, protocol: str, deal: bytes, move: int) -> tuple[bytes, str, str, int, int, int, int]:
     """A packed move (Deals.StateChanged) with its roles resolved to addresses."""
     t = h.terms[deal]
-    roles = {0: ZERO, 1: t.client, 2: t.node, 3: h.mediator.get(deal, ZERO), 4: BURN, 5: protocol}
+    roles = {0: ZERO, 1: t.client, 2: t.node, 3: h.mediator.get(deal, ZERO), 4: BURN, 5: protocol, 6: JACKPOT}
     stakers, seats = h.backers.get(t.node, []), h.panel.get(deal, [])
     field = lambda shift: (move >> shift) & 0xFF  # noqa: E731
 

@@ -2,7 +2,8 @@
 
 The contracts enforce what must hold on chain: the lilypad_v2 escrows, deadlines and settlement, the
 collateral mechanism's per-offer multiplier, minimum deposit and collateral overrides, staking, and the consortium's
-k-of-n panels (uniform selection, the client paying the fees, public votes). Mechanisms that only shape
+k-of-n panels (uniform selection, the client paying the fees, public votes) and tax_jackpot (taxes, the pool,
+round payouts to the checking clients; no forced errors). Mechanisms that only shape
 the parties' own decisions from the public record (check_policy: the client's check probability; reputation: the
 solver's ranking) need nothing on chain. Any other mechanism changes settlement in a way the deployed contract
 does not implement yet, so a stack that enables one is refused rather than deployed with different rules.
@@ -18,13 +19,15 @@ from mechanisms.collateral import CollateralConfig
 from mechanisms.config import ConfigError
 from mechanisms.consortium import ConsortiumConfig
 from mechanisms.lilypad_v2 import SLASH_DESTINATIONS, LilypadV2Config
+from mechanisms.tax_jackpot import TaxJackpotConfig
 
 #: Mechanisms the contract enforces.
-ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium")
+ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium", "tax_jackpot")
 #: Mechanisms computed off chain from the contract's events (nothing to enforce).
 OFF_CHAIN = ("check_policy", "reputation")
 DEPLOYABLE = ON_CHAIN + OFF_CHAIN
 UINT32_MAX = 2**32 - 1
+UINT96_MAX = 2**96 - 1
 #: Where the contract can send slashed stakes (StakeModule.STAKE_SLASH_*); the twin's `jackpot` needs the jackpot.
 STAKE_SLASH_TO = ("burn", "protocol", "client")
 #: PanelModule.FALLBACK_* and DISSENT_*, in code order.
@@ -72,6 +75,29 @@ class ChainParams:
     slash_dissent: bool = False
     dissent_to: str = "burn"  # one of DISSENT_TO
     rerun_costs: tuple[int, ...] = ()  # re-run cost per module (the market's compute costs)
+    jackpot: bool = False  # the tax_jackpot mechanism is enabled (JackpotModule)
+    tax_bps: int = 0
+    tax_payer: str = "node"  # node | client
+    jackpot_mode: str = "fraction"  # fraction | fixed
+    fraction_bps: int = 0
+    jackpot_amount: int = 0
+    max_payout: int | None = None
+    round_blocks: int = 1  # blocks between two payouts at least (a deployment choice: the twin's round)
+
+    @property
+    def jackpot_config(self) -> tuple[object, ...]:
+        """The contract's JackpotConfig tuple."""
+        cap = UINT96_MAX if self.max_payout is None else self.max_payout
+        return (
+            self.jackpot,
+            self.tax_bps,
+            self.tax_payer == "client",
+            self.jackpot_mode == "fixed",
+            self.fraction_bps,
+            self.jackpot_amount,
+            cap,
+            self.round_blocks,
+        )
 
     @property
     def panel(self) -> tuple[object, ...]:
@@ -141,7 +167,7 @@ def chain_params(stack: MechanismStack, rerun_costs: Sequence[int] = ()) -> Chai
     if staking is not None and staking.config.slash_to not in STAKE_SLASH_TO:
         raise ConfigError(
             f"mechanism.staking.slash_to={staking.config.slash_to!r} is invalid on chain: allowed one of "
-            f"{list(STAKE_SLASH_TO)} (the jackpot is not on chain)"
+            f"{list(STAKE_SLASH_TO)} (stake slashes into the jackpot pool are not implemented)"
         )
     panel = _panel(stack, rerun_costs)
     return ChainParams(
@@ -163,7 +189,35 @@ def chain_params(stack: MechanismStack, rerun_costs: Sequence[int] = ()) -> Chai
         stake_slash_to=staking.config.slash_to if staking is not None else "burn",
         fee_share_bps=staking.config.fee_share_bps if staking is not None else 0,
         **panel,
+        **_jackpot(stack),
     )
+
+
+def _jackpot(stack: MechanismStack) -> dict[str, object]:
+    """The tax_jackpot's contract parameters, or a ConfigError naming the field the contract cannot express."""
+    mech = stack.get("tax_jackpot")
+    if mech is None:
+        return {}
+    c: TaxJackpotConfig = mech.config
+    if c.forced_error_rate != 0:
+        raise ConfigError(
+            f"mechanism.tax_jackpot.forced_error_rate={c.forced_error_rate!r} is invalid on chain: allowed 0 (forced "
+            "errors need the protocol's sealed commitment of which results it swapped, not implemented)"
+        )
+    if c.reward_mediators:
+        raise ConfigError(
+            "mechanism.tax_jackpot.reward_mediators=True is invalid on chain: allowed False (only the checking "
+            "client claims on chain)"
+        )
+    return {
+        "jackpot": True,
+        "tax_bps": c.tax_bps,
+        "tax_payer": c.tax_payer,
+        "jackpot_mode": c.mode,
+        "fraction_bps": c.fraction_bps,
+        "jackpot_amount": c.amount,
+        "max_payout": c.max_payout,
+    }
 
 
 def _panel(stack: MechanismStack, rerun_costs: Sequence[int]) -> dict[str, object]:

@@ -20,6 +20,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from live.chain.binding import Deployment, Terms, deploy
+from live.chain.events import JACKPOT
 from live.chain.node import Chain
 from live.chain.params import chain_params, check_market
 from mechanisms.base import MechanismStack
@@ -59,6 +60,7 @@ def actors(chain: Chain, n_agents: int, pool_base: int, burn: str) -> tuple[Acto
     address = {i: chain.accounts[1 + i] for i in range(n_agents)}
     address[pool_base + Pool.Burn] = burn
     address[pool_base + Pool.Protocol] = treasury
+    address[pool_base + Pool.Jackpot] = JACKPOT
     return Actors(address, {a: i for i, a in address.items()}, n_agents), deployer, treasury
 
 
@@ -161,6 +163,8 @@ def replay(dep: Deployment, who: Actors, stack: MechanismStack, deals: DealBatch
     step = chunk_size(dep.chain, stack, len(deals))
     for lo in range(0, len(deals), step):
         _replay_chunk(dep, who, deals, terms, np.arange(lo, min(lo + step, len(deals))), stack)
+    if dep.params.jackpot:  # the round ends: its claims share the pool as it stood when it began
+        dep.chain.send([dep.pay_jackpot(dep.deployer)])
 
 
 def panel_draws(deal: bytes, mask: int, order: np.ndarray) -> tuple[list[bytes], list[int]]:

@@ -25,10 +25,15 @@ def test_presets_resolve_to_contract_parameters() -> None:
     assert chain_params(stack("none")) == chain_params(stack("lilypad_v2"))
 
 
-@pytest.mark.parametrize("preset", ["dong_counter_collusion", "truebit_jackpot"])
+@pytest.mark.parametrize("preset", ["dong_counter_collusion"])
 def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> None:
     with pytest.raises(ConfigError, match=r"mechanism\.\w+\.enabled=True is invalid on chain"):
         chain_params(stack(preset))
+
+
+def test_truebit_preset_is_refused_for_its_forced_errors() -> None:
+    with pytest.raises(ConfigError, match=r"mechanism\.tax_jackpot\.forced_error_rate=0\.05 is invalid on chain"):
+        chain_params(stack("truebit_jackpot"))
 
 
 def test_consortium_resolves_and_refuses_selection_by_stake() -> None:

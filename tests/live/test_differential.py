@@ -133,6 +133,42 @@ def test_consortium_options_the_chain_cannot_express_are_refused() -> None:
         chain_params(MechanismStack.from_mapping(base, "mechanism"))
 
 
+@pytest.mark.parametrize(
+    ("tax_payer", "mode", "cap", "forfeit"),
+    [("node", "fraction", None, False), ("client", "fixed", None, True), ("client", "fraction", 9, False)],
+)
+def test_anvil_settles_taxes_and_jackpots_like_the_twin(tax_payer: str, mode: str, cap: int | None, forfeit: bool):
+    """Taxes on paid deals (by the node, or escrowed by the client and refunded when the node is not paid), and
+    each round's payout to the checking clients of rejected results from the pool as the round began."""
+    mech = {
+        "order": ["lilypad_v2", "tax_jackpot"],
+        "lilypad_v2": {"forfeit_payment": forfeit},
+        "tax_jackpot": {
+            "tax_bps": 777,
+            "tax_payer": tax_payer,
+            "mode": mode,
+            "fraction_bps": 3333,
+            "amount": 25,
+            "max_payout": cap,
+        },
+    }
+    with AnvilChain(60 + 4 + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=7), 5, chain)
+    assert_equal(rep)
+    assert set(rep.states) == ALL_TERMINALS
+    taxes = ("Tax/Spent",) if tax_payer == "node" else ("Tax/PaidIn", "Tax/PaidOut", "Tax/Refunded")
+    assert all(rep.moves.get(k, 0) > 0 for k in taxes)
+    assert rep.moves["Jackpot/Spent"] > 0
+
+
+def test_jackpot_options_the_chain_cannot_express_are_refused() -> None:
+    base = {"order": ["lilypad_v2", "tax_jackpot"]}
+    for field, value in (("forced_error_rate", 0.05), ("reward_mediators", True)):
+        stack = MechanismStack.from_mapping({**base, "tax_jackpot": {field: value}}, "mechanism")
+        with pytest.raises(ConfigError, match=rf"mechanism\.tax_jackpot\.{field}=.* is invalid on chain"):
+            chain_params(stack)
+
+
 @pytest.mark.slow
 def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
     mech = {
