@@ -254,6 +254,21 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
+#: On chain, but the live services do not take part yet: mediators call `mediate` (not a panel's `vote`) and
+#: nobody ends jackpot rounds (`payJackpot`).
+NOT_IN_LIVE_SERVICES = ("consortium", "tax_jackpot")
+
+
+def check_live(stack: MechanismStack) -> None:
+    """Refuse, naming the field, a stack the live services cannot run although the contracts can."""
+    for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
+        if on and mech.name in NOT_IN_LIVE_SERVICES:
+            raise ConfigError(
+                f"{path}.enabled=True is invalid for the live services: they do not run {mech.name!r} yet (the "
+                f"contracts do; deploy it with live.deploy); allowed: disable it with {path}.enabled=false"
+            )
+
+
 def check_market(n_mediators: int) -> None:
     """The contract's mediator registry holds at most 64 mediators (one bit each in a deal's trust mask)."""
     if not 1 <= n_mediators <= 64:

@@ -17,7 +17,7 @@ from typing import Any
 import docker
 
 from live.chain.node import AnvilChain
-from live.chain.params import chain_params, check_market
+from live.chain.params import chain_params, check_live, check_market
 from live.deploy import deploy_record
 from live.executor import Capabilities, Executor
 from live.services.chainio import BlockClock, ChainClient, read_record
@@ -69,6 +69,7 @@ class Network:
             state = state or self.record.get("state_file")
         if self.record:
             n = accounts_needed(c.n_clients, c.n_nodes, len(self.record["mediators"]))
+        check_live(self.stack)
         self.node = AnvilChain(n, state=state, port=port)
         if not self.record:
             stack = MechanismStack.from_mapping(self.cfg["mechanism"], "mechanism")

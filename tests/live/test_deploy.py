@@ -9,7 +9,7 @@ import pytest
 
 from experiments.analysis.configs import mechanism
 from live.chain.node import AnvilChain, open_chain
-from live.chain.params import chain_params
+from live.chain.params import chain_params, check_live
 from live.deploy import run
 from mechanisms.base import MechanismStack
 from mechanisms.config import ConfigError
@@ -29,6 +29,14 @@ def test_presets_resolve_to_contract_parameters() -> None:
 def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> None:
     with pytest.raises(ConfigError, match=r"mechanism\.\w+\.enabled=True is invalid on chain"):
         chain_params(stack(preset))
+
+
+def test_live_services_refuse_mechanisms_they_do_not_run() -> None:
+    check_live(stack("lilypad_v2"))
+    for order in (["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"]):
+        s = MechanismStack.from_mapping({"order": order}, "mechanism")
+        with pytest.raises(ConfigError, match=rf"mechanism\.{order[1]}\.enabled=True is invalid for the live"):
+            check_live(s)
 
 
 def test_truebit_preset_is_refused_for_its_forced_errors() -> None:
