@@ -30,6 +30,7 @@ from mechanisms.protocol import DealState
 
 S = DealState
 MAX_UINT = 2**256 - 1
+DRAWS_PER_TX = 150  # scripted beacon words per transaction (one storage write each)
 TIMEOUT_PHASE = {
     S.TimeoutAgree: "agree",
     S.TimeoutSubmitResults: "submit",
@@ -238,8 +239,11 @@ def _replay_chunk(
                 phases[3 + level] += votes
         elif d.state[i] in (S.MediationAccepted, S.MediationRejected):
             phases[3].append(dep.mediate(t, dep.mediators[int(d.mediator[i])], bool(d.verdict_accept[i])))
-    if draws_ids:
-        phases[2].insert(0, dep.set_draws(draws_ids, draws_words))
+    # the scripted words go first, in transactions small enough for the gas limit (a panel needs one per seat)
+    phases[2][:0] = [
+        dep.set_draws(draws_ids[lo : lo + DRAWS_PER_TX], draws_words[lo : lo + DRAWS_PER_TX])
+        for lo in range(0, len(draws_ids), DRAWS_PER_TX)
+    ]
     for txs in phases:
         if txs:
             chain.send(txs)

@@ -171,18 +171,24 @@ def test_jackpot_options_the_chain_cannot_express_are_refused() -> None:
 
 @pytest.mark.slow
 def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
+    """Every on-chain mechanism at once: collateral, consortium panels, staking, taxes and jackpots."""
     mech = {
-        "order": ["lilypad_v2", "collateral", "staking"],
+        "order": ["lilypad_v2", "collateral", "consortium", "staking", "tax_jackpot"],
         "lilypad_v2": {"slash_to": "counterparty"},
         "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7},
+        "consortium": {"size": 3, "threshold": 2, "member_fee": 70, "max_depth": 1, "growth": 2},
         "staking": {"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "burn", "fee_share_bps": 800},
+        "tax_jackpot": {"tax_bps": 250, "fraction_bps": 2000},
     }
     n, stakers = 500, 500  # every node backed (the population puts the cheaters in the second half)
+    cfg = diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6, n_stakers=stakers)
+    cfg["market"]["trust_profiles"] = [[], [0, 1, 2, 3], [2, 3, 4, 5]]  # room for panels to escalate
     with AnvilChain(2 * n + 6 + stakers + 2) as chain:
-        rep = differential(diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6, n_stakers=stakers), 28, chain)
+        rep = differential(cfg, 28, chain)
     record_property("deals", rep.deals)
     record_property("transfers", rep.transfers)
     assert_equal(rep)
     assert rep.deals >= 10_000
     assert set(rep.states) == ALL_TERMINALS
     assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0
+    assert rep.moves["MediationFee/Slashed"] > 0 and rep.moves["Tax/Spent"] > 0 and rep.moves["Jackpot/Spent"] > 0
