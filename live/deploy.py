@@ -52,7 +52,8 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     args = parse_args(argv)
     cfg = resolve(args)
     stack = MechanismStack.from_mapping(cfg["mechanism"], "mechanism")
-    params = chain_params(stack)  # refuses what the contracts cannot express, before any chain starts
+    rerun_costs = [int(m["compute_cost"]) for m in cfg["market"].get("modules", [])]  # a consortium's dissenters
+    params = chain_params(stack, rerun_costs)  # refuses what the contracts cannot express, before any chain starts
     n_mediators = int(cfg["market"]["n_mediators"])
     check_market(n_mediators)
     kwargs = {"state": args["state"]} if args["chain"] == "anvil" and args.get("state") else {}

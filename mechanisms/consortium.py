@@ -71,7 +71,6 @@ class Consortium(Mechanism):
                           sets=("mediation_fee", "consortium.per_member")),
         select_mediators=Columns(reads=("checked",), sets=("mediator", "consortium.order")),
         judge=Columns(reads=(*VOTE_COLUMNS, "mediated", "consortium.order", "consortium.per_member"),
-                      updates=("mediation_fee",),  # lowered to what the final panel cost
                       sets=("verdict_accept", "panel", "dissenters", "bribe_accepted", "consortium.votes",
                             "consortium.bribed", "consortium.size", "consortium.share")),
         settle_mediation=Columns(reads=("state", "mediation_fee", "verdict_accept", "mediator_collude", "result",
@@ -209,9 +208,8 @@ class Consortium(Mechanism):
             deals.extra["consortium.share"] = np.where(in_panel, bids, 0)
         else:
             deals.extra["consortium.share"] = np.where(in_panel, deals.extra["consortium.per_member"][:, None], 0)
-        # the client escrows exactly what the final panel costs
-        deals.mediation_fee = np.where(deals.mediated, deals.extra["consortium.share"].sum(axis=1),
-                                       deals.mediation_fee)
+        # the client escrowed the largest panel's fees at the check (nobody knows the final panel then, on chain
+        # neither); settle_mediation refunds the seats that never sat
 
     def settle_mediation(self, deals: DealBatch, out: TransferBuilder) -> None:
         c = self.config
@@ -234,10 +232,13 @@ class Consortium(Mechanism):
             self._forfeit(deals, out, dissent, share[:, s] - kept)
             out.add(Step.Mediate, reran, member, deals.compute_cost, Reason.ComputeCost, D.Spent,
                     deals.pool_base + Pool.Compute)
+        out.add(Step.Mediate, mediated, deals.client, deals.mediation_fee - share.sum(axis=1), Reason.MediationFee,
+                D.Refunded)
 
     def _node_share(self, deals: DealBatch, mediated: np.ndarray) -> np.ndarray:
-        """What the node pays (to the client, who holds the whole fee in escrow) under the fee_payer rule."""
-        fee = deals.mediation_fee
+        """What the node pays (to the client, who holds the whole fee in escrow) under the fee_payer rule: its share
+        of what the final panel cost."""
+        fee = deals.extra["consortium.share"].sum(axis=1)
         if self.config.fee_payer == "client":
             return np.zeros(len(deals), dtype=np.int64)
         if self.config.fee_payer == "split":

@@ -18,7 +18,7 @@ from typing import Any
 import docker
 
 from live.chain.node import DEV_BALANCE_ETH, AnvilChain
-from live.chain.params import chain_params, check_market
+from live.chain.params import chain_params, check_live, check_market
 from live.deploy import deploy_record
 from live.executor import Capabilities, Executor
 from live.services.chainio import BlockClock, ChainClient, read_record
@@ -76,6 +76,7 @@ class Network:
             state = state or self.record.get("state_file")
         if self.record:
             n = accounts_needed(c.n_clients, c.n_nodes, len(self.record["mediators"]))
+        check_live(self.stack)
         n_med = len(self.record["mediators"]) if self.record else c.n_mediators
         self.keys = keyring(str(self.cfg.get("keys", "dev")), n_med, c.n_clients, c.n_nodes)
         self.node = AnvilChain(n, state=state, port=port)

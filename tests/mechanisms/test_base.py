@@ -85,17 +85,3 @@ def test_a_stack_without_a_base_mechanism_is_refused(order: dict[str, Any]) -> N
         r"base mechanism such as lilypad_v2$",
     ):
         MechanismStack.from_mapping(order).validate(FACTS)
-
-
-def test_a_consortium_without_a_base_mechanism_is_refused() -> None:
-    """Consortium implements every exclusive hook, but its fee terms read the fee only a base mechanism sets."""
-    with pytest.raises(
-        ConfigError,
-        match=r"mechanism\.order=\['lilypad_v2', 'consortium'\] is invalid: consortium "
-        r"reads DealBatch\.mediation_fee in set_terms before consortium updates it in judge; allowed: "
-        r"consortium reading DealBatch\.mediation_fee in judge or later, or a mechanism writing it by "
-        r"set_terms",
-    ):
-        MechanismStack.from_mapping(
-            {"order": ["lilypad_v2", "consortium"], "lilypad_v2": {"enabled": False}, "consortium": {"size": 2}}
-        ).validate(FACTS)

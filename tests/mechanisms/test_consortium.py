@@ -7,7 +7,7 @@ import pytest
 
 from mechanisms.config import ConfigError
 from mechanisms.money import Pool
-from mechanisms.protocol import DealState, Reason
+from mechanisms.protocol import DealState, Direction, Reason, Step
 
 S = DealState
 CHEATERS = {"nodes": [{"strategy": "cheater", "rate": 1.0, "bribe": 50}],
@@ -59,8 +59,16 @@ def test_no_consensus_escalates_to_a_larger_panel(stack_run):
     assert set(np.unique(sizes)) == {2, 4}
     assert out.fake_accepted == 0
     # every escalated panel was paid: 4 shares of 90 instead of 2
-    fees = np.concatenate([r.deals.mediation_fee for r in out.results])
+    fees = np.concatenate([r.deals.extra["consortium.share"].sum(axis=1) for r in out.results])
     assert set(np.unique(fees[sizes == 4])) == {360} and set(np.unique(fees[sizes == 2])) == {180}
+    # the client escrowed the largest panel (4 seats) at the check and got the unused seats' fees back
+    escrowed = np.concatenate([r.deals.mediation_fee for r in out.results])
+    assert set(np.unique(escrowed)) == {360}
+    refund = [(t.reason == Reason.MediationFee) & (t.step == Step.Mediate) & (t.direction == Direction.Refunded)
+              for t in (r.transfers for r in out.results)]
+    refunds = sum(int(r.transfers.amount[m].sum()) for r, m in zip(out.results, refund, strict=True))
+    mediated = np.concatenate([r.deals.mediated for r in out.results])
+    assert refunds == int((360 - fees)[mediated].sum())
 
 
 def test_dissenting_members_forfeit_their_share_to_the_burn_pool(stack_run):
@@ -116,7 +124,7 @@ def test_every_selection_rule_seats_distinct_trusted_members(stack_run, selectio
         trusted = (r.deals.mutual_mediators[:, None] >> order) & 1
         assert trusted.all()
     if selection == "cheapest":  # mutual set {1,2,3}: always the three cheapest of it
-        assert out.results[0].deals.mediation_fee.max() == 70 + 80 + 90
+        assert out.results[0].deals.extra["consortium.share"].sum(axis=1).max() == 70 + 80 + 90
 
 
 def test_config_errors_name_the_field(stack_run):
