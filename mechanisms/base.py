@@ -180,7 +180,8 @@ class Mechanism:
         return getattr(cls, hook) is not getattr(Mechanism, hook)
 
     def requires(self) -> dict[str, str]:
-        """Mechanisms this config needs enabled in the same stack: {mechanism name: the field that needs it}."""
+        """Mechanisms this config needs enabled in the same stack: {mechanism name: the field that needs it, or ""
+        when the mechanism needs it whatever its config}."""
         return {}
 
     def excludes(self) -> dict[str, str]:
@@ -294,8 +295,12 @@ class MechanismStack:
                 m.validate(facts, where)
                 m.bound_money(bounds, where)
                 for name, field in m.requires().items():
-                    require(self.get(name) is not None, f"{where}.{field}", getattr(m.config, field),
-                            f"a value that needs no {name!r} mechanism, or {name!r} enabled in {self.order_path}")
+                    if not field:  # the mechanism itself needs `name`, whatever its config
+                        require(self.get(name) is not None, f"{where}.enabled", True,
+                                f"false, or {name!r} enabled in {self.order_path} too")
+                    else:
+                        require(self.get(name) is not None, f"{where}.{field}", getattr(m.config, field),
+                                f"a value that needs no {name!r} mechanism, or {name!r} enabled in {self.order_path}")
                 for name, field in m.excludes().items():
                     require(self.get(name) is None, f"{where}.{field}", getattr(m.config, field),
                             f"a value that works with {name!r}, or {name!r} not enabled in {self.order_path}")

@@ -114,6 +114,10 @@ class Consortium(Mechanism):
     def _seats(self, n_mediators: int) -> int:
         return min(self.max_seats, n_mediators)
 
+    def requires(self) -> dict[str, str]:
+        """Panels replace the base mechanism's single mediator but settle on its escrows and terms."""
+        return {"lilypad_v2": ""}
+
     def set_terms(self, deals: DealBatch) -> None:
         """The fee escrow covers the largest panel; a briber may have to pay every seat."""
         seats = self._seats(len(deals.mediator_accounts))

@@ -85,3 +85,15 @@ def test_a_stack_without_a_base_mechanism_is_refused(order: dict[str, Any]) -> N
         r"base mechanism such as lilypad_v2$",
     ):
         MechanismStack.from_mapping(order).validate(FACTS)
+
+
+def test_a_consortium_without_a_base_mechanism_is_refused() -> None:
+    """Consortium implements every exclusive hook, but its panels settle on the escrows only a base mechanism sets."""
+    with pytest.raises(
+        ConfigError,
+        match=r"mechanism\.consortium\.enabled=True is invalid: allowed false, or 'lilypad_v2' enabled in "
+        r"mechanism\.order too",
+    ):
+        MechanismStack.from_mapping(
+            {"order": ["lilypad_v2", "consortium"], "lilypad_v2": {"enabled": False}, "consortium": {"size": 2}}
+        ).validate(FACTS)
