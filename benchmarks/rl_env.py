@@ -7,7 +7,10 @@ decisions/s for both, the overhead `market sampling time / noop sampling time - 
 alone (no RLlib, fixed actions) and its share of the market env's sampling time. Times are the best of `--repeats`
 interleaved runs (the machine is shared).
 
-    .venv/bin/python benchmarks/rl_env.py [--sizes 8 32 128] [--steps 1000] [--repeats 3]
+    .venv/bin/python benchmarks/rl_env.py [--sizes 8 32 128] [--markets 1 16] [--steps 1000] [--repeats 3]
+
+Market rounds count as env steps (RLlib counts each sub-env's step), so with K markets per step the rates are per
+market round and decisions/s = rounds/s x agents per market.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from experiments.train import algorithm_config, parse_run
 from marl.env import MarketEnv
 from marl.rllib import RLlibMarketEnv
+from marl.vector import VecMarketEnv, market_env_runner
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -72,25 +76,39 @@ def train_cfg(size: int) -> dict[str, Any]:
     return cfg
 
 
-def best_times(size: int, steps: int, repeats: int) -> dict[str, float]:
-    """Fastest of `repeats` timings (seconds for `steps` env steps) of RLlib sampling the market env and the no-op
-    env, interleaved so that load from other processes hits both alike, and of the market env alone (no RLlib,
-    fixed actions)."""
+def best_times(size: int, steps: int, repeats: int, markets: int = 1) -> dict[str, float]:
+    """Fastest of `repeats` timings (seconds for `steps` market rounds) of RLlib sampling the market env and the
+    no-op env, interleaved so that load from other processes hits both alike, and of the market env alone (no RLlib,
+    fixed actions). With `markets` > 1 both are RLlib vector envs of that many sub-envs: the no-op env through RLlib's
+    stock vectorisation, the markets in one engine per step (`marl.vector`)."""
     from ray.rllib.env.multi_agent_env_runner import MultiAgentEnvRunner
 
-    run = parse_run(train_cfg(size))
+    cfg = train_cfg(size)
+    if markets > 1:
+        cfg["algo"]["env_runners"] = {"num_envs_per_env_runner": markets}
+    run = parse_run(cfg)
     config = algorithm_config(run)  # also sets torch to one thread, as training does
-    runners = {name: MultiAgentEnvRunner(config=config.copy(copy_frozen=False).environment(cls))
-               for name, cls in (("market", RLlibMarketEnv), ("noop", NoopEnv))}
-    env = MarketEnv(run.env)
-    env.reset(seed=0)
-    actions = {a: env.action_space(a).sample() for a in env.agents}
+    market_runner = market_env_runner() if markets > 1 else MultiAgentEnvRunner
+    runners = {"market": market_runner(config=config.copy(copy_frozen=False).environment(RLlibMarketEnv)),
+               "noop": MultiAgentEnvRunner(config=config.copy(copy_frozen=False).environment(NoopEnv))}
+    if markets > 1:
+        env: Any = VecMarketEnv(run.env, markets)
+        env.reset(seed=0)
+        actions = [{i: space.sample() for i, space in env.single_action_spaces.items()} for _ in range(markets)]
 
-    def alone() -> None:
-        for _ in range(steps):
-            if not env.agents:
-                env.reset()
-            env.step(actions)
+        def alone() -> None:
+            for _ in range(steps // markets):
+                env.step(actions)
+    else:
+        env = MarketEnv(run.env)
+        env.reset(seed=0)
+        actions = {a: env.action_space(a).sample() for a in env.agents}
+
+        def alone() -> None:
+            for _ in range(steps):
+                if not env.agents:
+                    env.reset()
+                env.step(actions)
 
     jobs = {name: (lambda r=r: r.sample(num_timesteps=steps, random_actions=False)) for name, r in runners.items()}
     jobs["alone"] = alone
@@ -109,26 +127,36 @@ def best_times(size: int, steps: int, repeats: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 128])
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[8, 32, 128], help="focal nodes (= nodes) per market")
+    parser.add_argument("--markets", type=int, nargs="+", default=[1], help="markets per env step (RLlib sub-envs)")
+    parser.add_argument("--steps", type=int, default=1000, help="market rounds per timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", help="also write the rows as JSON here (read by experiments.readme_tables)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    print(f"{'agents':>7}{'market env/s':>14}{'noop env/s':>12}{'market dec/s':>14}{'noop dec/s':>12}"
+    print(f"{load()} at start")
+    print(f"{'agents':>7}{'markets':>8}{'market env/s':>14}{'noop env/s':>12}{'market dec/s':>14}{'noop dec/s':>12}"
           f"{'overhead':>10}{'env alone/s':>13}{'env share':>11}")
     rows = []
     for size in args.sizes:
-        t = best_times(size, args.steps, args.repeats)
-        market, noop, alone = (args.steps / t[k] for k in ("market", "noop", "alone"))
-        print(f"{size:>7}{market:>14,.0f}{noop:>12,.0f}{market * size:>14,.0f}{noop * size:>12,.0f}"
-              f"{t['market'] / t['noop'] - 1:>10.1%}{alone:>13,.0f}{t['alone'] / t['market']:>11.1%}", flush=True)
-        rows.append({"agents": size, "market_steps_per_s": market, "noop_steps_per_s": noop,
-                     "market_decisions_per_s": market * size, "overhead": t["market"] / t["noop"] - 1,
-                     "alone_steps_per_s": alone, "env_share": t["alone"] / t["market"]})
+        for k in args.markets:
+            t = best_times(size, args.steps, args.repeats, k)
+            market, noop = args.steps / t["market"], args.steps / t["noop"]
+            alone = (args.steps // k * k) / t["alone"]
+            print(f"{size:>7}{k:>8}{market:>14,.0f}{noop:>12,.0f}{market * size:>14,.0f}{noop * size:>12,.0f}"
+                  f"{t['market'] / t['noop'] - 1:>10.1%}{alone:>13,.0f}{t['alone'] / t['market']:>11.1%}", flush=True)
+            rows.append({"agents": size, "markets": k, "market_steps_per_s": market, "noop_steps_per_s": noop,
+                         "market_decisions_per_s": market * size, "overhead": t["market"] / t["noop"] - 1,
+                         "alone_steps_per_s": alone, "env_share": t["alone"] / t["market"],
+                         "load": os.getloadavg()[0]})  # fmt: skip
+    print(f"{load()} at end")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def load() -> str:
+    return f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
 
 
 if __name__ == "__main__":

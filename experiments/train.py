@@ -51,6 +51,7 @@ from marl.rllib import (
     module_spaces,
     split_logits,
 )
+from marl.vector import VecMarketEnv, market_env_runner
 from mechanisms.config import ConfigError, from_mapping, require, require_int
 from twin.build import check_keys
 
@@ -139,7 +140,14 @@ def parse_run(cfg: Mapping[str, Any]) -> RunConfig:
         ("train", TrainSettings), ("algo", AlgoSettings), ("ray", RaySettings), ("evaluation", EvalSettings))),
         scan)
     check_initial_logits(run.algo, env)
+    if markets_per_runner(run.algo) != 1:
+        VecMarketEnv(env_cfg, markets_per_runner(run.algo))  # validates K markets settled together
     return run
+
+
+def markets_per_runner(algo: AlgoSettings) -> Any:
+    """Markets each env runner samples (`num_envs_per_env_runner`): more than one runs them in one engine."""
+    return algo.env_runners.get("num_envs_per_env_runner", 1)
 
 
 def check_initial_logits(algo: AlgoSettings, env: MarketEnv) -> None:
@@ -187,11 +195,16 @@ def algorithm_config(run: RunConfig) -> Any:
                          policies_to_train=sorted(specs))
             .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs),
                        model_config=DefaultModelConfig(**run.algo.model))
-            .env_runners(**run.algo.env_runners)
+            .env_runners(**run.algo.env_runners, **vector_runner(run.algo))
             .learners(**run.algo.learners)
             .training(gamma=env.discount, **run.algo.training)
             .callbacks(MarketMetrics)
             .debugging(seed=int(run.env.get("seed", 0))))
+
+
+def vector_runner(algo: AlgoSettings) -> dict[str, Any]:
+    """With several markets per env runner, the runner that settles them in one engine round (`marl.vector`)."""
+    return {"env_runner_cls": market_env_runner()} if markets_per_runner(algo) != 1 else {}
 
 
 def shift_initial_logits(algo: Any, offsets: Mapping[str, Any]) -> None:

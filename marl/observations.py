@@ -28,7 +28,7 @@ ROLE_FEATURES = {
 
 
 def _role_features(role: str, last: np.ndarray, cum: np.ndarray, pub: Mapping[str, np.ndarray], rounds: int,
-                   market_deals: int, money_scale: float) -> list[np.ndarray]:
+                   market_deals: int | np.ndarray, money_scale: float) -> list[np.ndarray]:
     """Columns of ROLE_FEATURES[role] for some accounts: `last`/`cum` are (len(COUNTERS), k) counts, `pub` the
     public record's counters of the same accounts."""
     if role == "node":
@@ -45,18 +45,22 @@ def _role_features(role: str, last: np.ndarray, cum: np.ndarray, pub: Mapping[st
             ratio(cum[C["rejected"]], cum[C["mediated"]]), ratio(cum[C["bribes_taken"]], cum[C["bribes_offered"]])]
 
 
-def observation_matrix(ep: Episode, cfg: EnvConfig, role: str, acc: np.ndarray, first_node: int) -> np.ndarray:
+def observation_matrix(ep: Episode, cfg: EnvConfig, role: str, acc: np.ndarray, first_node: int,
+                       market: np.ndarray | None = None, market_deals: np.ndarray | None = None) -> np.ndarray:
     """(len(acc), features) float32 observations of the accounts `acc` of `role` (layout COMMON_FEATURES +
-    ROLE_FEATURES[role]) from the episode's state; `first_node` = number of clients.
+    ROLE_FEATURES[role]) from the episode's state; `first_node` = number of clients. Markets settled together
+    (`marl.vector`) give each row its own market's public shares (`market`, (len(acc), 3)) and deal count.
 
     Cast to float32 first and clipped to the float32 bounds of `observation_box` after, so every observation is
     inside the space to the last bit, whatever the config's scales (the features are finite by construction)."""
     k = len(acc)
+    shares = np.broadcast_to(ep.market, (k, 3)) if market is None else market
+    deals = int(ep.last[C["deals"], :first_node].sum()) if market_deals is None else market_deals
     common = [np.full(k, ep.round / cfg.rounds), (ep.wealth[acc] - ep.wealth0[acc]) / cfg.money_scale,
-              ep.profit[acc] / cfg.money_scale, *(np.full(k, v) for v in ep.market)]
+              ep.profit[acc] / cfg.money_scale, *shares.T]
     pub = {name: counts[acc] for name, counts in ep.engine.record.counters.items()}
-    cols = common + _role_features(role, ep.last[:, acc], ep.cum[:, acc], pub, max(ep.round, 1),
-                                   int(ep.last[C["deals"], :first_node].sum()), cfg.money_scale)
+    cols = common + _role_features(role, ep.last[:, acc], ep.cum[:, acc], pub, max(ep.round, 1), deals,
+                                   cfg.money_scale)
     bound = _bound(cfg)
     with np.errstate(over="ignore"):  # beyond float32's range is beyond the bound: the clip takes it to the bound
         values = np.column_stack(cols).astype(np.float32)

@@ -99,8 +99,13 @@ class MarketMetrics(RLlibCallback):
     """At each episode's end, add the env's summed counters (focal and whole market) to the iteration's sums.
 
     Counts are summed, not averaged, so rates computed from them (`marl.counters.role_rates`) weight every deal equally,
-    however many episodes or env runners an iteration had.
+    however many episodes or env runners an iteration had. The sums are kept here and handed to RLlib's metrics once
+    per `sample()` call (its logger costs microseconds a value, and vectorised sampling ends many episodes a call).
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sums: dict[tuple[str, ...], float] = {}
 
     def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
         summary = None
@@ -108,12 +113,20 @@ class MarketMetrics(RLlibCallback):
             summary = info.get("episode") if isinstance(info, Mapping) else None
             if summary is not None:
                 break
-        if summary is None or metrics_logger is None:
+        if summary is None:
             return
-        metrics_logger.log_value((METRICS_KEY, "episodes"), 1, reduce="sum")
+        sums = self._sums
+        sums[(METRICS_KEY, "episodes")] = sums.get((METRICS_KEY, "episodes"), 0) + 1
         for scope in ("focal", "market"):
             for key, value in summary[scope]["counts"].items():
-                metrics_logger.log_value((METRICS_KEY, scope, key), value, reduce="sum")
+                sums[(METRICS_KEY, scope, key)] = sums.get((METRICS_KEY, scope, key), 0) + value
+
+    def on_sample_end(self, *, metrics_logger: Any = None, **kwargs: Any) -> None:
+        if metrics_logger is None:
+            return
+        for key, value in self._sums.items():
+            metrics_logger.log_value(key, value, reduce="sum")
+        self._sums = {}
 
 
 # ----------------------------------------------------------------------------------------------------- checkpoints

@@ -6,7 +6,9 @@ turned into per-deal decisions by the engine with the round's pre-drawn uniforms
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 
@@ -68,3 +70,15 @@ class Actions:
     nodes: NodeActions
     clients: ClientActions
     mediators: MediatorActions
+
+    @classmethod
+    def concat(cls, parts: Sequence[Actions]) -> Actions:
+        """Several markets' actions as one (the markets' agents side by side, role by role, as `sim.union` lays
+        them out)."""
+
+        def joined(group: str, kind: type) -> Any:
+            return kind(**{f.name: np.concatenate([getattr(getattr(p, group), f.name) for p in parts])
+                           for f in fields(kind)})  # fmt: skip
+
+        return cls(joined("nodes", NodeActions), joined("clients", ClientActions),
+                   joined("mediators", MediatorActions))  # fmt: skip

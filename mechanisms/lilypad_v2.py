@@ -93,13 +93,11 @@ def nth_set_bit(mask: np.ndarray, n: np.ndarray, width: int) -> np.ndarray:
     """Index of the n-th (0-based) set bit of each mask, scanning bits 0..width-1; -1 if there is none."""
     if len(mask) and width <= TABLE_WIDTH and mask.min() >= 0 and mask.max() < 1 << width and n.min() >= 0:
         return _set_bits(width)[mask, np.minimum(n, width)]
-    out = np.full(len(mask), -1, dtype=np.int64)
-    seen = np.zeros(len(mask), dtype=np.int64)
-    for b in range(width):
-        bit = (mask >> b) & 1 == 1
-        out = np.where(bit & (seen == n) & (out < 0), b, out)
-        seen += bit
-    return out
+    m = np.asarray(mask, dtype=np.int64) & ((1 << width) - 1)
+    for i in range(int(n.max(initial=0))):  # clear the n lowest set bits (n < width: a few passes, not one per bit)
+        m = np.where(n > i, m & (m - 1), m)
+    lowest = m & -m
+    return np.where((m != 0) & (n >= 0), np.bitwise_count((lowest - 1).astype(np.uint64)).astype(np.int64), -1)
 
 
 def pick_uniform(mask: np.ndarray, u: np.ndarray, width: int) -> np.ndarray:

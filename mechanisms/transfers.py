@@ -117,6 +117,7 @@ class TransferBuilder:
     def __init__(self, deal_id: np.ndarray, fixed: Sequence[np.ndarray] = ()) -> None:
         self._deal_id = deal_id
         self._fixed = tuple(fixed)
+        self._fixed_ids = {id(f) for f in self._fixed}
         self._parts: list[_Part] = []
 
     def add(
@@ -132,7 +133,7 @@ class TransferBuilder:
     ) -> None:
         """Record, for every deal where `mask` holds, `amount` moving from `payer` (to `payee`)."""
         n = len(self._deal_id)
-        mask = np.broadcast_to(np.asarray(mask, dtype=bool), (n,))
+        mask = _per_deal(np.asarray(mask, dtype=bool), n)
         amount_values = np.asarray(amount, dtype=np.int64)
         if amount_values.ndim == 0:
             if amount_values < 0 and mask.any():
@@ -141,7 +142,7 @@ class TransferBuilder:
                 return
             rows = np.flatnonzero(mask)
         else:
-            amount_values = np.broadcast_to(amount_values, (n,))
+            amount_values = _per_deal(amount_values, n)
             if ((amount_values < 0) & mask).any():
                 raise NegativeTransfer(f"negative {reason.name} transfer")
             rows = np.flatnonzero(mask & (amount_values > 0))
@@ -151,10 +152,12 @@ class TransferBuilder:
                                  self._value(amount, rows), int(reason), int(direction), hidden))
 
     def _value(self, value: np.ndarray | int, rows: np.ndarray) -> Value:
-        if any(value is f for f in self._fixed):
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if id(value) in self._fixed_ids:  # (the arrays live as long as the builder holds `_fixed`)
             return _Fixed(value)
         value = np.asarray(value, dtype=np.int64)
-        return int(value) if value.ndim == 0 else np.broadcast_to(value, (len(self._deal_id),))[rows]
+        return int(value) if value.ndim == 0 else _per_deal(value, len(self._deal_id))[rows]
 
     def build(self) -> Transfers:
         """The transfers in step order (stable: append order within a step), built column by column, each part's
@@ -177,3 +180,8 @@ class TransferBuilder:
                         setattr(p, name, None)
             cols[name] = col
         return Transfers(**cols)
+
+
+def _per_deal(values: np.ndarray, n: int) -> np.ndarray:
+    """`values` as one entry per deal (a single value repeated, without copying)."""
+    return values if values.shape == (n,) else np.broadcast_to(values, (n,))

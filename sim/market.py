@@ -196,7 +196,9 @@ class Market:
         return np.column_stack([self.module_needs[module], module, np.tile(self.trust_masks, n_mod)])
 
     @classmethod
-    def build(cls, config: MarketConfig, rng: np.random.Generator) -> Market:
+    def build(cls, config: MarketConfig, rng: np.random.Generator, typed: bool = True) -> Market:
+        """Draw the market's agents from `rng`. `typed=False` skips the solver's offer types (left empty), for
+        markets that `sim.union` joins and types once."""
         c = config
         machines = c.machines
         w = np.array([m.weight for m in machines], dtype=np.float64)
@@ -213,7 +215,8 @@ class Market:
         client_max_price = rng.integers(c.client_max_price[0], c.client_max_price[1], size=c.n_clients,
                                         endpoint=True)
         client_trust_code = rng.integers(0, len(trust_masks), size=c.n_clients)
-        node_types, node_type = unique_rows(np.column_stack([caps[machine_of], node_allow, node_trust]))
+        rows = np.column_stack([caps[machine_of], node_allow, node_trust])
+        node_types, node_type = unique_rows(rows) if typed else (rows[:0], np.zeros(0, dtype=np.int64))
         return cls(
             config=c,
             node_capacity=caps[machine_of],

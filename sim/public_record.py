@@ -35,6 +35,17 @@ def read_only(a: np.ndarray) -> np.ndarray:
     return view
 
 
+def bit_counts(masks: np.ndarray, width: int, chunk: int = 1 << 16) -> np.ndarray:
+    """How many of the int64 bit masks have each of bits 0..width-1 set (in chunks of `chunk` masks, 64 bytes a
+    mask at a time)."""
+    out = np.zeros(64, dtype=np.int64)
+    masks = np.asarray(masks, dtype="<i8")
+    for start in range(0, len(masks), chunk):
+        part = masks[start : start + chunk].view(np.uint8).reshape(-1, 8)
+        out += np.unpackbits(part, axis=1, bitorder="little").sum(axis=0, dtype=np.int64)
+    return out[:width]
+
+
 class PublicRecord:
     """Counters as int64 arrays over all accounts."""
 
@@ -68,6 +79,6 @@ class PublicRecord:
             ("client_checks", deals.checked, deals.client),
         ):
             np.add.at(c[name], who[mask], 1)
-        for i, account in enumerate(deals.mediator_accounts):
-            c["mediations"][account] += int(((deals.panel >> i) & 1).sum())
-            c["dissents"][account] += int(((deals.dissenters >> i) & 1).sum())
+        accounts = deals.mediator_accounts
+        c["mediations"][accounts] += bit_counts(deals.panel, len(accounts))
+        c["dissents"][accounts] += bit_counts(deals.dissenters, len(accounts))
