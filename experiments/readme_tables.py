@@ -288,9 +288,11 @@ def _bench(name: str, root: Path) -> list[dict[str, Any]]:
 def engine_caption(run: Mapping[str, Any]) -> str:
     """How the engine figures were taken (rates on CPU time: the machine is shared)."""
     kept = "kept" if run["freed_memory_kept"] else "returned"
-    text = (f"{run['rounds']} rounds per size, best of {run['repeats']} interleaved engine/kernel passes; rates on "
-            f"CPU time (wall in the last column); freed memory {kept} (sim.memory); {run['cpus']} CPUs, load average "
-            f"{run['load_start']:.1f} at start")
+    text = (
+        f"{run['rounds']} rounds per size, best of {run['repeats']} interleaved engine/kernel passes; rates on "
+        f"CPU time (wall in the last column); freed memory {kept} (sim.memory); {run['cpus']} CPUs, load average "
+        f"{run['load_start']:.1f} at start"
+    )
     if "load_end" in run:
         text += f", {run['load_end']:.1f} at end; process peak RSS {run['peak_rss_gib']:.2f} GiB"
     return text

@@ -96,8 +96,15 @@ def test_benchmark_tables_render_in_the_readme_format(tmp_path: Path) -> None:
         "agree": True,
     }
     big = {**row, "size": 100000, "reference_deals_per_s": None, "engine_over_reference": None}
-    run = {"rounds": 3, "repeats": 3, "cpus": 2, "load_start": 1.0, "freed_memory_kept": True, "load_end": 1.5,
-           "peak_rss_gib": 1.9}
+    run = {
+        "rounds": 3,
+        "repeats": 3,
+        "cpus": 2,
+        "load_start": 1.0,
+        "freed_memory_kept": True,
+        "load_end": 1.5,
+        "peak_rss_gib": 1.9,
+    }
     (tmp_path / "engine.json").write_text(json.dumps({"run": run, "rows": [row, big]}))
     (tmp_path / "rl_env.json").write_text(
         json.dumps(
