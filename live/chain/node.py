@@ -199,7 +199,7 @@ class AnvilChain(Chain):
         body = {
             "chainId": self.chain_id,
             "nonce": nonce,
-            "gas": TX_GAS,
+            "gas": int(tx.get("gas", TX_GAS)),  # a deployment names its own limit (binding.DEPLOY_GAS)
             "maxFeePerGas": MAX_FEE,
             "maxPriorityFeePerGas": 0,
             "value": int(tx.get("value", 0)),
