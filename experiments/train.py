@@ -262,7 +262,7 @@ def metric_row(iteration: int, result: Mapping[str, Any], seconds: float) -> dic
         "iteration": iteration,
         "seconds": seconds,
         "env_steps": int(result.get("num_env_steps_sampled_lifetime", 0)),
-        "episodes": int(market.get("episodes", 0)),
+        "episodes": _count(market.get("episodes", 0)),
     }
     for scope in SCOPES:
         rates = role_rates(market.get(scope, {}))
@@ -271,6 +271,11 @@ def metric_row(iteration: int, result: Mapping[str, Any], seconds: float) -> dic
     returns = runners.get("module_episode_returns_mean", {})
     row.update({f"module_return_{m}": float(v) for m, v in sorted(returns.items())})
     return row
+
+
+def _count(value: Any) -> int:
+    """An episode count from RLlib's metrics: NaN (nothing logged yet: no episode ended) counts as none."""
+    return 0 if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
 
 
 def progress_line(row: Mapping[str, Any], total: int) -> str:

@@ -28,6 +28,7 @@ from marl.env import MarketEnv
 from marl.episode import Episode, record_round
 from marl.heads import ROLE_GROUP, ROLES
 from marl.observations import observation_matrix
+from mechanisms.actions import Actions
 from mechanisms.config import require_int
 from mechanisms.protocol import DealState
 from sim.market import MAX_MEDIATORS
@@ -70,6 +71,7 @@ class VecMarketEnv(VectorMultiAgentEnv):
         self.single_observation_space = gymnasium.spaces.Dict(obs)
         self.single_action_space = gymnasium.spaces.Dict(act)
         self._template = parse(self.view._sections)
+        self._scripted: dict[int, Actions] = {}  # round -> the scripted actions of every market
         self._seeds = [np.random.SeedSequence(self.view.parsed.seed + k, spawn_key=self.stream)
                        for k in range(self.num_envs)]  # fmt: skip
         self.markets: MarketSet | None = None
@@ -145,7 +147,10 @@ class VecMarketEnv(VectorMultiAgentEnv):
 
     def _joint_actions(self, actions: Sequence[Mapping[int, Any]], round_index: int) -> Any:
         """Every market's scripted actions, overwritten by its focal agents' choices."""
-        joint = self.markets.actions(round_index)
+        if round_index not in self._scripted:  # every market's population is the template's: tile it once
+            one = self._template.population.actions(round_index)
+            self._scripted[round_index] = Actions.concat([one] * self.num_envs)
+        joint = Actions.concat([self._scripted[round_index]])  # a copy, for the focal agents' choices
         for role in ROLES:
             agents = [i for i, r in enumerate(self._role) if r == role]
             if not agents:
