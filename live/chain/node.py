@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ class ChainError(RuntimeError):
     """A transaction failed (status 0) or the node misbehaved; the message names the transaction."""
 
 
-class Chain:
+class Chain(ABC):
     """Common surface of the two chains."""
 
     name: str
@@ -44,12 +45,13 @@ class Chain:
     accounts: list[str]
     blocks_per_tx = 0  # blocks a transaction of `send` adds beyond the batch's one block
 
+    @abstractmethod
     def send(self, txs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send `txs` ({from, to, data}), mine them into one block, return their receipts (all must succeed)."""
-        raise NotImplementedError
+        ...
 
-    def mine(self, blocks: int = 1) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def mine(self, blocks: int = 1) -> None: ...
 
     def logs(self, address: str, from_block: int, to_block: int | str) -> list[tuple[list[bytes], bytes, int]]:
         """(topics, data, block) of every log `address` emitted in the block range, in order."""
@@ -63,17 +65,18 @@ class Chain:
         """The return data of each call (eth_call at the latest block)."""
         return [bytes(self.w3.eth.call({k: v for k, v in tx.items() if k in ("from", "to", "data")})) for tx in txs]
 
+    @abstractmethod
     def revert_data(self, tx: dict[str, Any]) -> bytes | None:
         """The revert data `tx` would produce in the next block (b"" for a bare revert), or None if it would succeed."""
-        raise NotImplementedError
+        ...
 
-    def snapshot(self) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def snapshot(self) -> Any: ...
 
-    def revert(self, snap: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def revert(self, snap: Any) -> None: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a chain with nothing to release keeps this no-op)
         """Release the chain (stop the node)."""
 
     def block_number(self) -> int:
