@@ -61,6 +61,8 @@ class Whistleblowing(Mechanism):
         settle=Columns(
             reads=(
                 "excused",
+                "state",
+                "forced_error",
                 "results_collateral",
                 "node_slash_to",
                 "whistleblowing.rewarded",
@@ -112,7 +114,8 @@ class Whistleblowing(Mechanism):
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
         """The whistleblower passes on what exceeds its reward to where the deposit would have gone."""
-        rewarded = deals.extra["whistleblowing.rewarded"] & (~deals.excused)
+        # only a deposit that was slashed can be passed on: not an excused node's, nor a forced error's
+        rewarded = deals.extra["whistleblowing.rewarded"] & deals.node_at_fault()
         passed_on = deals.results_collateral - mul_bps(deals.results_collateral, self.config.reward_bps)
         out.add(
             Step.Settle,
