@@ -60,16 +60,23 @@ class Population:
         for role in ROLES:
             counts = split_counts(self.sizes[role], [g.share for g in groups[role]])
             bounds = np.cumsum([0, *counts])
-            self.assignment[role] = [(g.strategy, np.arange(bounds[i], bounds[i + 1]))
-                                     for i, g in enumerate(groups[role])]
+            self.assignment[role] = [
+                (g.strategy, np.arange(bounds[i], bounds[i + 1])) for i, g in enumerate(groups[role])
+            ]
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], sizes: Mapping[str, int], path: str = "agents") -> Population:
         unknown = sorted(set(config) - set(ROLES))
         if unknown:
             raise ConfigError(f"{path}: unknown field(s) {unknown}; allowed: {list(ROLES)}")
-        groups = {role: parse_groups(config.get(role, [{"strategy": "honest" if role != "clients" else "checker"}]),
-                                     ROLE_OF_GROUP[role], f"{path}.{role}") for role in ROLES}
+        groups = {
+            role: parse_groups(
+                config.get(role, [{"strategy": "honest" if role != "clients" else "checker"}]),
+                ROLE_OF_GROUP[role],
+                f"{path}.{role}",
+            )
+            for role in ROLES
+        }
         return cls(groups, sizes)
 
     def labels(self, role: str) -> np.ndarray:
@@ -80,8 +87,11 @@ class Population:
         return out
 
     def actions(self, round_index: int) -> Actions:
-        acts = Actions(NodeActions.default(self.sizes["nodes"]), ClientActions.default(self.sizes["clients"]),
-                       MediatorActions.default(self.sizes["mediators"]))
+        acts = Actions(
+            NodeActions.default(self.sizes["nodes"]),
+            ClientActions.default(self.sizes["clients"]),
+            MediatorActions.default(self.sizes["mediators"]),
+        )
         for role, out in (("nodes", acts.nodes), ("clients", acts.clients), ("mediators", acts.mediators)):
             for strategy, rows in self.assignment[role]:
                 strategy.act(rows, out, round_index)

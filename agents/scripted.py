@@ -121,6 +121,14 @@ class BribableMediator(Strategy):
 
 
 STRATEGIES: dict[str, dict[str, type[Strategy]]] = {}
-for _cls in (HonestNode, CheatingNode, CopyingNode, WhitewashingNode, CheckingClient, NeverCheckingClient,
-             HonestMediator, BribableMediator):
+for _cls in (
+    HonestNode,
+    CheatingNode,
+    CopyingNode,
+    WhitewashingNode,
+    CheckingClient,
+    NeverCheckingClient,
+    HonestMediator,
+    BribableMediator,
+):
     STRATEGIES.setdefault(_cls.role, {})[_cls.name] = _cls

@@ -234,8 +234,13 @@ def main() -> None:
     side_by_side(warm_up)
     warm_deals, warm_seconds, _ = time_reference(warm_up, 1)
 
-    run = {"rounds": args.rounds, "repeats": args.repeats, "cpus": os.cpu_count(), "load_start": os.getloadavg()[0],
-           "freed_memory_kept": kept}
+    run = {
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "cpus": os.cpu_count(),
+        "load_start": os.getloadavg()[0],
+        "freed_memory_kept": kept,
+    }
     print(engine_caption(run))
     print("  ".join(ENGINE_HEADER))
     rows, ref_rate = [], warm_deals / warm_seconds.cpu  # the reference's rate so far, to skip sizes over budget

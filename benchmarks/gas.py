@@ -19,16 +19,26 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from eth_abi import decode
 from eth_utils import to_checksum_address
 
 from experiments import readme_tables
 from experiments.analysis.configs import mechanism
 from live.chain.binding import Deployment, Terms, deploy
+from live.chain.events import SIGS
 from live.chain.node import AnvilChain
 from live.chain.params import ChainParams, chain_params
 from mechanisms.base import MechanismStack
 
-PRESETS = ("lilypad_v2", "modicum", "none")
+PRESETS = ("lilypad_v2", "modicum", "none", "consortium", "tax_jackpot")
+#: Stacks measured that are not presets: the consortium part's defaults (2-of-3, escalating to 6, uniform draw) on
+#: Lilypad v2 (the consortium preset draws by stake, which is not on chain), and the truebit_jackpot preset's tax and
+#: jackpot without its forced errors (not on chain).
+STACKS = {
+    "consortium": {"order": ["lilypad_v2", "consortium"]},
+    "tax_jackpot": {"order": ["lilypad_v2", "tax_jackpot"], "tax_jackpot": {"tax_bps": 300, "fraction_bps": 2000}},
+}
+RERUN_COSTS = (6, 30, 60)  # configs/market/default.yaml's module compute costs
 TARGETS = {"ResultsAccepted": 320_000, "MediationAccepted": 500_000, "MediationRejected": 500_000}
 BATCH_TARGET = 100_000
 BATCH = 100
@@ -39,7 +49,8 @@ MAX_UINT = 2**256 - 1  # an unlimited allowance, which OpenZeppelin never decrem
 
 
 def params_of(preset: str) -> ChainParams:
-    return chain_params(MechanismStack.from_mapping(mechanism(preset), "mechanism"))
+    cfg = STACKS[preset] if preset in STACKS else mechanism(preset)
+    return chain_params(MechanismStack.from_mapping(cfg, "mechanism"), RERUN_COSTS)
 
 
 class Bench:
@@ -94,6 +105,7 @@ def run_path(b: Bench, path: str, warm: bool) -> int:
         "check": lambda: b.gas(d.check(t)),
     }
     med = d.mediators[0]
+    panel: list[str] = []
     if path == "TimeoutAgree":
         total += b.gas(d.agree(t, c))
         b.chain.mine(d.params.deadline_agree + 1)
@@ -113,15 +125,20 @@ def run_path(b: Bench, path: str, warm: bool) -> int:
             else:
                 total += steps["check"]()
                 med = d.mediators[_drawn(b, t)]
+                panel = _panel(b)[: d.params.panel_size]
                 if path == "TimeoutMediateResults":
                     b.chain.mine(d.params.deadline_mediate + 1)
                     total += b.gas(d.timeout("mediate", t, c))
+                elif panel:  # a unanimous first panel: one vote per member
+                    total += sum(b.gas(d.vote(t, m, path == "MediationAccepted", True)) for m in panel)
                 else:
                     total += b.gas(d.mediate(t, med, path == "MediationAccepted"))
+                if d.params.jackpot and path == "MediationRejected":  # the round's payout to this claim
+                    total += b.gas(d.pay_jackpot(c))
     if not warm:  # each party pulls out what it holds in the contract
-        for who in (c, n, med):
+        for who in dict.fromkeys((c, n, med, *panel)):
             owed = int(d.deals.functions.balanceOf(who).call())
-            if owed and (who != med or path.startswith("Mediation")):
+            if owed and (who not in (med, *panel) or path.startswith("Mediation")):
                 total += b.gas(d.withdraw(who, owed))
     return total
 
@@ -134,6 +151,15 @@ def _drawn(b: Bench, t: Terms) -> int:
             if addr in b.dep.mediators:
                 return b.dep.mediators.index(addr)
     raise RuntimeError("no MediatorSelected event")
+
+
+def _panel(b: Bench) -> list[str]:
+    """The consortium members seated by the check just mined (none without the consortium)."""
+    logs = b.chain.logs(b.dep.deals.address, b.chain.block_number(), b.chain.block_number())
+    for topics, data, _ in logs:
+        if topics[0] == SIGS["PanelDrawn"]:
+            return [to_checksum_address(a) for a in decode(["address[]"], data)[0]]
+    return []
 
 
 def sign(chain: AnvilChain, dep: Deployment, signer: str, deal: bytes) -> bytes:

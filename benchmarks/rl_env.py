@@ -67,8 +67,12 @@ class NoopEnv(MultiAgentEnv):
 
 
 def train_cfg(size: int) -> dict[str, Any]:
-    overrides = ["+experiment=node_cheat", f"market.n_nodes={size}", f"market.n_clients={size}",
-                 f"env.focal.node={size}"]
+    overrides = [
+        "+experiment=node_cheat",
+        f"market.n_nodes={size}",
+        f"market.n_clients={size}",
+        f"env.focal.node={size}",
+    ]
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
     cfg.pop("run_dir")
@@ -89,8 +93,10 @@ def best_times(size: int, steps: int, repeats: int, markets: int = 1) -> dict[st
     run = parse_run(cfg)
     config = algorithm_config(run)  # also sets torch to one thread, as training does
     market_runner = market_env_runner() if markets > 1 else MultiAgentEnvRunner
-    runners = {"market": market_runner(config=config.copy(copy_frozen=False).environment(RLlibMarketEnv)),
-               "noop": MultiAgentEnvRunner(config=config.copy(copy_frozen=False).environment(NoopEnv))}
+    runners = {
+        "market": market_runner(config=config.copy(copy_frozen=False).environment(RLlibMarketEnv)),
+        "noop": MultiAgentEnvRunner(config=config.copy(copy_frozen=False).environment(NoopEnv)),
+    }
     if markets > 1:
         env: Any = VecMarketEnv(run.env, markets)
         env.reset(seed=0)
@@ -136,16 +142,21 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     run = {"steps": args.steps, "repeats": args.repeats, "cpus": os.cpu_count(), "load_start": os.getloadavg()[0]}
     print(f"{load()} at start")
-    print(f"{'agents':>7}{'markets':>8}{'market env/s':>14}{'noop env/s':>12}{'market dec/s':>14}{'noop dec/s':>12}"
-          f"{'overhead':>10}{'env alone/s':>13}{'env share':>11}")
+    print(
+        f"{'agents':>7}{'markets':>8}{'market env/s':>14}{'noop env/s':>12}{'market dec/s':>14}{'noop dec/s':>12}"
+        f"{'overhead':>10}{'env alone/s':>13}{'env share':>11}"
+    )
     rows = []
     for size in args.sizes:
         for k in args.markets:
             t = best_times(size, args.steps, args.repeats, k)
             market, noop = args.steps / t["market"], args.steps / t["noop"]
             alone = (args.steps // k * k) / t["alone"]
-            print(f"{size:>7}{k:>8}{market:>14,.0f}{noop:>12,.0f}{market * size:>14,.0f}{noop * size:>12,.0f}"
-                  f"{t['market'] / t['noop'] - 1:>10.1%}{alone:>13,.0f}{t['alone'] / t['market']:>11.1%}", flush=True)
+            print(
+                f"{size:>7}{k:>8}{market:>14,.0f}{noop:>12,.0f}{market * size:>14,.0f}{noop * size:>12,.0f}"
+                f"{t['market'] / t['noop'] - 1:>10.1%}{alone:>13,.0f}{t['alone'] / t['market']:>11.1%}",
+                flush=True,
+            )
             rows.append({"agents": size, "markets": k, "market_steps_per_s": market, "noop_steps_per_s": noop,
                          "market_decisions_per_s": market * size, "overhead": t["market"] / t["noop"] - 1,
                          "alone_steps_per_s": alone, "env_share": t["alone"] / t["market"]})  # fmt: skip

@@ -36,8 +36,22 @@ from mechanisms.config import ConfigError, require, require_int
 from twin.build import check_keys
 
 #: evaluate.yaml extends train.yaml: the training-only sections are accepted and ignored (algo.mapping is read)
-EVAL_KEYS = (*ENV_KEYS, "name", "run_dir", "checkpoint", "episodes", "eval_seed", "explore", "out_dir", "algo",
-             "train", "evaluation", "scan", "ray", "resume")
+EVAL_KEYS = (
+    *ENV_KEYS,
+    "name",
+    "run_dir",
+    "checkpoint",
+    "episodes",
+    "eval_seed",
+    "explore",
+    "out_dir",
+    "algo",
+    "train",
+    "evaluation",
+    "scan",
+    "ray",
+    "resume",
+)
 SCOPES = ("focal", "market")
 
 
@@ -48,8 +62,9 @@ class Evaluation:
     summary: dict[str, Any]
 
 
-def evaluate(env_cfg: Mapping[str, Any], policy: Any | None, episodes: int, seed: int,
-             explore: bool = True) -> Evaluation:
+def evaluate(
+    env_cfg: Mapping[str, Any], policy: Any | None, episodes: int, seed: int, explore: bool = True
+) -> Evaluation:
     """Play `episodes` episodes; `policy` has `act(obs, rng) -> actions` (None: the focal agents' scripts play)."""
     env = MarketEnv(env_cfg)
     episode_rows, agent_rows, totals = [], [], {scope: {} for scope in SCOPES}
@@ -63,11 +78,17 @@ def evaluate(env_cfg: Mapping[str, Any], policy: Any | None, episodes: int, seed
             counts = env.counts(scope == "focal")
             for k, v in counts.items():
                 totals[scope][k] = totals[scope].get(k, 0) + v
-            episode_rows.append({"episode": i, "episode_seed": env.episode.seed, "scope": scope,
-                                 **role_rates(counts), **counts})
+            episode_rows.append(
+                {"episode": i, "episode_seed": env.episode.seed, "scope": scope, **role_rates(counts), **counts}
+            )
         agent_rows.append(agent_table(env, i, learned=policy is not None))
-    summary = {"episodes": episodes, "seed": seed, "explore": explore, "policy": "learned" if policy else "scripted",
-               **{scope: {"rates": role_rates(totals[scope]), "counts": totals[scope]} for scope in SCOPES}}
+    summary = {
+        "episodes": episodes,
+        "seed": seed,
+        "explore": explore,
+        "policy": "learned" if policy else "scripted",
+        **{scope: {"rates": role_rates(totals[scope]), "counts": totals[scope]} for scope in SCOPES},
+    }
     return Evaluation(pd.DataFrame(episode_rows), pd.concat(agent_rows, ignore_index=True), summary)
 
 
@@ -86,9 +107,17 @@ def agent_table(env: MarketEnv, episode: int, learned: bool) -> pd.DataFrame:
     focal = env.focal_mask()
     if learned:
         strategy[focal] = "learned"
-    cols: dict[str, Any] = {"episode": episode, "account": np.arange(len(ep.wealth)), "role": role, "row": row,
-                            "focal": focal, "strategy": strategy, "profit": ep.wealth - ep.wealth0,
-                            "reward": ep.reward, "penalty": ep.penalty}
+    cols: dict[str, Any] = {
+        "episode": episode,
+        "account": np.arange(len(ep.wealth)),
+        "role": role,
+        "row": row,
+        "focal": focal,
+        "strategy": strategy,
+        "profit": ep.wealth - ep.wealth0,
+        "reward": ep.reward,
+        "penalty": ep.penalty,
+    }
     cols.update({name: ep.cum[i] for i, name in enumerate(COUNTERS)})
     return pd.DataFrame(cols)
 
@@ -107,9 +136,11 @@ def _num(x: float | None, fmt: str = ".4f") -> str:
 
 def format_summary(s: Mapping[str, Any]) -> str:
     """The short table printed at the end of an evaluation (one column per scope)."""
-    lines = [f"{s['episodes']} episodes  seed {s['seed']}  policy {s['policy']}"
-             f"{'' if s['policy'] == 'scripted' else ' (sampled)' if s['explore'] else ' (greedy)'}",
-             f"  {'':<28}{'focal':>12}{'market':>12}"]
+    lines = [
+        f"{s['episodes']} episodes  seed {s['seed']}  policy {s['policy']}"
+        f"{'' if s['policy'] == 'scripted' else ' (sampled)' if s['explore'] else ' (greedy)'}",
+        f"  {'':<28}{'focal':>12}{'market':>12}",
+    ]
     rates = {scope: s[scope]["rates"] for scope in SCOPES}
     for key in rates["market"]:
         fmt = ",d" if key == "fake_accepted" else ".4f" if not key.startswith("return") else ",.2f"
@@ -132,8 +163,12 @@ def resolve(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], Path | None, str]:
     checkpoint = Path(cfg["checkpoint"]) if cfg.get("checkpoint") else None
     if cfg.get("run_dir"):
         run_dir = Path(cfg["run_dir"])
-        require((run_dir / "config.yaml").is_file(), "run_dir", str(run_dir), "a training run directory with a "
-                "config.yaml (written by experiments.train)")
+        require(
+            (run_dir / "config.yaml").is_file(),
+            "run_dir",
+            str(run_dir),
+            "a training run directory with a config.yaml (written by experiments.train)",
+        )
         run_cfg = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml"), resolve=True)
         env_cfg = {k: run_cfg[k] for k in ENV_KEYS if run_cfg.get(k) is not None}
         mapping = (run_cfg.get("algo") or {}).get("mapping", "role")

@@ -35,8 +35,10 @@ def main(cfg: DictConfig) -> None:
     link_latest(out_dir)
     print()
     print_ranked(table)
-    print(f"\n{time.perf_counter() - start:.0f} s; report: {out_dir / 'report.md'} "
-          f"(self-contained: {out_dir / 'report.html'}); notebooks read {out_dir.parent / 'latest'}")
+    print(
+        f"\n{time.perf_counter() - start:.0f} s; report: {out_dir / 'report.md'} "
+        f"(self-contained: {out_dir / 'report.html'}); notebooks read {out_dir.parent / 'latest'}"
+    )
 
 
 if __name__ == "__main__":

@@ -289,9 +289,11 @@ def _bench(name: str, root: Path) -> list[dict[str, Any]]:
 def engine_caption(run: Mapping[str, Any]) -> str:
     """How the engine figures were taken (rates on CPU time: the machine is shared)."""
     kept = "kept" if run["freed_memory_kept"] else "returned"
-    text = (f"{run['rounds']} rounds per size, best of {run['repeats']} interleaved engine/kernel passes; rates on "
-            f"CPU time (wall in the last column); freed memory {kept} (sim.memory); {run['cpus']} CPUs, load average "
-            f"{run['load_start']:.1f} at start")
+    text = (
+        f"{run['rounds']} rounds per size, best of {run['repeats']} interleaved engine/kernel passes; rates on "
+        f"CPU time (wall in the last column); freed memory {kept} (sim.memory); {run['cpus']} CPUs, load average "
+        f"{run['load_start']:.1f} at start"
+    )
     if "load_end" in run:
         text += f", {run['load_end']:.1f} at end; process peak RSS {run['peak_rss_gib']:.2f} GiB"
     return text
@@ -395,14 +397,17 @@ def live_markdown(r: Mapping[str, Any]) -> str:
             "<= 1.5x",
         ],
         [
-            f"throughput, {r['providers']} providers, {r['jobs']} jobs",
+            f"throughput, {r['providers']} providers x {r['slots']} slots, {r['jobs']} jobs",
             f"{r['settled'] / r['wall']:.1f} settled deals/s",
-            "",
-            "",
+            f"{r['ceiling']:.1f} jobs/s (executor alone, {r['providers'] * r['slots']} at once)",
+            f"{r['settled'] / r['wall'] / r['ceiling']:.2f} of the ceiling",
             ">= 20 deals/s",
         ],
     ]
-    note = f"anvil, block time {r['block_s']} s, {r['cpus']} CPUs, load average {r['load']:.1f} at the start."
+    note = (
+        f"anvil (latency: automine; throughput: a block every {r['block_s']} s), {r['cpus']} CPUs, load average "
+        f"{r['load']:.1f} at the start (the machine is shared)."
+    )
     return f"{markdown(LIVE_HEADER, rows)}\n\n{note}"
 
 

@@ -35,8 +35,17 @@ from experiments.analysis.assess import assess, make_scenario, parse_study
 from experiments.analysis.report import text_table
 from mechanisms.config import ConfigError
 
-SHOWN = ("secure", "max_gain", "max_gain_lo", "max_gain_hi", "worst", "cost_per_correct_result",
-         "client_cost_per_correct_result", "mediation_fees_per_job", "collateral_blocks_per_job")
+SHOWN = (
+    "secure",
+    "max_gain",
+    "max_gain_lo",
+    "max_gain_hi",
+    "worst",
+    "cost_per_correct_result",
+    "client_cost_per_correct_result",
+    "mediation_fees_per_job",
+    "collateral_blocks_per_job",
+)
 
 
 def evaluate(cfg: Mapping[str, Any], name: str = "trial") -> dict[str, Any]:
@@ -47,8 +56,11 @@ def evaluate(cfg: Mapping[str, Any], name: str = "trial") -> dict[str, Any]:
     except ConfigError as exc:
         return {"objective": float(cfg.get("invalid_objective", 1e6)), "secure": False, "error": str(exc)}
     cost = a.cost["cost_per_correct_result"]
-    objective = (float(cfg.get("invalid_objective", 1e6)) if cost is None else
-                 cost + float(cfg.get("penalty", 100.0)) * a.security["violation"])
+    objective = (
+        float(cfg.get("invalid_objective", 1e6))
+        if cost is None
+        else cost + float(cfg.get("penalty", 100.0)) * a.security["violation"]
+    )
     return {"objective": objective, **a.row()}
 
 
@@ -65,13 +77,21 @@ def main(cfg: DictConfig) -> float:
     result = evaluate(plain)
     out_dir.mkdir(parents=True, exist_ok=True)
     job = HydraConfig.get().job
-    record = {"job": int(job.num) if job.get("num") is not None else 0,
-              "overrides": list(HydraConfig.get().overrides.task), **result}
+    record = {
+        "job": int(job.num) if job.get("num") is not None else 0,
+        "overrides": list(HydraConfig.get().overrides.task),
+        **result,
+    }
     (out_dir / "trial.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     (out_dir / "mechanism.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(plain["mechanism"])))
-    status = "invalid: " + result["error"] if "error" in result else (
-        f"{'secure' if result['secure'] else 'INSECURE'}, worst gain {result['max_gain']:+.3f}, "
-        f"cost {result['cost_per_correct_result']:.3f}")
+    status = (
+        "invalid: " + result["error"]
+        if "error" in result
+        else (
+            f"{'secure' if result['secure'] else 'INSECURE'}, worst gain {result['max_gain']:+.3f}, "
+            f"cost {result['cost_per_correct_result']:.3f}"
+        )
+    )
     print(f"objective {result['objective']:.4f} ({status}) {' '.join(record['overrides'])}", flush=True)
     return float(result["objective"])
 
@@ -99,27 +119,38 @@ class WriteWinner(Callback):
             return
         secure = [t for t in trials if t.get("secure")]
         best = min(secure or trials, key=lambda t: (t["objective"], t["job"]))
-        plain = OmegaConf.to_container(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]),
-                                       resolve=True)
+        plain = OmegaConf.to_container(OmegaConf.masked_copy(config, [k for k in config if k != "hydra"]), resolve=True)
         mechanism = OmegaConf.to_container(OmegaConf.load(sweep_dir / str(best["job"]) / "mechanism.yaml"))
-        note = (f"trial {best['job']} of {len(trials)}, objective {best['objective']:.4f}"
-                f"{'' if best.get('secure') else ' (NO SECURE TRIAL: cheapest insecure)'}")
+        note = (
+            f"trial {best['job']} of {len(trials)}, objective {best['objective']:.4f}"
+            f"{'' if best.get('secure') else ' (NO SECURE TRIAL: cheapest insecure)'}"
+        )
         path = write_winner(sweep_dir, plain["winner"]["name"], mechanism, note)
         ref = plain["reference"]
-        ref_cfg = {**plain, "mechanism": configs.mechanism(ref["mechanism"]),
-                   "agents": {**plain["agents"], "clients": [{"strategy": "checker", "q": ref["check_rate"]}]}}
+        ref_cfg = {
+            **plain,
+            "mechanism": configs.mechanism(ref["mechanism"]),
+            "agents": {**plain["agents"], "clients": [{"strategy": "checker", "q": ref["check_rate"]}]},
+        }
         reference = evaluate(ref_cfg, f"{ref['mechanism']} (q={ref['check_rate']})")
-        summary = {"winner": {"name": plain["winner"]["name"], "file": str(path), **best},
-                   "reference": {"name": reference.get("mechanism"), **reference},
-                   "trials": len(trials), "secure_trials": len(secure)}
+        summary = {
+            "winner": {"name": plain["winner"]["name"], "file": str(path), **best},
+            "reference": {"name": reference.get("mechanism"), **reference},
+            "trials": len(trials),
+            "secure_trials": len(secure),
+        }
         (sweep_dir / "search_summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        rows = [{**best, "mechanism": f"{plain['winner']['name']} (trial {best['job']})"},
-                {**reference, "mechanism": summary["reference"]["name"]}]
+        rows = [
+            {**best, "mechanism": f"{plain['winner']['name']} (trial {best['job']})"},
+            {**reference, "mechanism": summary["reference"]["name"]},
+        ]
         print(f"\nsearch: {len(secure)} of {len(trials)} trials secure; winner vs reference")
         print(text_table(pd.DataFrame(rows).reindex(columns=["mechanism", *SHOWN])))
         print(f"winner parameters: {' '.join(o for o in best['overrides'] if o.startswith('mechanism.'))}")
-        print(f"written {path}\nload it: python -m experiments.simulate hydra.searchpath=[file://{sweep_dir.resolve()}]"
-              f" mechanism={plain['winner']['name']}")
+        print(
+            f"written {path}\nload it: python -m experiments.simulate hydra.searchpath=[file://{sweep_dir.resolve()}]"
+            f" mechanism={plain['winner']['name']}"
+        )
 
 
 if __name__ == "__main__":

@@ -89,8 +89,12 @@ class AlgoSettings:
     def validate(self, path: str) -> None:
         require(self.mapping in MAPPINGS, f"{path}.mapping", self.mapping, f"one of {sorted(MAPPINGS)}")
         require_int(self.torch_threads, f"{path}.torch_threads", 1, 1024)
-        require("gamma" not in self.training, f"{path}.training.gamma", self.training.get("gamma"),
-                "no value here: the discount is env.discount")
+        require(
+            "gamma" not in self.training,
+            f"{path}.training.gamma",
+            self.training.get("gamma"),
+            "no value here: the discount is env.discount",
+        )
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,19 @@ def parse_run(cfg: Mapping[str, Any]) -> RunConfig:
     scan = from_mapping(ScanSettings, cfg["scan"], "scan") if cfg.get("scan") else None
     if scan is not None:
         require(bool(scan.key) and len(scan.values) > 0, "scan", cfg["scan"], "a key and a list of values")
-    run = RunConfig(env_cfg, *(from_mapping(cls, cfg.get(name), name) for name, cls in (
-        ("train", TrainSettings), ("algo", AlgoSettings), ("ray", RaySettings), ("evaluation", EvalSettings))),
-        scan)
+    run = RunConfig(
+        env_cfg,
+        *(
+            from_mapping(cls, cfg.get(name), name)
+            for name, cls in (
+                ("train", TrainSettings),
+                ("algo", AlgoSettings),
+                ("ray", RaySettings),
+                ("evaluation", EvalSettings),
+            )
+        ),
+        scan,
+    )
     check_initial_logits(run.algo, env)
     if markets_per_runner(run.algo) != 1:
         VecMarketEnv(env_cfg, markets_per_runner(run.algo))  # validates K markets settled together
@@ -155,10 +169,15 @@ def check_initial_logits(algo: AlgoSettings, env: MarketEnv) -> None:
     spaces = module_spaces(env, algo.mapping)
     for module_id, offsets in algo.initial_logits.items():
         width = sum(split_logits(spaces[module_id][1])) if module_id in spaces else 0
-        require(module_id in spaces and isinstance(offsets, (list, tuple)) and len(offsets) == width
-                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in offsets),
-                f"algo.initial_logits.{module_id}", offsets,
-                f"a list of {width} numbers (one per logit)" if width else f"a module of {sorted(spaces)}")
+        require(
+            module_id in spaces
+            and isinstance(offsets, (list, tuple))
+            and len(offsets) == width
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in offsets),
+            f"algo.initial_logits.{module_id}",
+            offsets,
+            f"a list of {width} numbers (one per logit)" if width else f"a module of {sorted(spaces)}",
+        )
 
 
 # ------------------------------------------------------------------------------------------------------- RLlib
@@ -171,8 +190,12 @@ def ensure_ray(settings: RaySettings) -> None:
     if settings.address:
         ray.init(address=settings.address)
     else:
-        ray.init(num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+        ray.init(
+            num_cpus=settings.num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+        )
 
 
 def algorithm_config(run: RunConfig) -> Any:
@@ -190,16 +213,22 @@ def algorithm_config(run: RunConfig) -> Any:
     spaces = module_spaces(env, run.algo.mapping)
     specs = {m: RLModuleSpec(observation_space=obs, action_space=act) for m, (obs, act) in spaces.items()}
     config = get_trainable_cls(run.algo.name).get_default_config()
-    return (config.environment(ENV_NAME, env_config=run.env)
-            .multi_agent(policies=sorted(specs), policy_mapping_fn=AgentToModule(run.algo.mapping, env.possible_agents),
-                         policies_to_train=sorted(specs))
-            .rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs),
-                       model_config=DefaultModelConfig(**run.algo.model))
-            .env_runners(**run.algo.env_runners, **vector_runner(run.algo))
-            .learners(**run.algo.learners)
-            .training(gamma=env.discount, **run.algo.training)
-            .callbacks(MarketMetrics)
-            .debugging(seed=int(run.env.get("seed", 0))))
+    return (
+        config.environment(ENV_NAME, env_config=run.env)
+        .multi_agent(
+            policies=sorted(specs),
+            policy_mapping_fn=AgentToModule(run.algo.mapping, env.possible_agents),
+            policies_to_train=sorted(specs),
+        )
+        .rl_module(
+            rl_module_spec=MultiRLModuleSpec(rl_module_specs=specs), model_config=DefaultModelConfig(**run.algo.model)
+        )
+        .env_runners(**run.algo.env_runners, **vector_runner(run.algo))
+        .learners(**run.algo.learners)
+        .training(gamma=env.discount, **run.algo.training)
+        .callbacks(MarketMetrics)
+        .debugging(seed=int(run.env.get("seed", 0)))
+    )
 
 
 def vector_runner(algo: AlgoSettings) -> dict[str, Any]:
@@ -229,9 +258,12 @@ def metric_row(iteration: int, result: Mapping[str, Any], seconds: float) -> dic
     iteration saw nothing to count (e.g. no bribe was offered)."""
     runners = result.get("env_runners", {})
     market = runners.get(METRICS_KEY, {})
-    row: dict[str, Any] = {"iteration": iteration, "seconds": seconds,
-                           "env_steps": int(result.get("num_env_steps_sampled_lifetime", 0)),
-                           "episodes": _count(market.get("episodes", 0))}
+    row: dict[str, Any] = {
+        "iteration": iteration,
+        "seconds": seconds,
+        "env_steps": int(result.get("num_env_steps_sampled_lifetime", 0)),
+        "episodes": _count(market.get("episodes", 0)),
+    }
     for scope in SCOPES:
         rates = role_rates(market.get(scope, {}))
         prefix = "" if scope == "focal" else "market_"
@@ -252,9 +284,11 @@ def progress_line(row: Mapping[str, Any], total: int) -> str:
         return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
     rets = " ".join(f"{r} {f(f'return_{r}', '.2f')}" for r in ROLES if not math.isnan(row.get(f"return_{r}", math.nan)))
-    return (f"iter {row['iteration']:>5}/{total}  {row['seconds']:6.1f}s  steps {row['env_steps']:>9,}  return {rets}"
-            f"  | cheat {f('cheat_rate')}  collude {f('collusion_rate')}  fake/deal {f('fake_accepted_per_deal')}"
-            f"  check {f('check_rate')}  bribe-take {f('bribe_acceptance')}")
+    return (
+        f"iter {row['iteration']:>5}/{total}  {row['seconds']:6.1f}s  steps {row['env_steps']:>9,}  return {rets}"
+        f"  | cheat {f('cheat_rate')}  collude {f('collusion_rate')}  fake/deal {f('fake_accepted_per_deal')}"
+        f"  check {f('check_rate')}  bribe-take {f('bribe_acceptance')}"
+    )
 
 
 class MetricsSink:
@@ -299,16 +333,23 @@ class TrainResult:
     algo: Any = None  # the live algorithm when `keep_algo`; the caller stops it
 
 
-def train(cfg: Mapping[str, Any], run_dir: str | os.PathLike[str], *, resume: bool = False, keep_algo: bool = False,
-          log: Callable[[str], None] = print) -> TrainResult:
+def train(
+    cfg: Mapping[str, Any],
+    run_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    keep_algo: bool = False,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
     """Train one config into `run_dir` (the Hydra-free core, for tests and scans). Uses the current Ray session or
     starts one per `ray.*`."""
     run = parse_run(cfg)
     run_dir = Path(run_dir)
     start_ckpt = latest_checkpoint(run_dir)
     if start_ckpt is not None and not resume:
-        raise ConfigError(f"run_dir={str(run_dir)!r} already holds checkpoints: use resume=true to continue it, or "
-                          "another run_dir")
+        raise ConfigError(
+            f"run_dir={str(run_dir)!r} already holds checkpoints: use resume=true to continue it, or another run_dir"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(dict(cfg))))
     ensure_ray(run.ray)
@@ -348,8 +389,9 @@ def with_value(cfg: Mapping[str, Any], key: str, value: Any) -> dict[str, Any]:
     return OmegaConf.to_container(conf, resolve=True)
 
 
-def run_scan(cfg: Mapping[str, Any], run_dir: str | os.PathLike[str], *, resume: bool = False,
-             log: Callable[[str], None] = print) -> pd.DataFrame:
+def run_scan(
+    cfg: Mapping[str, Any], run_dir: str | os.PathLike[str], *, resume: bool = False, log: Callable[[str], None] = print
+) -> pd.DataFrame:
     """Train and evaluate one run per scan value; write scan.parquet and scan.png into `run_dir`."""
     run = parse_run(cfg)
     run_dir = Path(run_dir)
@@ -368,8 +410,16 @@ def run_scan(cfg: Mapping[str, Any], run_dir: str | os.PathLike[str], *, resume:
         finally:
             result.algo.stop()
         focal, market = (_nan(ev.summary[scope]["rates"]) for scope in SCOPES)
-        rows.append({"key": run.scan.key, "value": value, **focal, **{f"market_{k}": v for k, v in market.items()},
-                     "train_iterations": run.train.iterations, "eval_episodes": run.evaluation.episodes})
+        rows.append(
+            {
+                "key": run.scan.key,
+                "value": value,
+                **focal,
+                **{f"market_{k}": v for k, v in market.items()},
+                "train_iterations": run.train.iterations,
+                "eval_episodes": run.evaluation.episodes,
+            }
+        )
         log("    evaluated: " + "  ".join(f"{k} {focal[k]:.3f}" for k in HEADLINE if not math.isnan(focal[k])))
     table = pd.DataFrame(rows)
     table.to_parquet(run_dir / "scan.parquet", index=False)
@@ -389,8 +439,11 @@ def plot_scan(table: pd.DataFrame, path: Path, theory: float | None = None) -> N
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for col, label in (("cheat_rate", "cheat rate (learned nodes)"), ("check_rate", "check rate (learned clients)"),
-                       ("bribe_acceptance", "bribe acceptance (learned mediators)")):
+    for col, label in (
+        ("cheat_rate", "cheat rate (learned nodes)"),
+        ("check_rate", "check rate (learned clients)"),
+        ("bribe_acceptance", "bribe acceptance (learned mediators)"),
+    ):
         if col in table and table[col].notna().any():
             ax.plot(table["value"], table[col], "o-", label=label)
     if theory is not None:

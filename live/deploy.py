@@ -52,7 +52,8 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
     args = parse_args(argv)
     cfg = resolve(args)
     stack = MechanismStack.from_mapping(cfg["mechanism"], "mechanism")
-    params = chain_params(stack)  # refuses what the contracts cannot express, before any chain starts
+    rerun_costs = [int(m["compute_cost"]) for m in cfg["market"].get("modules", [])]  # a consortium's dissenters
+    params = chain_params(stack, rerun_costs)  # refuses what the contracts cannot express, before any chain starts
     n_mediators = int(cfg["market"]["n_mediators"])
     check_market(n_mediators)
     kwargs = {"state": args["state"]} if args["chain"] == "anvil" and args.get("state") else {}
@@ -64,11 +65,17 @@ def run(argv: Sequence[str]) -> dict[str, Any]:
 
 
 def deploy_record(
-    chain: Chain, cfg: dict[str, Any], params: ChainParams, n_mediators: int, state: str | None = None
+    chain: Chain,
+    cfg: dict[str, Any],
+    params: ChainParams,
+    n_mediators: int,
+    state: str | None = None,
+    accounts: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Deploy on an open chain (account 0 deploys, account 1 is the treasury, the next `n_mediators` mediate, every
-    other account gets tokens) and return the deployment record the services read."""
-    acc = chain.accounts
+    other account gets tokens) and return the deployment record the services read. `accounts`: the network's own
+    accounts in that order (default: the chain's dev accounts)."""
+    acc = list(chain.accounts if accounts is None else accounts)
     holders = [a for i, a in enumerate(acc) if i != 1]
     dep = deploy(
         chain,
@@ -91,6 +98,7 @@ def deploy_record(
         "deployer": dep.deployer,
         "protocol_treasury": dep.protocol,
         "mediators": dep.mediators,
+        "accounts": acc,  # layout order: deployer, treasury, mediators, then the others (clients, nodes)
         "params": params.as_dict(),
         "mechanism": cfg["mechanism"],
     }

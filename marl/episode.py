@@ -46,9 +46,22 @@ class Episode:
         def counts() -> np.ndarray:
             return np.zeros((len(COUNTERS), n), dtype=np.int64)
 
-        return cls(seed=seed, engine=engine, population=population, round=0, wealth0=wealth.copy(), wealth=wealth,
-                   last=counts(), cum=counts(), profit=ints(), reward_last=np.zeros(n), reward=np.zeros(n),
-                   penalty_last=ints(), penalty=ints(), market=np.zeros(3))
+        return cls(
+            seed=seed,
+            engine=engine,
+            population=population,
+            round=0,
+            wealth0=wealth.copy(),
+            wealth=wealth,
+            last=counts(),
+            cum=counts(),
+            profit=ints(),
+            reward_last=np.zeros(n),
+            reward=np.zeros(n),
+            penalty_last=ints(),
+            penalty=ints(),
+            market=np.zeros(3),
+        )
 
 
 ACCEPTED = (DealState.ResultsAccepted, DealState.TimeoutJudgeResults, DealState.MediationAccepted)
@@ -78,6 +91,11 @@ def record_round(ep: Episode, result: RoundResult, cfg: EnvConfig, first_mediato
     d = result.deals
     ep.reward_last = cfg.reward_scale * (ep.profit - ep.penalty_last + client_utility(d, n, cfg))
     ep.reward += ep.reward_last
-    ep.market = np.array([ratio(len(d), result.posted_jobs), ratio(d.checked.sum(), d.judged.sum()),
-                          ratio((d.state == DealState.MediationRejected).sum(), d.mediated.sum())])
+    ep.market = np.array(
+        [
+            ratio(len(d), result.posted_jobs),
+            ratio(d.checked.sum(), d.judged.sum()),
+            ratio((d.state == DealState.MediationRejected).sum(), d.mediated.sum()),
+        ]
+    )
     ep.round += 1

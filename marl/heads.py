@@ -81,8 +81,12 @@ def role_heads(role: str, cfg: EnvConfig) -> list[Head]:
     heads = []
     for i, name in enumerate(getattr(cfg.actions, role)):
         field_name, values = HEADS[role][name]
-        require(field_name in fields, f"env.actions.{role}[{i}]", name,
-                f"a head whose field the engine supports (mechanisms.actions has no `{field_name}` yet)")
+        require(
+            field_name in fields,
+            f"env.actions.{role}[{i}]",
+            name,
+            f"a head whose field the engine supports (mechanisms.actions has no `{field_name}` yet)",
+        )
         heads.append(Head(name, field_name, values(cfg)))
     return heads
 

@@ -187,8 +187,10 @@ class LearnedPolicy:
         spaces = module_spaces(env, mapping)
         missing = [m for m in spaces if not (root / m).is_dir()]
         if missing:
-            raise FileNotFoundError(f"checkpoint {path} has no module(s) {missing} (found "
-                                    f"{sorted(p.name for p in root.iterdir()) if root.is_dir() else []})")
+            raise FileNotFoundError(
+                f"checkpoint {path} has no module(s) {missing} (found "
+                f"{sorted(p.name for p in root.iterdir()) if root.is_dir() else []})"
+            )
         modules = {m: RLModule.from_checkpoint(root / m) for m in spaces}
         return cls(modules, mapping, {m: s[1] for m, s in spaces.items()})
 

@@ -95,14 +95,22 @@ class MarketFacts:
 
     def role_of(self) -> np.ndarray:
         """Role name per agent account."""
-        return np.array(["client"] * self.n_clients + ["node"] * self.n_nodes + ["mediator"] * self.n_mediators
-                        + ["staker"] * self.n_stakers)
+        return np.array(
+            ["client"] * self.n_clients
+            + ["node"] * self.n_nodes
+            + ["mediator"] * self.n_mediators
+            + ["staker"] * self.n_stakers
+        )
 
     @property
     def total_value(self) -> int:
         """All value in the market, exactly (Python int); conserved, so it bounds every balance, escrow and pool."""
-        return (self.n_clients * self.client_balance + self.n_nodes * self.node_balance
-                + self.n_mediators * self.mediator_balance + self.n_stakers * self.staker_balance)
+        return (
+            self.n_clients * self.client_balance
+            + self.n_nodes * self.node_balance
+            + self.n_mediators * self.mediator_balance
+            + self.n_stakers * self.staker_balance
+        )
 
 
 class Mechanism:
@@ -180,7 +188,8 @@ class Mechanism:
         return getattr(cls, hook) is not getattr(Mechanism, hook)
 
     def requires(self) -> dict[str, str]:
-        """Mechanisms this config needs enabled in the same stack: {mechanism name: the field that needs it}."""
+        """Mechanisms this config needs enabled in the same stack: {mechanism name: the field that needs it, or ""
+        when the mechanism needs it whatever its config}."""
         return {}
 
     def excludes(self) -> dict[str, str]:
@@ -212,8 +221,13 @@ def registered() -> dict[str, type[Mechanism]]:
 class MechanismStack:
     """An ordered composition of mechanisms; disabled entries are kept (for reporting) but never called."""
 
-    def __init__(self, mechanisms: Sequence[Mechanism], enabled: Sequence[bool],
-                 paths: Sequence[str] | None = None, order_path: str = "mechanism.stack") -> None:
+    def __init__(
+        self,
+        mechanisms: Sequence[Mechanism],
+        enabled: Sequence[bool],
+        paths: Sequence[str] | None = None,
+        order_path: str = "mechanism.stack",
+    ) -> None:
         self.mechanisms = list(mechanisms)
         self.enabled = list(enabled)
         self.paths = list(paths) if paths is not None else [f"{order_path}[{i}]" for i in range(len(mechanisms))]
@@ -235,8 +249,12 @@ class MechanismStack:
             require(not extra, path, extra, "either `stack: [...]` or `order: [...]` with one entry per name")
             return cls.from_config(config["stack"], f"{path}.stack")
         order = config.pop("order", None)
-        require(isinstance(order, (list, tuple)) and len(order) > 0, f"{path}.order", order,
-                "a non-empty list of mechanism names")
+        require(
+            isinstance(order, (list, tuple)) and len(order) > 0,
+            f"{path}.order",
+            order,
+            "a non-empty list of mechanism names",
+        )
         for meta in ("name", "description"):
             config.pop(meta, None)
         for i, name in enumerate(order):
@@ -294,16 +312,33 @@ class MechanismStack:
                 m.validate(facts, where)
                 m.bound_money(bounds, where)
                 for name, field in m.requires().items():
-                    require(self.get(name) is not None, f"{where}.{field}", getattr(m.config, field),
-                            f"a value that needs no {name!r} mechanism, or {name!r} enabled in {self.order_path}")
+                    if not field:  # the mechanism itself needs `name`, whatever its config
+                        require(
+                            self.get(name) is not None,
+                            f"{where}.enabled",
+                            True,
+                            f"false, or {name!r} enabled in {self.order_path} too",
+                        )
+                    else:
+                        require(
+                            self.get(name) is not None,
+                            f"{where}.{field}",
+                            getattr(m.config, field),
+                            f"a value that needs no {name!r} mechanism, or {name!r} enabled in {self.order_path}",
+                        )
                 for name, field in m.excludes().items():
-                    require(self.get(name) is None, f"{where}.{field}", getattr(m.config, field),
-                            f"a value that works with {name!r}, or {name!r} not enabled in {self.order_path}")
+                    require(
+                        self.get(name) is None,
+                        f"{where}.{field}",
+                        getattr(m.config, field),
+                        f"a value that works with {name!r}, or {name!r} not enabled in {self.order_path}",
+                    )
         bounds.check_commitments()
         for hook in HOOKS:
             if hook.exclusive and not self.runners(hook.name):
-                raise ConfigError(f"{path}: no enabled mechanism implements {hook.name}; enable a base mechanism "
-                                  f"such as lilypad_v2")
+                raise ConfigError(
+                    f"{path}: no enabled mechanism implements {hook.name}; enable a base mechanism such as lilypad_v2"
+                )
         runners = {h.name: [(m.name, m.columns.get(h.name, NONE)) for m in self.runners(h.name)] for h in HOOKS}
         check_order(runners, self.order_path, [m.name for m in self.mechanisms])
 

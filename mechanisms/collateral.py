@@ -57,11 +57,16 @@ class Collateral(Mechanism):
     def bound_money(self, bounds: MoneyBounds, path: str) -> None:
         c = self.config
         results = max(c.min_deposit, mul_bps(bounds.job_cost, max(c.multipliers_bps)))
-        field, value = ((f"{path}.min_deposit", c.min_deposit) if results == c.min_deposit
-                        else (f"{path}.multipliers_bps", list(c.multipliers_bps)))
+        field, value = (
+            (f"{path}.min_deposit", c.min_deposit)
+            if results == c.min_deposit
+            else (f"{path}.multipliers_bps", list(c.multipliers_bps))
+        )
         bounds.term("results_collateral", results, field, value, "node")
-        for column, name, party in (("submit_collateral", "submit_timeout_collateral", "node"),
-                                    ("judge_collateral", "judge_timeout_collateral", "client")):
+        for column, name, party in (
+            ("submit_collateral", "submit_timeout_collateral", "node"),
+            ("judge_collateral", "judge_timeout_collateral", "client"),
+        ):
             if getattr(c, name) is not None:
                 bounds.term(column, getattr(c, name), f"{path}.{name}", getattr(c, name), party)
         if c.payment_collateral_bps is not None:
@@ -81,5 +86,6 @@ class Collateral(Mechanism):
         if c.judge_timeout_collateral is not None:
             replace_term(deals, "judge_collateral", np.full(n, c.judge_timeout_collateral), "client_exposure")
         if c.payment_collateral_bps is not None:
-            replace_term(deals, "payment_collateral", mul_bps(deals.job_cost, c.payment_collateral_bps),
-                         "client_exposure")
+            replace_term(
+                deals, "payment_collateral", mul_bps(deals.job_cost, c.payment_collateral_bps), "client_exposure"
+            )

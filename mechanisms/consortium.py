@@ -53,8 +53,12 @@ class ConsortiumConfig:
     anonymous: bool = False  # votes and fee payouts not attributable on the public record
 
     def validate(self, path: str) -> None:
-        require(self.size // 2 < self.threshold <= self.size, f"{path}.threshold", self.threshold,
-                f"an integer in [{self.size // 2 + 1}, {self.size}] (more than half of size, at most size)")
+        require(
+            self.size // 2 < self.threshold <= self.size,
+            f"{path}.threshold",
+            self.threshold,
+            f"an integer in [{self.size // 2 + 1}, {self.size}] (more than half of size, at most size)",
+        )
 
 
 def _first_set(cum: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -67,16 +71,39 @@ class Consortium(Mechanism):
     name = "consortium"
     Config = ConsortiumConfig
     columns = hook_columns(
-        set_terms=Columns(reads=("bribe", "mediation_fee"), updates=("client_exposure", "node_exposure"),
-                          sets=("mediation_fee", "consortium.per_member")),
+        set_terms=Columns(
+            reads=("bribe", "mediation_fee"),
+            updates=("client_exposure", "node_exposure"),
+            sets=("mediation_fee", "consortium.per_member"),
+        ),
         select_mediators=Columns(reads=("checked",), sets=("mediator", "consortium.order")),
-        judge=Columns(reads=(*VOTE_COLUMNS, "mediated", "consortium.order", "consortium.per_member"),
-                      updates=("mediation_fee",),  # lowered to what the final panel cost
-                      sets=("verdict_accept", "panel", "dissenters", "bribe_accepted", "consortium.votes",
-                            "consortium.bribed", "consortium.size", "consortium.share")),
-        settle_mediation=Columns(reads=("state", "mediation_fee", "verdict_accept", "mediator_collude", "result",
-                                        "bribe", "consortium.order", "consortium.share", "consortium.bribed",
-                                        "consortium.votes")),
+        judge=Columns(
+            reads=(*VOTE_COLUMNS, "mediated", "consortium.order", "consortium.per_member"),
+            sets=(
+                "verdict_accept",
+                "panel",
+                "dissenters",
+                "bribe_accepted",
+                "consortium.votes",
+                "consortium.bribed",
+                "consortium.size",
+                "consortium.share",
+            ),
+        ),
+        settle_mediation=Columns(
+            reads=(
+                "state",
+                "mediation_fee",
+                "verdict_accept",
+                "mediator_collude",
+                "result",
+                "bribe",
+                "consortium.order",
+                "consortium.share",
+                "consortium.bribed",
+                "consortium.votes",
+            )
+        ),
         public_votes=Columns(reads=("mediated", "consortium.order", "consortium.votes", "consortium.size")),
     )
 
@@ -86,16 +113,28 @@ class Consortium(Mechanism):
 
     def validate(self, facts: MarketFacts, path: str) -> None:
         c = self.config
-        require(c.size <= facts.n_mediators, f"{path}.size", c.size, f"at most market.n_mediators "
-                f"({facts.n_mediators})")
-        require(c.member_fee >= facts.max_compute_cost, f"{path}.member_fee", c.member_fee,
-                f">= the largest re-run cost in the market ({facts.max_compute_cost}), so a member never pays to "
-                "mediate")
+        require(
+            c.size <= facts.n_mediators, f"{path}.size", c.size, f"at most market.n_mediators ({facts.n_mediators})"
+        )
+        require(
+            c.member_fee >= facts.max_compute_cost,
+            f"{path}.member_fee",
+            c.member_fee,
+            f">= the largest re-run cost in the market ({facts.max_compute_cost}), so a member never pays to mediate",
+        )
         if c.selection == "cheapest":
-            require(len(c.bids) == facts.n_mediators, f"{path}.bids", list(c.bids),
-                    f"one bid per mediator ({facts.n_mediators})")
-            require(min(c.bids) >= facts.max_compute_cost, f"{path}.bids", list(c.bids),
-                    f"bids >= the largest re-run cost ({facts.max_compute_cost})")
+            require(
+                len(c.bids) == facts.n_mediators,
+                f"{path}.bids",
+                list(c.bids),
+                f"one bid per mediator ({facts.n_mediators})",
+            )
+            require(
+                min(c.bids) >= facts.max_compute_cost,
+                f"{path}.bids",
+                list(c.bids),
+                f"bids >= the largest re-run cost ({facts.max_compute_cost})",
+            )
 
     def bound_money(self, bounds: MoneyBounds, path: str) -> None:
         """The client escrows the largest panel's fees; a briber may pay every seat; a losing node may pay the fees."""
@@ -110,10 +149,14 @@ class Consortium(Mechanism):
 
     @property
     def max_seats(self) -> int:
-        return min(self.config.size * self.config.growth ** self.config.max_depth, MAX_SEATS)
+        return min(self.config.size * self.config.growth**self.config.max_depth, MAX_SEATS)
 
     def _seats(self, n_mediators: int) -> int:
         return min(self.max_seats, n_mediators)
+
+    def requires(self) -> dict[str, str]:
+        """Panels replace the base mechanism's single mediator but settle on its escrows and terms."""
+        return {"lilypad_v2": ""}
 
     def set_terms(self, deals: DealBatch) -> None:
         """The fee escrow covers the largest panel; a briber may have to pay every seat."""
@@ -151,8 +194,9 @@ class Consortium(Mechanism):
                 else:
                     w = np.where((mask[:, None] >> np.arange(n_med)) & 1 == 1, weight[None, :], 0)
                     total = w.sum(axis=1)
-                    pick = np.where(total > 0, _first_set(np.cumsum(w, axis=1),
-                                                          np.floor(u * total).astype(np.int64)), NO_MEDIATOR)
+                    pick = np.where(
+                        total > 0, _first_set(np.cumsum(w, axis=1), np.floor(u * total).astype(np.int64)), NO_MEDIATOR
+                    )
                 order[:, s] = pick
                 mask = np.where(pick >= 0, mask & ~np.left_shift(1, np.clip(pick, 0, None)), mask)
         deals.extra["consortium.order"] = order
@@ -189,7 +233,8 @@ class Consortium(Mechanism):
             rejects = size_d - accepts
             decided = open_ & ((accepts >= k_d) | (rejects >= k_d))
             can_grow = (depth < c.max_depth) & (
-                np.minimum(min(c.size * c.growth ** (depth + 1), seats), available) > size_d)
+                np.minimum(min(c.size * c.growth ** (depth + 1), seats), available) > size_d
+            )
             final = open_ & (decided | ~can_grow)
             fallback = {"majority": accepts >= rejects, "accept": True, "reject": False}[c.fallback]
             verdict = np.where(final, np.where(decided, accepts >= k_d, fallback), verdict)
@@ -209,9 +254,8 @@ class Consortium(Mechanism):
             deals.extra["consortium.share"] = np.where(in_panel, bids, 0)
         else:
             deals.extra["consortium.share"] = np.where(in_panel, deals.extra["consortium.per_member"][:, None], 0)
-        # the client escrows exactly what the final panel costs
-        deals.mediation_fee = np.where(deals.mediated, deals.extra["consortium.share"].sum(axis=1),
-                                       deals.mediation_fee)
+        # the client escrowed the largest panel's fees at the check (nobody knows the final panel then, on chain
+        # neither); settle_mediation refunds the seats that never sat
 
     def settle_mediation(self, deals: DealBatch, out: TransferBuilder) -> None:
         c = self.config
@@ -232,12 +276,28 @@ class Consortium(Mechanism):
             out.add(Step.Mediate, seat & bribed[:, s], deals.node, deals.bribe, Reason.Bribe, D.Spent, member)
             out.add(Step.Mediate, seat, deals.client, kept, Reason.MediationFee, D.PaidOut, member, hidden=c.anonymous)
             self._forfeit(deals, out, dissent, share[:, s] - kept)
-            out.add(Step.Mediate, reran, member, deals.compute_cost, Reason.ComputeCost, D.Spent,
-                    deals.pool_base + Pool.Compute)
+            out.add(
+                Step.Mediate,
+                reran,
+                member,
+                deals.compute_cost,
+                Reason.ComputeCost,
+                D.Spent,
+                deals.pool_base + Pool.Compute,
+            )
+        out.add(
+            Step.Mediate,
+            mediated,
+            deals.client,
+            deals.mediation_fee - share.sum(axis=1),
+            Reason.MediationFee,
+            D.Refunded,
+        )
 
     def _node_share(self, deals: DealBatch, mediated: np.ndarray) -> np.ndarray:
-        """What the node pays (to the client, who holds the whole fee in escrow) under the fee_payer rule."""
-        fee = deals.mediation_fee
+        """What the node pays (to the client, who holds the whole fee in escrow) under the fee_payer rule: its share
+        of what the final panel cost."""
+        fee = deals.extra["consortium.share"].sum(axis=1)
         if self.config.fee_payer == "client":
             return np.zeros(len(deals), dtype=np.int64)
         if self.config.fee_payer == "split":
@@ -250,8 +310,16 @@ class Consortium(Mechanism):
             out.add(Step.Mediate, dissent, deals.client, share, Reason.MediationFee, Direction.Refunded)
             return
         pool = deals.pool_base + (Pool.Burn if dest == "burn" else Pool.Protocol)
-        out.add(Step.Mediate, dissent, deals.client, share, Reason.MediationFee, Direction.Slashed, pool,
-                hidden=self.config.anonymous)
+        out.add(
+            Step.Mediate,
+            dissent,
+            deals.client,
+            share,
+            Reason.MediationFee,
+            Direction.Slashed,
+            pool,
+            hidden=self.config.anonymous,
+        )
 
     def public_votes(self, deals: DealBatch) -> dict[str, np.ndarray] | None:
         if self.config.anonymous:
@@ -260,5 +328,8 @@ class Consortium(Mechanism):
         size = deals.extra["consortium.size"]
         seat = (np.arange(order.shape[1])[None, :] < size[:, None]) & deals.mediated[:, None]
         rows, cols = np.nonzero(seat)
-        return {"deal_id": deals.deal_id[rows], "mediator": deals.mediator_accounts[order[rows, cols]],
-                "accept": votes[rows, cols]}
+        return {
+            "deal_id": deals.deal_id[rows],
+            "mediator": deals.mediator_accounts[order[rows, cols]],
+            "accept": votes[rows, cols],
+        }

@@ -193,26 +193,86 @@ def _default(name: str) -> Callable[[int], np.ndarray]:
 
 #: Per-deal columns with a default, made on first use (`DealBatch.__getattr__`); not class attributes, so an unset
 #: one is found missing and defaulted.
-_EAGER = {"deal_id", "client", "node", "job", "module", "price", "instructions", "job_cost", "compute_cost",
-          "mutual_mediators", "mediator_accounts", "mediator_threshold", "pool_base", "mediator_collude",
-          "mediator_report", "context", "group", "extra"}
+_EAGER = {
+    "deal_id",
+    "client",
+    "node",
+    "job",
+    "module",
+    "price",
+    "instructions",
+    "job_cost",
+    "compute_cost",
+    "mutual_mediators",
+    "mediator_accounts",
+    "mediator_threshold",
+    "pool_base",
+    "mediator_collude",
+    "mediator_report",
+    "context",
+    "group",
+    "extra",
+}
 _LAZY: dict[str, Callable[[int], np.ndarray]] = {}
 
 SHARED_COLUMNS = frozenset({"mediator_accounts", "mediator_threshold", "mediator_collude", "mediator_report"})
 #: Columns fixed when the deal is made (identity, price, costs, the round's context): every hook may read them and
 #: none writes them. The others are hook data, which a mechanism declares per hook (`Mechanism.columns`).
 MATCH_COLUMNS = frozenset(
-    {"deal_id", "client", "node", "job", "module", "price", "instructions", "job_cost", "compute_cost",
-     "mutual_mediators", "mediator_accounts", "pool_base", "context", "group", "replica"}
+    {
+        "deal_id",
+        "client",
+        "node",
+        "job",
+        "module",
+        "price",
+        "instructions",
+        "job_cost",
+        "compute_cost",
+        "mutual_mediators",
+        "mediator_accounts",
+        "pool_base",
+        "context",
+        "group",
+        "replica",
+    }
 )
-PER_DEAL_MATCH_COLUMNS = ("deal_id", "client", "node", "job", "module", "price", "instructions", "job_cost",
-                          "compute_cost", "mutual_mediators", "group", "replica")
+PER_DEAL_MATCH_COLUMNS = (
+    "deal_id",
+    "client",
+    "node",
+    "job",
+    "module",
+    "price",
+    "instructions",
+    "job_cost",
+    "compute_cost",
+    "mutual_mediators",
+    "group",
+    "replica",
+)
 #: Keys of `DealBatch.extra` fixed at the match: the round's pre-drawn uniforms (see `Mechanism.uniforms`).
 MATCH_EXTRA = frozenset({"u"})
 _FLAGS = frozenset(
-    {"client_agreed", "node_agreed", "submitted", "cheated", "judged", "checked", "mediated", "bribe_accepted",
-     "verdict_accept", "forced_error", "colluding", "accused", "reports", "waits", "excused", "paid",
-     "shared_rerun"}
+    {
+        "client_agreed",
+        "node_agreed",
+        "submitted",
+        "cheated",
+        "judged",
+        "checked",
+        "mediated",
+        "bribe_accepted",
+        "verdict_accept",
+        "forced_error",
+        "colluding",
+        "accused",
+        "reports",
+        "waits",
+        "excused",
+        "paid",
+        "shared_rerun",
+    }
 )
 
 

@@ -168,8 +168,7 @@ def first_conflict(uses: Sequence[Use]) -> tuple[Use, Use] | None:
     A read must come after every write of the column in its hook (an update: after every set, which would discard
     it), and a read may not come before a column's first write anywhere in the lifecycle (it would see only the
     default). A read in an earlier hook of a column that a later hook changes is not a conflict: it sees the value
-    at its stage (check_policy budgets with the fee agreed at set_terms; consortium's judge later lowers the fee to
-    what the final panel cost)."""
+    at its stage (check_policy budgets with the fee agreed at set_terms)."""
     for use in uses:
         if use.kind == "sets":
             continue

@@ -26,8 +26,19 @@ S = DealState
 PAID_STATES = (S.ResultsAccepted, S.TimeoutJudgeResults, S.MediationAccepted)
 MAX_REPLICAS = 8  # deals a job can be bought as (replication.replicas): a round has at most n_clients x 8 deals
 #: The deal terms this mechanism sets at agreement (escrow amounts and fee first, then deadlines and exposures).
-TERMS = ("payment_collateral", "results_collateral", "submit_collateral", "judge_collateral", "mediation_fee",
-         "deadline_agree", "deadline_submit", "deadline_judge", "deadline_mediate", "client_exposure", "node_exposure")
+TERMS = (
+    "payment_collateral",
+    "results_collateral",
+    "submit_collateral",
+    "judge_collateral",
+    "mediation_fee",
+    "deadline_agree",
+    "deadline_submit",
+    "deadline_judge",
+    "deadline_mediate",
+    "client_exposure",
+    "node_exposure",
+)
 SlashTo = Literal["burn", "counterparty", "mediator", "protocol"]
 SLASH_DESTINATIONS = get_args(SlashTo)
 Blocks = Annotated[int, Range(1, 10**9)]  # a deadline
@@ -116,13 +127,29 @@ class LilypadV2(Mechanism):
         set_terms=Columns(sets=TERMS),
         choose_checks=Columns(reads=("judged", "check_rate"), updates=("checked",)),
         select_mediators=Columns(reads=("checked",), sets=("mediator",)),
-        judge=Columns(reads=(*VOTE_COLUMNS, "mediator", "mediated", "mediation_fee"),
-                      updates=("mediated",), sets=("bribe_accepted", "verdict_accept", "panel")),
+        judge=Columns(
+            reads=(*VOTE_COLUMNS, "mediator", "mediated", "mediation_fee"),
+            updates=("mediated",),
+            sets=("bribe_accepted", "verdict_accept", "panel"),
+        ),
         slash_destinations=Columns(reads=("mediator",), sets=("node_slash_to", "client_slash_to")),
-        settle_mediation=Columns(reads=("state", "mediator", "bribe_accepted", "bribe", "mediation_fee",
-                                        "shared_rerun")),
-        settle=Columns(reads=("state", "client_agreed", "node_agreed", "cheated", "forced_error", "excused",
-                              *TERMS[:5], "node_slash_to", "client_slash_to"), sets=("paid",)),
+        settle_mediation=Columns(
+            reads=("state", "mediator", "bribe_accepted", "bribe", "mediation_fee", "shared_rerun")
+        ),
+        settle=Columns(
+            reads=(
+                "state",
+                "client_agreed",
+                "node_agreed",
+                "cheated",
+                "forced_error",
+                "excused",
+                *TERMS[:5],
+                "node_slash_to",
+                "client_slash_to",
+            ),
+            sets=("paid",),
+        ),
     )
 
     def __init__(self, config: LilypadV2Config) -> None:
@@ -144,12 +171,15 @@ class LilypadV2(Mechanism):
         c = self.config
         bounds.rate("payment_collateral", c.payment_collateral_bps, f"{path}.payment_collateral_bps", "client")
         bounds.rate("results_collateral", c.results_multiplier_bps, f"{path}.results_multiplier_bps", "node")
-        for column, name, party in (("submit_collateral", "submit_timeout_collateral", "node"),
-                                    ("judge_collateral", "judge_timeout_collateral", "client"),
-                                    ("mediation_fee", "mediation_fee", "client")):
+        for column, name, party in (
+            ("submit_collateral", "submit_timeout_collateral", "node"),
+            ("judge_collateral", "judge_timeout_collateral", "client"),
+            ("mediation_fee", "mediation_fee", "client"),
+        ):
             bounds.term(column, getattr(c, name), f"{path}.{name}", getattr(c, name), party)
-        bounds.expose("node", bounds.terms["compute_cost"], "market.modules[*].compute_cost",
-                      bounds.terms["compute_cost"])
+        bounds.expose(
+            "node", bounds.terms["compute_cost"], "market.modules[*].compute_cost", bounds.terms["compute_cost"]
+        )
 
     def set_terms(self, deals: DealBatch) -> None:
         c = self.config
@@ -196,8 +226,15 @@ class LilypadV2(Mechanism):
         D = Direction
         out.add(Step.Mediate, mediated & deals.bribe_accepted, deals.node, deals.bribe, Reason.Bribe, D.Spent, med)
         out.add(Step.Mediate, mediated, deals.client, deals.mediation_fee, Reason.MediationFee, D.PaidOut, med)
-        out.add(Step.Mediate, mediated & ~deals.bribe_accepted & ~deals.shared_rerun, med, deals.compute_cost,
-                Reason.ComputeCost, D.Spent, deals.pool_base + Pool.Compute)
+        out.add(
+            Step.Mediate,
+            mediated & ~deals.bribe_accepted & ~deals.shared_rerun,
+            med,
+            deals.compute_cost,
+            Reason.ComputeCost,
+            D.Spent,
+            deals.pool_base + Pool.Compute,
+        )
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
         c, C, N = self.config, deals.client, deals.node
@@ -210,8 +247,9 @@ class LilypadV2(Mechanism):
         out.add(Step.Agree, deals.client_agreed, C, deals.judge_collateral, Reason.JudgeTimeoutCollateral, D.PaidIn)
         out.add(Step.Agree, deals.node_agreed, N, deals.submit_collateral, Reason.SubmitTimeoutCollateral, D.PaidIn)
         # result: an honest node pays for the work; its submit collateral is swapped for results collateral
-        out.add(Step.Submit, submitted & ~deals.cheated, N, deals.compute_cost, Reason.ComputeCost, D.Spent,
-                compute_pool)
+        out.add(
+            Step.Submit, submitted & ~deals.cheated, N, deals.compute_cost, Reason.ComputeCost, D.Spent, compute_pool
+        )
         out.add(Step.Submit, submitted, N, deals.submit_collateral, Reason.SubmitTimeoutCollateral, D.Refunded)
         out.add(Step.Submit, submitted, N, deals.results_collateral, Reason.ResultsCollateral, D.PaidIn)
         # check: the judge collateral is returned and the mediation fee escrowed
@@ -222,24 +260,63 @@ class LilypadV2(Mechanism):
         # own wrong result) that mediation rejects is not the node's fault: it is paid and keeps its collateral;
         # an excused node (a whistleblower) keeps its collateral but is not paid for work it did not do.
         rejected = deals.node_at_fault()
-        paid = in_states(deals, *PAID_STATES) | (in_states(deals, S.MediationRejected) & (
-            deals.forced_error | (rejected & (not c.forfeit_payment))))
+        paid = in_states(deals, *PAID_STATES) | (
+            in_states(deals, S.MediationRejected) & (deals.forced_error | (rejected & (not c.forfeit_payment)))
+        )
         deals.paid = paid  # read by mechanisms that take a share of the payment (taxes, staking fees, retention)
         out.add(Step.Settle, paid, C, deals.job_cost, Reason.JobPayment, D.PaidOut, N)
-        out.add(Step.Settle, deals.client_agreed, C, deals.payment_collateral - np.where(paid, deals.job_cost, 0),
-                Reason.PaymentCollateral, D.Refunded)
+        out.add(
+            Step.Settle,
+            deals.client_agreed,
+            C,
+            deals.payment_collateral - np.where(paid, deals.job_cost, 0),
+            Reason.PaymentCollateral,
+            D.Refunded,
+        )
         unjudged = in_states(deals, S.TimeoutAgree, S.TimeoutSubmitResults, S.ResultsAccepted)
-        out.add(Step.Settle, deals.client_agreed & unjudged, C, deals.judge_collateral,
-                Reason.JudgeTimeoutCollateral, D.Refunded)
-        out.add(Step.Settle, in_states(deals, S.TimeoutJudgeResults), C, deals.judge_collateral,
-                Reason.JudgeTimeoutCollateral, D.Slashed, deals.client_slash_to)
-        out.add(Step.Settle, deals.node_agreed & in_states(deals, S.TimeoutAgree), N, deals.submit_collateral,
-                Reason.SubmitTimeoutCollateral, D.Refunded)
-        out.add(Step.Settle, in_states(deals, S.TimeoutSubmitResults), N, deals.submit_collateral,
-                Reason.SubmitTimeoutCollateral, D.Slashed, deals.node_slash_to)
-        out.add(Step.Settle, submitted & ~rejected, N, deals.results_collateral, Reason.ResultsCollateral,
-                D.Refunded)
-        out.add(Step.Settle, rejected, N, deals.results_collateral, Reason.ResultsCollateral, D.Slashed,
-                deals.node_slash_to)
-        out.add(Step.Settle, in_states(deals, S.TimeoutMediateResults), C, deals.mediation_fee,
-                Reason.MediationFee, D.Refunded)
+        out.add(
+            Step.Settle,
+            deals.client_agreed & unjudged,
+            C,
+            deals.judge_collateral,
+            Reason.JudgeTimeoutCollateral,
+            D.Refunded,
+        )
+        out.add(
+            Step.Settle,
+            in_states(deals, S.TimeoutJudgeResults),
+            C,
+            deals.judge_collateral,
+            Reason.JudgeTimeoutCollateral,
+            D.Slashed,
+            deals.client_slash_to,
+        )
+        out.add(
+            Step.Settle,
+            deals.node_agreed & in_states(deals, S.TimeoutAgree),
+            N,
+            deals.submit_collateral,
+            Reason.SubmitTimeoutCollateral,
+            D.Refunded,
+        )
+        out.add(
+            Step.Settle,
+            in_states(deals, S.TimeoutSubmitResults),
+            N,
+            deals.submit_collateral,
+            Reason.SubmitTimeoutCollateral,
+            D.Slashed,
+            deals.node_slash_to,
+        )
+        out.add(Step.Settle, submitted & ~rejected, N, deals.results_collateral, Reason.ResultsCollateral, D.Refunded)
+        out.add(
+            Step.Settle, rejected, N, deals.results_collateral, Reason.ResultsCollateral, D.Slashed, deals.node_slash_to
+        )
+        out.add(
+            Step.Settle,
+            in_states(deals, S.TimeoutMediateResults),
+            C,
+            deals.mediation_fee,
+            Reason.MediationFee,
+            D.Refunded,
+        )

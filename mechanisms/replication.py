@@ -47,10 +47,15 @@ class Replication(Mechanism):
     Config = ReplicationConfig
     columns = hook_columns(
         # without commit-reveal a lazy replica's result becomes the copy it posted
-        choose_checks=Columns(reads=("submitted", "cheated", "submit_time", "waits", "judged"),
-                              updates=("result", "checked", "mediation_fee"), sets=("shared_rerun",)),
-        review=Columns(reads=("shared_rerun", "result", "checked"),
-                       updates=("mediated", "verdict_accept", "mediator", "bribe_accepted")),
+        choose_checks=Columns(
+            reads=("submitted", "cheated", "submit_time", "waits", "judged"),
+            updates=("result", "checked", "mediation_fee"),
+            sets=("shared_rerun",),
+        ),
+        review=Columns(
+            reads=("shared_rerun", "result", "checked"),
+            updates=("mediated", "verdict_accept", "mediator", "bribe_accepted"),
+        ),
         slash_destinations=Columns(reads=("submitted", "result", "state"), updates=("node_slash_to",)),
     )
 
@@ -92,8 +97,9 @@ class Replication(Mechanism):
         deals.mediated = np.where(follow, deals.mediated[lead], deals.mediated)
         deals.mediator = np.where(follow, deals.mediator[lead], deals.mediator)
         deals.bribe_accepted = np.where(follow, False, deals.bribe_accepted)
-        deals.verdict_accept = np.where(follow, deals.mediated[lead] & (deals.result == reference),
-                                        deals.verdict_accept)
+        deals.verdict_accept = np.where(
+            follow, deals.mediated[lead] & (deals.result == reference), deals.verdict_accept
+        )
 
     def slash_destinations(self, deals: DealBatch) -> None:
         """The prisoner's contract: a replica proven wrong pays the replica proven right."""

@@ -32,8 +32,9 @@ MAX_PRIOR = 1_000 * BPS  # a prior worth up to 1000 observations
 Prior = Annotated[int, Range(0, MAX_PRIOR)]
 
 
-def beta_score_bps(counters: Mapping[str, np.ndarray], accounts: np.ndarray, alpha_bps: int,
-                   beta_bps: int) -> np.ndarray:
+def beta_score_bps(
+    counters: Mapping[str, np.ndarray], accounts: np.ndarray, alpha_bps: int, beta_bps: int
+) -> np.ndarray:
     """Beta-reputation score of each account in basis points (floor), from its public-record counters."""
     accounts = np.asarray(accounts, dtype=np.int64)
     passed = counters["passed"][accounts]
@@ -63,8 +64,13 @@ class Reputation(Mechanism):
 
     def bound_money(self, bounds: MoneyBounds, path: str) -> None:
         """Ranking multiplies the effective price so far by BPS (then divides by a score of at least 1)."""
-        bounds.rank = bounds.product("market.node_price[1]", bounds.facts.max_price, BPS,
-                                     "the effective price x 10000 in reputation's ranking", size=bounds.rank)
+        bounds.rank = bounds.product(
+            "market.node_price[1]",
+            bounds.facts.max_price,
+            BPS,
+            "the effective price x 10000 in reputation's ranking",
+            size=bounds.rank,
+        )
 
     def score_bps(self, accounts: np.ndarray, context: RoundContext) -> np.ndarray:
         return beta_score_bps(context.counters, accounts, self.config.alpha_bps, self.config.beta_bps)

@@ -43,8 +43,12 @@ class RetentionConfig:
     payer: Literal["client", "node"] = "client"  # the protocol treasury cannot guarantee it pays
 
     def validate(self, path: str) -> None:
-        require(self.window * self.storage_cost <= MAX_AMOUNT, f"{path}.storage_cost", self.storage_cost,
-                f"window x storage_cost at most {number(MAX_AMOUNT)}")
+        require(
+            self.window * self.storage_cost <= MAX_AMOUNT,
+            f"{path}.storage_cost",
+            self.storage_cost,
+            f"window x storage_cost at most {number(MAX_AMOUNT)}",
+        )
 
 
 @register
@@ -75,6 +79,13 @@ class Retention(Mechanism):
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
         payer = deals.client if self.config.payer == "client" else deals.node
-        out.add(Step.Agree, deals.client_agreed & deals.node_agreed, payer, self.storage(deals), Reason.StorageCost,
-                Direction.Spent, deals.pool_base + Pool.Compute)
+        out.add(
+            Step.Agree,
+            deals.client_agreed & deals.node_agreed,
+            payer,
+            self.storage(deals),
+            Reason.StorageCost,
+            Direction.Spent,
+            deals.pool_base + Pool.Compute,
+        )
         deals.extra[LOCKED] = np.where(deals.paid, deals.job_cost * self.config.window, 0)

@@ -64,21 +64,37 @@ class Staking(Mechanism):
     def validate(self, facts: MarketFacts, path: str) -> None:
         c = self.config
         require(facts.n_stakers > 0, f"{path}.stakes", list(c.stakes), "a market with stakers (market.n_stakers >= 1)")
-        require(max(c.stakes) <= facts.staker_balance, f"{path}.stakes", list(c.stakes),
-                f"amounts at most market.staker_balance ({facts.staker_balance})")
+        require(
+            max(c.stakes) <= facts.staker_balance,
+            f"{path}.stakes",
+            list(c.stakes),
+            f"amounts at most market.staker_balance ({facts.staker_balance})",
+        )
 
     def bound_money(self, bounds: MoneyBounds, path: str) -> None:
         """The pro rata fee split multiplies a fee by a stake; ranking multiplies a capped stake by the bonus and
         the effective price so far by BPS."""
         c = self.config
         fee = mul_bps(bounds.job_cost, c.fee_share_bps)
-        bounds.product(f"{path}.stakes", list(c.stakes), fee, "a staker's fee share x its stake (the pro rata "
-                       "split)", size=max(c.stakes))
+        bounds.product(
+            f"{path}.stakes",
+            list(c.stakes),
+            fee,
+            "a staker's fee share x its stake (the pro rata split)",
+            size=max(c.stakes),
+        )
         if c.prefer_stake:
-            bounds.product(f"{path}.max_bonus_bps", c.max_bonus_bps, c.full_weight_stake,
-                           "full_weight_stake x max_bonus_bps")
-            bounds.product(f"{path}.prefer_stake", c.prefer_stake, BPS, "the effective price so far x 10000",
-                           size=bounds.rank, allowed="false with these node prices and this stack order")
+            bounds.product(
+                f"{path}.max_bonus_bps", c.max_bonus_bps, c.full_weight_stake, "full_weight_stake x max_bonus_bps"
+            )
+            bounds.product(
+                f"{path}.prefer_stake",
+                c.prefer_stake,
+                BPS,
+                "the effective price so far x 10000",
+                size=bounds.rank,
+                allowed="false with these node prices and this stack order",
+            )
 
     def takes_part(self, hook: str) -> bool:
         return super().takes_part(hook) and (hook != "rank_offers" or self.config.prefer_stake)
@@ -130,7 +146,21 @@ class Staking(Mechanism):
         dest = self.destination(deals)
         for k in range(table.shape[1]):
             staker, has = backers[:, k], backers[:, k] >= 0
-            out.add(Step.Settle, cheated & has, staker, mul_bps(stake[:, k], c.slash_bps), Reason.Stake,
-                    Direction.Slashed, dest)
-            out.add(Step.Settle, has, deals.node, fee * stake[:, k] // np.maximum(total, 1), Reason.Reward,
-                    Direction.Spent, staker)
+            out.add(
+                Step.Settle,
+                cheated & has,
+                staker,
+                mul_bps(stake[:, k], c.slash_bps),
+                Reason.Stake,
+                Direction.Slashed,
+                dest,
+            )
+            out.add(
+                Step.Settle,
+                has,
+                deals.node,
+                fee * stake[:, k] // np.maximum(total, 1),
+                Reason.Reward,
+                Direction.Spent,
+                staker,
+            )

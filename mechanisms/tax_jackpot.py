@@ -63,16 +63,18 @@ class TaxJackpot(Mechanism):
     columns = hook_columns(
         set_terms=Columns(updates=("forced_error", "client_exposure")),
         settle=Columns(reads=("client_agreed", "paid")),
-        settle_round=Columns(reads=("state", "panel", "dissenters", "forced_error", "verifiers.found",
-                                    "verifiers.account")),
+        settle_round=Columns(
+            reads=("state", "panel", "dissenters", "forced_error", "verifiers.found", "verifiers.account")
+        ),
     )
 
     def bound_money(self, bounds: MoneyBounds, path: str) -> None:
         """A client-paid tax is escrowed on top; payouts come from the pool, which holds at most the market's value
         and is shared with Python ints (see `payout`)."""
         if self.config.tax_payer == "client":
-            bounds.expose("client", mul_bps(bounds.job_cost, self.config.tax_bps), f"{path}.tax_bps",
-                          self.config.tax_bps)
+            bounds.expose(
+                "client", mul_bps(bounds.job_cost, self.config.tax_bps), f"{path}.tax_bps", self.config.tax_bps
+            )
 
     def requires(self) -> dict[str, str]:
         return {"verifiers": "claimants"} if self.config.claimants == "verifiers" else {}
@@ -106,8 +108,9 @@ class TaxJackpot(Mechanism):
         c = self.config
         if n_claims == 0:
             return 0
-        each = int(mul_bps(pool, c.fraction_bps)) // n_claims if c.mode == "fraction" else min(c.amount,
-                                                                                               pool // n_claims)
+        each = (
+            int(mul_bps(pool, c.fraction_bps)) // n_claims if c.mode == "fraction" else min(c.amount, pool // n_claims)
+        )
         return each if c.max_payout is None else min(each, c.max_payout)
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:

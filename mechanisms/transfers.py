@@ -20,8 +20,16 @@ class NegativeTransfer(InvariantViolation, ValueError):
 COLUMNS = ("step", "deal_id", "payer", "payee", "amount", "reason", "direction", "hidden")
 #: Column types of built transfers: the enum codes (step, reason, direction) are small, so a round's transfers (about
 #: ten per deal) take 36 bytes a row rather than 64.
-DTYPES: dict[str, type] = {"step": np.int8, "deal_id": np.int64, "payer": np.int64, "payee": np.int64,
-                           "amount": np.int64, "reason": np.int8, "direction": np.int8, "hidden": np.bool_}
+DTYPES: dict[str, type] = {
+    "step": np.int8,
+    "deal_id": np.int64,
+    "payer": np.int64,
+    "payee": np.int64,
+    "amount": np.int64,
+    "reason": np.int8,
+    "direction": np.int8,
+    "hidden": np.bool_,
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,9 @@ class Transfers:
         """Row of each transfer's deal in `deal_id` (ascending ids, e.g. a round's deals); raises if a transfer
         belongs to none of them."""
         row = np.searchsorted(deal_id, self.deal_id)
-        if len(self) and (len(deal_id) == 0 or not np.array_equal(deal_id[np.minimum(row, len(deal_id) - 1)],
-                                                                  self.deal_id)):
+        if len(self) and (
+            len(deal_id) == 0 or not np.array_equal(deal_id[np.minimum(row, len(deal_id) - 1)], self.deal_id)
+        ):
             raise ValueError("transfers reference deals outside the given ones")
         return row
 
@@ -148,8 +157,18 @@ class TransferBuilder:
             rows = np.flatnonzero(mask & (amount_values > 0))
         if len(rows) == 0:
             return
-        self._parts.append(_Part(int(step), rows, self._value(payer, rows), self._value(payee, rows),
-                                 self._value(amount, rows), int(reason), int(direction), hidden))
+        self._parts.append(
+            _Part(
+                int(step),
+                rows,
+                self._value(payer, rows),
+                self._value(payee, rows),
+                self._value(amount, rows),
+                int(reason),
+                int(direction),
+                hidden,
+            )
+        )
 
     def _value(self, value: np.ndarray | int, rows: np.ndarray) -> Value:
         if isinstance(value, (int, np.integer)):

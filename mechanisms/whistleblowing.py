@@ -39,15 +39,36 @@ class Whistleblowing(Mechanism):
     Config = WhistleblowingConfig
     columns = hook_columns(
         choose_checks=Columns(reads=(*REPORTS, "judged"), updates=("checked",)),
-        review=Columns(reads=(*REPORTS, "mediated", "bribe_accepted", "mediator", "mediator_report",
-                              "consortium.order", "consortium.bribed"), updates=("verdict_accept", "excused"),
-                       sets=("whistleblowing.exposed", "whistleblowing.mediator")),
+        review=Columns(
+            reads=(
+                *REPORTS,
+                "mediated",
+                "bribe_accepted",
+                "mediator",
+                "mediator_report",
+                "consortium.order",
+                "consortium.bribed",
+            ),
+            updates=("verdict_accept", "excused"),
+            sets=("whistleblowing.exposed", "whistleblowing.mediator"),
+        ),
         # reads where the others sent the slashed deposits, to pass on what exceeds the reward
-        slash_destinations=Columns(reads=(*REPORTS, "mediated", "state", "node_slash_to", "whistleblowing.exposed",
-                                          "whistleblowing.mediator"), updates=("node_slash_to",),
-                                   sets=("whistleblowing.base_to", "whistleblowing.rewarded")),
-        settle=Columns(reads=("excused", "results_collateral", "node_slash_to", "whistleblowing.rewarded",
-                              "whistleblowing.base_to")),
+        slash_destinations=Columns(
+            reads=(*REPORTS, "mediated", "state", "node_slash_to", "whistleblowing.exposed", "whistleblowing.mediator"),
+            updates=("node_slash_to",),
+            sets=("whistleblowing.base_to", "whistleblowing.rewarded"),
+        ),
+        settle=Columns(
+            reads=(
+                "excused",
+                "state",
+                "forced_error",
+                "results_collateral",
+                "node_slash_to",
+                "whistleblowing.rewarded",
+                "whistleblowing.base_to",
+            )
+        ),
     )
 
     def _node_reports(self, deals: DealBatch) -> np.ndarray:
@@ -76,8 +97,9 @@ class Whistleblowing(Mechanism):
         deals.verdict_accept &= ~(deals.mediated & (exposed | bribe_proven))
         deals.excused |= node_reports & deals.mediated
         deals.extra["whistleblowing.exposed"] = deals.mediated & exposed & ~node_reports
-        deals.extra["whistleblowing.mediator"] = np.where(deals.mediated & bribe_proven,
-                                                          self._mediator_reporter(deals), -1)
+        deals.extra["whistleblowing.mediator"] = np.where(
+            deals.mediated & bribe_proven, self._mediator_reporter(deals), -1
+        )
 
     def slash_destinations(self, deals: DealBatch) -> None:
         """Route the traitors' share: exposed cartel members pay the first reporter, bribers the mediator."""
@@ -92,7 +114,15 @@ class Whistleblowing(Mechanism):
 
     def settle(self, deals: DealBatch, out: TransferBuilder) -> None:
         """The whistleblower passes on what exceeds its reward to where the deposit would have gone."""
-        rewarded = deals.extra["whistleblowing.rewarded"] & (~deals.excused)
+        # only a deposit that was slashed can be passed on: not an excused node's, nor a forced error's
+        rewarded = deals.extra["whistleblowing.rewarded"] & deals.node_at_fault()
         passed_on = deals.results_collateral - mul_bps(deals.results_collateral, self.config.reward_bps)
-        out.add(Step.Settle, rewarded, deals.node_slash_to, passed_on, Reason.Reward, Direction.Spent,
-                deals.extra["whistleblowing.base_to"])
+        out.add(
+            Step.Settle,
+            rewarded,
+            deals.node_slash_to,
+            passed_on,
+            Reason.Reward,
+            Direction.Spent,
+            deals.extra["whistleblowing.base_to"],
+        )

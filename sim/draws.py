@@ -49,8 +49,14 @@ class RoundDraws:
 class DrawSource:
     """Draws rounds one after another from one Generator, always in the same order."""
 
-    def __init__(self, config: MarketConfig, module_cum_weight: np.ndarray, mechanism_draws: int,
-                 rng: np.random.Generator, replicas: int = 1) -> None:
+    def __init__(
+        self,
+        config: MarketConfig,
+        module_cum_weight: np.ndarray,
+        mechanism_draws: int,
+        rng: np.random.Generator,
+        replicas: int = 1,
+    ) -> None:
         self.config = config
         self.replicas = replicas
         self.cum_weight = module_cum_weight

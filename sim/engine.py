@@ -29,8 +29,16 @@ class RoundResult:
     posted_offers: int
 
 
-def new_deals(market: Market, draws: RoundDraws, client: np.ndarray, node: np.ndarray, price: np.ndarray,
-              first_id: int, context: RoundContext | None = None, replica: np.ndarray | None = None) -> DealBatch:
+def new_deals(
+    market: Market,
+    draws: RoundDraws,
+    client: np.ndarray,
+    node: np.ndarray,
+    price: np.ndarray,
+    first_id: int,
+    context: RoundContext | None = None,
+    replica: np.ndarray | None = None,
+) -> DealBatch:
     """Deals between clients and nodes (indices within their roles) at the matched prices, terms still empty.
 
     Replica r of client c's job reads draw row c * replicas + r and belongs to group c."""
@@ -82,8 +90,9 @@ class BatchEngine:
         draws = draws if draws is not None else self.source.next_round()
         self.record.whitewash(self.market.facts.first_node + np.flatnonzero(actions.nodes.whitewash))
         # the hooks read the state as the round starts; the ledger and record change only after the last hook
-        context = RoundContext(self.round, read_only(self.ledger.balance), read_only(self.ledger.escrow),
-                               self.record.view())
+        context = RoundContext(
+            self.round, read_only(self.ledger.balance), read_only(self.ledger.escrow), self.record.view()
+        )
         deals, posted_jobs, posted_offers = self.match(draws, context)
         apply_actions(deals, actions, self.market)
         self.stack.set_terms(deals)
@@ -111,6 +120,14 @@ class BatchEngine:
         matched = match(jobs, offers, self.types, by_age)
         j = by_age[matched[by_age] >= 0]  # matched jobs, oldest first: deal ids follow job age
         r = matched[j]
-        deals = new_deals(self.market, draws, jobs.client[j], offers.node[r], offers.price[r], self.next_deal_id,
-                          context, jobs.replica[j])
+        deals = new_deals(
+            self.market,
+            draws,
+            jobs.client[j],
+            offers.node[r],
+            offers.price[r],
+            self.next_deal_id,
+            context,
+            jobs.replica[j],
+        )
         return deals, len(jobs.client), len(offers.node)

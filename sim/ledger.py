@@ -41,7 +41,8 @@ class Ledger:
         step, bad = _apply(self.balance, self.escrow, *cols, trusted)
         if bad >= 0:
             raise InsolventTransfer(
-                f"step {Step(int(step)).name}: account {bad} balance {self.balance[bad]} escrow {self.escrow[bad]}")
+                f"step {Step(int(step)).name}: account {bad} balance {self.balance[bad]} escrow {self.escrow[bad]}"
+            )
 
 
 def _direction_table(*directions: Direction) -> np.ndarray:
@@ -121,16 +122,28 @@ class _Round:
     def chunk(self, table: str) -> list[dict[str, np.ndarray]]:
         if table == "states":
             deal_rows, state = _entered_states(self.visited)
-            return [{"round": np.full(len(deal_rows), self.round, dtype=np.int64), "deal_id": self.deal_id[deal_rows],
-                     "state": state}]
+            return [
+                {
+                    "round": np.full(len(deal_rows), self.round, dtype=np.int64),
+                    "deal_id": self.deal_id[deal_rows],
+                    "state": state,
+                }
+            ]
         if table == "transfers":
             t = self.transfers
             public = _PUBLIC_REASON[t.reason]
             hidden = t.hidden[public]
-            return [{"round": np.full(int(public.sum()), self.round, dtype=np.int64), "deal_id": t.deal_id[public],
-                     "account": np.where(hidden, ANONYMOUS, t.payer[public]),
-                     "counterparty": np.where(hidden, ANONYMOUS, t.payee[public]), "amount": t.amount[public],
-                     "reason": t.reason[public].astype(np.int64), "direction": t.direction[public].astype(np.int64)}]
+            return [
+                {
+                    "round": np.full(int(public.sum()), self.round, dtype=np.int64),
+                    "deal_id": t.deal_id[public],
+                    "account": np.where(hidden, ANONYMOUS, t.payer[public]),
+                    "counterparty": np.where(hidden, ANONYMOUS, t.payee[public]),
+                    "amount": t.amount[public],
+                    "reason": t.reason[public].astype(np.int64),
+                    "direction": t.direction[public].astype(np.int64),
+                }
+            ]
         return [{"round": np.full(len(v["deal_id"]), self.round, dtype=np.int64), **v} for v in self.votes]
 
 
@@ -186,8 +199,14 @@ class EventLog:
     def votes(self) -> list[dict[str, np.ndarray]]:
         return self.chunks["votes"]
 
-    def record(self, round_index: int, deal_id: np.ndarray, visited: np.ndarray, t: Transfers,
-               votes: list[dict[str, np.ndarray]] | None = None) -> None:
+    def record(
+        self,
+        round_index: int,
+        deal_id: np.ndarray,
+        visited: np.ndarray,
+        t: Transfers,
+        votes: list[dict[str, np.ndarray]] | None = None,
+    ) -> None:
         """Log entry into each visited state (bit mask per deal), the public transfers and the attributable votes
         of a round."""
         self.chunks.rounds.append(_Round(round_index, deal_id, visited, t, list(votes or [])))

@@ -46,17 +46,20 @@ def round_commitment(party: np.ndarray, exposure: np.ndarray) -> np.ndarray:
     return total[party]
 
 
-def decide(deals: DealBatch, balance: np.ndarray, actions: Actions, draws: RoundDraws, market: Market,
-           stack: MechanismStack) -> None:
+def decide(
+    deals: DealBatch, balance: np.ndarray, actions: Actions, draws: RoundDraws, market: Market, stack: MechanismStack
+) -> None:
     """Fill the decision columns of `deals` (terms already set) for every phase."""
     r: ResponseTimes = market.config.response
     row = deals.job
     e = np.take(draws.e, row, axis=0)  # whole rows at once (numpy's take is faster than indexing for rows)
     node_row = deals.node - market.facts.first_node
     deals.client_agreed = (balance[deals.client] >= round_commitment(deals.client, deals.client_exposure)) & on_time(
-        e[:, E.client_agree], r.client_agree, deals.deadline_agree)
+        e[:, E.client_agree], r.client_agree, deals.deadline_agree
+    )
     deals.node_agreed = (balance[deals.node] >= deals.node_exposure + deals.bribe) & on_time(
-        e[:, E.node_agree], r.node_agree, deals.deadline_agree)
+        e[:, E.node_agree], r.node_agree, deals.deadline_agree
+    )
     agreed = deals.client_agreed & deals.node_agreed
     deals.submit_time = e[:, E.node_submit] * r.node_submit
     deals.submitted = agreed & (deals.submit_time <= deals.deadline_submit)

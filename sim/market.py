@@ -66,13 +66,17 @@ class ResponseTimes:
 
 
 def _default_modules() -> tuple[ModuleSpec, ...]:
-    return (ModuleSpec("cowsay", cpu=500, ram=256, instructions=1, compute_cost=6),
-            ModuleSpec("sdxl", cpu=4000, gpu=1, vram=16384, ram=16384, instructions=10, compute_cost=60))
+    return (
+        ModuleSpec("cowsay", cpu=500, ram=256, instructions=1, compute_cost=6),
+        ModuleSpec("sdxl", cpu=4000, gpu=1, vram=16384, ram=16384, instructions=10, compute_cost=60),
+    )
 
 
 def _default_machines() -> tuple[MachineSpec, ...]:
-    return (MachineSpec("cpu-box", cpu=8000, ram=16384, weight=3),
-            MachineSpec("gpu-box", cpu=16000, gpu=1, vram=24576, ram=65536, weight=1))
+    return (
+        MachineSpec("cpu-box", cpu=8000, ram=16384, weight=3),
+        MachineSpec("gpu-box", cpu=16000, gpu=1, vram=24576, ram=65536, weight=1),
+    )
 
 
 @dataclass(frozen=True)
@@ -114,17 +118,27 @@ class MarketConfig:
     def _validate_money(self, path: str) -> None:
         """Job costs are single amounts, and all the market's value must fit int64 (see `mechanisms.bounds`)."""
         facts = self.facts
-        require(facts.max_job_cost <= MAX_AMOUNT, f"{path}.node_price", list(self.node_price),
-                f"a top price x the most instructions of a module ({max(self.node_price[1], 1)} x "
-                f"{max(m.instructions for m in self.modules)}) of at most {number(MAX_AMOUNT)}, the largest job cost")
+        require(
+            facts.max_job_cost <= MAX_AMOUNT,
+            f"{path}.node_price",
+            list(self.node_price),
+            f"a top price x the most instructions of a module ({max(self.node_price[1], 1)} x "
+            f"{max(m.instructions for m in self.modules)}) of at most {number(MAX_AMOUNT)}, the largest job cost",
+        )
         if facts.total_value > INT64_MAX:
-            role = max(("client", "node", "mediator", "staker"),
-                       key=lambda r: getattr(self, f"n_{r}s") * getattr(self, f"{r}_balance"))
+            role = max(
+                ("client", "node", "mediator", "staker"),
+                key=lambda r: getattr(self, f"n_{r}s") * getattr(self, f"{r}_balance"),
+            )
             n, balance = getattr(self, f"n_{role}s"), getattr(self, f"{role}_balance")
             most = (INT64_MAX - (facts.total_value - n * balance)) // n
-            require(False, f"{path}.{role}_balance", balance,
-                    f"at most {most} with these counts, so that all value in the market (n x balance summed over "
-                    f"the roles, here {facts.total_value}) fits int64")
+            require(
+                False,
+                f"{path}.{role}_balance",
+                balance,
+                f"at most {most} with these counts, so that all value in the market (n x balance summed over "
+                f"the roles, here {facts.total_value}) fits int64",
+            )
 
     @property
     def n_agents(self) -> int:
@@ -205,15 +219,15 @@ class Market:
         machine_of = rng.choice(len(machines), size=c.n_nodes, p=w / w.sum())
         caps = np.array([[getattr(m, r) for r in RESOURCES] for m in machines], dtype=np.int64)
         names = [m.name for m in c.modules]
-        allow_masks = np.array([_mask(tuple(names.index(n) for n in a), len(names)) for a in c.allowlists],
-                               dtype=np.int64)
+        allow_masks = np.array(
+            [_mask(tuple(names.index(n) for n in a), len(names)) for a in c.allowlists], dtype=np.int64
+        )
         trust_masks = np.array([_mask(p, c.n_mediators) for p in c.trust_profiles], dtype=np.int64)
         node_price = rng.integers(c.node_price[0], c.node_price[1], size=c.n_nodes, endpoint=True)
         node_allow = allow_masks[rng.integers(0, len(allow_masks), size=c.n_nodes)]
         node_trust = trust_masks[rng.integers(0, len(trust_masks), size=c.n_nodes)]
         client_fixed = rng.random(c.n_clients) < c.fixed_price_share
-        client_max_price = rng.integers(c.client_max_price[0], c.client_max_price[1], size=c.n_clients,
-                                        endpoint=True)
+        client_max_price = rng.integers(c.client_max_price[0], c.client_max_price[1], size=c.n_clients, endpoint=True)
         client_trust_code = rng.integers(0, len(trust_masks), size=c.n_clients)
         rows = np.column_stack([caps[machine_of], node_allow, node_trust])
         node_types, node_type = unique_rows(rows) if typed else (rows[:0], np.zeros(0, dtype=np.int64))

@@ -31,9 +31,18 @@ class JobOffers:
         replica = np.tile(np.arange(replicas, dtype=np.int64), len(idx) // replicas)
         module = draws.job_module[idx]
         jtype = module * len(market.trust_masks) + market.client_trust_code[idx]
-        return cls(idx, module, np.take(market.module_needs, module, axis=0), market.client_fixed[idx],
-                   market.client_max_price[idx], market.client_trust[idx],
-                   draws.job_arrival[idx] * replicas + replica, jtype, replica, idx * replicas + replica)
+        return cls(
+            idx,
+            module,
+            np.take(market.module_needs, module, axis=0),
+            market.client_fixed[idx],
+            market.client_max_price[idx],
+            market.client_trust[idx],
+            draws.job_arrival[idx] * replicas + replica,
+            jtype,
+            replica,
+            idx * replicas + replica,
+        )
 
 
 @dataclass(frozen=True)
@@ -56,14 +65,29 @@ class ResourceOffers:
         keep = rank >= 0
         if keep.all():
             return dataclasses.replace(self, rank=rank)
-        return ResourceOffers(self.node[keep], self.capacity[keep], self.price[keep], self.allow[keep],
-                              self.trust[keep], self.arrival[keep], self.rtype[keep], rank[keep])
+        return ResourceOffers(
+            self.node[keep],
+            self.capacity[keep],
+            self.price[keep],
+            self.allow[keep],
+            self.trust[keep],
+            self.arrival[keep],
+            self.rtype[keep],
+            rank[keep],
+        )
 
     @classmethod
     def post(cls, market: Market, draws: RoundDraws) -> ResourceOffers:
         idx = np.flatnonzero(draws.node_active)
-        return cls(idx, np.take(market.node_capacity, idx, axis=0), market.node_price[idx], market.node_allow[idx],
-                   market.node_trust[idx], draws.node_arrival[idx], market.node_type[idx])
+        return cls(
+            idx,
+            np.take(market.node_capacity, idx, axis=0),
+            market.node_price[idx],
+            market.node_allow[idx],
+            market.node_trust[idx],
+            draws.node_arrival[idx],
+            market.node_type[idx],
+        )
 
 
 def compatible(needs, module, fixed, max_price, job_trust, capacity, allow, price, res_trust):

@@ -35,6 +35,7 @@ class Population(Protocol):
     sizes: Mapping[str, int]
     assignment: Mapping[str, list[tuple[Any, np.ndarray]]]
 
+
 I64, F64, BOOL = pa.int64(), pa.float64(), pa.bool_()
 CAT = pa.dictionary(pa.int32(), pa.string())
 NOT_APPLICABLE = -1  # integer action columns of another role; float ones hold NaN

@@ -28,8 +28,9 @@ class TypeTable:
     @classmethod
     def build(cls, market: Market) -> TypeTable:
         j, r = market.job_types, market.node_types
-        ok = compatible(j[:, None, :5], j[:, None, 5], False, 0, j[:, None, 6],
-                        r[None, :, :5], r[None, :, 5], 0, r[None, :, 6])
+        ok = compatible(
+            j[:, None, :5], j[:, None, 5], False, 0, j[:, None, 6], r[None, :, :5], r[None, :, 5], 0, r[None, :, 6]
+        )
         jt, rt = np.nonzero(ok)
         return cls(np.searchsorted(jt, np.arange(len(j) + 1)).astype(np.int64), rt.astype(np.int64), len(r))
 
@@ -43,8 +44,18 @@ def match(jobs: JobOffers, res: ResourceOffers, types: TypeTable, job_order: np.
     order = offer_order(res)  # by type, then effective price, then age
     type_start = np.searchsorted(res.rtype[order], np.arange(types.n_rtypes + 1)).astype(np.int64)
     job_order = arrival_order(jobs.arrival) if job_order is None else job_order
-    return _greedy(job_order, jobs.jtype, jobs.fixed, jobs.max_price, types.start, types.rtype, type_start,
-                   order, res.rank, res.arrival)
+    return _greedy(
+        job_order,
+        jobs.jtype,
+        jobs.fixed,
+        jobs.max_price,
+        types.start,
+        types.rtype,
+        type_start,
+        order,
+        res.rank,
+        res.arrival,
+    )
 
 
 def arrival_order(arrival: np.ndarray) -> np.ndarray:
@@ -77,8 +88,9 @@ def offer_order(res: ResourceOffers) -> np.ndarray:
 
 
 @njit(cache=True)
-def _greedy(job_order, jtype, fixed, max_price, compat_start, compat_rt, type_start, sorted_res, price,
-            arrival):  # pragma: no cover - compiled
+def _greedy(
+    job_order, jtype, fixed, max_price, compat_start, compat_rt, type_start, sorted_res, price, arrival
+):  # pragma: no cover - compiled
     head = type_start[:-1].copy()
     out = np.full(len(job_order), -1, dtype=np.int64)
     for j in job_order:
@@ -110,8 +122,17 @@ def match_reference(jobs: JobOffers, res: ResourceOffers) -> np.ndarray:
     free = sorted(range(len(res.node)), key=lambda r: (res.rank[r], res.arrival[r]))
     for j in sorted(range(len(jobs.client)), key=lambda j: jobs.arrival[j]):
         for k, r in enumerate(free):
-            if compatible(jobs.needs[j], jobs.module[j], jobs.fixed[j], jobs.max_price[j], jobs.trust[j],
-                          res.capacity[r], res.allow[r], res.rank[r], res.trust[r]):
+            if compatible(
+                jobs.needs[j],
+                jobs.module[j],
+                jobs.fixed[j],
+                jobs.max_price[j],
+                jobs.trust[j],
+                res.capacity[r],
+                res.allow[r],
+                res.rank[r],
+                res.trust[r],
+            ):
                 out[j] = r
                 del free[k]
                 break

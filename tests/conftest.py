@@ -39,9 +39,13 @@ EngineFactory = Callable[..., tuple[BatchEngine, Population]]
 MarketStrategy = Callable[..., st.SearchStrategy[dict[str, Any]]]
 
 
-def build_engine(market_kwargs: Mapping[str, Any], mechanism_params: Mapping[str, Any] | None,
-                 population_cfg: Mapping[str, Any], seed: int,
-                 mechanism: Mapping[str, Any] | None = None) -> tuple[BatchEngine, Population]:
+def build_engine(
+    market_kwargs: Mapping[str, Any],
+    mechanism_params: Mapping[str, Any] | None,
+    population_cfg: Mapping[str, Any],
+    seed: int,
+    mechanism: Mapping[str, Any] | None = None,
+) -> tuple[BatchEngine, Population]:
     """A validated market, a mechanism stack (Lilypad v2 alone with `mechanism_params`, or the whole `mechanism`
     mapping in the Hydra form) and a population, built by `twin.build` from `seed` exactly as `simulate` builds a run
     (so seed N here is seed N there).
@@ -61,8 +65,13 @@ def make_engine() -> EngineFactory:
     return build_engine
 
 
-RESOURCE_MENUS = {"cpu": [0, 500, 1000, 4000], "gpu": [0, 0, 1, 2], "vram": [0, 8, 16], "ram": [0, 256, 1024],
-                  "disk": [0, 10, 100]}
+RESOURCE_MENUS = {
+    "cpu": [0, 500, 1000, 4000],
+    "gpu": [0, 0, 1, 2],
+    "vram": [0, 8, 16],
+    "ram": [0, 256, 1024],
+    "disk": [0, 10, 100],
+}
 
 
 @st.composite
@@ -73,19 +82,33 @@ def market_kwargs(draw: st.DrawFn, max_agents: int = 12, max_mediators: int = 4)
     Modules draw their needs from smaller menus than machines their capacities, so most machines cover most
     modules but not all; trust profiles and allowlists are often "any", so most jobs find a node but not all.
     """
+
     def resources(machine: bool) -> dict[str, int]:
-        return {name: draw(st.sampled_from([menu[-1], *reversed(menu[1:])] if machine else menu[:-1]))
-                for name, menu in RESOURCE_MENUS.items()}
+        return {
+            name: draw(st.sampled_from([menu[-1], *reversed(menu[1:])] if machine else menu[:-1]))
+            for name, menu in RESOURCE_MENUS.items()
+        }
 
     n_modules = draw(st.integers(1, 3))
     names = [f"m{i}" for i in range(n_modules)]
-    modules = [{"name": name, **resources(machine=False), "instructions": draw(st.integers(1, 5)),
-                "compute_cost": draw(st.integers(0, 20)), "weight": draw(st.integers(1, 3))} for name in names]
-    machines = [{"name": f"box{i}", **resources(machine=True), "weight": draw(st.integers(1, 3))}
-                for i in range(draw(st.integers(1, 3)))]
+    modules = [
+        {
+            "name": name,
+            **resources(machine=False),
+            "instructions": draw(st.integers(1, 5)),
+            "compute_cost": draw(st.integers(0, 20)),
+            "weight": draw(st.integers(1, 3)),
+        }
+        for name in names
+    ]
+    machines = [
+        {"name": f"box{i}", **resources(machine=True), "weight": draw(st.integers(1, 3))}
+        for i in range(draw(st.integers(1, 3)))
+    ]
     n_mediators = draw(st.integers(1, max_mediators))
-    subsets = st.one_of(st.just(()), st.lists(st.integers(0, n_mediators - 1), max_size=n_mediators,
-                                              unique=True).map(tuple))
+    subsets = st.one_of(
+        st.just(()), st.lists(st.integers(0, n_mediators - 1), max_size=n_mediators, unique=True).map(tuple)
+    )
     lo, hi = sorted(draw(st.lists(st.integers(0, 20), min_size=2, max_size=2)))
     max_lo, max_hi = sorted(draw(st.lists(st.integers(0, 20), min_size=2, max_size=2)))
     mean = st.sampled_from([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 10.0, 50.0])
@@ -102,13 +125,19 @@ def market_kwargs(draw: st.DrawFn, max_agents: int = 12, max_mediators: int = 4)
         "node_price": (lo, hi),
         "client_max_price": (max_lo, max_hi),
         "fixed_price_share": draw(st.sampled_from([0.0, 0.5, 1.0])),
-        "allowlists": draw(st.lists(st.one_of(st.just(()), st.lists(st.sampled_from(names), max_size=n_modules,
-                                                                   unique=True).map(tuple)), min_size=1, max_size=3)),
+        "allowlists": draw(
+            st.lists(
+                st.one_of(st.just(()), st.lists(st.sampled_from(names), max_size=n_modules, unique=True).map(tuple)),
+                min_size=1,
+                max_size=3,
+            )
+        ),
         "trust_profiles": draw(st.lists(subsets, min_size=1, max_size=3)),
         "client_activity": draw(st.sampled_from([1.0, 0.6])),
         "node_activity": draw(st.sampled_from([1.0, 0.6])),
-        "response": {name: draw(mean) for name in ("client_agree", "node_agree", "node_submit", "client_judge",
-                                                     "mediator")},
+        "response": {
+            name: draw(mean) for name in ("client_agree", "node_agree", "node_submit", "client_judge", "mediator")
+        },
     }
 
 
@@ -154,8 +183,9 @@ class HookDataTrace:
         index = HOOK_INDEX[hook]
         early = sorted(c for c in self.pending if HOOK_INDEX[FILLED_BEFORE[c]] > index)
         if early:
-            raise HookDataViolation(f"the engine fills {early} already before {hook}, earlier than "
-                                    "mechanisms.hooks.HOOKS declares")
+            raise HookDataViolation(
+                f"the engine fills {early} already before {hook}, earlier than mechanisms.hooks.HOOKS declares"
+            )
         self.last_hook, self.pending = index, set()
         self.ran.add((who, hook))
         sets = frozenset(cols.sets) - frozenset(cols.reads) - frozenset(cols.updates)
@@ -189,8 +219,10 @@ class HookDataTrace:
         f.written.add(name)
         if f.who == ENGINE:
             if HOOK_INDEX[FILLED_BEFORE[name]] <= self.last_hook:
-                raise HookDataViolation(f"the engine fills {name!r} after {HOOKS[self.last_hook].name}, later than "
-                                        f"declared (before {FILLED_BEFORE[name]})")
+                raise HookDataViolation(
+                    f"the engine fills {name!r} after {HOOKS[self.last_hook].name}, later than "
+                    f"declared (before {FILLED_BEFORE[name]})"
+                )
             self.pending.add(name)
             self.engine_filled.add(name)
 
@@ -248,8 +280,10 @@ def trace_hook_data() -> Iterator[HookDataTrace]:
             trace.frames.pop()
 
     def call(stack: MechanismStack, hook: str, *args: Any) -> list[Any]:
-        return [framed(lambda m=m: trace.hook(m.name, hook, m.columns.get(hook, NONE)),
-                       lambda m=m: getattr(m, hook)(*args)) for m in stack.runners(hook)]
+        return [
+            framed(lambda m=m: trace.hook(m.name, hook, m.columns.get(hook, NONE)), lambda m=m: getattr(m, hook)(*args))
+            for m in stack.runners(hook)
+        ]
 
     def engine_step(fn: Callable[..., Any], hooks: tuple[str, ...]) -> Callable[..., Any]:
         return lambda *args: framed(lambda: trace.engine(fn.__name__, hooks), lambda: fn(*args))
@@ -257,8 +291,11 @@ def trace_hook_data() -> Iterator[HookDataTrace]:
     with ExitStack() as patches:
         patches.enter_context(mock.patch.object(sim.engine, "DealBatch", _TracedBatch))
         patches.enter_context(mock.patch.object(MechanismStack, "_call", call))
-        for fn, hooks in ((apply_actions, ("set_terms",)), (decide, ("choose_checks", "judge")),
-                          (resolve, ("slash_destinations",))):
+        for fn, hooks in (
+            (apply_actions, ("set_terms",)),
+            (decide, ("choose_checks", "judge")),
+            (resolve, ("slash_destinations",)),
+        ):
             patches.enter_context(mock.patch.object(sim.engine, fn.__name__, engine_step(fn, hooks)))
         _TRACE.append(trace)
         try:

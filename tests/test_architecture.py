@@ -80,8 +80,11 @@ def test_the_table_is_a_strict_order() -> None:
 
 def test_every_package_is_placed_and_installed() -> None:
     packages = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
-    scripts = {p.name for p in REPO.iterdir()
-               if p.is_dir() and not p.name.startswith(".") and p.name not in NOT_LAYERED and any(p.glob("*.py"))}
+    scripts = {
+        p.name
+        for p in REPO.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in NOT_LAYERED and any(p.glob("*.py"))
+    }
     assert packages | scripts == set(LAYERS), "a package or script directory is missing from docs/architecture.md"
     include = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     assert {name.rstrip("*") for name in include} == packages
@@ -90,8 +93,11 @@ def test_every_package_is_placed_and_installed() -> None:
 @pytest.mark.parametrize(
     ("package", "source", "rule"),
     [
-        ("sim", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from agents.population import Population\n",
-         "sim imports agents"),
+        (
+            "sim",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from agents.population import Population\n",
+            "sim imports agents",
+        ),
         ("mechanisms", "def f():\n    import sim.engine\n", "mechanisms imports sim"),
         ("agents", "import gymnasium\n", "no RL stack below marl"),
         ("twin", "from marl.env import MarketEnv\n", "twin imports marl"),

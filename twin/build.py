@@ -87,8 +87,12 @@ def parse_stack(cfg: Mapping[str, Any]) -> MechanismStack:
     mech = section(cfg, "mechanism") or DEFAULT_MECHANISM
     for name, value in mech.items():
         if name not in ("order", "stack", "name", "description"):
-            require(value is None or isinstance(value, Mapping), f"mechanism.{name}", value,
-                    "a mapping of the mechanism's parameters")
+            require(
+                value is None or isinstance(value, Mapping),
+                f"mechanism.{name}",
+                value,
+                "a mapping of the mechanism's parameters",
+            )
     return MechanismStack.from_mapping(mech, "mechanism")
 
 

@@ -10,6 +10,8 @@ import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {DealProtocol} from "./DealProtocol.sol";
 import {IDeals} from "./IDeals.sol";
 import {IRandomness} from "./Randomness.sol";
+import {JackpotModule} from "./JackpotModule.sol";
+import {PanelModule} from "./PanelModule.sol";
 import {StakeModule} from "./StakeModule.sol";
 
 /// @title Deals: the Lilypad v2 deal lifecycle with per-deal escrow, settled exactly as mechanisms/lilypad_v2.py.
@@ -18,7 +20,7 @@ import {StakeModule} from "./StakeModule.sol";
 /// out of the deal's own escrow, and a deal that settles must leave it at zero. Parties keep a free balance inside
 /// the contract (credited by settlements, topped up from their tokens when an escrow needs more) and pull it out
 /// with `withdraw`. Parameters are fixed at deployment from the twin's mechanism config (live/chain/params.py).
-contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
+contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelModule, JackpotModule {
     using SafeERC20 for IERC20;
 
     /// Deployment parameters: the resolved lilypad_v2 terms (collateral overrides applied by the deployer).
@@ -44,6 +46,8 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
         uint32 stakeSlashBps;
         uint8 stakeSlashTo; // STAKE_SLASH_BURN | STAKE_SLASH_PROTOCOL | STAKE_SLASH_CLIENT
         uint32 feeShareBps;
+        PanelConfig panel; // the consortium mechanism (PanelModule); mediationFee is then every seat's fee
+        JackpotConfig jackpot; // the tax_jackpot mechanism (JackpotModule)
     }
 
     /// One storage slot per deal; the terms live in calldata and the DealCreated event, never in storage.
@@ -79,6 +83,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
     uint8 public constant ROLE_MEDIATOR = 3;
     uint8 public constant ROLE_BURN = 4;
     uint8 public constant ROLE_PROTOCOL = 5;
+    uint8 public constant ROLE_JACKPOT = 6;
     /// Burned value is credited here; nobody holds its key, so it can never be withdrawn.
     address public constant BURN = 0x000000000000000000000000000000000000dEaD;
 
@@ -137,7 +142,9 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
     error BadSignature(bytes32 id, address expected);
     error EscrowNotSettled(bytes32 id, uint256 left);
 
-    constructor(Config memory c) EIP712("Deals", "1") {
+    constructor(Config memory c) EIP712("Deals", "1") PanelModule(c.panel, c.mediators.length)
+        JackpotModule(c.jackpot)
+    {
         if (address(c.token) == address(0)) revert InvalidConfig("token");
         if (address(c.beacon) == address(0)) revert InvalidConfig("beacon");
         if (c.protocol == address(0)) revert InvalidConfig("protocol");
@@ -155,7 +162,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
         minDeposit = c.minDeposit;
         submitTimeoutCollateral = c.submitTimeoutCollateral;
         judgeTimeoutCollateral = c.judgeTimeoutCollateral;
-        mediationFee = c.mediationFee;
+        mediationFee = c.panel.enabled ? panelFee() : c.mediationFee;
         deadlineAgree = c.deadlineAgree;
         deadlineSubmit = c.deadlineSubmit;
         deadlineJudge = c.deadlineJudge;
@@ -236,6 +243,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
         if (isClient) {
             _in(t, d, log, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, step, true);
             _in(t, d, log, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, step, true);
+            _in(t, d, log, t.client, _clientPaysTax ? _tax(a.jobCost) : 0, DealProtocol.Reason.Tax, step, true);
         } else {
             _in(t, d, log, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, step, true);
         }
@@ -280,7 +288,8 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
         _out(t, d, log, t.client, address(0), a.judge, DealProtocol.Reason.JudgeTimeoutCollateral,
             DealProtocol.Direction.Refunded, step);
         _in(t, d, log, t.client, a.fee, DealProtocol.Reason.MediationFee, step, true);
-        uint256 index = _nthSetBit(t.mediators, beacon.draw(id) % _popcount(t.mediators));
+        uint256 index = _panels ? _drawPanel(id, t.mediators)
+            : _nthSetBit(t.mediators, beacon.draw(id) % _popcount(t.mediators));
         d.mediator = uint8(index + 1);
         emit MediatorSelected(id, mediators[index]);
         _move(id, d, DealProtocol.State.ResultsChecked, log);
@@ -290,6 +299,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
     /// The drawn mediator gives its verdict before the mediation deadline (counted from the check); it is paid
     /// the fee and the deal settles.
     function mediate(Terms calldata t, bool accept) external nonReentrant {
+        if (_panels) revert ConsortiumEnabled();
         Deal memory d = deals[dealId(t)];
         address mediator = d.mediator == 0 ? address(0) : mediators[d.mediator - 1];
         (bytes32 id,) = _load(t, DealProtocol.State.ResultsChecked, mediator, address(0));
@@ -298,6 +308,38 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
         _out(t, d, log, t.client, mediator, _amounts(t).fee, DealProtocol.Reason.MediationFee,
             DealProtocol.Direction.PaidOut, DealProtocol.Step.Mediate);
         _finish(id, t, d, accept ? DealProtocol.State.MediationAccepted : DealProtocol.State.MediationRejected, log);
+    }
+
+    /// A member of the panel now voting votes before the mediation deadline (counted from the check) and declares
+    /// whether it re-ran the job (the chain cannot observe a re-run: a dissenter who did not re-run can claim the
+    /// re-run cost). The level's last vote tallies: a verdict pays the panel and settles the deal; no consensus
+    /// seats the next level, whose new members vote in turn.
+    function vote(Terms calldata t, bool accept, bool reran) external nonReentrant {
+        if (!_panels) revert ConsortiumDisabled();
+        bytes32 id = dealId(t);
+        Deal memory d = deals[id];
+        if (d.since == 0) revert UnknownDeal(id);
+        Panel storage p = panels[id];
+        uint256 size = _levelSize(p.level, p.available);
+        uint256 seat = _seatOf(id, p, size);
+        if (d.state != DealProtocol.State.ResultsChecked) revert WrongState(id, d.state);
+        _before(id, d.since + deadlineMediate);
+        uint64 bit = uint64(1) << seat;
+        if (p.voted & bit != 0) revert AlreadyVoted(id, msg.sender);
+        p.voted |= bit;
+        if (accept) p.accepts |= bit;
+        if (reran) p.reran |= bit;
+        emit Voted(id, msg.sender, accept, reran);
+        if (_popcount(p.voted) < size) return;
+        (bool done, bool verdict) = _tally(p, size);
+        if (!done) {
+            p.level += 1;
+            emit PanelEscalated(id, p.level, _levelSize(p.level, p.available));
+            return;
+        }
+        uint256[] memory log = _settleLog(t);
+        _payPanel(t, d, p, size, verdict, log);
+        _finish(id, t, d, verdict ? DealProtocol.State.MediationAccepted : DealProtocol.State.MediationRejected, log);
     }
 
     /// After the agreement deadline without both agreements, either party releases what was escrowed.
@@ -350,6 +392,8 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
             _in(t, d, log, t.client, a.payment, DealProtocol.Reason.PaymentCollateral, DealProtocol.Step.Agree, false);
             _in(t, d, log, t.client, a.judge, DealProtocol.Reason.JudgeTimeoutCollateral, DealProtocol.Step.Agree,
                 false);
+            _in(t, d, log, t.client, _clientPaysTax ? _tax(a.jobCost) : 0, DealProtocol.Reason.Tax,
+                DealProtocol.Step.Agree, false);
             _in(t, d, log, t.node, a.submit, DealProtocol.Reason.SubmitTimeoutCollateral, DealProtocol.Step.Agree,
                 false);
             _advance(d, DealProtocol.State.DealAgreed); // one StateChanged for the whole path (the tree fixes it)
@@ -402,6 +446,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
         _releaseClient(t, d, log, a, paid);
         _releaseNode(t, d, log, a);
         if (_staking) _stakes(t, to == DealProtocol.State.MediationRejected, paid ? a.jobCost : 0, log);
+        if (_jackpot) _taxes(id, t, d, log, a.jobCost, paid);
         if (to == DealProtocol.State.TimeoutMediateResults) {
             _out(t, d, log, t.client, address(0), a.fee, DealProtocol.Reason.MediationFee,
                 DealProtocol.Direction.Refunded, DealProtocol.Step.Settle);
@@ -470,6 +515,100 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
         return protocol;
     }
 
+    // ------------------------------------------------------------------ consortium panels (PanelModule)
+
+    /// Seat up to `_seats` members, one by one, each the (word mod remaining)-th of the mutual mediators not yet
+    /// seated, the word being the beacon's for (id, seat). Returns the first member (the deal's mediator).
+    function _drawPanel(bytes32 id, uint64 mask) internal returns (uint256) {
+        Panel storage p = panels[id];
+        address[] memory members = new address[](_seats);
+        uint256 k = 0;
+        for (; k < _seats && mask != 0; ++k) {
+            uint256 index = _nthSetBit(mask, beacon.draw(keccak256(abi.encode(id, k))) % _popcount(mask));
+            _seat(p, k, index);
+            members[k] = mediators[index];
+            mask &= ~(uint64(1) << index);
+        }
+        p.available = uint8(k);
+        assembly {
+            mstore(members, k)
+        }
+        emit PanelDrawn(id, members);
+        return _member(p, 0);
+    }
+
+    /// The caller's seat in the panel now voting (its first `size` seats).
+    function _seatOf(bytes32 id, Panel storage p, uint256 size) internal view returns (uint256) {
+        for (uint256 s = 0; s < size; ++s) {
+            if (mediators[_member(p, s)] == msg.sender) return s;
+        }
+        revert NotParty(id, msg.sender);
+    }
+
+    /// The panel's fees out of the client's fee escrow, seat by seat as mechanisms.consortium.settle_mediation: what
+    /// the member keeps, then what a dissenter forfeits; then the unused seats' fees go back to the client.
+    function _payPanel(Terms calldata t, Deal memory d, Panel storage p, uint256 size, bool verdict,
+        uint256[] memory log) internal {
+        DealProtocol.Step step = DealProtocol.Step.Mediate;
+        DealProtocol.Reason fee = DealProtocol.Reason.MediationFee;
+        for (uint256 s = 0; s < size; ++s) {
+            uint256 kept = _kept(p, s, verdict, t.module);
+            if (kept != 0) {
+                d.escrow -= uint128(kept);
+                balanceOf[mediators[_member(p, s)]] += kept;
+                _record(log, uint256(ROLE_CLIENT) << 152 | (ROLE_FIRST_SEAT + s) << 160
+                    | _pack(kept, fee, DealProtocol.Direction.PaidOut, step));
+            }
+            if (_dissentTo == DISSENT_PAYER) {
+                _out(t, d, log, t.client, address(0), memberFee - kept, fee, DealProtocol.Direction.Refunded, step);
+            } else {
+                _out(t, d, log, t.client, _dissentTo == DISSENT_BURN ? BURN : protocol, memberFee - kept, fee,
+                    DealProtocol.Direction.Slashed, step);
+            }
+        }
+        _out(t, d, log, t.client, address(0), panelFee() - memberFee * size, fee, DealProtocol.Direction.Refunded,
+            step);
+    }
+
+    // ------------------------------------------------------------------ tax and jackpot (JackpotModule)
+
+    /// End the round: its claims share the pool as it stood when the round began; the next round begins.
+    function payJackpot() external nonReentrant {
+        if (!_jackpot) revert JackpotDisabled();
+        uint256 due = roundStartBlock + _roundBlocks;
+        if (block.number < due) revert DeadlineNotReached(bytes32(0), due);
+        uint256 n = claimDeals.length;
+        uint256 each = _each(roundStartPool, n);
+        for (uint256 k = 0; k < n && each != 0; ++k) {
+            balanceOf[JACKPOT] -= each;
+            balanceOf[claimants[k]] += each;
+            emit JackpotPaid(claimDeals[k], claimants[k], each);
+        }
+        delete claimDeals;
+        delete claimants;
+        roundStartPool = balanceOf[JACKPOT];
+        roundStartBlock = block.number;
+    }
+
+    /// The tax of a settled deal (mechanisms.tax_jackpot.settle), then the client's claim if mediation rejected.
+    function _taxes(bytes32 id, Terms calldata t, Deal memory d, uint256[] memory log, uint256 jobCost, bool paid)
+        internal
+    {
+        uint256 tax = _tax(jobCost);
+        DealProtocol.Step step = DealProtocol.Step.Settle;
+        if (_clientPaysTax && paid) {
+            _out(t, d, log, t.client, JACKPOT, tax, DealProtocol.Reason.Tax, DealProtocol.Direction.PaidOut, step);
+        } else if (_clientPaysTax && d.flags & CLIENT_AGREED != 0) {
+            _out(t, d, log, t.client, address(0), tax, DealProtocol.Reason.Tax, DealProtocol.Direction.Refunded, step);
+        } else if (paid && tax != 0) {
+            balanceOf[t.node] -= tax; // out of the payment this settlement just credited
+            balanceOf[JACKPOT] += tax;
+            _record(log, uint256(ROLE_NODE) << 152 | uint256(ROLE_JACKPOT) << 160
+                | _pack(tax, DealProtocol.Reason.Tax, DealProtocol.Direction.Spent, step));
+        }
+        if (d.state == DealProtocol.State.MediationRejected) _claim(id, t.client);
+    }
+
     // ------------------------------------------------------------------ internals
 
     /// The deal of `t` in state `expected`, called by `role` (or `alt`, when not zero).
@@ -521,7 +660,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
     /// A log large enough for a settlement: the deal's own moves plus a slash and a fee per staker of its node.
     function _settleLog(Terms calldata t) internal view returns (uint256[] memory log) {
         uint256 stakers = _staking ? backers[t.node].length : 0;
-        log = new uint256[](MAX_MOVES + 1 + 2 * stakers);
+        log = new uint256[](MAX_MOVES + 1 + 2 * stakers + (_panels ? 2 * _seats + 1 : 0));
     }
 
     function _takeFrom(address party, uint256 amount) internal override {
@@ -573,6 +712,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
         if (who == t.node) return ROLE_NODE;
         if (d.mediator != 0 && who == mediators[d.mediator - 1]) return ROLE_MEDIATOR;
         if (who == BURN) return ROLE_BURN;
+        if (who == JACKPOT) return ROLE_JACKPOT;
         return ROLE_PROTOCOL;
     }
 
@@ -641,6 +781,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
     function _checkTerms(Terms calldata t) internal view {
         if (t.client == t.node) revert InvalidTerms("node");
         if (t.mediators == 0 || t.mediators >> mediators.length != 0) revert InvalidTerms("mediators");
+        if (_panels && t.module >= rerunCosts.length) revert InvalidTerms("module");
         if (multipliers.length == 0) {
             if (t.multiplierBps != baseMultiplierBps) revert InvalidTerms("multiplierBps");
         } else {
@@ -650,10 +791,6 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule {
             }
             if (!offered) revert InvalidTerms("multiplierBps");
         }
-    }
-
-    function _popcount(uint64 mask) internal pure returns (uint256 n) {
-        for (; mask != 0; mask &= mask - 1) ++n;
     }
 
     /// Index of the k-th (0-based) set bit of `mask`.

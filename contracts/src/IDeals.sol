@@ -35,6 +35,7 @@ interface IDeals {
     function acceptResults(Terms calldata t) external;
     function checkResults(Terms calldata t) external;
     function mediate(Terms calldata t, bool accept) external;
+    function vote(Terms calldata t, bool accept, bool reran) external;
 
     function timeoutAgree(Terms calldata t) external;
     function timeoutSubmitResults(Terms calldata t) external;

@@ -13,8 +13,8 @@ abstract contract StakeModule {
     uint8 public constant STAKE_SLASH_PROTOCOL = 1;
     uint8 public constant STAKE_SLASH_CLIENT = 2;
     /// Role code of the k-th staker behind the deal's node in a packed move (Deals.StateChanged).
-    uint256 public constant ROLE_FIRST_STAKER = 6;
-    uint256 internal constant MAX_STAKERS = 200; // per node, so a settlement's loop stays bounded
+    uint256 public constant ROLE_FIRST_STAKER = 7;
+    uint256 internal constant MAX_STAKERS = 185; // per node: bounds a settlement's loop; roles up to 191 (PanelModule's seats follow)
 
     mapping(address => address[]) internal backers; // node -> stakers, in the order they first staked
     mapping(address => mapping(address => uint256)) public stakeOf; // node -> staker -> stake

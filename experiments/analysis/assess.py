@@ -43,8 +43,12 @@ class StudyConfig:
 
     def validate(self, path: str) -> None:
         require_int(self.rounds, f"{path}.rounds", 1, 10**6)
-        require(len(self.seeds) >= 2 and len(set(self.seeds)) == len(self.seeds), f"{path}.seeds", self.seeds,
-                "at least two distinct seeds (intervals need two samples)")
+        require(
+            len(self.seeds) >= 2 and len(set(self.seeds)) == len(self.seeds),
+            f"{path}.seeds",
+            self.seeds,
+            "at least two distinct seeds (intervals need two samples)",
+        )
         require(0 < self.deviator_share <= 1, f"{path}.deviator_share", self.deviator_share, "in (0, 1]")
         require(0 < self.confidence < 1, f"{path}.confidence", self.confidence, "in (0, 1)")
         self.behaviours(path)
@@ -63,8 +67,15 @@ def parse_study(cfg: Mapping[str, Any] | None) -> StudyConfig:
 
 def make_scenario(cfg: Mapping[str, Any], study: StudyConfig, name: str = "") -> Scenario:
     """The scenario of a simulate-style config (market, mechanism, agents = the honest profile)."""
-    return Scenario(cfg.get("market") or {}, cfg.get("mechanism") or {}, cfg.get("agents") or {}, study.rounds,
-                    study.value_multiple, study.capital_rate, name)
+    return Scenario(
+        cfg.get("market") or {},
+        cfg.get("mechanism") or {},
+        cfg.get("agents") or {},
+        study.rounds,
+        study.value_multiple,
+        study.capital_rate,
+        name,
+    )
 
 
 @dataclass
@@ -98,8 +109,9 @@ class Assessment:
         return gains_frame(self.gains).assign(mechanism=self.name)
 
 
-def assess(scenario: Scenario, study: StudyConfig, extra: Sequence[Behaviour] = (),
-           extra_coalitions: Sequence[Coalition] = ()) -> Assessment:
+def assess(
+    scenario: Scenario, study: StudyConfig, extra: Sequence[Behaviour] = (), extra_coalitions: Sequence[Coalition] = ()
+) -> Assessment:
     """Deviation gains (library + `extra`, e.g. learned best responses), coalition gains, security and costs.
     With `study.learned.enabled`, best responses and coalitions are trained first (RLlib) and join `extra`."""
     inc = IncentiveStudy(scenario, study.seeds, study.deviator_share, study.confidence)
@@ -119,7 +131,8 @@ def rank(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     secure = df["secure"].astype(bool)
     key = np.where(secure, df["cost_per_correct_result"].astype(float), df["max_gain"].astype(float))
     df = df.assign(_key=key, _cost=df["cost_per_correct_result"].astype(float))
-    df = df.sort_values(["secure", "_key", "_cost"], ascending=[False, True, True], ignore_index=True,
-                        na_position="last").drop(columns=["_key", "_cost"])
+    df = df.sort_values(
+        ["secure", "_key", "_cost"], ascending=[False, True, True], ignore_index=True, na_position="last"
+    ).drop(columns=["_key", "_cost"])
     df.insert(0, "rank", range(1, len(df) + 1))
     return df

@@ -34,14 +34,27 @@ def gain_curve(scenario: Scenario, path: str, values: Sequence[Any], study: Stud
         point = scenario.with_value(path, v)
         g = best_node_gain(point, study)
         game = inspection_game(point.config(0))
-        rows.append({"value": v, "gain": g.estimate.mean, "ci_lo": g.estimate.lo, "ci_hi": g.estimate.hi,
-                     "best": g.name, "analytic": None if game is None or game.q is None else game.gain(game.q),
-                     "threshold": None if game is None else game.threshold})
+        rows.append(
+            {
+                "value": v,
+                "gain": g.estimate.mean,
+                "ci_lo": g.estimate.lo,
+                "ci_hi": g.estimate.hi,
+                "best": g.name,
+                "analytic": None if game is None or game.q is None else game.gain(game.q),
+                "threshold": None if game is None else game.threshold,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def gain_grid(scenario: Scenario, x: tuple[str, Sequence[Any]], y: tuple[str, Sequence[Any]], study: StudyConfig,
-              mixed_agents: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def gain_grid(
+    scenario: Scenario,
+    x: tuple[str, Sequence[Any]],
+    y: tuple[str, Sequence[Any]],
+    study: StudyConfig,
+    mixed_agents: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
     """Best node deviation gain on a grid of two parameters, and fake results accepted per job when the agents
     play `mixed_agents` (a fixed-behaviour population, e.g. configs/agents/default) at the same point."""
     rows = []
@@ -53,23 +66,43 @@ def gain_grid(scenario: Scenario, x: tuple[str, Sequence[Any]], y: tuple[str, Se
             game = inspection_game(point.config(0))
             row["threshold"] = None if game is None else game.threshold
             if mixed_agents is not None:
-                mixed = Scenario(point.market, point.mechanism, mixed_agents, point.rounds, point.value_multiple,
-                                 point.capital_rate).with_value(x[0], xv).with_value(y[0], yv)
-                row["fake_accepted_per_job"] = float(np.mean([run(mixed, s).cost["fake_accepted_per_job"] or 0.0
-                                                              for s in study.seeds]))
+                mixed = (
+                    Scenario(
+                        point.market,
+                        point.mechanism,
+                        mixed_agents,
+                        point.rounds,
+                        point.value_multiple,
+                        point.capital_rate,
+                    )
+                    .with_value(x[0], xv)
+                    .with_value(y[0], yv)
+                )
+                row["fake_accepted_per_job"] = float(
+                    np.mean([run(mixed, s).cost["fake_accepted_per_job"] or 0.0 for s in study.seeds])
+                )
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def cartel_curve(scenario: Scenario, member: Mapping[str, Any], shares: Sequence[float],
-                 study: StudyConfig) -> pd.DataFrame:
+def cartel_curve(
+    scenario: Scenario, member: Mapping[str, Any], shares: Sequence[float], study: StudyConfig
+) -> pd.DataFrame:
     """Gain per member of a node cartel (`member`: a node behaviour spec) as the cartel grows: when do cartels pay."""
     inc = IncentiveStudy(scenario, study.seeds, study.deviator_share, study.confidence)
     rows = []
     for share in shares:
-        coalition: Coalition = parse_coalition({"name": f"cartel {share:.0%}", "node": {"share": share, **member}},
-                                               "cartel_curve")
+        coalition: Coalition = parse_coalition(
+            {"name": f"cartel {share:.0%}", "node": {"share": share, **member}}, "cartel_curve"
+        )
         g = inc.coalition(coalition)
-        rows.append({"share": share, "members": g.members, "gain": g.estimate.mean, "ci_lo": g.estimate.lo,
-                     "ci_hi": g.estimate.hi})
+        rows.append(
+            {
+                "share": share,
+                "members": g.members,
+                "gain": g.estimate.mean,
+                "ci_lo": g.estimate.lo,
+                "ci_hi": g.estimate.hi,
+            }
+        )
     return pd.DataFrame(rows)

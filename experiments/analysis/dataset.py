@@ -23,8 +23,12 @@ from experiments.simulate import run_simulation
 ENTRY_POINT = "simulate"
 
 
-def record(runs: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]], dataset: str | os.PathLike[str],
-           sweep: str, runs_dir: str | os.PathLike[str]) -> pd.DataFrame:
+def record(
+    runs: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]],
+    dataset: str | os.PathLike[str],
+    sweep: str,
+    runs_dir: str | os.PathLike[str],
+) -> pd.DataFrame:
     """Run each `(choices, config)` not yet recorded in `dataset` (sweep `sweep`) and return the sweep's rows."""
     dataset = Path(dataset).resolve()
     for choices, cfg in runs:
@@ -36,9 +40,17 @@ def record(runs: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]], dataset:
         started, start = datetime.now(UTC), time.perf_counter()
         seed = results.run_seed(cfg, rid)
         summary = run_simulation({**cfg, "seed": seed}, out)
-        row = results.make_row(ENTRY_POINT, cfg, seed=seed, status="ok", started_at=started,
-                               wall_s=time.perf_counter() - start, summary=summary, output_dir=str(out),
-                               choices=dict(choices))
+        row = results.make_row(
+            ENTRY_POINT,
+            cfg,
+            seed=seed,
+            status="ok",
+            started_at=started,
+            wall_s=time.perf_counter() - start,
+            summary=summary,
+            output_dir=str(out),
+            choices=dict(choices),
+        )
         results.write_row(dataset, row)
     return results.load(dataset, sweep)
 

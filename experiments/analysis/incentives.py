@@ -131,8 +131,9 @@ class IncentiveStudy:
     def profile_cost(self) -> dict[str, float | None]:
         """Cost metrics of the profile itself, averaged over seeds."""
         costs = [self.baseline(s).cost for s in self.seeds]
-        return {k: (None if any(c[k] is None for c in costs) else float(np.mean([c[k] for c in costs])))
-                for k in costs[0]}
+        return {
+            k: (None if any(c[k] is None for c in costs) else float(np.mean([c[k] for c in costs]))) for k in costs[0]
+        }
 
 
 def best(gains: Iterable[Gain], kind: str = "deviation", role: str | None = None) -> Gain | None:
@@ -148,20 +149,45 @@ def security(gains: Sequence[Gain], rule: SecurityRule) -> dict[str, object]:
     honesty is an equilibrium."""
     covered = [g for g in gains if rule.covers(g)]
     if not covered:
-        return {"max_gain": 0.0, "max_gain_lo": 0.0, "max_gain_hi": 0.0, "worst": "", "secure": True,
-                "decisive": "", "violation": 0.0, "deviation_gain": 0.0}
+        return {
+            "max_gain": 0.0,
+            "max_gain_lo": 0.0,
+            "max_gain_hi": 0.0,
+            "worst": "",
+            "secure": True,
+            "decisive": "",
+            "violation": 0.0,
+            "deviation_gain": 0.0,
+        }
     worst = max(covered, key=lambda g: g.estimate.mean)
     decisive = max(covered, key=lambda g: g.estimate.hi)
-    return {"max_gain": worst.estimate.mean, "max_gain_lo": worst.estimate.lo, "max_gain_hi": worst.estimate.hi,
-            "worst": f"{worst.role}: {worst.name}", "secure": bool(decisive.estimate.hi <= rule.tolerance),
-            "decisive": f"{decisive.role}: {decisive.name}",
-            "violation": max(0.0, decisive.estimate.hi - rule.tolerance),
-            "deviation_gain": max(0.0, worst.estimate.mean)}
+    return {
+        "max_gain": worst.estimate.mean,
+        "max_gain_lo": worst.estimate.lo,
+        "max_gain_hi": worst.estimate.hi,
+        "worst": f"{worst.role}: {worst.name}",
+        "secure": bool(decisive.estimate.hi <= rule.tolerance),
+        "decisive": f"{decisive.role}: {decisive.name}",
+        "violation": max(0.0, decisive.estimate.hi - rule.tolerance),
+        "deviation_gain": max(0.0, worst.estimate.mean),
+    }
 
 
 def gains_frame(gains: Iterable[Gain]) -> pd.DataFrame:
     """One row per deviation / coalition: gain per member and round with its interval (lower bounds)."""
-    return pd.DataFrame([{"kind": g.kind, "role": g.role, "name": g.name, "members": g.members,
-                          "gain": g.estimate.mean, "ci_lo": g.estimate.lo, "ci_hi": g.estimate.hi,
-                          "seeds": len(g.estimate.per_seed)} for g in gains],
-                        columns=["kind", "role", "name", "members", "gain", "ci_lo", "ci_hi", "seeds"])
+    return pd.DataFrame(
+        [
+            {
+                "kind": g.kind,
+                "role": g.role,
+                "name": g.name,
+                "members": g.members,
+                "gain": g.estimate.mean,
+                "ci_lo": g.estimate.lo,
+                "ci_hi": g.estimate.hi,
+                "seeds": len(g.estimate.per_seed),
+            }
+            for g in gains
+        ],
+        columns=["kind", "role", "name", "members", "gain", "ci_lo", "ci_hi", "seeds"],
+    )

@@ -63,8 +63,12 @@ class LearnedConfig:
         require_int(self.iterations, f"{path}.iterations", 1, 10**6)
         for i, spec in enumerate(self.coalitions):
             counts = {k: v for k, v in spec.items() if k != "name"}
-            require("name" in spec and counts and set(counts) <= set(ROLES), f"{path}.coalitions[{i}]", spec,
-                    "{name: ..., <role>: count, ...} with roles from " + str(ROLES))
+            require(
+                "name" in spec and counts and set(counts) <= set(ROLES),
+                f"{path}.coalitions[{i}]",
+                spec,
+                "{name: ..., <role>: count, ...} with roles from " + str(ROLES),
+            )
             for role, k in counts.items():
                 require_int(k, f"{path}.coalitions[{i}].{role}", 1, 10**7)
 
@@ -121,22 +125,34 @@ def deviator_rows(sizes: Mapping[str, int], role: str, seed: int, share: float) 
 
 def coalition_member_rows(sizes: Mapping[str, int], role: str, seed: int, k: int) -> np.ndarray:
     """The rows `IncentiveStudy.coalition_rows` gives a member of `k` agents of `role` for `seed`."""
-    return pick_rows(sizes[role], min(k, sizes[role]),
-                     np.random.default_rng([seed, COALITION_STREAM, ROLES.index(role)]))
+    return pick_rows(
+        sizes[role], min(k, sizes[role]), np.random.default_rng([seed, COALITION_STREAM, ROLES.index(role)])
+    )
 
 
-def train_config(scenario: Scenario, learned: LearnedConfig, focal: Mapping[str, Sequence[int]],
-                 shared_reward: bool = False) -> dict[str, Any]:
+def train_config(
+    scenario: Scenario, learned: LearnedConfig, focal: Mapping[str, Sequence[int]], shared_reward: bool = False
+) -> dict[str, Any]:
     """An `experiments.train` config: the scenario's market, mechanism and honest profile, `focal` rows per role
     learning (one module per role), train.yaml's env and algo defaults with the `learned` overrides."""
     base = OmegaConf.load(TRAIN_YAML)
-    env = {**OmegaConf.to_container(base.env), "rounds": scenario.rounds, **learned.env,
-           "focal": {role: [int(r) for r in focal.get(role, ())] or 0 for role in ROLES},
-           "shared_reward": shared_reward}
+    env = {
+        **OmegaConf.to_container(base.env),
+        "rounds": scenario.rounds,
+        **learned.env,
+        "focal": {role: [int(r) for r in focal.get(role, ())] or 0 for role in ROLES},
+        "shared_reward": shared_reward,
+    }
     algo = {**OmegaConf.to_container(base.algo), **learned.algo, "mapping": "role"}
-    return {"seed": learned.seed, "market": dict(scenario.market), "mechanism": dict(scenario.mechanism),
-            "agents": dict(scenario.agents), "env": env, "algo": algo,
-            "train": {"iterations": learned.iterations, "checkpoint_every": learned.iterations, "progress": False}}
+    return {
+        "seed": learned.seed,
+        "market": dict(scenario.market),
+        "mechanism": dict(scenario.mechanism),
+        "agents": dict(scenario.agents),
+        "env": env,
+        "algo": algo,
+        "train": {"iterations": learned.iterations, "checkpoint_every": learned.iterations, "progress": False},
+    }
 
 
 @dataclass(frozen=True)
@@ -156,8 +172,9 @@ def train_modules(cfg: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, Lear
     return {role: LearnedBehaviourParts(policy.modules[role], env) for role in policy.modules}, result.metrics
 
 
-def best_response(scenario: Scenario, role: str, learned: LearnedConfig, seeds: Sequence[int], share: float,
-                  run_dir: Path) -> LearnedBehaviour:
+def best_response(
+    scenario: Scenario, role: str, learned: LearnedConfig, seeds: Sequence[int], share: float, run_dir: Path
+) -> LearnedBehaviour:
     """Train the deviators of `role` (rows of the first seed) against the frozen honest profile."""
     rows = deviator_rows(role_sizes(scenario), role, seeds[0], share)
     parts, _ = train_modules(train_config(scenario, learned, {role: rows}), run_dir)
@@ -165,29 +182,43 @@ def best_response(scenario: Scenario, role: str, learned: LearnedConfig, seeds: 
     return LearnedBehaviour(role, name, parts[role].module, parts[role].env, learned.seed, learned.explore)
 
 
-def learned_coalition(scenario: Scenario, spec: Mapping[str, Any], learned: LearnedConfig, seeds: Sequence[int],
-                      run_dir: Path) -> Coalition:
+def learned_coalition(
+    scenario: Scenario, spec: Mapping[str, Any], learned: LearnedConfig, seeds: Sequence[int], run_dir: Path
+) -> Coalition:
     """Train a coalition (`{name, <role>: count}`) on its shared reward; the `Coalition` of the trained members."""
     sizes = role_sizes(scenario)
     counts = {role: int(k) for role, k in spec.items() if role != "name"}
     focal = {role: coalition_member_rows(sizes, role, seeds[0], k) for role, k in counts.items()}
     parts, _ = train_modules(train_config(scenario, learned, focal, shared_reward=True), run_dir)
-    members = tuple((role, Member(LearnedBehaviour(role, f"{spec['name']} ({role})", parts[role].module,
-                                                   parts[role].env, learned.seed, learned.explore), count=k))
-                    for role, k in counts.items())
+    members = tuple(
+        (
+            role,
+            Member(
+                LearnedBehaviour(
+                    role, f"{spec['name']} ({role})", parts[role].module, parts[role].env, learned.seed, learned.explore
+                ),
+                count=k,
+            ),
+        )
+        for role, k in counts.items()
+    )
     return Coalition(f"learned: {spec['name']} (PPO, {learned.iterations} it)", members)
 
 
-def learned_entries(scenario: Scenario, learned: LearnedConfig, seeds: Sequence[int],
-                    share: float) -> tuple[list[LearnedBehaviour], list[Coalition]]:
+def learned_entries(
+    scenario: Scenario, learned: LearnedConfig, seeds: Sequence[int], share: float
+) -> tuple[list[LearnedBehaviour], list[Coalition]]:
     """Every learned best response and coalition of `study.learned` (nothing when disabled)."""
     if not learned.enabled:
         return [], []
     with tempfile.TemporaryDirectory(prefix="learned_") as tmp:
         root = Path(learned.run_dir) if learned.run_dir else Path(tmp)
         tag = scenario.name or "scenario"
-        behaviours = [best_response(scenario, role, learned, seeds, share, root / tag / f"br_{role}")
-                      for role in learned.roles]
-        coalitions = [learned_coalition(scenario, spec, learned, seeds, root / tag / f"coalition_{i}")
-                      for i, spec in enumerate(learned.coalitions)]
+        behaviours = [
+            best_response(scenario, role, learned, seeds, share, root / tag / f"br_{role}") for role in learned.roles
+        ]
+        coalitions = [
+            learned_coalition(scenario, spec, learned, seeds, root / tag / f"coalition_{i}")
+            for i, spec in enumerate(learned.coalitions)
+        ]
     return behaviours, coalitions

@@ -102,8 +102,10 @@ def parse_library(specs: Mapping[str, Sequence[Mapping[str, Any]]] | None, path:
     unknown = sorted(set(specs) - set(ROLES))
     if unknown:
         raise ConfigError(f"{path}: unknown role(s) {unknown}; allowed: {list(ROLES)}")
-    return {role: [parse_behaviour(s, role, f"{path}.{role}[{i}]") for i, s in enumerate(specs.get(role) or [])]
-            for role in ROLES}
+    return {
+        role: [parse_behaviour(s, role, f"{path}.{role}[{i}]") for i, s in enumerate(specs.get(role) or [])]
+        for role in ROLES
+    }
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,12 @@ def parse_coalition(spec: Mapping[str, Any], path: str) -> Coalition:
         require(role in ROLES, f"{path}.{role}", role, f"a role: one of {ROLES}")
         member = dict(member)
         share, count = member.pop("share", None), member.pop("count", None)
-        require((share is None) != (count is None), f"{path}.{role}", {"share": share, "count": count},
-                "exactly one of share (fraction of the role) or count")
+        require(
+            (share is None) != (count is None),
+            f"{path}.{role}",
+            {"share": share, "count": count},
+            "exactly one of share (fraction of the role) or count",
+        )
         if share is not None:
             require(isinstance(share, (int, float)) and 0 < share <= 1, f"{path}.{role}.share", share, "in (0, 1]")
         if count is not None:

@@ -62,8 +62,11 @@ class MetagameConfig:
         require(set(self.basin_roles) <= set(ROLES), f"{path}.basin_roles", self.basin_roles, f"roles from {ROLES}")
         require(self.alpha > 0, f"{path}.alpha", self.alpha, "> 0")
         require_int(self.population, f"{path}.population", 2, 10**6)
-        ok = set(self.portrait) <= set(ROLES) and len(self.portrait) == 2 and all(
-            len(v) == 2 for v in self.portrait.values())
+        ok = (
+            set(self.portrait) <= set(ROLES)
+            and len(self.portrait) == 2
+            and all(len(v) == 2 for v in self.portrait.values())
+        )
         require(ok, f"{path}.portrait", self.portrait, "two roles with two strategy indices each")
 
     def behaviours(self, path: str = "study.metagame") -> dict[str, list[Behaviour]]:
@@ -111,8 +114,12 @@ class PayoffTable:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PayoffTable:
-        return cls(tuple(data["roles"]), {k: list(v) for k, v in data["labels"].items()}, np.asarray(data["mean"]),
-                   np.asarray(data["sem"]))
+        return cls(
+            tuple(data["roles"]),
+            {k: list(v) for k, v in data["labels"].items()},
+            np.asarray(data["mean"]),
+            np.asarray(data["sem"]),
+        )
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_json()) + "\n")
@@ -132,12 +139,14 @@ class PayoffTable:
         mean = mean[kept].reshape((len(kept), *[len(index[p]) for p in kept]))
         sem = sem[kept].reshape(mean.shape)
         roles = tuple(self.roles[p] for p in kept)
-        return PayoffTable(roles, {r: [self.labels[r][i] for i in index[self.roles.index(r)]] for r in roles},
-                           mean, sem)
+        return PayoffTable(
+            roles, {r: [self.labels[r][i] for i in index[self.roles.index(r)]] for r in roles}, mean, sem
+        )
 
 
-def payoff_table(scenario: Scenario, strategies: Mapping[str, Sequence[Behaviour]],
-                 seeds: Sequence[int]) -> PayoffTable:
+def payoff_table(
+    scenario: Scenario, strategies: Mapping[str, Sequence[Behaviour]], seeds: Sequence[int]
+) -> PayoffTable:
     """Simulate every pure profile of the library (all agents of a role play its strategy) for every seed."""
     roles = tuple(r for r in ROLES if strategies.get(r))
     sizes = role_sizes(scenario)
@@ -157,16 +166,21 @@ def alpha_rank(table: PayoffTable, alpha: float, population: int) -> pd.DataFram
     """Alpha-rank stationary mass of every pure profile (OpenSpiel), highest first."""
     payoffs = table.normalized()
     with np.errstate(over="ignore", invalid="ignore"):
-        _, _, pi, _, num_strats = alpharank.compute([payoffs[p] for p in range(len(table.roles))], m=population,
-                                                    alpha=alpha)
+        _, _, pi, _, num_strats = alpharank.compute(
+            [payoffs[p] for p in range(len(table.roles))], m=population, alpha=alpha
+        )
     pi = np.clip(pi, 0.0, None)  # the eigenvector's round-off can leave -1e-17
     pi = pi / pi.sum()
     rows = []
     for pid, mass in enumerate(pi):
         profile = utils.get_strat_profile_from_id(num_strats, pid)
-        rows.append({**{r: table.labels[r][int(i)] for r, i in zip(table.roles, profile, strict=True)},
-                     "profile": " / ".join(table.labels[r][int(i)] for r, i in zip(table.roles, profile, strict=True)),
-                     "mass": float(mass)})
+        rows.append(
+            {
+                **{r: table.labels[r][int(i)] for r, i in zip(table.roles, profile, strict=True)},
+                "profile": " / ".join(table.labels[r][int(i)] for r, i in zip(table.roles, profile, strict=True)),
+                "mass": float(mass),
+            }
+        )
     return pd.DataFrame(rows).sort_values("mass", ascending=False, ignore_index=True)
 
 
@@ -175,8 +189,9 @@ def replicator_field(table: PayoffTable) -> dynamics.MultiPopulationDynamics:
     return dynamics.MultiPopulationDynamics(table.normalized(), dynamics.replicator)
 
 
-def trajectory_end(field_: dynamics.MultiPopulationDynamics, start: np.ndarray, time: float, dt: float,
-                   shape: Sequence[int]) -> np.ndarray:
+def trajectory_end(
+    field_: dynamics.MultiPopulationDynamics, start: np.ndarray, time: float, dt: float, shape: Sequence[int]
+) -> np.ndarray:
     """Euler-integrate the dynamics from `start` (concatenated population states), staying on the simplices."""
     x = start.copy()
     cuts = np.cumsum(shape)[:-1]
@@ -201,14 +216,20 @@ def honest_basin(table: PayoffTable, config: MetagameConfig, seed: int = 0) -> B
     rng = np.random.default_rng([seed, 23])
     shape = table.shape
     field_ = replicator_field(table)
-    ends = np.array([trajectory_end(field_, np.concatenate([rng.dirichlet(np.ones(k)) for k in shape]),
-                                    config.basin_time, config.dt, shape) for _ in range(config.basin_samples)])
+    ends = np.array(
+        [
+            trajectory_end(
+                field_, np.concatenate([rng.dirichlet(np.ones(k)) for k in shape]), config.basin_time, config.dt, shape
+            )
+            for _ in range(config.basin_samples)
+        ]
+    )
     offsets = np.concatenate([[0], np.cumsum(shape)[:-1]])
     honest = np.ones(len(ends), dtype=bool)
     for p, r in enumerate(table.roles):
         if r in config.basin_roles:
             honest &= ends[:, offsets[p]] >= 1 - config.tolerance
-    parts = [ends[:, o:o + k] for o, k in zip(offsets, shape, strict=True)]
+    parts = [ends[:, o : o + k] for o, k in zip(offsets, shape, strict=True)]
     top = np.stack([x.argmax(axis=1) for x in parts], axis=1)  # each population's most played strategy
     keys, inverse = np.unique(top, axis=0, return_inverse=True)
     rows = []

@@ -34,8 +34,14 @@ def threshold_curve(curve: pd.DataFrame, path: str | os.PathLike[str], xlabel: s
     """Measured best node deviation gain (with interval) beside the inspection game's line and its threshold q*."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     x = curve["value"].astype(float)
-    ax.errorbar(x, curve["gain"], yerr=[curve["gain"] - curve["ci_lo"], curve["ci_hi"] - curve["gain"]], fmt="o-",
-                capsize=3, label="measured best deviation (lower bound)")
+    ax.errorbar(
+        x,
+        curve["gain"],
+        yerr=[curve["gain"] - curve["ci_lo"], curve["ci_hi"] - curve["gain"]],
+        fmt="o-",
+        capsize=3,
+        label="measured best deviation (lower bound)",
+    )
     if curve["analytic"].notna().any():
         ax.plot(x, curve["analytic"].astype(float), "k--", label="inspection game: always cheat")
     thresholds = curve["threshold"].dropna().unique()
@@ -70,8 +76,13 @@ def heatmaps(grid: pd.DataFrame, path: str | os.PathLike[str], xlabel: str, ylab
         if grid.get("threshold") is not None and grid["threshold"].notna().all():
             # q*(y) in grid coordinates: interpolate the threshold on the x axis
             qstar = grid.groupby("y")["threshold"].first().reindex(ys).to_numpy(dtype=float)
-            ax.plot(np.interp(qstar, xs, range(len(xs)), left=-0.5, right=len(xs) - 0.5), range(len(ys)), "k--",
-                    lw=1.5, label="q* (inspection game)")
+            ax.plot(
+                np.interp(qstar, xs, range(len(xs)), left=-0.5, right=len(xs) - 0.5),
+                range(len(ys)),
+                "k--",
+                lw=1.5,
+                label="q* (inspection game)",
+            )
             ax.legend(fontsize=7, loc="upper right")
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     return _save(fig, path)
@@ -82,14 +93,24 @@ def frontier(ranked: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     df = ranked.dropna(subset=["cost_per_correct_result"]).sort_values("cost_per_correct_result")
     fig, ax = plt.subplots(figsize=(7.0, 4.6))
     ax.axhspan(min(df["max_gain_lo"].min(), 0) - 1, 0, color="tab:green", alpha=0.08, label="secure region (gain <= 0)")
-    ax.errorbar(df["cost_per_correct_result"], df["max_gain"],
-                yerr=[df["max_gain"] - df["max_gain_lo"], df["max_gain_hi"] - df["max_gain"]], fmt="none",
-                ecolor="grey", capsize=3)
+    ax.errorbar(
+        df["cost_per_correct_result"],
+        df["max_gain"],
+        yerr=[df["max_gain"] - df["max_gain_lo"], df["max_gain_hi"] - df["max_gain"]],
+        fmt="none",
+        ecolor="grey",
+        capsize=3,
+    )
     colors = np.where(df["secure"], "tab:green", "tab:red")
     ax.scatter(df["cost_per_correct_result"], df["max_gain"], c=colors, zorder=3)
     for _, r in df.iterrows():
-        ax.annotate(r["mechanism"], (r["cost_per_correct_result"], r["max_gain"]), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.annotate(
+            r["mechanism"],
+            (r["cost_per_correct_result"], r["max_gain"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     best, front = np.inf, []
     for _, r in df.iterrows():  # cheapest first: a point is on the frontier if it is more secure than all cheaper
         if r["max_gain"] < best:
@@ -98,8 +119,11 @@ def frontier(ranked: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     fx, fy = zip(*front, strict=True)
     ax.step(fx, fy, where="post", color="k", lw=1, label="Pareto frontier")
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set(xlabel="cost per correct result (client outlay + locked capital)",
-           ylabel="worst deviation / coalition gain (lower bound)", title="Cost vs security")
+    ax.set(
+        xlabel="cost per correct result (client outlay + locked capital)",
+        ylabel="worst deviation / coalition gain (lower bound)",
+        title="Cost vs security",
+    )
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -120,10 +144,16 @@ def phase_portrait(table: PayoffTable, path: str | os.PathLike[str], title: str 
     speed = np.hypot(u, v)
     ax.streamplot(grid, grid, u, v, color=speed, cmap="viridis", density=1.1, arrowsize=1.2)
     r0, r1 = table.roles
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"share of {r0}s playing {table.labels[r0][1]}",
-           ylabel=f"share of {r1}s playing {table.labels[r1][1]}", title=title or "replicator dynamics")
-    ax.plot([0], [0], "o", color="tab:green", ms=9, clip_on=False,
-            label=f"{table.labels[r0][0]} / {table.labels[r1][0]}")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel=f"share of {r0}s playing {table.labels[r0][1]}",
+        ylabel=f"share of {r1}s playing {table.labels[r1][1]}",
+        title=title or "replicator dynamics",
+    )
+    ax.plot(
+        [0], [0], "o", color="tab:green", ms=9, clip_on=False, label=f"{table.labels[r0][0]} / {table.labels[r1][0]}"
+    )
     ax.legend(fontsize=7, loc="upper right")
     return _save(fig, path)
 
@@ -131,11 +161,20 @@ def phase_portrait(table: PayoffTable, path: str | os.PathLike[str], title: str 
 def cartel_curve(curve: pd.DataFrame, path: str | os.PathLike[str], title: str = "") -> Path:
     """Gain per cartel member against the cartel's share of the nodes."""
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    ax.errorbar(curve["share"], curve["gain"], yerr=[curve["gain"] - curve["ci_lo"], curve["ci_hi"] - curve["gain"]],
-                fmt="o-", capsize=3, color="tab:purple")
+    ax.errorbar(
+        curve["share"],
+        curve["gain"],
+        yerr=[curve["gain"] - curve["ci_lo"], curve["ci_hi"] - curve["gain"]],
+        fmt="o-",
+        capsize=3,
+        color="tab:purple",
+    )
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set(xlabel="cartel share of nodes", ylabel="gain per member and round (lower bound)",
-           title=title or "When do cartels pay?")
+    ax.set(
+        xlabel="cartel share of nodes",
+        ylabel="gain per member and round (lower bound)",
+        title=title or "When do cartels pay?",
+    )
     return _save(fig, path)
 
 
@@ -147,4 +186,3 @@ def alpharank_bars(ranking: pd.DataFrame, path: str | os.PathLike[str], top: int
     ax.set_yticks(range(len(head)), head["profile"], fontsize=7)
     ax.set(xlabel="alpha-rank stationary mass", title=title or "alpha-rank")
     return _save(fig, path)
-

@@ -27,9 +27,10 @@ def text_table(df: pd.DataFrame) -> str:
     """A fixed-width table for the terminal."""
     cells = [[str(c) for c in df.columns]] + [[fmt(v) for v in row] for row in df.itertuples(index=False)]
     widths = [max(len(r[i]) for r in cells) for i in range(len(df.columns))]
-    return "\n".join("  ".join(c.rjust(w) if k else c.ljust(w) for k, (c, w) in enumerate(zip(r, widths,
-                                                                                               strict=True)))
-                     for r in cells)
+    return "\n".join(
+        "  ".join(c.rjust(w) if k else c.ljust(w) for k, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells
+    )
 
 
 @dataclass
@@ -79,18 +80,26 @@ class Report:
             elif kind == "table":
                 df = value  # type: ignore[assignment]
                 head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-                rows = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
-                               for row in df.itertuples(index=False))
+                rows = "".join(
+                    "<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>"
+                    for row in df.itertuples(index=False)
+                )
                 body.append(f"<table><tr>{head}</tr>{rows}</table>")
             else:
                 path, caption = value  # type: ignore[misc]
                 data = base64.b64encode(path.read_bytes()).decode()
-                body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
-                            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-        style = ("body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
-                 "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}")
-        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-                f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+                body.append(
+                    f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(caption)}">'
+                    f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+                )
+        style = (
+            "body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;"
+            "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}"
+        )
+        return (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+        )
 
     def write(self, out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
         """`report.md` and `report.html` in `out_dir`."""

@@ -51,8 +51,12 @@ class Scenario:
         """A copy with one dotted field of market / mechanism / agents set (list indices as numbers), e.g.
         `agents.clients.0.q` or `mechanism.lilypad_v2.results_multiplier_bps`."""
         section, *keys = path.split(".")
-        require(section in ("market", "mechanism", "agents") and keys, "path", path,
-                "market.<...>, mechanism.<...> or agents.<...>")
+        require(
+            section in ("market", "mechanism", "agents") and keys,
+            "path",
+            path,
+            "market.<...>, mechanism.<...> or agents.<...>",
+        )
         tree = copy.deepcopy(dict(getattr(self, section)))
         node: Any = tree
         for key in keys[:-1]:
@@ -87,8 +91,11 @@ class RunResult:
 
 def role_slices(market: Market) -> dict[str, slice]:
     f = market.facts
-    return {"client": slice(0, f.first_node), "node": slice(f.first_node, f.first_mediator),
-            "mediator": slice(f.first_mediator, f.first_staker)}
+    return {
+        "client": slice(0, f.first_node),
+        "node": slice(f.first_node, f.first_mediator),
+        "mediator": slice(f.first_mediator, f.first_staker),
+    }
 
 
 def role_sizes(scenario: Scenario) -> dict[str, int]:

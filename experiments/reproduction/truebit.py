@@ -32,13 +32,18 @@ def observe_run(preset: Mapping[str, Any], seed: int, verifiers: int | None = No
     cfg = sim_config(preset, seed, **sections)
     n = cfg["mechanism"]["verifiers"]["verifiers"]
 
+    before: dict[str, np.ndarray] = {}  # balances at the round's start = the previous round's end
+
     def observe(result: RoundResult, sim: Any) -> None:
         d, t = result.deals, result.transfers
         facts = sim.market.facts
         jackpot = facts.pool_base + Pool.Jackpot
         accounts = facts.first_staker + np.arange(n)
-        start = d.context.balance[accounts]
-        out["jackpot"].append(int(d.context.balance[jackpot]))
+        # the round context is a view of the live ledger, so the round's opening balances are kept here
+        opening = before.get("balance", facts.initial_balances())
+        before["balance"] = sim.engine.ledger.balance.copy()
+        start = opening[accounts]
+        out["jackpot"].append(int(opening[jackpot]))
         paid = (t.reason == Reason.Jackpot) & (t.payer == jackpot)
         out["paid"].append(int(t.amount[paid].sum()))
         out["claims"].append(int(paid.sum()))

@@ -20,6 +20,7 @@ from live.chain.node import Chain
 from live.chain.params import ChainParams
 
 BEACONS = ("prevrandao", "scripted")
+DEPLOY_GAS = 12_000_000  # the deal contract's creation: ~22 kB of code at 200 gas a byte, then its registries
 TERMS_TYPE = (
     "Terms(address client,address node,uint64 price,uint64 instructions,uint32 multiplierBps,uint32 module,"
     "uint64 mediators,uint64 nonce)"
@@ -144,6 +145,14 @@ class Deployment:
     def mediate(self, t: Terms, mediator: str, accept: bool) -> dict[str, Any]:
         return self.tx(mediator, "mediate", tuple(t), accept)
 
+    def vote(self, t: Terms, member: str, accept: bool, reran: bool) -> dict[str, Any]:
+        """A consortium member's vote (and its declaration that it re-ran the job)."""
+        return self.tx(member, "vote", tuple(t), accept, reran)
+
+    def pay_jackpot(self, sender: str) -> dict[str, Any]:
+        """End the jackpot round: its claims share the pool as it stood when the round began."""
+        return self.tx(sender, "payJackpot")
+
     def timeout(self, phase: str, t: Terms, sender: str) -> dict[str, Any]:
         """`phase` in agree | submit | judge | mediate."""
         fn = {
@@ -256,11 +265,13 @@ def deploy(
         p.stake_slash_bps,
         p.stake_slash_code,
         p.fee_share_bps,
+        p.panel,
+        p.jackpot_config,
     )
     txs = [
         {"from": deployer, "data": _creation(arts[token_artifact], "Twin Credit", "TWC", deployer, sum(amounts))},
         {"from": deployer, "data": _creation(arts[beacon_name])},
-        {"from": deployer, "data": _creation(arts[deals_artifact], config)},
+        {"from": deployer, "data": _creation(arts[deals_artifact], config), "gas": DEPLOY_GAS},
     ]
     receipts = chain.send(txs)
     got = [to_checksum_address(r["contractAddress"]) for r in receipts]

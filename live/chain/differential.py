@@ -18,6 +18,7 @@ import numpy as np
 from live.chain.events import fetch, transfers
 from live.chain.node import Chain
 from live.chain.replay import deploy_market, replay
+from mechanisms.money import Pool
 from mechanisms.protocol import OFF_CHAIN_REASONS, DealState, Direction, Reason
 from mechanisms.transfers import Transfers
 from sim.engine import RoundResult
@@ -33,6 +34,7 @@ class Report:
     accounts: int = 0
     states: dict[str, int] = field(default_factory=dict)  # terminal state name -> deals
     reasons: dict[str, int] = field(default_factory=dict)  # on-chain transfers per reason
+    moves: dict[str, int] = field(default_factory=dict)  # on-chain transfers per "Reason/Direction"
     mismatched_deals: list[int] = field(default_factory=list)
     mismatched_states: list[int] = field(default_factory=list)
     mismatched_accounts: list[int] = field(default_factory=list)
@@ -89,6 +91,7 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
         n_agents,
         market.facts.pool_base,
         market.facts.mediator_accounts(),
+        rerun_costs=[int(x) for x in market.module_compute_cost],
     )
     start = chain.block_number() + 1
     for r in results:
@@ -102,6 +105,10 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
     all_ids = np.concatenate([r.deals.deal_id for r in results])
     rep.deals, rep.transfers = len(all_ids), len(on_chain)
     rep.reasons = {Reason(int(r)).name: int((on_chain.reason == r).sum()) for r in np.unique(on_chain.reason)}
+    kinds = zip(on_chain.reason.tolist(), on_chain.direction.tolist(), strict=True)
+    for reason, direction in kinds:
+        key = f"{Reason(reason).name}/{Direction(direction).name}"
+        rep.moves[key] = rep.moves.get(key, 0) + 1
     rep.mismatched_deals = [int(i) for i in all_ids if twin_deals.get(int(i), []) != chain_deals.get(int(i), [])]
 
     chain_state = {h.terms[d].nonce: s for d, s in h.final_state().items()}
@@ -115,7 +122,7 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
 
     size = market.facts.pool_base + 4
     expected = market.facts.initial_balances()[:n_agents] + wealth_change(twin, size)[:n_agents]
-    pools = [market.facts.pool_base + 0, market.facts.pool_base + 1]  # burn and protocol credits
+    pools = [market.facts.pool_base + p for p in (Pool.Burn, Pool.Protocol, Pool.Jackpot)]  # credited on chain
     owners = [who.address[a] for a in [*range(n_agents), *pools]]
     free = np.array(dep.read_many("balanceOf", [(a,) for a in owners]), dtype=object)
     tokens = np.array(dep.read_many("balanceOf", [(a,) for a in owners], contract=dep.token), dtype=object)

@@ -21,7 +21,7 @@ from live.chain.binding import Deployment, Terms
 from live.chain.params import ChainParams
 from mechanisms.deals import DealBatch
 from mechanisms.money import BPS
-from mechanisms.protocol import PATH, DealState
+from mechanisms.protocol import PATH, DealState, Direction, Reason, Step
 from mechanisms.transfers import NOBODY, Transfers
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -31,8 +31,12 @@ SIGS = {
     "StateChanged": keccak(text="StateChanged(bytes32,uint8,uint256[])"),
     "MediatorSelected": keccak(text="MediatorSelected(bytes32,address)"),
     "Staked": keccak(text="Staked(address,address,uint256,uint256)"),
+    "PanelDrawn": keccak(text="PanelDrawn(bytes32,address[])"),
+    "JackpotPaid": keccak(text="JackpotPaid(bytes32,address,uint256)"),
 }
-FIRST_STAKER_ROLE = 6
+JACKPOT = "0x000000000000000000000000006a61636B706F74"  # JackpotModule.JACKPOT
+FIRST_STAKER_ROLE = 7
+FIRST_SEAT_ROLE = 192  # PanelModule.ROLE_FIRST_SEAT: seat s of the deal's consortium panel
 BURN = "0x000000000000000000000000000000000000dEaD"
 MASK128 = (1 << 128) - 1
 
@@ -46,6 +50,7 @@ class History:
     states: list[tuple[int, bytes, int]] = field(default_factory=list)  # (block, deal, state)
     mediator: dict[bytes, str] = field(default_factory=dict)
     backers: dict[str, list[str]] = field(default_factory=dict)  # node -> stakers in the contract's order
+    panel: dict[bytes, list[str]] = field(default_factory=dict)  # deal -> consortium members in seat order
     moved: list[tuple[bytes, str, str, int, int, int, int]] = field(default_factory=list)
     # (deal, payer, payee, amount, reason, direction, step)
 
@@ -72,13 +77,21 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
                 h.backers.setdefault(node, []).append(staker)
             continue
         deal = topics[1]
-        if kind == "StateChanged":
+        if kind == "JackpotPaid":  # a round's payout to one claim: the twin's Step.Round transfer
+            claimant, amount = to_checksum_address(topics[2][12:]), int.from_bytes(data[:32], "big")
+            h.moved.append(
+                (deal, JACKPOT, claimant, amount, int(Reason.Jackpot), int(Direction.Spent), int(Step.Round))
+            )
+        elif kind == "StateChanged":
             h.states.append((block, deal, int.from_bytes(data[:32], "big")))
             n = int.from_bytes(data[64:96], "big")
             for k in range(n):
                 h.moved.append(_unpack(h, dep.protocol, deal, int.from_bytes(data[96 + 32 * k : 128 + 32 * k], "big")))
         elif kind == "MediatorSelected":
             h.mediator[deal] = to_checksum_address(data[12:32])
+        elif kind == "PanelDrawn":
+            (members,) = decode(["address[]"], data)
+            h.panel[deal] = [to_checksum_address(a) for a in members]
         else:
             (t,) = decode([TERMS_ABI], data)
             h.terms[deal] = Terms(to_checksum_address(t[0]), to_checksum_address(t[1]), *t[2:])
@@ -90,10 +103,15 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
 def _unpack(h: History, protocol: str, deal: bytes, move: int) -> tuple[bytes, str, str, int, int, int, int]:
     """A packed move (Deals.StateChanged) with its roles resolved to addresses."""
     t = h.terms[deal]
-    roles = {0: ZERO, 1: t.client, 2: t.node, 3: h.mediator.get(deal, ZERO), 4: BURN, 5: protocol}
-    stakers = h.backers.get(t.node, [])
+    roles = {0: ZERO, 1: t.client, 2: t.node, 3: h.mediator.get(deal, ZERO), 4: BURN, 5: protocol, 6: JACKPOT}
+    stakers, seats = h.backers.get(t.node, []), h.panel.get(deal, [])
     field = lambda shift: (move >> shift) & 0xFF  # noqa: E731
-    who = lambda r: roles[r] if r < FIRST_STAKER_ROLE else stakers[r - FIRST_STAKER_ROLE]  # noqa: E731
+
+    def who(r: int) -> str:
+        if r < FIRST_STAKER_ROLE:
+            return roles[r]
+        return stakers[r - FIRST_STAKER_ROLE] if r < FIRST_SEAT_ROLE else seats[r - FIRST_SEAT_ROLE]
+
     return (deal, who(field(152)), who(field(160)), move & MASK128, field(128), field(136), field(144))
 
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from contracts.build import NODE_MODULES
 ANVIL = NODE_MODULES / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 CHAINS = ("embedded", "anvil")
 TX_GAS = 5_000_000  # gas limit per transaction (explicit, so sending never waits for an estimate)
+MAX_FEE = 2**40  # wei per gas a locally signed transaction may pay at most (dev chains: the base fee is far below)
 DEV_BALANCE_ETH = 10**6
 
 
@@ -35,7 +37,7 @@ class ChainError(RuntimeError):
     """A transaction failed (status 0) or the node misbehaved; the message names the transaction."""
 
 
-class Chain:
+class Chain(ABC):
     """Common surface of the two chains."""
 
     name: str
@@ -43,12 +45,13 @@ class Chain:
     accounts: list[str]
     blocks_per_tx = 0  # blocks a transaction of `send` adds beyond the batch's one block
 
+    @abstractmethod
     def send(self, txs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Send `txs` ({from, to, data}), mine them into one block, return their receipts (all must succeed)."""
-        raise NotImplementedError
+        ...
 
-    def mine(self, blocks: int = 1) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def mine(self, blocks: int = 1) -> None: ...
 
     def logs(self, address: str, from_block: int, to_block: int | str) -> list[tuple[list[bytes], bytes, int]]:
         """(topics, data, block) of every log `address` emitted in the block range, in order."""
@@ -62,17 +65,18 @@ class Chain:
         """The return data of each call (eth_call at the latest block)."""
         return [bytes(self.w3.eth.call({k: v for k, v in tx.items() if k in ("from", "to", "data")})) for tx in txs]
 
+    @abstractmethod
     def revert_data(self, tx: dict[str, Any]) -> bytes | None:
         """The revert data `tx` would produce in the next block (b"" for a bare revert), or None if it would succeed."""
-        raise NotImplementedError
+        ...
 
-    def snapshot(self) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def snapshot(self) -> Any: ...
 
-    def revert(self, snap: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def revert(self, snap: Any) -> None: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a chain with nothing to release keeps this no-op)
         """Release the chain (stop the node)."""
 
     def block_number(self) -> int:
@@ -187,6 +191,31 @@ class AnvilChain(Chain):
         threading.Thread(target=self._drain, daemon=True).start()
         self.w3 = Web3(Web3.HTTPProvider(self.url))
         self.accounts = [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]
+        self.signers: dict[str, Any] = {}  # address -> a key with `sign(tx) -> raw hex`: sent raw, never unlocked
+
+    def send_call(self, tx: dict[str, Any], nonce: int) -> tuple[str, list[Any]]:
+        """The JSON-RPC call that sends `tx` with `nonce`: signed here when its sender has a key in `signers`,
+        else `eth_sendTransaction` from one of the node's own dev accounts."""
+        signer = self.signers.get(tx["from"])
+        if signer is None:
+            return "eth_sendTransaction", [{"gas": hex(TX_GAS), "nonce": hex(nonce), **_hexed(tx)}]
+        body = {
+            "chainId": self.chain_id,
+            "nonce": nonce,
+            "gas": int(tx.get("gas", TX_GAS)),  # a deployment names its own limit (binding.DEPLOY_GAS)
+            "maxFeePerGas": MAX_FEE,
+            "maxPriorityFeePerGas": 0,
+            "value": int(tx.get("value", 0)),
+            "data": tx.get("data", "0x"),
+            **({"to": tx["to"]} if tx.get("to") else {}),
+        }
+        return "eth_sendRawTransaction", [signer.sign(body)]
+
+    @property
+    def chain_id(self) -> int:
+        if not hasattr(self, "_chain_id"):
+            self._chain_id = int(self.rpc("eth_chainId"), 16)
+        return self._chain_id
 
     def _listening_port(self, startup_s: float) -> int:
         """The port from anvil's banner line `Listening on 127.0.0.1:<port>`."""
@@ -238,7 +267,7 @@ class AnvilChain(Chain):
         nonce = {a: int(c, 16) for a, c in zip(senders, counts, strict=True)}
         calls = []
         for tx in txs:
-            calls.append(("eth_sendTransaction", [{"gas": hex(TX_GAS), "nonce": hex(nonce[tx["from"]]), **_hexed(tx)}]))
+            calls.append(self.send_call(tx, nonce[tx["from"]]))
             nonce[tx["from"]] += 1
         hashes = self.batch(calls)
         self.rpc("evm_mine")

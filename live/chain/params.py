@@ -1,7 +1,9 @@
 """A twin mechanism stack -> the deal contract's deployment parameters, or a ConfigError naming the field.
 
-The contracts enforce what must hold on chain: the lilypad_v2 escrows, deadlines and settlement, and the
-collateral mechanism's per-offer multiplier, minimum deposit and collateral overrides. Mechanisms that only shape
+The contracts enforce what must hold on chain: the lilypad_v2 escrows, deadlines and settlement, the
+collateral mechanism's per-offer multiplier, minimum deposit and collateral overrides, staking, and the consortium's
+k-of-n panels (uniform selection, the client paying the fees, public votes) and tax_jackpot (taxes, the pool,
+round payouts to the checking clients; no forced errors). Mechanisms that only shape
 the parties' own decisions from the public record (check_policy: the client's check probability; reputation: the
 solver's ranking) need nothing on chain. Any other mechanism changes settlement in a way the deployed contract
 does not implement yet, so a stack that enables one is refused rather than deployed with different rules.
@@ -9,21 +11,37 @@ does not implement yet, so a stack that enables one is refused rather than deplo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from mechanisms.base import MechanismStack
 from mechanisms.collateral import CollateralConfig
 from mechanisms.config import ConfigError
+from mechanisms.consortium import ConsortiumConfig
 from mechanisms.lilypad_v2 import SLASH_DESTINATIONS, LilypadV2Config
+from mechanisms.tax_jackpot import TaxJackpotConfig
 
 #: Mechanisms the contract enforces.
-ON_CHAIN = ("lilypad_v2", "collateral", "staking")
+ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium", "tax_jackpot")
 #: Mechanisms computed off chain from the contract's events (nothing to enforce).
 OFF_CHAIN = ("check_policy", "reputation")
 DEPLOYABLE = ON_CHAIN + OFF_CHAIN
 UINT32_MAX = 2**32 - 1
+UINT96_MAX = 2**96 - 1
 #: Where the contract can send slashed stakes (StakeModule.STAKE_SLASH_*); the twin's `jackpot` needs the jackpot.
 STAKE_SLASH_TO = ("burn", "protocol", "client")
+#: PanelModule.FALLBACK_* and DISSENT_*, in code order.
+PANEL_FALLBACK = ("majority", "accept", "reject")
+DISSENT_TO = ("burn", "protocol", "payer")
+#: Consortium options the contract implements, per field (others are refused naming the field, with the reason).
+PANEL_SUPPORTED: dict[str, tuple[object, str]] = {
+    "selection": ("uniform", "stake and reputation weights and bids are not on chain"),
+    "fee_payer": (
+        "client",
+        "a node's share would be pulled at the verdict, which the node could block by emptying its wallet",
+    ),
+    "anonymous": (False, "votes and fee payouts are public on chain"),
+}
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,55 @@ class ChainParams:
     stake_slash_bps: int = 0
     stake_slash_to: str = "burn"  # one of STAKE_SLASH_TO
     fee_share_bps: int = 0
+    consortium: bool = False  # the consortium mechanism is enabled (PanelModule)
+    panel_size: int = 0
+    panel_threshold: int = 0
+    panel_max_depth: int = 0
+    panel_growth: int = 2
+    panel_fallback: str = "majority"  # one of PANEL_FALLBACK
+    member_fee: int = 0
+    slash_dissent: bool = False
+    dissent_to: str = "burn"  # one of DISSENT_TO
+    rerun_costs: tuple[int, ...] = ()  # re-run cost per module (the market's compute costs)
+    jackpot: bool = False  # the tax_jackpot mechanism is enabled (JackpotModule)
+    tax_bps: int = 0
+    tax_payer: str = "node"  # node | client
+    jackpot_mode: str = "fraction"  # fraction | fixed
+    fraction_bps: int = 0
+    jackpot_amount: int = 0
+    max_payout: int | None = None
+    round_blocks: int = 1  # blocks between two payouts at least (a deployment choice: the twin's round)
+
+    @property
+    def jackpot_config(self) -> tuple[object, ...]:
+        """The contract's JackpotConfig tuple."""
+        cap = UINT96_MAX if self.max_payout is None else self.max_payout
+        return (
+            self.jackpot,
+            self.tax_bps,
+            self.tax_payer == "client",
+            self.jackpot_mode == "fixed",
+            self.fraction_bps,
+            self.jackpot_amount,
+            cap,
+            self.round_blocks,
+        )
+
+    @property
+    def panel(self) -> tuple[object, ...]:
+        """The contract's PanelConfig tuple."""
+        return (
+            self.consortium,
+            self.panel_size,
+            self.panel_threshold,
+            self.panel_max_depth,
+            self.panel_growth,
+            PANEL_FALLBACK.index(self.panel_fallback),
+            self.slash_dissent,
+            DISSENT_TO.index(self.dissent_to),
+            self.member_fee,
+            list(self.rerun_costs),
+        )
 
     @property
     def slash_code(self) -> int:
@@ -66,11 +133,13 @@ class ChainParams:
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["multipliers_bps"] = list(self.multipliers_bps)
+        d["rerun_costs"] = list(self.rerun_costs)
         return d
 
 
-def chain_params(stack: MechanismStack) -> ChainParams:
-    """Resolve the enabled stack into contract parameters; refuse a stack the contracts cannot express."""
+def chain_params(stack: MechanismStack, rerun_costs: Sequence[int] = ()) -> ChainParams:
+    """Resolve the enabled stack into contract parameters; refuse a stack the contracts cannot express.
+    `rerun_costs` are the market's module compute costs (what a dissenting consortium member keeps)."""
     for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
         if on and mech.name not in DEPLOYABLE:
             raise ConfigError(
@@ -98,8 +167,9 @@ def chain_params(stack: MechanismStack) -> ChainParams:
     if staking is not None and staking.config.slash_to not in STAKE_SLASH_TO:
         raise ConfigError(
             f"mechanism.staking.slash_to={staking.config.slash_to!r} is invalid on chain: allowed one of "
-            f"{list(STAKE_SLASH_TO)} (the jackpot is not on chain)"
+            f"{list(STAKE_SLASH_TO)} (stake slashes into the jackpot pool are not implemented)"
         )
+    panel = _panel(stack, rerun_costs)
     return ChainParams(
         payment_collateral_bps=_or(override.get("payment_collateral_bps"), b.payment_collateral_bps),
         base_multiplier_bps=b.results_multiplier_bps,
@@ -118,11 +188,85 @@ def chain_params(stack: MechanismStack) -> ChainParams:
         stake_slash_bps=staking.config.slash_bps if staking is not None else 0,
         stake_slash_to=staking.config.slash_to if staking is not None else "burn",
         fee_share_bps=staking.config.fee_share_bps if staking is not None else 0,
+        **panel,
+        **_jackpot(stack),
     )
+
+
+def _jackpot(stack: MechanismStack) -> dict[str, object]:
+    """The tax_jackpot's contract parameters, or a ConfigError naming the field the contract cannot express."""
+    mech = stack.get("tax_jackpot")
+    if mech is None:
+        return {}
+    c: TaxJackpotConfig = mech.config
+    if c.forced_error_rate != 0:
+        raise ConfigError(
+            f"mechanism.tax_jackpot.forced_error_rate={c.forced_error_rate!r} is invalid on chain: allowed 0 (forced "
+            "errors need the protocol's sealed commitment of which results it swapped, not implemented)"
+        )
+    if c.reward_mediators:
+        raise ConfigError(
+            "mechanism.tax_jackpot.reward_mediators=True is invalid on chain: allowed False (only the checking "
+            "client claims on chain)"
+        )
+    return {
+        "jackpot": True,
+        "tax_bps": c.tax_bps,
+        "tax_payer": c.tax_payer,
+        "jackpot_mode": c.mode,
+        "fraction_bps": c.fraction_bps,
+        "jackpot_amount": c.amount,
+        "max_payout": c.max_payout,
+    }
+
+
+def _panel(stack: MechanismStack, rerun_costs: Sequence[int]) -> dict[str, object]:
+    """The consortium's contract parameters, or a ConfigError naming the field the contract cannot express."""
+    mech = stack.get("consortium")
+    if mech is None:
+        return {}
+    c: ConsortiumConfig = mech.config
+    for name, (allowed, why) in PANEL_SUPPORTED.items():
+        if getattr(c, name) != allowed:
+            raise ConfigError(
+                f"mechanism.consortium.{name}={getattr(c, name)!r} is invalid on chain: allowed {allowed!r} ({why})"
+            )
+    if not rerun_costs:
+        raise ConfigError(
+            "market.modules is invalid on chain: allowed at least one module whose compute_cost the consortium's "
+            "dissenters keep (pass the market's compute costs)"
+        )
+    return {
+        "consortium": True,
+        "panel_size": c.size,
+        "panel_threshold": c.threshold,
+        "panel_max_depth": c.max_depth,
+        "panel_growth": c.growth,
+        "panel_fallback": c.fallback,
+        "member_fee": c.member_fee,
+        "slash_dissent": c.slash_dissent,
+        "dissent_to": c.dissent_to,
+        "rerun_costs": tuple(int(x) for x in rerun_costs),
+    }
 
 
 def _or(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+#: On chain, but the live services do not take part yet: mediators call `mediate` (not a panel's `vote`) and
+#: nobody ends jackpot rounds (`payJackpot`).
+NOT_IN_LIVE_SERVICES = ("consortium", "tax_jackpot")
+
+
+def check_live(stack: MechanismStack) -> None:
+    """Refuse, naming the field, a stack the live services cannot run although the contracts can."""
+    for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
+        if on and mech.name in NOT_IN_LIVE_SERVICES:
+            raise ConfigError(
+                f"{path}.enabled=True is invalid for the live services: they do not run {mech.name!r} yet (the "
+                f"contracts do; deploy it with live.deploy); allowed: disable it with {path}.enabled=false"
+            )
 
 
 def check_market(n_mediators: int) -> None:

@@ -4,7 +4,9 @@ blocks, and the deal contract settles them. Used by the differential tests and t
 Decisions come from the batch engine's `DealBatch` (who agreed, who submitted, who judged, what was checked,
 which mediator the twin drew, who answered in time and the verdict). The mediator draw is replayed through the
 scripted beacon (the test-only randomness source): it returns, for each checked deal, the rank of the twin's
-mediator among the deal's mutual mediators, so the contract's own draw lands on the same mediator.
+mediator among the deal's mutual mediators, so the contract's own draw lands on the same mediator. A consortium
+panel is drawn seat by seat the same way (one word per seat, the rank among the mediators not yet seated), and its
+members vote level by level as the twin's panel did (each level's votes in a later batch than the previous one's).
 """
 
 from __future__ import annotations
@@ -14,18 +16,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from eth_abi import encode
 from eth_utils import keccak
 
 from live.chain.binding import Deployment, Terms, deploy
+from live.chain.events import JACKPOT
 from live.chain.node import Chain
 from live.chain.params import chain_params, check_market
 from mechanisms.base import MechanismStack
-from mechanisms.deals import DealBatch
+from mechanisms.deals import CARTEL_FAKE, DealBatch
 from mechanisms.money import Pool
 from mechanisms.protocol import DealState
 
 S = DealState
 MAX_UINT = 2**256 - 1
+DRAWS_PER_TX = 150  # scripted beacon words per transaction (one storage write each)
 TIMEOUT_PHASE = {
     S.TimeoutAgree: "agree",
     S.TimeoutSubmitResults: "submit",
@@ -56,6 +61,7 @@ def actors(chain: Chain, n_agents: int, pool_base: int, burn: str) -> tuple[Acto
     address = {i: chain.accounts[1 + i] for i in range(n_agents)}
     address[pool_base + Pool.Burn] = burn
     address[pool_base + Pool.Protocol] = treasury
+    address[pool_base + Pool.Jackpot] = JACKPOT
     return Actors(address, {a: i for i, a in address.items()}, n_agents), deployer, treasury
 
 
@@ -67,10 +73,12 @@ def deploy_market(
     pool_base: int,
     mediator_accounts: Sequence[int],
     beacon: str = "scripted",
+    rerun_costs: Sequence[int] = (),
 ) -> tuple[Deployment, Actors]:
     """Deploy for a twin market: tokens minted to the agents' initial balances, mediators registered in the twin's
-    order, and every agent's allowance for the deal contract set once."""
-    params = chain_params(stack)
+    order, and every agent's allowance for the deal contract set once. `rerun_costs`: the market's module compute
+    costs (needed by the consortium)."""
+    params = chain_params(stack, rerun_costs)
     check_market(len(mediator_accounts))
     burn = "0x000000000000000000000000000000000000dEaD"
     who, deployer, treasury = actors(chain, n_agents, pool_base, burn)
@@ -145,7 +153,9 @@ def chunk_size(chain: Chain, stack: MechanismStack, n: int) -> int:
     if chain.blocks_per_tx == 0:
         return max(n, 1)
     c = stack.get("lilypad_v2").config
-    return max(1, min(c.deadline_submit, c.deadline_judge, c.deadline_mediate) // 3)
+    consortium = stack.get("consortium")
+    per_deal = 3 + (consortium.max_seats if consortium is not None else 0)  # a panel votes one member per block
+    return max(1, min(c.deadline_submit, c.deadline_judge, c.deadline_mediate) // per_deal)
 
 
 def replay(dep: Deployment, who: Actors, stack: MechanismStack, deals: DealBatch) -> None:
@@ -153,12 +163,57 @@ def replay(dep: Deployment, who: Actors, stack: MechanismStack, deals: DealBatch
     terms = terms_of(deals, who, stack)
     step = chunk_size(dep.chain, stack, len(deals))
     for lo in range(0, len(deals), step):
-        _replay_chunk(dep, who, deals, terms, np.arange(lo, min(lo + step, len(deals))))
+        _replay_chunk(dep, who, deals, terms, np.arange(lo, min(lo + step, len(deals))), stack)
+    if dep.params.jackpot:  # the round ends: its claims share the pool as it stood when it began
+        dep.chain.send([dep.pay_jackpot(dep.deployer)])
 
 
-def _replay_chunk(dep: Deployment, who: Actors, d: DealBatch, terms: list[Terms], rows: np.ndarray) -> None:
+def panel_draws(deal: bytes, mask: int, order: np.ndarray) -> tuple[list[bytes], list[int]]:
+    """The scripted beacon's keys (keccak(id, seat), as PanelModule draws) and words seating the twin's panel."""
+    keys, words = [], []
+    for seat, member in enumerate(int(m) for m in order):
+        if member < 0:
+            break
+        keys.append(keccak(encode(["bytes32", "uint256"], [deal, seat])))
+        words.append(mediator_rank(mask, member))
+        mask &= ~(1 << member)
+    return keys, words
+
+
+def panel_votes(dep: Deployment, d: DealBatch, i: int, t: Terms, stack: MechanismStack) -> list[list[dict[str, Any]]]:
+    """The twin's panel votes of deal `i`, one list per escalation level (the members that level seats), each with
+    the member's declaration of a re-run (it re-ran unless bribed or voting for its cartel's fake)."""
+    c = stack.get("consortium").config
+    order, votes = d.extra["consortium.order"][i], d.extra["consortium.votes"][i]
+    bribed, final = d.extra["consortium.bribed"][i], int(d.extra["consortium.size"][i])
+    available = int((order >= 0).sum())
+    levels, done = [], 0
+    for depth in range(c.max_depth + 1):
+        size = min(c.size * c.growth**depth, len(order), available)
+        if size <= done:
+            break
+        levels.append(
+            [
+                dep.vote(t, dep.mediators[int(order[s])], bool(votes[s]), bool(_reran(d, i, int(order[s]), bribed[s])))
+                for s in range(done, size)
+            ]
+        )
+        done = size
+        if size == final:
+            break
+    return levels
+
+
+def _reran(d: DealBatch, i: int, member: int, bribed: bool) -> bool:
+    return not bribed and not (d.mediator_collude[member] and d.result[i] == CARTEL_FAKE)
+
+
+def _replay_chunk(
+    dep: Deployment, who: Actors, d: DealBatch, terms: list[Terms], rows: np.ndarray, stack: MechanismStack
+) -> None:
     chain = dep.chain
-    phases: list[list[dict[str, Any]]] = [[], [], [], []]
+    panels = dep.params.consortium
+    phases: list[list[dict[str, Any]]] = [[], [], [], []] + [[] for _ in range(7 if panels else 0)]
     draws_ids, draws_words = [], []
     for i in rows:
         t = terms[i]
@@ -168,16 +223,27 @@ def _replay_chunk(dep: Deployment, who: Actors, d: DealBatch, terms: list[Terms]
             phases[0].append(dep.agree(t, t.node))
         if d.submitted[i]:
             phases[1].append(dep.submit(t, result_hash(d.result[i])))
-        if d.checked[i]:
+        if d.checked[i] and panels:
+            keys, words = panel_draws(dep.deal_id(t), int(d.mutual_mediators[i]), d.extra["consortium.order"][i])
+            draws_ids += keys
+            draws_words += words
+            phases[2].append(dep.check(t))
+        elif d.checked[i]:
             draws_ids.append(dep.deal_id(t))
             draws_words.append(mediator_rank(int(d.mutual_mediators[i]), int(d.mediator[i])))
             phases[2].append(dep.check(t))
         elif d.judged[i]:
             phases[2].append(dep.accept(t))
-        if d.state[i] in (S.MediationAccepted, S.MediationRejected):
+        if d.state[i] in (S.MediationAccepted, S.MediationRejected) and panels:
+            for level, votes in enumerate(panel_votes(dep, d, i, t, stack)):
+                phases[3 + level] += votes
+        elif d.state[i] in (S.MediationAccepted, S.MediationRejected):
             phases[3].append(dep.mediate(t, dep.mediators[int(d.mediator[i])], bool(d.verdict_accept[i])))
-    if draws_ids:
-        phases[2].insert(0, dep.set_draws(draws_ids, draws_words))
+    # the scripted words go first, in transactions small enough for the gas limit (a panel needs one per seat)
+    phases[2][:0] = [
+        dep.set_draws(draws_ids[lo : lo + DRAWS_PER_TX], draws_words[lo : lo + DRAWS_PER_TX])
+        for lo in range(0, len(draws_ids), DRAWS_PER_TX)
+    ]
     for txs in phases:
         if txs:
             chain.send(txs)

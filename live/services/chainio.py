@@ -1,11 +1,12 @@
 """One service's connection to the chain: the deployment from its file, idempotent protocol calls, a block clock.
 
 Services talk to an anvil node the network (or the operator) started; this module never starts one. Each service
-sends only from its own accounts, with nonces counted from the pending pool under its own lock, and waits for the
-receipt (blocks are mined by the `BlockClock`, so a deadline of N blocks is N block times long). Every protocol
-call first reads the deal on chain and does nothing when the step is already done or no longer possible, so a
-retried or replayed call never acts twice; a call that loses a race (both parties timing out at once) is reported
-as not applied, never as an error.
+signs with its own key only (`live.services.keys`; the node unlocks nothing) and keeps many transactions in flight:
+nonces are counted locally (re-read from the node whenever none is in flight, so a restarted node is followed), and
+each call waits only for its own receipt (blocks are mined by the `BlockClock`, so a deadline of N blocks is N block
+times long). Every protocol call first reads the deal on chain and does nothing when the step is already done or no
+longer possible, so a retried or replayed call never acts twice; a call that loses a race (both parties timing out
+at once) is reported as not applied, never as an error.
 """
 
 from __future__ import annotations
@@ -16,22 +17,25 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+from eth_abi import decode
 from web3 import Web3
 
 from contracts.build import load
 from live.chain.binding import Deployment, Terms
-from live.chain.node import TX_GAS, AnvilChain, ChainError
+from live.chain.node import AnvilChain, ChainError
 from live.chain.params import ChainParams
+from live.services.keys import Key
 from mechanisms.protocol import DealState
 
 log = logging.getLogger(__name__)
 S = DealState
+RECEIPT_S = 60.0  # a transaction not mined by then is given up (the step is retried; it never acts twice)
 CLIENT_AGREED, NODE_AGREED = 1, 2
 #: step -> (state the deal must be in, state it moves to when the step succeeds)
 STEPS: dict[str, tuple[DealState, tuple[DealState, ...]]] = {
@@ -72,6 +76,7 @@ class RemoteAnvil(AnvilChain):
         self._id = 0
         self.w3 = Web3(Web3.HTTPProvider(url))
         self.accounts = [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]
+        self.signers = {}
 
 
 def load_deployment(record: Mapping[str, Any], chain: AnvilChain) -> Deployment:
@@ -118,19 +123,33 @@ class OnChain:
 class ChainClient:
     """A service's chain access: reads, and the protocol steps as idempotent async calls."""
 
-    def __init__(self, url: str, record: Mapping[str, Any], poll_s: float = 0.01) -> None:
+    def __init__(self, url: str, record: Mapping[str, Any], keys: Sequence[Key] = (), poll_s: float = 0.01) -> None:
         self.chain = RemoteAnvil(url)
+        self.chain.signers = {k.address: k for k in keys}  # this service's own keys only
         self.dep = load_deployment(record, self.chain)
         self.params = self.dep.params
         self.poll_s = poll_s
         self.gas: dict[str, list[int]] = {}  # step -> gas used by each of this client's transactions
         self._lock = threading.Lock()
+        item = next(i for i in self.dep.deals.abi if i.get("type") == "function" and i.get("name") == "deals")
+        self._deal_types = [o["type"] for o in item["outputs"]]
+        self._nonce: dict[str, int] = {}  # sender -> next nonce
+        self._in_flight: dict[str, int] = {}  # sender -> transactions sent, receipt not seen yet
 
     # ---------------------------------------------------------------- reads (blocking; wrap with `run`)
 
     def deal(self, deal_id: bytes) -> OnChain:
         s, flags, med, since, escrow = self.dep.deals.functions.deals(deal_id).call()
         return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow))
+
+    def deal_and_block(self, deal_id: bytes) -> tuple[OnChain, int]:
+        """The deal and the head block number in one request (what every step of a service's deal loop reads)."""
+        call = self.dep.tx(self.dep.deployer, "deals", deal_id)
+        raw, head = self.chain.batch(
+            [("eth_call", [{"to": call["to"], "data": call["data"]}, "latest"]), ("eth_blockNumber", [])]
+        )
+        s, flags, med, since, escrow = decode(self._deal_types, bytes.fromhex(raw[2:]))
+        return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow)), int(head, 16)
 
     def block(self) -> int:
         return int(self.chain.rpc("eth_blockNumber"), 16)
@@ -171,15 +190,23 @@ class ChainClient:
 
     def send(self, tx: dict[str, Any], label: str) -> dict[str, Any]:
         """Send one transaction from this service's account and wait for its receipt (mined by the clock)."""
-        with self._lock:
-            nonce = int(self.chain.rpc("eth_getTransactionCount", tx["from"], "pending"), 16)
-            body = {"gas": hex(TX_GAS), "nonce": hex(nonce), **{k: v for k, v in tx.items()}}
-            h = self.chain.rpc("eth_sendTransaction", body)
-        while True:
-            r = self.chain.rpc("eth_getTransactionReceipt", h)
-            if r is not None:
-                break
-            time.sleep(self.poll_s)
+        sender = tx["from"]
+        with self._lock:  # explicit nonces: many transactions of one sender in flight at once
+            if not self._in_flight.get(sender):
+                self._nonce[sender] = int(self.chain.rpc("eth_getTransactionCount", sender, "pending"), 16)
+            method, params = self.chain.send_call(tx, self._nonce[sender])
+            h = self.chain.rpc(method, *params)
+            self._nonce[sender] += 1
+            self._in_flight[sender] = self._in_flight.get(sender, 0) + 1
+        try:
+            end = time.monotonic() + RECEIPT_S
+            while (r := self.chain.rpc("eth_getTransactionReceipt", h)) is None:
+                if time.monotonic() > end:
+                    raise ChainError(f"{label} from {sender} not mined within {RECEIPT_S} s")
+                time.sleep(self.poll_s)
+        finally:
+            with self._lock:
+                self._in_flight[sender] -= 1
         receipt = {**r, "status": int(r["status"], 16), "gasUsed": int(r["gasUsed"], 16)}
         if receipt["status"] == 1:
             self.gas.setdefault(label, []).append(receipt["gasUsed"])

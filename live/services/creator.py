@@ -44,7 +44,7 @@ class Creator(Service):
         seed: int,
         book: dict[str, int],
         lock: Path = DEFAULT_LOCK,
-        poll_s: float = 0.05,
+        poll_s: float = 0.02,
         trust: list[int] | None = None,
         **kw: Any,
     ) -> None:
@@ -120,35 +120,39 @@ class Creator(Service):
 
     async def deal_loop(self) -> None:
         while True:
-            if any(k.startswith("job:") for k, _, _ in self.store.open_deals()):
+            rows = list(self.store.open_deals())
+            matched = {d["deal"]["job_offer"] for k, _, d in rows if not k.startswith("job:")}
+            if any(k.startswith("job:") and k[4:] not in matched for k, _, _ in rows):  # a job awaits its deal
                 for deal in await self.get_json(f"{self.solver_url}/deals", party=self.address):
                     if self.store.get(deal["deal_id"]) is None:
                         self.store.put(deal["deal_id"], "open", {"deal": deal})
-            for key, _, data in list(self.store.open_deals()):
-                if not key.startswith("job:"):
-                    await self.advance(key, data)
-            await asyncio.sleep(self.poll_s)
+            # every open deal at once: one deal's receipt wait never holds up another's deadline
+            deals = [(k, data) for k, _, data in self.store.open_deals() if not k.startswith("job:")]
+            acted = any(await asyncio.gather(*(self.advance(k, data) for k, data in deals)))
+            if not acted:  # a step just taken may have unlocked the next one: look again at once
+                await asyncio.sleep(self.poll_s)
 
-    async def advance(self, deal_id: str, data: dict[str, Any]) -> None:
+    async def advance(self, deal_id: str, data: dict[str, Any]) -> bool:
+        """One step of the client's side of a deal (safe to repeat); True when it acted."""
         deal = data["deal"]
         t = Terms(*deal["terms"])
         c = self.chain
-        d = await c.run(c.deal, bytes.fromhex(deal_id))
-        block = await c.run(c.block)
+        d, block = await c.run(c.deal_and_block, bytes.fromhex(deal_id))
         if d.exists and d.state in TERMINAL:
             self.finish(deal_id, data, d.state)
         elif not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
-                await c.run(c.step, "timeout_agree", t, self.address)
-            elif not (d.exists and d.flags & 1):
-                await c.run(c.agree, t, self.address)
+                return await c.run(c.step, "timeout_agree", t, self.address)
+            if not (d.exists and d.flags & 1):
+                return await c.run(c.agree, t, self.address)
         elif d.state == S.DealAgreed and block > c.deadline(d):
-            await c.run(c.step, "timeout_submit", t, self.address)
+            return await c.run(c.step, "timeout_submit", t, self.address)
         elif d.state == S.ResultsSubmitted:
             data = await self.judge(deal_id, deal, data)
-            await c.run(c.step, "check" if data["check"] else "accept", t, self.address)
+            return await c.run(c.step, "check" if data["check"] else "accept", t, self.address)
         elif d.state == S.ResultsChecked and block > c.deadline(d):
-            await c.run(c.step, "timeout_mediate", t, self.address)
+            return await c.run(c.step, "timeout_mediate", t, self.address)
+        return False
 
     async def judge(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """Fetch and verify the result, then decide (once, stored) whether to check it."""
@@ -197,3 +201,9 @@ class Creator(Service):
             }
             self.store.put(f"job:{job}", "done", rec)
         self.done.setdefault(job, asyncio.Event()).set()
+
+
+if __name__ == "__main__":  # python -m live.services.creator (configs/service.yaml)
+    from live.services.cli import run
+
+    run("creator")

@@ -1,4 +1,5 @@
-"""Who is who on the live chain: the deployment's dev accounts mapped to the twin's roles and account ids.
+"""Who is who on the live chain: the network's accounts (its key ring, `live.services.keys`) mapped to the twin's
+roles and account ids.
 
 `live.deploy` deploys from account 0, uses account 1 as the protocol treasury and registers accounts
 2 .. 2+n_mediators-1 as mediators; the job creators and resource providers follow. Twin account ids are the twin's

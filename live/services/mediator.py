@@ -92,3 +92,9 @@ class Mediator(Service):
         accept = honest or bribed
         if await c.run(c.step, "mediate", Terms(*deal["terms"]), self.address, accept=accept):
             self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": bribed and not honest})
+
+
+if __name__ == "__main__":  # python -m live.services.mediator (configs/service.yaml)
+    from live.services.cli import run
+
+    run("mediator")

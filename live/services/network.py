@@ -10,25 +10,31 @@ import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
 
-from live.chain.node import AnvilChain
-from live.chain.params import chain_params, check_market
+from live.chain.node import DEV_BALANCE_ETH, AnvilChain
+from live.chain.params import chain_params, check_live, check_market
 from live.deploy import deploy_record
 from live.executor import Capabilities, Executor
 from live.services.chainio import BlockClock, ChainClient, read_record
 from live.services.creator import Creator
+from live.services.keys import Key, KeyRing, keyring
 from live.services.layout import Layout, accounts_needed, layout
+from live.services.learned import LearnedNode
 from live.services.mediator import Mediator
 from live.services.policy import LiveMarket, Policy, strategy
 from live.services.provider import Provider
 from live.services.solver import Solver
 from mechanisms.base import MechanismStack
+from mechanisms.config import ConfigError
 from twin.build import parse_market
+
+MINING = ("interval", "auto")
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Network:
     mediators: list[Mediator] = field(default_factory=list)
     clients: list[ChainClient] = field(default_factory=list)
     who: Layout | None = None
+    keys: KeyRing | None = None
     ports: dict[str, int] = field(default_factory=dict)  # a restarted service comes back at its address
 
     @property
@@ -69,24 +76,49 @@ class Network:
             state = state or self.record.get("state_file")
         if self.record:
             n = accounts_needed(c.n_clients, c.n_nodes, len(self.record["mediators"]))
+        check_live(self.stack)
+        n_med = len(self.record["mediators"]) if self.record else c.n_mediators
+        self.keys = keyring(str(self.cfg.get("keys", "dev")), n_med, c.n_clients, c.n_nodes)
         self.node = AnvilChain(n, state=state, port=port)
+        self.node.signers = self.keys.by_address  # the deployment is signed here too: the node unlocks nothing
+        addresses = [k.address for k in self.keys.ordered]
+        if self.cfg.get("keys", "dev") != "dev":  # gas for accounts that are not the node's dev accounts
+            self.node.batch([("anvil_setBalance", [a, hex(DEV_BALANCE_ETH * 10**18)]) for a in addresses])
         if not self.record:
             stack = MechanismStack.from_mapping(self.cfg["mechanism"], "mechanism")
             check_market(c.n_mediators)
             self.record = deploy_record(
-                self.node, {"mechanism": dict(self.cfg["mechanism"])}, chain_params(stack), c.n_mediators
+                self.node,
+                {"mechanism": dict(self.cfg["mechanism"])},
+                chain_params(stack),
+                c.n_mediators,
+                accounts=addresses,
             )
+        elif addresses[2 : 2 + n_med] != list(self.record["mediators"]):
+            raise ConfigError("keys: the mediator keys are not the deployment's registered mediators")
         self.record["url"] = self.node.url
-        self.who = layout(self.node.accounts, self.record["mediators"], c.n_clients, c.n_nodes)
+        self.who = layout(addresses, self.record["mediators"], c.n_clients, c.n_nodes)
+        mining = str(self.cfg.get("mining", "interval"))
+        if mining not in MINING:
+            raise ConfigError(f"mining={mining!r} is invalid: allowed one of {list(MINING)}")
+        if mining == "auto":  # every transaction mined as it arrives; the clock still moves time between them
+            self.node.rpc("evm_setAutomine", True)
         self.clock = BlockClock(self.node.url, float(self.cfg["block_s"])).start()
 
-    def chain_client(self) -> ChainClient:
+    def chain_client(self, *keys: Key) -> ChainClient:
+        """A chain connection for one service, holding only that service's own key."""
         assert self.node is not None
-        cc = ChainClient(self.node.url, self.record)
+        cc = ChainClient(self.node.url, self.record, keys)
         self.clients.append(cc)
         return cc
 
     def _policy(self, role: str, i: int, entry: Mapping[str, Any]) -> Policy:
+        net = self.cfg["network"]
+        if f"{role}_{i}" not in self.policies and role == "node" and i in (net.get("learned_nodes") or []):
+            if not net.get("policy_checkpoint"):
+                raise ConfigError("network.policy_checkpoint is missing: allowed an experiments.train run directory")
+            seed = int(self.cfg["seed"]) * 1000 + 300 + i
+            self.policies = {**self.policies, f"node_{i}": LearnedNode.from_run(net["policy_checkpoint"], i, seed)}
         return self.policies.get(f"{role}_{i}") or strategy(
             f"{role}s" if role != "node" else "nodes", entry, f"network.{role}s[{i}]"
         )
@@ -98,6 +130,11 @@ class Network:
         net, host = self.cfg["network"], {"host": self.cfg["host"], "allow_public": self.cfg["allow_public"]}
         market, stack, seed = self.market, self.stack, int(self.cfg["seed"])
         caps = Capabilities.detect(self.state_dir / "caps")
+        slots = int(net.get("slots", 1))
+        # every service of this process shares the loop's thread pool for its blocking chain calls and container
+        # runs (each waits on a receipt or an engine): size it to them, not to the CPUs
+        workers = 4 * (len(net["providers"]) * slots + len(net["creators"]) + len(net["mediators"]) + 1)
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max(workers, 8), "live"))
 
         def want(n):
             return only is None or n in only
@@ -110,6 +147,8 @@ class Network:
                 market,
                 self.who,
                 self.lock,
+                mediator_draw=str(net.get("mediator_draw", "chain")),
+                seed=seed * 1000 + 1,
                 port=self.ports.get("solver", 0),
                 **host,
             ).start()
@@ -123,7 +162,7 @@ class Network:
                     await Mediator(
                         name,
                         self.state_dir,
-                        self.chain_client(),
+                        self.chain_client(self.keys.mediators[i]),
                         self.who.mediators[i],
                         self.solver.url,
                         ex,
@@ -142,7 +181,7 @@ class Network:
                     await Provider(
                         name,
                         self.state_dir,
-                        self.chain_client(),
+                        self.chain_client(self.keys.nodes[i]),
                         self.who.nodes[i],
                         self.solver.url,
                         ex,
@@ -153,6 +192,7 @@ class Network:
                         seed * 1000 + 100 + i,
                         lock=self.lock,
                         retention_s=float(self.cfg["retention_s"]),
+                        slots=slots,
                         port=self.ports.get(name, 0),
                         **host,
                     ).start()
@@ -165,7 +205,7 @@ class Network:
                     await Creator(
                         name,
                         self.state_dir,
-                        self.chain_client(),
+                        self.chain_client(self.keys.clients[i]),
                         self.who.clients[i],
                         self.solver.url,
                         self._policy("client", i, entry),
@@ -225,7 +265,11 @@ class Network:
         last two), so a run that loses or doubles value changes it."""
         assert self.node is not None and self.clients
         dep = self.clients[0].dep
-        accounts = [*self.node.accounts, self.who.treasury, "0x000000000000000000000000000000000000dEaD"]
+        accounts = [
+            *self.node.accounts,
+            *(k.address for k in self.keys.ordered),
+            "0x000000000000000000000000000000000000dEaD",
+        ]
         held = sum(int(dep.token.functions.balanceOf(a).call()) for a in set(accounts))
         return held + int(dep.token.functions.balanceOf(dep.deals.address).call())
 

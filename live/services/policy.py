@@ -20,7 +20,7 @@ from agents.scripted import Strategy
 from live.chain.binding import Terms
 from mechanisms.actions import ClientActions, MediatorActions, NodeActions
 from mechanisms.base import MechanismStack
-from mechanisms.deals import NEVER, DealBatch, RoundContext
+from mechanisms.deals import NEVER, NO_MEDIATOR, DealBatch, RoundContext
 from sim.market import MarketConfig
 
 COUNTERS = ("passed", "failed")
@@ -90,6 +90,15 @@ def deal_of_one(
     return d
 
 
+def stack_mediator(deal: DealBatch, stack: MechanismStack) -> int:
+    """Registry index of the mediator the stack's `select_mediators` draws for this deal were it checked
+    (NO_MEDIATOR when none both parties trust)."""
+    deal.judged = np.ones(1, dtype=bool)
+    deal.checked = np.ones(1, dtype=bool)
+    stack.select_mediators(deal)
+    return int(deal.mediator[0])
+
+
 def client_checks(deal: DealBatch, stack: MechanismStack, check_rate: float) -> bool:
     """The stack's `choose_checks` for a judged result, with the client's committed rate (a mechanism such as
     check_policy may have set the rate as a term already; its rate then wins, as in the twin)."""
@@ -147,4 +156,4 @@ def mediator_threshold(policy: Policy, round_index: int) -> int:
     return int(out.bribe_threshold[0])
 
 
-__all__ = ["NEVER", "LiveMarket", "client_checks", "deal_of_one", "rank_offers", "strategy"]
+__all__ = ["NEVER", "NO_MEDIATOR", "LiveMarket", "client_checks", "deal_of_one", "rank_offers", "strategy"]

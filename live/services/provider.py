@@ -10,6 +10,8 @@ commits to a cheat rate and a bribe, and the deal's cheat decision is drawn from
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ from live.modules import load_module
 from live.modules.registry import DEFAULT_LOCK
 from live.services.base import Service
 from live.services.chainio import TERMINAL, ChainClient, S
+from live.services.learned import DealOutcome
 from live.services.policy import LiveMarket, Policy, node_actions
 from live.services.results import ResultStore
 
@@ -48,10 +51,15 @@ class Provider(Service):
         trust: list[int] | None = None,
         lock: Path = DEFAULT_LOCK,
         retention_s: float = 3600.0,
-        poll_s: float = 0.05,
+        poll_s: float = 0.02,
+        slots: int = 1,
         **kw: Any,
     ) -> None:
         super().__init__(name, state_dir, **kw)
+        if not (isinstance(slots, int) and slots >= 1):
+            raise ValueError(f"slots={slots!r} is invalid: allowed a positive integer (jobs run at once)")
+        self.slots = slots
+        self.producing: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.chain, self.address, self.solver_url = chain, address, solver_url
         self.executor, self.caps, self.policy, self.market = executor, caps, policy, market
         self.price, self.modules, self.trust = price, modules or [], trust or []
@@ -66,8 +74,18 @@ class Provider(Service):
     async def start(self) -> Provider:
         await super().start()
         await self.chain.run(self.chain.setup_account, self.address)
+        await self.feedback(None)
         await self.post_json(f"{self.solver_url}/directory", {"address": self.address, "url": self.url})
         return self
+
+    async def stop(self) -> None:
+        for task in self.producing.values():  # a crash stops a run in flight; the restarted node runs it again
+            task.cancel()
+        for task in self.producing.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.producing.clear()
+        await super().stop()
 
     async def health(self, req: web.Request) -> web.Response:
         return web.json_response({"ok": True, "address": self.address})
@@ -84,60 +102,89 @@ class Provider(Service):
 
     async def deal_loop(self) -> None:
         while True:
-            await self.offer_if_idle()
-            deals = await self.get_json(f"{self.solver_url}/deals", party=self.address)
+            await self.offer_while_free()
+            waiting = int(self.store.get_value("offers", 0)) > len(self.store.get_value("offers_taken", []))
+            deals = await self.get_json(f"{self.solver_url}/deals", party=self.address) if waiting else []
             for deal in deals:
                 if self.store.get(deal["deal_id"]) is None:
                     self.store.put(deal["deal_id"], "open", {"deal": deal})
-            for deal_id, _, data in list(self.store.open_deals()):
-                await self.advance(deal_id, data)
+            # every open deal at once: one deal's receipt wait never holds up another's deadline
+            acted = any(await asyncio.gather(*(self.advance(k, data) for k, _, data in self.store.open_deals())))
             self.results.sweep()
-            await asyncio.sleep(self.poll_s)
+            if not acted:  # a step just taken may have unlocked the next one: look again at once
+                await asyncio.sleep(self.poll_s)
 
-    async def offer_if_idle(self) -> None:
-        """One open offer at a time while no deal is open (a node serves one job at a time)."""
-        if any(True for _ in self.store.open_deals()) or self.store.get_value("offer_open", False):
-            return
+    async def offer_while_free(self) -> None:
+        """Keep one open offer per free slot: `slots` jobs run at once, each offer a 1/slots share of the machine."""
         n = int(self.store.get_value("offers", 0))
-        body = {
-            "node": self.address,
-            "offer_id": f"{self.name}-{n}",
-            "capacity": dict(zip(("cpu", "gpu", "vram", "ram", "disk"), self.caps.vector(), strict=True)),
-            "price": self.price,
-            "modules": self.modules,
-            "trust": self.trust,
-        }
-        await self.post_json(f"{self.solver_url}/offers/resource", body)
-        self.store.set_value("offers", n + 1)
-        self.store.set_value("offer_open", True)
+        taken = set(self.store.get_value("offers_taken", []))
+        open_offers = n - len(taken)
+        running = sum(1 for _ in self.store.open_deals())
+        share = [v // self.slots for v in self.caps.vector()]
+        for k in range(n, n + max(0, self.slots - running - open_offers)):
+            body = {
+                "node": self.address,
+                "offer_id": f"{self.name}-{k}",
+                "capacity": dict(zip(("cpu", "gpu", "vram", "ram", "disk"), share, strict=True)),
+                "price": self.price,
+                "modules": self.modules,
+                "trust": self.trust,
+            }
+            await self.post_json(f"{self.solver_url}/offers/resource", body)
+            self.store.set_value("offers", k + 1)
 
-    async def advance(self, deal_id: str, data: dict[str, Any]) -> None:
-        """One step of the node's side of a deal, from its state on chain (safe to repeat)."""
-        self.store.set_value("offer_open", False)
+    async def advance(self, deal_id: str, data: dict[str, Any]) -> bool:
+        """One step of the node's side of a deal, from its state on chain (safe to repeat); True when it acted."""
         deal = data["deal"]
+        offer = deal.get("resource_offer")
+        if offer is not None and offer not in (taken := self.store.get_value("offers_taken", [])):
+            self.store.set_value("offers_taken", [*taken, offer])
         t = Terms(*deal["terms"])
         c = self.chain
-        d = await c.run(c.deal, bytes.fromhex(deal_id))
-        block = await c.run(c.block)
+        d, block = await c.run(c.deal_and_block, bytes.fromhex(deal_id))
         if d.exists and d.state in TERMINAL:
+            outcome = DealOutcome(d.state, bool(data.get("cheat")), int(data.get("bribe") or 0), 0)
+            await self.feedback(outcome)
             self.store.put(deal_id, "done", {**data, "state": d.state.name})
-            return
+            self.producing.pop(deal_id, None)
+            return False
         if not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
-                await c.run(c.step, "timeout_agree", t, self.address)
-            elif not (d.flags & 2):
-                await c.run(c.agree, t, self.address)
+                return await c.run(c.step, "timeout_agree", t, self.address)
+            self.start_producing(deal_id, deal, data)  # the run overlaps the agreement
+            if not d.flags & 2:
+                return await c.run(c.agree, t, self.address)
         elif d.state == S.DealAgreed:
-            if "result_id" not in data:
-                data = await self.produce(deal_id, deal, data)
+            data = await self.start_producing(deal_id, deal, data)
             if block <= c.deadline(d):
-                await c.run(c.step, "submit", t, self.address, result_hash=bytes.fromhex(data["result_id"]))
+                return await c.run(c.step, "submit", t, self.address, result_hash=bytes.fromhex(data["result_id"]))
         elif d.state == S.ResultsSubmitted and block > c.deadline(d):
-            await c.run(c.step, "timeout_judge", t, self.address)
+            return await c.run(c.step, "timeout_judge", t, self.address)
         elif d.state == S.ResultsChecked:
             await self.maybe_bribe(deal_id, data)
             if block > c.deadline(d):
-                await c.run(c.step, "timeout_mediate", t, self.address)
+                return await c.run(c.step, "timeout_mediate", t, self.address)
+        return False
+
+    def start_producing(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> asyncio.Future[Any]:
+        """The deal's result, produced once (a task, so the container runs while the parties agree)."""
+        if "result_id" in data:
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(data)
+            return done
+        task = self.producing.get(deal_id)
+        if task is not None and task.done() and (task.cancelled() or task.exception() is not None):
+            task = None  # failed (e.g. the engine restarting): try again
+        if task is None:
+            task = self.producing[deal_id] = asyncio.ensure_future(self.produce(deal_id, deal, data))
+        return task
+
+    async def feedback(self, outcome: DealOutcome | None) -> None:
+        """Tell a policy that learns from its record (`see`) the node's balance and a finished deal's outcome."""
+        see = getattr(self.policy, "see", None)
+        if see is not None:
+            wealth = await self.chain.run(self.chain.dep.balance, self.address)
+            see(None if outcome is None else dataclasses.replace(outcome, wealth=wealth), wealth)
 
     async def produce(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """The deal's result: a decision to cheat is drawn once (and stored); an honest node runs the container."""
@@ -155,7 +202,9 @@ class Provider(Service):
             res = await asyncio.to_thread(self.executor.run, spec, deal_id)
             rid, seconds, error = self.results.put(res.result_dir), res.seconds, res.error
         data = {**data, "result_id": rid, "run_s": seconds, "error": error}
-        self.store.put(deal_id, "open", data)
+        got = self.store.get(deal_id)
+        if got is not None and got[0] == "open":  # a deal that ended meanwhile stays ended
+            self.store.put(deal_id, "open", data)
         return data
 
     def _fake(self, deal_id: str) -> str:
@@ -181,3 +230,9 @@ class Provider(Service):
         if url:
             await self.post_json(f"{url}/bribes", {"deal": deal_id, "amount": data["bribe"], "node": self.address})
         self.store.put(deal_id, "open", {**data, "bribed": True})
+
+
+if __name__ == "__main__":  # python -m live.services.provider (configs/service.yaml)
+    from live.services.cli import run
+
+    run("provider")

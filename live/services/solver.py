@@ -10,6 +10,7 @@ POST /directory, GET /directory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,16 @@ from live.modules.registry import DEFAULT_LOCK
 from live.services.base import BadRequest, Service, need
 from live.services.chainio import ChainClient
 from live.services.layout import Layout
-from live.services.policy import LiveMarket, rank_offers
+from live.services.policy import NO_MEDIATOR, LiveMarket, deal_of_one, rank_offers, stack_mediator
 from mechanisms.base import MechanismStack
 from sim.offers import JobOffers, ResourceOffers
 from sim.solver import match_reference
 
 RESOURCE_KEYS = ("cpu", "gpu", "vram", "ram", "disk")
 MAX_U64 = 2**64 - 1
+#: who draws a checked deal's mediator: the contract's beacon over every mediator both parties trust (`chain`), or
+#: the mechanism stack's `select_mediators` at matching time, the terms then naming that one mediator (`stack`)
+MEDIATOR_DRAWS = ("chain", "stack")
 ADDRESS = "a checksummed address of a registered party"
 
 
@@ -45,12 +49,19 @@ class Solver(Service):
         layout: Layout,
         lock: Path = DEFAULT_LOCK,
         tick_s: float = 0.05,
+        mediator_draw: str = "chain",
+        seed: int = 0,
         **kw: Any,
     ) -> None:
         super().__init__("solver", state_dir, **kw)
+        if mediator_draw not in MEDIATOR_DRAWS:
+            raise ValueError(f"mediator_draw={mediator_draw!r} is invalid: allowed one of {list(MEDIATOR_DRAWS)}")
+        self.mediator_draw = mediator_draw
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.chain, self.stack, self.market, self.layout = chain, stack, market, layout
         self.lock, self.tick_s = lock, tick_s
         self.book = layout.book
+        self.wake = asyncio.Event()  # set by a new offer: match now
         self.app.add_routes(
             [
                 web.post("/offers/resource", self.post_resource),
@@ -121,6 +132,7 @@ class Solver(Service):
                     "arrival": self._arrival(),
                 },
             )
+        self.wake.set()
         return web.json_response({"offer_id": offer_id})
 
     async def post_job(self, req: web.Request) -> web.Response:
@@ -162,6 +174,7 @@ class Solver(Service):
                     "offer_id": offer_id,
                 },
             )
+        self.wake.set()
         return web.json_response({"offer_id": offer_id, "spec_id": spec.spec_id})
 
     async def list_deals(self, req: web.Request) -> web.Response:
@@ -185,9 +198,12 @@ class Solver(Service):
         return n
 
     async def match_loop(self) -> None:
+        """Match at once when an offer arrives, else every `tick_s` (a restarted solver's stored offers)."""
         while True:
+            self.wake.clear()
             self.match_once()
-            await asyncio.sleep(self.tick_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.tick_s)
 
     def match_once(self) -> list[dict[str, Any]]:
         """Match the open offers (the twin's rule) and publish the deals; returns them."""
@@ -239,6 +255,8 @@ class Solver(Service):
             job["trust"] & offer["trust"],
             nonce,
         )
+        if self.mediator_draw == "stack":
+            t = t._replace(mediators=self._stack_mask(t))
         deal_id = self.chain.dep.deal_id(t).hex()
         d = self.store.get_value("directory", {})
         deal = {
@@ -248,6 +266,7 @@ class Solver(Service):
             "inputs": job["inputs"],
             "spec_id": job["spec_id"],
             "job_offer": job["offer_id"],
+            "resource_offer": rk.removeprefix("res:"),
             "node_url": d.get(offer["node"]),
         }
         self.store.put(f"deal:{deal_id}", "done", deal)
@@ -257,6 +276,13 @@ class Solver(Service):
         self.store.put(jk, "done", job)
         self.store.put(rk, "done", offer)
         return deal
+
+    def _stack_mask(self, t: Terms) -> int:
+        """The one-mediator trust mask of the stack's draw (the contract's draw over one bit is that mediator)."""
+        u = self.rng.random(max(self.stack.draws_per_deal, 1))
+        deal = deal_of_one(t, self.market, self.book[t.client], self.book[t.node], self.stack, u)
+        k = stack_mediator(deal, self.stack)
+        return 0 if k == NO_MEDIATOR else 1 << k
 
 
 def _col(rows: list[tuple[str, dict[str, Any]]], key: str) -> np.ndarray:
@@ -282,3 +308,9 @@ async def _body(req: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("body", type(body).__name__, "a JSON object")
     return body
+
+
+if __name__ == "__main__":  # python -m live.services.solver (configs/service.yaml)
+    from live.services.cli import run
+
+    run("solver")

@@ -18,23 +18,25 @@ from mechanisms.deals import NEVER
 SIZES = {"clients": 5, "nodes": 8, "mediators": 3}
 
 
-@pytest.mark.parametrize(("n", "shares", "expected"), [
-    (10, [1, 1, 1], [4, 3, 3]),  # 3.33 each -> 3, 3, 3; one left over goes to the first group
-    (10, [0.5, 0.5], [5, 5]),
-    (7, [3, 1], [6, 1]),  # 5.25 -> 5, 1.75 -> 1; the left-over one goes to the first group, not the largest rest
-    (9, [2, 1], [6, 3]),
-    (2, [1, 1, 1], [1, 1, 0]),  # fewer agents than groups
-    (0, [1, 2], [0, 0]),
-    (5, [1], [5]),
-    (100, [0.1, 0.2, 0.7], [10, 20, 70]),
-    (11, [1, 1, 1, 1], [3, 3, 3, 2]),
-])
+@pytest.mark.parametrize(
+    ("n", "shares", "expected"),
+    [
+        (10, [1, 1, 1], [4, 3, 3]),  # 3.33 each -> 3, 3, 3; one left over goes to the first group
+        (10, [0.5, 0.5], [5, 5]),
+        (7, [3, 1], [6, 1]),  # 5.25 -> 5, 1.75 -> 1; the left-over one goes to the first group, not the largest rest
+        (9, [2, 1], [6, 3]),
+        (2, [1, 1, 1], [1, 1, 0]),  # fewer agents than groups
+        (0, [1, 2], [0, 0]),
+        (5, [1], [5]),
+        (100, [0.1, 0.2, 0.7], [10, 20, 70]),
+        (11, [1, 1, 1, 1], [3, 3, 3, 2]),
+    ],
+)
 def test_split_counts(n: int, shares: list[float], expected: list[int]) -> None:
     assert split_counts(n, shares) == expected
 
 
-@given(n=st.integers(0, 10_000),
-       shares=st.lists(st.integers(1, 1000) | st.floats(1e-3, 1e3), min_size=1, max_size=8))
+@given(n=st.integers(0, 10_000), shares=st.lists(st.integers(1, 1000) | st.floats(1e-3, 1e3), min_size=1, max_size=8))
 def test_split_counts_sums_to_n_and_follows_shares(n: int, shares: list[float]) -> None:
     counts = split_counts(n, shares)
     assert sum(counts) == n
@@ -76,33 +78,41 @@ def test_defaults_and_fresh_actions_each_round() -> None:
 
 
 def test_every_agent_gets_exactly_one_strategy() -> None:
-    config = {"nodes": [{"strategy": "honest", "share": 0.2}, {"strategy": "cheater", "share": 0.3},
-                        {"strategy": "honest", "share": 0.5}]}
+    config = {
+        "nodes": [
+            {"strategy": "honest", "share": 0.2},
+            {"strategy": "cheater", "share": 0.3},
+            {"strategy": "honest", "share": 0.5},
+        ]
+    }
     pop = Population.from_config(config, {"clients": 1, "nodes": 97, "mediators": 1})
     rows = np.concatenate([r for _, r in pop.assignment["nodes"]])
     assert sorted(rows.tolist()) == list(range(97))
     assert [len(r) for _, r in pop.assignment["nodes"]] == [20, 29, 48]  # 19.4, 29.1, 48.5 -> 19, 29, 48 +1 first
 
 
-@pytest.mark.parametrize(("config", "field"), [
-    ({"nodes": [{"strategy": "honest"}, {"strategy": "saboteur"}]}, r"agents\.nodes\[1\]\.strategy='saboteur'"),
-    ({"clients": [{"strategy": "cheater"}]}, r"agents\.clients\[0\]\.strategy='cheater'"),  # another role's
-    ({"nodes": [{"share": 1}]}, r"agents\.nodes\[0\]\.strategy=None"),
-    ({"nodes": [{"strategy": "honest", "share": 0}]}, r"agents\.nodes\[0\]\.share=0"),
-    ({"nodes": [{"strategy": "honest", "share": -1}]}, r"agents\.nodes\[0\]\.share=-1"),
-    ({"mediators": [{"strategy": "honest", "share": True}]}, r"agents\.mediators\[0\]\.share=True"),
-    ({"nodes": [{"strategy": "honest", "share": "half"}]}, r"agents\.nodes\[0\]\.share='half'"),
-    ({"nodes": [{"strategy": "honest", "share": math.nan}]}, r"agents\.nodes\[0\]\.share=nan"),
-    ({"nodes": [{"strategy": "honest", "share": math.inf}]}, r"agents\.nodes\[0\]\.share=inf"),
-    ({"nodes": []}, r"agents\.nodes=\[\]"),
-    ({"node": [{"strategy": "honest"}]}, r"agents: unknown field\(s\) \['node'\]"),
-    ({"nodes": [{"strategy": "cheater", "rat": 0.5}]}, r"agents\.nodes\[0\]: unknown field\(s\) \['rat'\]"),
-    ({"nodes": [{"strategy": "honest", "rate": 0.5}]}, r"agents\.nodes\[0\]: unknown field\(s\) \['rate'\]"),
-    ({"nodes": [{"strategy": "cheater", "rate": 1.5}]}, r"agents\.nodes\[0\]\.rate=1\.5"),
-    ({"nodes": [{"strategy": "cheater", "bribe": -1}]}, r"agents\.nodes\[0\]\.bribe=-1"),
-    ({"clients": [{"strategy": "checker", "q": 2}]}, r"agents\.clients\[0\]\.q=2"),
-    ({"mediators": [{"strategy": "bribable", "threshold": 0}]}, r"agents\.mediators\[0\]\.threshold=0"),
-])
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"nodes": [{"strategy": "honest"}, {"strategy": "saboteur"}]}, r"agents\.nodes\[1\]\.strategy='saboteur'"),
+        ({"clients": [{"strategy": "cheater"}]}, r"agents\.clients\[0\]\.strategy='cheater'"),  # another role's
+        ({"nodes": [{"share": 1}]}, r"agents\.nodes\[0\]\.strategy=None"),
+        ({"nodes": [{"strategy": "honest", "share": 0}]}, r"agents\.nodes\[0\]\.share=0"),
+        ({"nodes": [{"strategy": "honest", "share": -1}]}, r"agents\.nodes\[0\]\.share=-1"),
+        ({"mediators": [{"strategy": "honest", "share": True}]}, r"agents\.mediators\[0\]\.share=True"),
+        ({"nodes": [{"strategy": "honest", "share": "half"}]}, r"agents\.nodes\[0\]\.share='half'"),
+        ({"nodes": [{"strategy": "honest", "share": math.nan}]}, r"agents\.nodes\[0\]\.share=nan"),
+        ({"nodes": [{"strategy": "honest", "share": math.inf}]}, r"agents\.nodes\[0\]\.share=inf"),
+        ({"nodes": []}, r"agents\.nodes=\[\]"),
+        ({"node": [{"strategy": "honest"}]}, r"agents: unknown field\(s\) \['node'\]"),
+        ({"nodes": [{"strategy": "cheater", "rat": 0.5}]}, r"agents\.nodes\[0\]: unknown field\(s\) \['rat'\]"),
+        ({"nodes": [{"strategy": "honest", "rate": 0.5}]}, r"agents\.nodes\[0\]: unknown field\(s\) \['rate'\]"),
+        ({"nodes": [{"strategy": "cheater", "rate": 1.5}]}, r"agents\.nodes\[0\]\.rate=1\.5"),
+        ({"nodes": [{"strategy": "cheater", "bribe": -1}]}, r"agents\.nodes\[0\]\.bribe=-1"),
+        ({"clients": [{"strategy": "checker", "q": 2}]}, r"agents\.clients\[0\]\.q=2"),
+        ({"mediators": [{"strategy": "bribable", "threshold": 0}]}, r"agents\.mediators\[0\]\.threshold=0"),
+    ],
+)
 def test_config_errors_name_the_field(config: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         Population.from_config(config, SIZES)

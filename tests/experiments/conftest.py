@@ -33,8 +33,9 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     torch.set_num_threads(1)
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+        ray.init(
+            num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}}
+        )
     yield ray
     if started:
         ray.shutdown()
@@ -44,6 +45,7 @@ def ray_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 def train_config() -> ComposeTrain:
     """`train_config(*overrides, config_name="train")`: a composed config as a plain dict (run_dir and resume
     removed, as `experiments.train.main` does)."""
+
     def make(*overrides: str, config_name: str = "train") -> dict[str, Any]:
         with initialize_config_dir(str(CONFIGS), version_base="1.3"):
             cfg = OmegaConf.to_container(compose(config_name, overrides=list(overrides)), resolve=True)
@@ -61,8 +63,14 @@ def small_run(ray_session: Any, train_config: ComposeTrain, tmp_path_factory: py
     algorithm kept for comparisons with its restored checkpoint. Shared by train and evaluate tests."""
     from experiments.train import train
 
-    cfg = train_config("+experiment=node_cheat", "env.focal={node: 2, client: 1, mediator: 0}", "train.iterations=2",
-                       "train.checkpoint_every=1", "train.progress=false", "env.rounds=10")
+    cfg = train_config(
+        "+experiment=node_cheat",
+        "env.focal={node: 2, client: 1, mediator: 0}",
+        "train.iterations=2",
+        "train.checkpoint_every=1",
+        "train.progress=false",
+        "env.rounds=10",
+    )
     result = train(cfg, tmp_path_factory.mktemp("small_run"), keep_algo=True)
     yield cfg, result
     result.algo.stop()

@@ -35,14 +35,23 @@ SEEDS = list(range(10))
 
 
 def honest(q: float) -> dict[str, Any]:
-    return {"nodes": [{"strategy": "honest"}], "clients": [{"strategy": "checker", "q": q}],
-            "mediators": [{"strategy": "honest"}]}
+    return {
+        "nodes": [{"strategy": "honest"}],
+        "clients": [{"strategy": "checker", "q": q}],
+        "mediators": [{"strategy": "honest"}],
+    }
 
 
 def study(seeds: list[int] = SEEDS, **learned: Any) -> Any:
-    return parse_study({"rounds": 20, "seeds": seeds, "deviator_share": 0.25,
-                        "library": {"node": [{"strategy": "cheater", "rate": 1.0}]},
-                        "learned": {"enabled": True, "iterations": 10, "explore": False, **learned}})
+    return parse_study(
+        {
+            "rounds": 20,
+            "seeds": seeds,
+            "deviator_share": 0.25,
+            "library": {"node": [{"strategy": "cheater", "rate": 1.0}]},
+            "learned": {"enabled": True, "iterations": 10, "explore": False, **learned},
+        }
+    )
 
 
 def assert_matches_theory(estimate: Any, q: float) -> None:
@@ -66,16 +75,22 @@ class Probe:
         obs = batch["obs"].numpy()
         self.seen.append(obs.copy())
         cheat = np.sin(7 * obs.sum(axis=1))  # head cheat: 2 logits; head bribe: 4 logits
-        logits = np.column_stack([np.zeros(len(obs)), cheat, np.zeros((len(obs), 2)), np.cos(obs.sum(axis=1)),
-                                  np.zeros(len(obs))])
+        logits = np.column_stack(
+            [np.zeros(len(obs)), cheat, np.zeros((len(obs), 2)), np.cos(obs.sum(axis=1)), np.zeros(len(obs))]
+        )
         return {"action_dist_inputs": torch.from_numpy(logits)}
 
 
 def test_learned_behaviour_sees_what_the_env_shows() -> None:
     """Replayed outside MarketEnv (in the analysis runner), a policy gets the env's observations, round by round."""
     rows = (3, 7, 21)
-    cfg = {"seed": 5, "market": MARKET, "mechanism": BASE, "agents": honest(0.1),
-           "env": {"rounds": 6, "focal": {"node": list(rows)}}}
+    cfg = {
+        "seed": 5,
+        "market": MARKET,
+        "mechanism": BASE,
+        "agents": honest(0.1),
+        "env": {"rounds": 6, "focal": {"node": list(rows)}},
+    }
     env = MarketEnv(cfg)
     obs, info = env.reset(seed=5)
     env_obs = []
@@ -83,12 +98,16 @@ def test_learned_behaviour_sees_what_the_env_shows() -> None:
         mat = np.stack([obs[f"node_{r}"] for r in rows])
         env_obs.append(mat)
         logits = Probe().forward_inference({"obs": torch.from_numpy(mat)})["action_dist_inputs"].numpy()
-        obs, *_ = env.step({f"node_{r}": np.array([logits[i, :2].argmax(), logits[i, 2:].argmax()])
-                            for i, r in enumerate(rows)})
+        obs, *_ = env.step(
+            {f"node_{r}": np.array([logits[i, :2].argmax(), logits[i, 2:].argmax()]) for i, r in enumerate(rows)}
+        )
     probe = Probe()
     behaviour = LearnedBehaviour("node", "probe", probe, env, explore=False)
-    run(Scenario(MARKET, BASE, honest(0.1), rounds=6), info["node_3"]["episode_seed"],
-        [Assignment(np.array(rows), behaviour)])
+    run(
+        Scenario(MARKET, BASE, honest(0.1), rounds=6),
+        info["node_3"]["episode_seed"],
+        [Assignment(np.array(rows), behaviour)],
+    )
     assert len(probe.seen) == len(env_obs) == 6
     for seen, shown in zip(probe.seen, env_obs, strict=True):
         np.testing.assert_array_equal(seen, shown)
@@ -96,8 +115,13 @@ def test_learned_behaviour_sees_what_the_env_shows() -> None:
 
 
 def test_shared_reward_gives_every_member_the_coalitions_mean() -> None:
-    cfg = {"seed": 1, "market": MARKET, "mechanism": BASE, "agents": honest(0.3),
-           "env": {"rounds": 3, "focal": {"node": 3}}}
+    cfg = {
+        "seed": 1,
+        "market": MARKET,
+        "mechanism": BASE,
+        "agents": honest(0.3),
+        "env": {"rounds": 3, "focal": {"node": 3}},
+    }
     alone, shared = MarketEnv(cfg), MarketEnv({**cfg, "env": {**cfg["env"], "shared_reward": True}})
     for env in (alone, shared):
         env.reset(seed=1)
@@ -136,8 +160,10 @@ def test_learned_node_best_response_in_the_inspection_game(ray_session: Any, q: 
 @pytest.mark.slow
 def test_trained_two_node_coalition_reports_a_gain_per_member(ray_session: Any, record_property: Any) -> None:
     """Two members give few samples per seed, so the coalition is measured over more seeds (training is unchanged)."""
-    a = assess(Scenario(MARKET, BASE, honest(0.1), rounds=20, name="coalition"),
-               study(list(range(16)), roles=[], coalitions=[{"name": "2-node coalition", "node": 2}]))
+    a = assess(
+        Scenario(MARKET, BASE, honest(0.1), rounds=20, name="coalition"),
+        study(list(range(16)), roles=[], coalitions=[{"name": "2-node coalition", "node": 2}]),
+    )
     gain = learned_gain(a, "coalition")
     record_property("coalition_gain", [float(x) for x in (gain.estimate.mean, gain.estimate.lo, gain.estimate.hi)])
     assert gain.members == 2 and gain.role == "node" and "2-node coalition" in gain.name

@@ -34,8 +34,14 @@ REPO = Path(__file__).resolve().parents[2]
 RAY = str(Path(sys.executable).with_name("ray"))
 #: `ray start` options that name a port: each node gets its own, so the two nodes (and other Ray sessions on this
 #: machine) never collide.
-NODE_PORTS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
-              "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port")
+NODE_PORTS = (
+    "--node-manager-port",
+    "--object-manager-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--metrics-export-port",
+    "--runtime-env-agent-port",
+)
 WORKER_PORTS = 20  # worker processes per node, each on a port of its own range
 TINY = ("rounds=2", "progress=false", "market.n_clients=20", "market.n_nodes=20", "market.n_stakers=5")
 TRAIN = ("+experiment=node_cheat", "env.focal={node: 2, client: 2, mediator: 2}", "env.rounds=5", "train.iterations=2",
@@ -77,8 +83,10 @@ def worker_port_ranges(n: int) -> list[int]:
     starts = []
     while len(starts) < n:
         low = free_ports(1)[0]
-        if low + WORKER_PORTS < 65535 and all(_free(p) for p in range(low, low + WORKER_PORTS)) and all(
-            abs(low - s) > WORKER_PORTS for s in starts
+        if (
+            low + WORKER_PORTS < 65535
+            and all(_free(p) for p in range(low, low + WORKER_PORTS))
+            and all(abs(low - s) > WORKER_PORTS for s in starts)
         ):
             starts.append(low)
     return starts
@@ -123,8 +131,8 @@ def cluster() -> Iterator[Cluster]:
         deadline = time.monotonic() + 120
         while alive_cpus(c) != [0, 2]:  # the head (no CPU) and the worker (2 CPUs) have joined
             assert time.monotonic() < deadline and all(n.poll() is None for n in nodes), (
-                (Path(tmp) / "head.log").read_text()[-2000:] + (Path(tmp) / "worker.log").read_text()[-2000:]
-            )
+                Path(tmp) / "head.log"
+            ).read_text()[-2000:] + (Path(tmp) / "worker.log").read_text()[-2000:]
             time.sleep(1)
         yield c
     finally:
@@ -145,8 +153,22 @@ def run(cmd: list[str], env: dict[str, str]) -> None:
 
 def sweep(tmp: Path, env: dict[str, str], *launcher: str) -> pd.DataFrame:
     """A 4-run sweep; its recorded results (the bookkeeping of where and when left out)."""
-    run([sys.executable, "-m", "experiments.simulate", "--multirun", *launcher, f"hydra.sweep.dir={tmp / 'multirun'}",
-         f"sweep.dataset={tmp / 'data'}", "sweep.name=cluster", *TINY, "mechanism=lilypad_v2,none", "seed=0,1"], env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.simulate",
+            "--multirun",
+            *launcher,
+            f"hydra.sweep.dir={tmp / 'multirun'}",
+            f"sweep.dataset={tmp / 'data'}",
+            "sweep.name=cluster",
+            *TINY,
+            "mechanism=lilypad_v2,none",
+            "seed=0,1",
+        ],
+        env,
+    )
     frame = load(tmp / "data")
     keep = [c for c in frame.columns if c in ("run_id", "seed", "status") or c.startswith(("summary.", "choice."))]
     return frame[keep].sort_values("run_id").reset_index(drop=True)

@@ -87,8 +87,9 @@ def learned_rates(cfg: dict[str, Any], run_dir: Path, record: Any) -> dict[str, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("mech", "colludes"), [(REPLICATION, True), (DONG, False)])
-def test_nodes_collude_iff_nothing_punishes_coordination(ray_session: Any, train_config: Any, tmp_path: Path,
-                                                         mech: str, colludes: bool, record_property: Any) -> None:
+def test_nodes_collude_iff_nothing_punishes_coordination(
+    ray_session: Any, train_config: Any, tmp_path: Path, mech: str, colludes: bool, record_property: Any
+) -> None:
     """Replication alone: the cartel (10 each) beats honest work (4) and persists. Counter-collusion: deserting
     pays (24 honest, 20 reporting), so the cartel unravels to honest work."""
     cfg = train_config("+experiment=node_collusion", mech, *SMALL, "train.iterations=25")

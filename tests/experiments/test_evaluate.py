@@ -47,8 +47,7 @@ def test_evaluate_a_training_run_directory(small_run: Any, train_config: Any, tm
     _, result = small_run
     cfg = train_config(f"run_dir={result.run_dir}", "episodes=2", config_name="evaluate")
     ev = run_evaluation(cfg, tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"episodes.parquet", "agents.parquet", "summary.json",
-                                                   "config.yaml"}
+    assert {p.name for p in tmp_path.iterdir()} == {"episodes.parquet", "agents.parquet", "summary.json", "config.yaml"}
     assert ev.summary["checkpoint"] == str(result.checkpoint) and ev.summary["policy"] == "learned"
     assert json.loads((tmp_path / "summary.json").read_text()) == ev.summary
     episodes = pd.read_parquet(tmp_path / "episodes.parquet")
@@ -61,8 +60,9 @@ def test_evaluate_a_training_run_directory(small_run: Any, train_config: Any, tm
 
 
 def test_scripted_evaluation_without_checkpoint(train_config: Any, tmp_path: Path) -> None:
-    cfg = train_config("+experiment=node_cheat", "agents.nodes=[{strategy: cheater, rate: 1.0}]", "episodes=2",
-                       config_name="evaluate")
+    cfg = train_config(
+        "+experiment=node_cheat", "agents.nodes=[{strategy: cheater, rate: 1.0}]", "episodes=2", config_name="evaluate"
+    )
     ev = run_evaluation(cfg, tmp_path)
     assert ev.summary["policy"] == "scripted" and ev.summary["checkpoint"] is None
     assert ev.summary["focal"]["rates"]["cheat_rate"] == 1.0
@@ -75,8 +75,20 @@ def test_run_dir_must_be_a_training_run(train_config: Any, tmp_path: Path) -> No
 
 
 def test_cli_prints_the_summary(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "experiments.evaluate", "+experiment=node_cheat", "episodes=1",
-                          f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.evaluate",
+            "+experiment=node_cheat",
+            "episodes=1",
+            f"out_dir={tmp_path}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     assert "1 episodes  seed 1000  policy scripted" in out.stdout and (tmp_path / "episodes.parquet").is_file()

@@ -34,8 +34,9 @@ def test_notebook_executes(name: str, study: Path, tmp_path: Path, monkeypatch: 
         (tmp_path / var.lower()).mkdir()
         monkeypatch.setenv(var, str(tmp_path / var.lower()))
     nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO / "notebooks")}}
+    ).execute()
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(c.outputs for c in code), [c.source[:60] for c in code if not c.outputs]
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]

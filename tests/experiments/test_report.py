@@ -18,16 +18,28 @@ from PIL import Image
 from experiments.analysis.configs import compose_plain
 
 REPO = Path(__file__).resolve().parents[2]
-FIGURES = ("frontier.png", "threshold.png", "heatmaps.png", "cartel.png", "phase_lilypad_v2.png",
-           "alpharank_dong_counter_collusion.png")
+FIGURES = (
+    "frontier.png",
+    "threshold.png",
+    "heatmaps.png",
+    "cartel.png",
+    "phase_lilypad_v2.png",
+    "alpharank_dong_counter_collusion.png",
+)
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("quickstart") / "run"
     env = {**os.environ, "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR", str(REPO / ".runtime" / "mpl"))}
-    proc = subprocess.run([sys.executable, "-m", "experiments.quickstart", "+experiment=analysis_tiny",
-                           f"hydra.run.dir={out}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.quickstart", "+experiment=analysis_tiny", f"hydra.run.dir={out}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc.stdout
 
@@ -37,11 +49,21 @@ def test_the_ranked_table_is_printed_and_saved(study: tuple[Path, str]) -> None:
     ranked = pd.read_parquet(out / "ranked.parquet")
     assert sorted(ranked["mechanism"]) == ["dong_counter_collusion", "lilypad_v2"]
     assert ranked["rank"].tolist() == [1, 2]
-    for col in ("secure", "max_gain", "max_gain_lo", "max_gain_hi", "cost_per_correct_result",
-                "extra_executions_per_job", "mediation_fees_per_job", "collateral_blocks_per_job",
-                "client_cost_per_correct_result", "mixed_fake_accepted_per_job", "honest_basin"):
+    for col in (
+        "secure",
+        "max_gain",
+        "max_gain_lo",
+        "max_gain_hi",
+        "cost_per_correct_result",
+        "extra_executions_per_job",
+        "mediation_fees_per_job",
+        "collateral_blocks_per_job",
+        "client_cost_per_correct_result",
+        "mixed_fake_accepted_per_job",
+        "honest_basin",
+    ):
         assert ranked[col].notna().all(), col
-    table = stdout[stdout.index("rank "):]
+    table = stdout[stdout.index("rank ") :]
     assert "lilypad_v2" in table and "dong_counter_collusion" in table and "cost_per_correct_result" in table
     assert (out.parent / "latest").resolve() == out.resolve()
 
@@ -64,8 +86,14 @@ def test_the_report_renders_with_its_figures(study: tuple[Path, str]) -> None:
 
 def test_the_study_files_the_notebooks_read(study: tuple[Path, str]) -> None:
     out, _ = study
-    for name in ("gains.parquet", "threshold.parquet", "heatmap.parquet", "cartel.parquet",
-                 "metagame/lilypad_v2.json", "metagame/lilypad_v2_alpharank.parquet"):
+    for name in (
+        "gains.parquet",
+        "threshold.parquet",
+        "heatmap.parquet",
+        "cartel.parquet",
+        "metagame/lilypad_v2.json",
+        "metagame/lilypad_v2_alpharank.parquet",
+    ):
         assert (out / name).is_file(), name
     curve = pd.read_parquet(out / "threshold.parquet")
     assert curve["threshold"].eq(0.2).all() and curve["analytic"].notna().all()

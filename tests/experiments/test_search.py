@@ -52,19 +52,37 @@ def test_the_winner_loads_unchanged(sweep_dir: Path, tmp_path: Path) -> None:
     assert written["order"] == ["lilypad_v2", "check_policy"] and "defaults" not in written
     composed = configs.mechanism("searched", [sweep_dir])
     assert composed == written
-    trial = OmegaConf.to_container(OmegaConf.load(sweep_dir / str(json.loads(
-        (sweep_dir / "search_summary.json").read_text())["winner"]["job"]) / "mechanism.yaml"))
+    trial = OmegaConf.to_container(
+        OmegaConf.load(
+            sweep_dir
+            / str(json.loads((sweep_dir / "search_summary.json").read_text())["winner"]["job"])
+            / "mechanism.yaml"
+        )
+    )
     assert {k: v for k, v in composed.items() if k != "description"} == {
-        k: v for k, v in trial.items() if k != "description"}
+        k: v for k, v in trial.items() if k != "description"
+    }
     # the simulate entry point, with the sweep directory on Hydra's search path
-    proc = cli("-m", "experiments.simulate", f"hydra.searchpath=[file://{sweep_dir}]", "mechanism=searched",
-               "market=threshold", "agents=honest", "rounds=3", "progress=false", f"hydra.run.dir={tmp_path}")
+    proc = cli(
+        "-m",
+        "experiments.simulate",
+        f"hydra.searchpath=[file://{sweep_dir}]",
+        "mechanism=searched",
+        "market=threshold",
+        "agents=honest",
+        "rounds=3",
+        "progress=false",
+        f"hydra.run.dir={tmp_path}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ran = OmegaConf.to_container(OmegaConf.load(tmp_path / "config.yaml"))
     assert ran["mechanism"] == written
     # and the analysis: the same metrics as the trial measured (same study, same seeds)
-    cfg = {"market": configs.group("market", "threshold"), "agents": configs.group("agents", "honest"),
-           "mechanism": composed}
+    cfg = {
+        "market": configs.group("market", "threshold"),
+        "agents": configs.group("agents", "honest"),
+        "mechanism": composed,
+    }
     study = parse_study(configs.compose_plain("search", ["+experiment=search_small"])["study"])
     again = assess(make_scenario(cfg, study), study)
     summary = json.loads((sweep_dir / "search_summary.json").read_text())

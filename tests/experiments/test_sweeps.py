@@ -171,8 +171,14 @@ def test_status_tells_a_bug_from_a_config_error_and_other_failures(
     run_recorded("simulate", cfg, lambda c: run_simulation({k: v for k, v in c.items() if k != "case"}, tmp_path / "o"))
     assert not (tmp_path / "o" / "deals.parquet").exists()  # a bug leaves no tables
     frame = load(tmp_path, "s").set_index("case")
-    assert frame.status.to_dict() == {"insolvent": "bug", "illegal": "bug", "config": "config_error",
-                                      "other": "failed", "fine": "ok", "leak": "bug"}
+    assert frame.status.to_dict() == {
+        "insolvent": "bug",
+        "illegal": "bug",
+        "config": "config_error",
+        "other": "failed",
+        "fine": "ok",
+        "leak": "bug",
+    }
     assert frame.loc["leak", "error"].startswith("InvariantViolation: value not conserved")
     counts, text = results.sweep_report(frame.reset_index())
     assert counts == {"ok": 1, "config_error": 1, "bug": 3, "failed": 1}
@@ -263,8 +269,9 @@ def test_killed_sweep_resumes_with_only_the_missing_runs(tmp_path: Path) -> None
 
 def test_failed_run_is_recorded_and_the_others_complete(tmp_path: Path) -> None:
     # the basic (sequential, in-process) launcher: one failing job must not stop the jobs after it
-    proc = sweep(command(tmp_path, "mechanism.lilypad_v2.mediation_fee=60,5,70", launcher="basic"),
-                 rc=results.SWEEP_FAILED_EXIT)
+    proc = sweep(
+        command(tmp_path, "mechanism.lilypad_v2.mediation_fee=60,5,70", launcher="basic"), rc=results.SWEEP_FAILED_EXIT
+    )
     frame = load(tmp_path / "data").set_index("mechanism.lilypad_v2.mediation_fee")
     assert sorted(frame.index) == [5, 60, 70]
     assert list(frame.status.sort_index()) == ["config_error", "ok", "ok"]
@@ -272,7 +279,7 @@ def test_failed_run_is_recorded_and_the_others_complete(tmp_path: Path) -> None:
     assert failed.error_type == "ConfigError" and failed.error.startswith("ConfigError: mechanism.lilypad_v2")
     assert pd.isna(failed["summary.deals"]) and failed.error_at and "Traceback" not in proc.stderr
     assert "FAILED [config_error] (ConfigError: mechanism.lilypad_v2.mediation_fee" in proc.stderr
-    summary = proc.stderr[proc.stderr.index("[sweep t] 3 run(s)"):].splitlines()
+    summary = proc.stderr[proc.stderr.index("[sweep t] 3 run(s)") :].splitlines()
     assert summary[0] == "[sweep t] 3 run(s) recorded: ok 2, config_error 1, bug 0, failed 0"
     assert summary[1].split()[:4] == ["config_error", "run", f"{failed.run_id}:", "ConfigError:"]
     assert (frame.loc[[60, 70], "summary.deals"] > 0).all()

@@ -29,9 +29,23 @@ REPO = Path(__file__).resolve().parents[2]
 #: Two PYTHONHASHSEED values under which a set of the three role names iterates in two different orders.
 HASH_SEEDS = ("1", "3")
 
-METRIC_COLUMNS = ("iteration", "seconds", "env_steps", "episodes", "cheat_rate", "fake_accepted",
-                  "fake_accepted_per_deal", "check_rate", "bribe_acceptance", "return_node", "return_client",
-                  "return_mediator", "market_cheat_rate", "market_check_rate", "market_bribe_acceptance")
+METRIC_COLUMNS = (
+    "iteration",
+    "seconds",
+    "env_steps",
+    "episodes",
+    "cheat_rate",
+    "fake_accepted",
+    "fake_accepted_per_deal",
+    "check_rate",
+    "bribe_acceptance",
+    "return_node",
+    "return_client",
+    "return_mediator",
+    "market_cheat_rate",
+    "market_check_rate",
+    "market_bribe_acceptance",
+)
 
 
 def test_train_writes_metrics_tensorboard_and_checkpoints(small_run: Any) -> None:
@@ -50,16 +64,24 @@ def test_train_writes_metrics_tensorboard_and_checkpoints(small_run: Any) -> Non
 
 
 def test_resume_continues_from_the_last_checkpoint(ray_session: Any, train_config: Any, tmp_path: Path) -> None:
-    cfg = train_config("+experiment=node_cheat", "env.focal={node: 2, client: 0, mediator: 0}", "algo.mapping=agent",
-                       "train.iterations=2", "train.checkpoint_every=2", "train.progress=false", "env.rounds=10")
+    cfg = train_config(
+        "+experiment=node_cheat",
+        "env.focal={node: 2, client: 0, mediator: 0}",
+        "algo.mapping=agent",
+        "train.iterations=2",
+        "train.checkpoint_every=2",
+        "train.progress=false",
+        "env.rounds=10",
+    )
     first = train(cfg, tmp_path)
     modules = first.checkpoint / "learner_group" / "learner" / "rl_module"
     assert sorted(p.name for p in modules.iterdir() if p.is_dir()) == ["node_0", "node_1"]  # one module per agent
     with pytest.raises(ConfigError, match="resume=true"):
         train(cfg, tmp_path)
     lines: list[str] = []
-    second = train({**cfg, "train": {**cfg["train"], "iterations": 3, "progress": True}}, tmp_path, resume=True,
-                   log=lines.append)
+    second = train(
+        {**cfg, "train": {**cfg["train"], "iterations": 3, "progress": True}}, tmp_path, resume=True, log=lines.append
+    )
     assert lines[0].startswith("resumed from") and "(iteration 2)" in lines[0]
     assert lines[1].startswith("iter     3/3")
     assert list(second.metrics["iteration"]) == [1, 2, 3]
@@ -79,8 +101,14 @@ def test_rllib_env_reports_all_done(train_config: Any) -> None:
 
 
 def test_scan_writes_table_and_plot(ray_session: Any, train_config: Any, tmp_path: Path) -> None:
-    cfg = train_config("+experiment=cheat_threshold", "scan.values=[0.05,0.4]", "train.iterations=1",
-                       "train.progress=false", "evaluation.episodes=2", "env.rounds=5")
+    cfg = train_config(
+        "+experiment=cheat_threshold",
+        "scan.values=[0.05,0.4]",
+        "train.iterations=1",
+        "train.progress=false",
+        "evaluation.episodes=2",
+        "env.rounds=5",
+    )
     table = run_scan(cfg, tmp_path, log=lambda line: None)
     assert list(table["value"]) == [0.05, 0.4] and table["cheat_rate"].between(0, 1).all()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "scan.parquet"), table)
@@ -103,22 +131,26 @@ def trained_rate(cfg: dict[str, Any], run_dir: Path, rate: str, record: Any) -> 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("q", "cheats"), [(0.05, True), (0.4, False)])
-def test_nodes_learn_to_cheat_iff_checks_are_rare(ray_session: Any, train_config: Any, tmp_path: Path, q: float,
-                                                  cheats: bool, record_property: Any) -> None:
+def test_nodes_learn_to_cheat_iff_checks_are_rare(
+    ray_session: Any, train_config: Any, tmp_path: Path, q: float, cheats: bool, record_property: Any
+) -> None:
     """Cheating pays 10 - 30 q against 4 for honest work: worth it iff q < 0.2."""
-    cfg = train_config("+experiment=node_cheat", f"agents.clients.0.q={q}", "train.iterations=12",
-                       "train.progress=false")
+    cfg = train_config(
+        "+experiment=node_cheat", f"agents.clients.0.q={q}", "train.iterations=12", "train.progress=false"
+    )
     rate = trained_rate(cfg, tmp_path, "cheat_rate", record_property)
     assert rate >= 0.8 if cheats else rate <= 0.2, f"q={q}: learned cheat rate {rate:.3f}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("penalty", "takes"), [(10, True), (50, False)])
-def test_mediators_take_bribes_iff_they_beat_the_expected_loss(ray_session: Any, train_config: Any, tmp_path: Path,
-                                                               penalty: int, takes: bool, record_property: Any) -> None:
+def test_mediators_take_bribes_iff_they_beat_the_expected_loss(
+    ray_session: Any, train_config: Any, tmp_path: Path, penalty: int, takes: bool, record_property: Any
+) -> None:
     """A bribe of 20 plus the skipped re-run (6) against an expected loss of `penalty` per bribe taken."""
-    cfg = train_config("+experiment=mediator_bribe", f"env.bribe_penalty={penalty}", "train.iterations=12",
-                       "train.progress=false")
+    cfg = train_config(
+        "+experiment=mediator_bribe", f"env.bribe_penalty={penalty}", "train.iterations=12", "train.progress=false"
+    )
     rate = trained_rate(cfg, tmp_path, "bribe_acceptance", record_property)
     assert rate >= 0.8 if takes else rate <= 0.2, f"penalty {penalty}: learned bribe acceptance {rate:.3f}"
     assert np.isfinite(rate)
@@ -129,18 +161,42 @@ def test_training_does_not_depend_on_string_hashing(tmp_path: Path) -> None:
     """The same short training (three modules, so their order matters) in two processes with different
     PYTHONHASHSEED values gives identical metrics: no set of names reaches RLlib or a config."""
     probe = "print(list({'client', 'node', 'mediator'}))"
-    orders = [subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONHASHSEED": h}).stdout for h in HASH_SEEDS]
+    orders = [
+        subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": h},
+        ).stdout
+        for h in HASH_SEEDS
+    ]
     assert orders[0] != orders[1]  # string hashing does reorder sets under these two seeds
     tables = []
     for h in HASH_SEEDS:
         run_dir = tmp_path / f"hash_{h}"
-        cmd = [sys.executable, "-m", "experiments.train", "+experiment=node_cheat", f"run_dir={run_dir}",
-               "env.focal={node: 2, client: 2, mediator: 2}", "env.rounds=5", "train.iterations=2",
-               "train.progress=false", "algo.training.train_batch_size_per_learner=25",
-               "algo.training.minibatch_size=25", "algo.training.num_epochs=1", "ray.num_cpus=1"]
-        env = {**os.environ, "PYTHONHASHSEED": h, "RAY_TMPDIR": os.environ.get("RAY_TMPDIR", "/tmp/ray"),
-               "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        cmd = [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "+experiment=node_cheat",
+            f"run_dir={run_dir}",
+            "env.focal={node: 2, client: 2, mediator: 2}",
+            "env.rounds=5",
+            "train.iterations=2",
+            "train.progress=false",
+            "algo.training.train_batch_size_per_learner=25",
+            "algo.training.minibatch_size=25",
+            "algo.training.num_epochs=1",
+            "ray.num_cpus=1",
+        ]
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": h,
+            "RAY_TMPDIR": os.environ.get("RAY_TMPDIR", "/tmp/ray"),
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+        }
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         tables.append(pd.read_parquet(run_dir / "metrics.parquet").drop(columns="seconds"))

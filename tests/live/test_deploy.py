@@ -9,7 +9,7 @@ import pytest
 
 from experiments.analysis.configs import mechanism
 from live.chain.node import AnvilChain, open_chain
-from live.chain.params import chain_params
+from live.chain.params import chain_params, check_live
 from live.deploy import run
 from mechanisms.base import MechanismStack
 from mechanisms.config import ConfigError
@@ -25,10 +25,32 @@ def test_presets_resolve_to_contract_parameters() -> None:
     assert chain_params(stack("none")) == chain_params(stack("lilypad_v2"))
 
 
-@pytest.mark.parametrize("preset", ["consortium_staking_reputation", "dong_counter_collusion", "truebit_jackpot"])
+@pytest.mark.parametrize("preset", ["dong_counter_collusion"])
 def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> None:
     with pytest.raises(ConfigError, match=r"mechanism\.\w+\.enabled=True is invalid on chain"):
         chain_params(stack(preset))
+
+
+def test_live_services_refuse_mechanisms_they_do_not_run() -> None:
+    check_live(stack("lilypad_v2"))
+    for order in (["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"]):
+        s = MechanismStack.from_mapping({"order": order}, "mechanism")
+        with pytest.raises(ConfigError, match=rf"mechanism\.{order[1]}\.enabled=True is invalid for the live"):
+            check_live(s)
+
+
+def test_truebit_preset_is_refused_for_its_forced_errors() -> None:
+    with pytest.raises(ConfigError, match=r"mechanism\.tax_jackpot\.forced_error_rate=0\.05 is invalid on chain"):
+        chain_params(stack("truebit_jackpot"))
+
+
+def test_consortium_resolves_and_refuses_selection_by_stake() -> None:
+    with pytest.raises(ConfigError, match=r"mechanism\.consortium\.selection='stake' is invalid on chain"):
+        chain_params(stack("consortium_staking_reputation"), [6, 60])
+    mech = {"order": ["lilypad_v2", "consortium"], "consortium": {"size": 5, "threshold": 4, "dissent_to": "payer"}}
+    p = chain_params(MechanismStack.from_mapping(mech, "mechanism"), [6, 60])
+    assert (p.consortium, p.panel_size, p.panel_threshold, p.member_fee, p.dissent_to) == (True, 5, 4, 60, "payer")
+    assert p.panel == (True, 5, 4, 1, 2, 0, True, 2, 60, [6, 60])
 
 
 def test_staking_resolves_and_refuses_the_jackpot_destination() -> None:

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from live.chain.differential import Report, differential
+from live.chain.differential import Report, differential, run_engine
 from live.chain.node import AnvilChain, EmbeddedChain
+from live.chain.params import chain_params
 from live.chain.scenarios import diff_cfg
+from mechanisms.base import MechanismStack
+from mechanisms.config import ConfigError
 from mechanisms.protocol import TERMINAL
 
 ALL_TERMINALS = {s.name for s in TERMINAL}
@@ -86,20 +90,105 @@ def test_anvil_settles_staking_like_the_twin(stake_slash_to: str) -> None:
     assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0
 
 
+@pytest.mark.parametrize(
+    ("dissent_to", "fallback", "slash_to"),
+    [("burn", "majority", "mediator"), ("protocol", "reject", "burn"), ("payer", "accept", "counterparty")],
+)
+def test_anvil_settles_consortium_panels_like_the_twin(dissent_to: str, fallback: str, slash_to: str) -> None:
+    """Unanimous 2-member panels drawn from six mediators, half of them bribable: split panels escalate to four
+    members, dissenters forfeit their fee (keeping the re-run cost when they re-ran), unused seats are refunded."""
+    mech = {
+        "order": ["lilypad_v2", "consortium"],
+        "lilypad_v2": {"slash_to": slash_to},
+        "consortium": {
+            "size": 2,
+            "threshold": 2,
+            "member_fee": 70,
+            "max_depth": 1,
+            "growth": 2,
+            "fallback": fallback,
+            "dissent_to": dissent_to,
+        },
+    }
+    cfg = diff_cfg(mech, n_mediators=6)
+    cfg["market"]["trust_profiles"] = [[], [0, 1, 2, 3], [2, 3, 4, 5]]  # mutual sets of 2 to 6: room to escalate
+    _, results = run_engine(cfg, 4)
+    sizes = np.concatenate([r.deals.extra["consortium.size"][r.deals.mediated] for r in results])
+    assert set(sizes.tolist()) >= {2, 4}  # first panels decided, and escalated ones
+    with AnvilChain(60 + 6 + 2) as chain:
+        rep = differential(cfg, 4, chain)
+    assert_equal(rep)
+    assert set(rep.states) == ALL_TERMINALS
+    forfeit = "MediationFee/Refunded" if dissent_to == "payer" else "MediationFee/Slashed"
+    assert rep.moves[forfeit] > 0 and rep.moves["MediationFee/PaidOut"] > 0
+
+
+def test_consortium_options_the_chain_cannot_express_are_refused() -> None:
+    base = {"order": ["lilypad_v2", "consortium"]}
+    for field, value in (("selection", "stake"), ("fee_payer", "loser"), ("anonymous", True)):
+        stack = MechanismStack.from_mapping({**base, "consortium": {field: value}}, "mechanism")
+        with pytest.raises(ConfigError, match=rf"mechanism\.consortium\.{field}=.* is invalid on chain"):
+            chain_params(stack, [6, 60])
+    with pytest.raises(ConfigError, match=r"market\.modules is invalid on chain"):
+        chain_params(MechanismStack.from_mapping(base, "mechanism"))
+
+
+@pytest.mark.parametrize(
+    ("tax_payer", "mode", "cap", "forfeit"),
+    [("node", "fraction", None, False), ("client", "fixed", None, True), ("client", "fraction", 9, False)],
+)
+def test_anvil_settles_taxes_and_jackpots_like_the_twin(tax_payer: str, mode: str, cap: int | None, forfeit: bool):
+    """Taxes on paid deals (by the node, or escrowed by the client and refunded when the node is not paid), and
+    each round's payout to the checking clients of rejected results from the pool as the round began."""
+    mech = {
+        "order": ["lilypad_v2", "tax_jackpot"],
+        "lilypad_v2": {"forfeit_payment": forfeit},
+        "tax_jackpot": {
+            "tax_bps": 777,
+            "tax_payer": tax_payer,
+            "mode": mode,
+            "fraction_bps": 3333,
+            "amount": 25,
+            "max_payout": cap,
+        },
+    }
+    with AnvilChain(60 + 4 + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=7), 5, chain)
+    assert_equal(rep)
+    assert set(rep.states) == ALL_TERMINALS
+    taxes = ("Tax/Spent",) if tax_payer == "node" else ("Tax/PaidIn", "Tax/PaidOut", "Tax/Refunded")
+    assert all(rep.moves.get(k, 0) > 0 for k in taxes)
+    assert rep.moves["Jackpot/Spent"] > 0
+
+
+def test_jackpot_options_the_chain_cannot_express_are_refused() -> None:
+    base = {"order": ["lilypad_v2", "tax_jackpot"]}
+    for field, value in (("forced_error_rate", 0.05), ("reward_mediators", True)):
+        stack = MechanismStack.from_mapping({**base, "tax_jackpot": {field: value}}, "mechanism")
+        with pytest.raises(ConfigError, match=rf"mechanism\.tax_jackpot\.{field}=.* is invalid on chain"):
+            chain_params(stack)
+
+
 @pytest.mark.slow
 def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
+    """Every on-chain mechanism at once: collateral, consortium panels, staking, taxes and jackpots."""
     mech = {
-        "order": ["lilypad_v2", "collateral", "staking"],
+        "order": ["lilypad_v2", "collateral", "consortium", "staking", "tax_jackpot"],
         "lilypad_v2": {"slash_to": "counterparty"},
         "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7},
+        "consortium": {"size": 3, "threshold": 2, "member_fee": 70, "max_depth": 1, "growth": 2},
         "staking": {"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "burn", "fee_share_bps": 800},
+        "tax_jackpot": {"tax_bps": 250, "fraction_bps": 2000},
     }
     n, stakers = 500, 500  # every node backed (the population puts the cheaters in the second half)
+    cfg = diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6, n_stakers=stakers)
+    cfg["market"]["trust_profiles"] = [[], [0, 1, 2, 3], [2, 3, 4, 5]]  # room for panels to escalate
     with AnvilChain(2 * n + 6 + stakers + 2) as chain:
-        rep = differential(diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6, n_stakers=stakers), 28, chain)
+        rep = differential(cfg, 28, chain)
     record_property("deals", rep.deals)
     record_property("transfers", rep.transfers)
     assert_equal(rep)
     assert rep.deals >= 10_000
     assert set(rep.states) == ALL_TERMINALS
     assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0
+    assert rep.moves["MediationFee/Slashed"] > 0 and rep.moves["Tax/Spent"] > 0 and rep.moves["Jackpot/Spent"] > 0

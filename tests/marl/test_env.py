@@ -29,15 +29,24 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 MARKET = OmegaConf.to_container(OmegaConf.load(CONFIGS / "market" / "threshold.yaml"))
 
 
-def config(seed: int = 1, rounds: int = 6, focal: dict | None = None, nodes: list | None = None,
-           clients: list | None = None, mediators: list | None = None, **env: Any) -> dict[str, Any]:
+def config(
+    seed: int = 1,
+    rounds: int = 6,
+    focal: dict | None = None,
+    nodes: list | None = None,
+    clients: list | None = None,
+    mediators: list | None = None,
+    **env: Any,
+) -> dict[str, Any]:
     """A small inspection-game market: 6 clients, 6 nodes, 3 mediators."""
     return {
         "seed": seed,
         "market": {**MARKET, "n_clients": 6, "n_nodes": 6, "n_mediators": 3},
-        "agents": {"nodes": nodes or [{"strategy": "honest"}],
-                   "clients": clients or [{"strategy": "checker", "q": 0.3}],
-                   "mediators": mediators or [{"strategy": "honest"}]},
+        "agents": {
+            "nodes": nodes or [{"strategy": "honest"}],
+            "clients": clients or [{"strategy": "checker", "q": 0.3}],
+            "mediators": mediators or [{"strategy": "honest"}],
+        },
         "env": {"rounds": rounds, "focal": focal or {"node": 3, "client": 2, "mediator": 2}, **env},
     }
 
@@ -108,8 +117,15 @@ def test_observations_are_float32_inside_the_space_at_reset_and_every_step(env_c
     """Every role learning, every head, bribes offered and taken: gymnasium's own observation checker stays silent
     over whole episodes, and every observation is a finite float32 vector inside its Box."""
     actions = {"node": list(HEADS["node"]), "client": list(HEADS["client"]), "mediator": list(HEADS["mediator"])}
-    env = MarketEnv(config(rounds=8, focal={"node": 6, "client": 6, "mediator": 3}, actions=actions,
-                           clients=[{"strategy": "checker", "q": 0.5}], **env_cfg))
+    env = MarketEnv(
+        config(
+            rounds=8,
+            focal={"node": 6, "client": 6, "mediator": 3},
+            actions=actions,
+            clients=[{"strategy": "checker", "q": 0.5}],
+            **env_cfg,
+        )
+    )
     steps = 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the checker reports by warning
@@ -155,8 +171,9 @@ def test_rewards_add_up_to_each_agents_wealth_change() -> None:
         acc = env.account(agent)
         assert total == profits == ep.wealth[acc] - ep.wealth0[acc]
     summary = steps[-1][4]["node_0"]["episode"]
-    assert summary["focal"]["counts"]["node_profit"] == sum(ep.wealth[env.account(a)] - ep.wealth0[env.account(a)]
-                                                           for a in env.possible_agents if a.startswith("node"))
+    assert summary["focal"]["counts"]["node_profit"] == sum(
+        ep.wealth[env.account(a)] - ep.wealth0[env.account(a)] for a in env.possible_agents if a.startswith("node")
+    )
 
 
 def test_stage_game_payoffs_match_the_inspection_game() -> None:
@@ -194,8 +211,14 @@ def test_focal_choices_reach_the_engine_and_others_keep_their_script() -> None:
 def test_mediator_threshold_and_bribe_penalty() -> None:
     """Focal mediators with threshold 10 take bribes of 20 from scripted cheaters; the penalty lowers only the
     reward, by penalty x bribes taken, and the ledger profit still counts the bribe and the skipped re-run."""
-    cfg = config(rounds=4, focal={"mediator": 3}, nodes=[{"strategy": "cheater", "rate": 1.0, "bribe": 20}],
-                 clients=[{"strategy": "checker", "q": 1.0}], threshold_levels=[10, 40], bribe_penalty=7)
+    cfg = config(
+        rounds=4,
+        focal={"mediator": 3},
+        nodes=[{"strategy": "cheater", "rate": 1.0, "bribe": 20}],
+        clients=[{"strategy": "checker", "q": 1.0}],
+        threshold_levels=[10, 40],
+        bribe_penalty=7,
+    )
     env = MarketEnv(cfg)
     env.reset(seed=0)
     rewards = dict.fromkeys(env.possible_agents, 0.0)
@@ -242,17 +265,20 @@ def test_truncate_marks_the_end_as_a_time_limit() -> None:
         env.step({})
 
 
-@pytest.mark.parametrize(("key", "value", "field"), [
-    ("env.focal.node", 7, "env.focal.node"),
-    ("env.focal.client", [0, 0], "env.focal.client"),
-    ("env.actions.client", ["check", "bogus"], "env.actions.client[1]"),
-    ("env.discount", 1.5, "env.discount"),
-    ("env.bribe_levels", [-1], "env.bribe_levels[0]"),
-    ("env.obs_clip", float("inf"), "env.obs_clip"),  # float32 observations need finite bounds
-    ("env.money_scale", 1e39, "env.money_scale"),
-    ("env.roundz", 3, "roundz"),
-    ("extra", 1, "extra"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "field"),
+    [
+        ("env.focal.node", 7, "env.focal.node"),
+        ("env.focal.client", [0, 0], "env.focal.client"),
+        ("env.actions.client", ["check", "bogus"], "env.actions.client[1]"),
+        ("env.discount", 1.5, "env.discount"),
+        ("env.bribe_levels", [-1], "env.bribe_levels[0]"),
+        ("env.obs_clip", float("inf"), "env.obs_clip"),  # float32 observations need finite bounds
+        ("env.money_scale", 1e39, "env.money_scale"),
+        ("env.roundz", 3, "roundz"),
+        ("extra", 1, "extra"),
+    ],
+)
 def test_config_errors_name_the_field(key: str, value: Any, field: str) -> None:
     cfg = OmegaConf.create(config())
     OmegaConf.update(cfg, key, value, force_add=True)
@@ -262,8 +288,12 @@ def test_config_errors_name_the_field(key: str, value: Any, field: str) -> None:
 
 def test_every_head_reaches_its_action_field() -> None:
     """Collusion, accusation, whitewashing and whistleblowing heads write the engine's action arrays."""
-    env = MarketEnv(config(focal={"node": 2, "client": 2, "mediator": 2}, actions={
-        "node": list(HEADS["node"]), "client": list(HEADS["client"]), "mediator": list(HEADS["mediator"])}))
+    env = MarketEnv(
+        config(
+            focal={"node": 2, "client": 2, "mediator": 2},
+            actions={"node": list(HEADS["node"]), "client": list(HEADS["client"]), "mediator": list(HEADS["mediator"])},
+        )
+    )
     parallel_api_test(env, num_cycles=10)
     env.reset(seed=0)
     ones = {a: np.ones(len(HEADS[env.role_of[a]]), dtype=np.int64) for a in env.agents}
@@ -284,8 +314,14 @@ def test_a_head_the_engine_does_not_support_is_refused(monkeypatch: pytest.Monke
 def test_client_value_and_damage_enter_only_the_clients_rewards() -> None:
     """Scripted nodes always cheat; focal clients never check (action 0) and accept every fake: each client's reward
     is its wealth change minus the damage per fake; with checks (action 1) it catches every fake and pays nothing."""
-    cfg = config(rounds=3, focal={"client": 6}, nodes=[{"strategy": "cheater", "rate": 1.0}], reward_scale=1.0,
-                 client_value=5, client_damage=20)
+    cfg = config(
+        rounds=3,
+        focal={"client": 6},
+        nodes=[{"strategy": "cheater", "rate": 1.0}],
+        reward_scale=1.0,
+        client_value=5,
+        client_damage=20,
+    )
     env = MarketEnv(cfg)
     env.reset(seed=0)
     _, rewards, _, _, infos = env.step(dict.fromkeys(env.agents, 0))

@@ -45,8 +45,14 @@ class Outcome:
         return self.engine.ledger.balance[account]
 
 
-def run_stack(mechanism: Mapping[str, Any], population: Mapping[str, Any], market: Mapping[str, Any] | None = None,
-              rounds: int = 3, seed: int = 7, tweak: Callable[[Actions], None] | None = None) -> Outcome:
+def run_stack(
+    mechanism: Mapping[str, Any],
+    population: Mapping[str, Any],
+    market: Mapping[str, Any] | None = None,
+    rounds: int = 3,
+    seed: int = 7,
+    tweak: Callable[[Actions], None] | None = None,
+) -> Outcome:
     """Run `rounds` rounds of a market under `mechanism` (the Hydra mapping form), asserting after every round
     that value is conserved, nothing is negative and escrow holds only standing stakes."""
     market = {"n_clients": 60, "n_nodes": 120, "n_mediators": 5, "mediator_balance": 100_000, **(market or {})}
@@ -97,16 +103,30 @@ class HandMarket:
     checked for conservation and solvency.
     """
 
-    def __init__(self, n_clients: int = 1, n_nodes: int = 1, n_mediators: int = 2, n_stakers: int = 0,
-                 balance: int = 1000, pools: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        n_clients: int = 1,
+        n_nodes: int = 1,
+        n_mediators: int = 2,
+        n_stakers: int = 0,
+        balance: int = 1000,
+        pools: Mapping[str, int] | None = None,
+    ) -> None:
         self.sizes = {"client": n_clients, "node": n_nodes, "mediator": n_mediators, "staker": n_stakers}
         self.names = [f"{role}{i}" for role, n in self.sizes.items() for i in range(n)] + list(POOLS)
         self.pool_base = len(self.names) - len(POOLS)
         start = np.array([balance] * self.pool_base + [(pools or {}).get(p, 0) for p in POOLS], dtype=np.int64)
         self.ledger = Ledger(start)
-        self.facts = MarketFacts(n_mediators, max_compute_cost=12, max_job_cost=1000, n_clients=n_clients,
-                                 n_nodes=n_nodes, n_stakers=n_stakers, mediator_balance=balance,
-                                 staker_balance=balance)
+        self.facts = MarketFacts(
+            n_mediators,
+            max_compute_cost=12,
+            max_job_cost=1000,
+            n_clients=n_clients,
+            n_nodes=n_nodes,
+            n_stakers=n_stakers,
+            mediator_balance=balance,
+            staker_balance=balance,
+        )
 
     def account(self, name: str) -> int:
         return self.names.index(name)
@@ -127,9 +147,18 @@ class HandMarket:
                 full[key][self.account(name)] = value
         return RoundContext(0, self.ledger.balance.copy(), self.ledger.escrow.copy(), full)
 
-    def deals(self, stack: MechanismStack, client: Any = 0, node: Any = 0, job_cost: Any = 30,
-              compute_cost: Any = 12, phase: str | list[str] = "none", u: Any = 0.5,
-              counters: Mapping[str, Any] | None = None, **columns: Any) -> DealBatch:
+    def deals(
+        self,
+        stack: MechanismStack,
+        client: Any = 0,
+        node: Any = 0,
+        job_cost: Any = 30,
+        compute_cost: Any = 12,
+        phase: str | list[str] = "none",
+        u: Any = 0.5,
+        counters: Mapping[str, Any] | None = None,
+        **columns: Any,
+    ) -> DealBatch:
         """Deals (client / node indices within their roles, one per list entry), terms set by `stack`, then the
         decisions of `phase` and `columns` (scalars or one value per deal). `u` (one value, or one per deal) fills
         every mechanism uniform of the deal."""
@@ -140,13 +169,19 @@ class HandMarket:
             return np.broadcast_to(np.asarray(v), (n,)).copy()
 
         deals = DealBatch(
-            deal_id=np.arange(n, dtype=np.int64), client=per_deal(client).astype(np.int64),
-            node=self.sizes["client"] + per_deal(node).astype(np.int64), job=np.arange(n, dtype=np.int64),
-            module=np.zeros(n, dtype=np.int64), price=per_deal(job_cost), instructions=np.ones(n, dtype=np.int64),
-            job_cost=per_deal(job_cost).astype(np.int64), compute_cost=per_deal(compute_cost).astype(np.int64),
+            deal_id=np.arange(n, dtype=np.int64),
+            client=per_deal(client).astype(np.int64),
+            node=self.sizes["client"] + per_deal(node).astype(np.int64),
+            job=np.arange(n, dtype=np.int64),
+            module=np.zeros(n, dtype=np.int64),
+            price=per_deal(job_cost),
+            instructions=np.ones(n, dtype=np.int64),
+            job_cost=per_deal(job_cost).astype(np.int64),
+            compute_cost=per_deal(compute_cost).astype(np.int64),
             mutual_mediators=np.full(n, (1 << self.sizes["mediator"]) - 1),
             mediator_accounts=self.sizes["client"] + self.sizes["node"] + np.arange(self.sizes["mediator"]),
-            mediator_threshold=np.full(self.sizes["mediator"], NEVER, dtype=np.int64), pool_base=self.pool_base,
+            mediator_threshold=np.full(self.sizes["mediator"], NEVER, dtype=np.int64),
+            pool_base=self.pool_base,
             context=self.context(counters),
             extra={"u": np.repeat(per_deal(u).astype(float)[:, None], stack.draws_per_deal, axis=1)},
         )

@@ -88,13 +88,11 @@ def test_a_stack_without_a_base_mechanism_is_refused(order: dict[str, Any]) -> N
 
 
 def test_a_consortium_without_a_base_mechanism_is_refused() -> None:
-    """Consortium implements every exclusive hook, but its fee terms read the fee only a base mechanism sets."""
+    """Consortium implements every exclusive hook, but its panels settle on the escrows only a base mechanism sets."""
     with pytest.raises(
         ConfigError,
-        match=r"mechanism\.order=\['lilypad_v2', 'consortium'\] is invalid: consortium "
-        r"reads DealBatch\.mediation_fee in set_terms before consortium updates it in judge; allowed: "
-        r"consortium reading DealBatch\.mediation_fee in judge or later, or a mechanism writing it by "
-        r"set_terms",
+        match=r"mechanism\.consortium\.enabled=True is invalid: allowed false, or 'lilypad_v2' enabled in "
+        r"mechanism\.order too",
     ):
         MechanismStack.from_mapping(
             {"order": ["lilypad_v2", "consortium"], "lilypad_v2": {"enabled": False}, "consortium": {"size": 2}}

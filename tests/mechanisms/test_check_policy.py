@@ -49,10 +49,16 @@ def test_budget_rate_spends_at_most_the_budget(hand) -> None:
     assert stack.get("check_policy").rate(d).tolist() == [0.4] * 4
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"mode": "random"}, "mode"), ({"q": 1.5}, "q"), ({"q_min": 0.6, "q_max": 0.5}, "q_min"),
-    ({"budget_bps": -1}, "budget_bps"), ({"alpha_bps": -1}, "alpha_bps"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"mode": "random"}, "mode"),
+        ({"q": 1.5}, "q"),
+        ({"q_min": 0.6, "q_max": 0.5}, "q_min"),
+        ({"budget_bps": -1}, "budget_bps"),
+        ({"alpha_bps": -1}, "alpha_bps"),
+    ],
+)
 def test_config_errors_name_the_field(params: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError, match=rf"stack\[1\]\.{field}="):
         MechanismStack.from_config([BASE, policy(**params)])
@@ -63,12 +69,16 @@ def test_twin_reputation_checks_find_cheaters_clients_would_not(stack_run) -> No
     accepted in 30 rounds). With reputation-driven checks (2% to 50%) the protocol checks newcomers at 26%, caught
     cheaters at up to 50% and proven honest nodes ever less: after 10 rounds cheaters' deals are checked at 0.43,
     honest nodes' at 0.12, and fakes accepted drop to 543."""
-    pop = {"nodes": [{"strategy": "honest", "share": 1}, {"strategy": "cheater", "rate": 1.0, "share": 1}],
-           "clients": [{"strategy": "never_check"}]}
+    pop = {
+        "nodes": [{"strategy": "honest", "share": 1}, {"strategy": "cheater", "rate": 1.0, "share": 1}],
+        "clients": [{"strategy": "never_check"}],
+    }
     runs = {}
     for on in (True, False):
-        mech = {"order": ["lilypad_v2", "check_policy"],
-                "check_policy": {"enabled": on, "mode": "reputation", "q_min": 0.02, "q_max": 0.5}}
+        mech = {
+            "order": ["lilypad_v2", "check_policy"],
+            "check_policy": {"enabled": on, "mode": "reputation", "q_min": 0.02, "q_max": 0.5},
+        }
         runs[on] = stack_run(mech, pop, rounds=30)
     on, off = runs[True], runs[False]
     assert sum(int(r.deals.checked.sum()) for r in off.results) == 0 == off.count(DealState.MediationRejected)

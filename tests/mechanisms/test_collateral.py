@@ -15,8 +15,14 @@ import pytest
 from mechanisms import ConfigError, MechanismStack
 from mechanisms.protocol import DealState, Direction, Reason
 
-BASE = {"name": "lilypad_v2", "results_multiplier_bps": 20_000, "payment_collateral_bps": 15_000,
-        "submit_timeout_collateral": 7, "judge_timeout_collateral": 5, "mediation_fee": 20}
+BASE = {
+    "name": "lilypad_v2",
+    "results_multiplier_bps": 20_000,
+    "payment_collateral_bps": 15_000,
+    "submit_timeout_collateral": 7,
+    "judge_timeout_collateral": 5,
+    "mediation_fee": 20,
+}
 
 
 def collateral(**params: Any) -> dict[str, Any]:
@@ -43,8 +49,9 @@ def test_minimum_deposit_binds_on_small_jobs(hand) -> None:
 
 def test_timeout_and_payment_overrides_move_exposures(hand) -> None:
     h = hand()
-    stack = h.stack(BASE, collateral(submit_timeout_collateral=11, judge_timeout_collateral=3,
-                                     payment_collateral_bps=12_345))
+    stack = h.stack(
+        BASE, collateral(submit_timeout_collateral=11, judge_timeout_collateral=3, payment_collateral_bps=12_345)
+    )
     d = h.deals(stack)
     assert (int(d.submit_collateral[0]), int(d.judge_collateral[0])) == (11, 3)
     assert int(d.payment_collateral[0]) == 37  # 30 x 1.2345 = 37.035, floored
@@ -55,8 +62,11 @@ def test_timeout_and_payment_overrides_move_exposures(hand) -> None:
 def test_later_exposure_additions_survive(hand) -> None:
     """A tax listed before collateral keeps its share of the client's exposure."""
     h = hand()
-    stack = h.stack(BASE, {"name": "tax_jackpot", "tax_bps": 1_000, "tax_payer": "client"},
-                    collateral(payment_collateral_bps=20_000))
+    stack = h.stack(
+        BASE,
+        {"name": "tax_jackpot", "tax_bps": 1_000, "tax_payer": "client"},
+        collateral(payment_collateral_bps=20_000),
+    )
     d = h.deals(stack)
     assert int(d.client_exposure[0]) == 60 + 5 + 20 + 3  # 2 x 30, judge, fee, tax 10% of 30
 
@@ -85,21 +95,26 @@ def test_honest_node_gets_its_larger_collateral_back(hand) -> None:
     assert s.delta == {"client0": -30, "node0": 30 - 12, "compute": 12}
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("multipliers_bps", []),
-    ("multipliers_bps", [20_000, -1]),
-    ("min_deposit", -1),
-    ("submit_timeout_collateral", -2),
-    ("judge_timeout_collateral", 1.5),
-    ("payment_collateral_bps", 9_999),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("multipliers_bps", []),
+        ("multipliers_bps", [20_000, -1]),
+        ("min_deposit", -1),
+        ("submit_timeout_collateral", -2),
+        ("judge_timeout_collateral", 1.5),
+        ("payment_collateral_bps", 9_999),
+    ],
+)
 def test_config_errors_name_the_field(field: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=rf"stack\[1\]\.{field}"):
         MechanismStack.from_config([BASE, collateral(**{field: value})])
 
 
-CHEATERS = {"nodes": [{"strategy": "honest", "share": 1}, {"strategy": "cheater", "rate": 1.0, "share": 1}],
-            "clients": [{"strategy": "checker", "q": 0.1}]}
+CHEATERS = {
+    "nodes": [{"strategy": "honest", "share": 1}, {"strategy": "cheater", "rate": 1.0, "share": 1}],
+    "clients": [{"strategy": "checker", "q": 0.1}],
+}
 
 
 def node_profit(out) -> np.ndarray:
@@ -115,8 +130,10 @@ def test_twin_minimum_deposit_makes_cheating_unprofitable(stack_run) -> None:
     1184 deals) and leaves honest nodes exactly as they were (+10 199 both ways)."""
     runs = {}
     for on in (True, False):
-        mech = {"order": ["lilypad_v2", "collateral"],
-                "collateral": {"enabled": on, "multipliers_bps": [20_000, 50_000], "min_deposit": 1_000}}
+        mech = {
+            "order": ["lilypad_v2", "collateral"],
+            "collateral": {"enabled": on, "multipliers_bps": [20_000, 50_000], "min_deposit": 1_000},
+        }
         runs[on] = stack_run(mech, CHEATERS, rounds=20)
     on, off = runs[True], runs[False]
     assert on.deals == off.deals and on.count(DealState.MediationRejected) == off.count(DealState.MediationRejected)

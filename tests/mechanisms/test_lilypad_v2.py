@@ -30,8 +30,13 @@ from sim.lifecycle import resolve
 
 NAMES = ("client", "node", "mediator0", "mediator1", "burn", "protocol", "compute", "jackpot")
 START = np.array([1000, 1000, 1000, 1000, 0, 0, 0, 0], dtype=np.int64)
-TERMS = {"results_multiplier_bps": 20_000, "payment_collateral_bps": 15_000, "submit_timeout_collateral": 7,
-         "judge_timeout_collateral": 5, "mediation_fee": 20}
+TERMS = {
+    "results_multiplier_bps": 20_000,
+    "payment_collateral_bps": 15_000,
+    "submit_timeout_collateral": 7,
+    "judge_timeout_collateral": 5,
+    "mediation_fee": 20,
+}
 SLASH_TO = ("burn", "counterparty", "mediator", "protocol")
 
 
@@ -46,11 +51,19 @@ def deal(mech: MechanismStack, n: int = 1, thresholds: tuple[int, int] = (NEVER,
     A cheating node (``cheated=True``) posts its own fake result.
     """
     deals = DealBatch(
-        deal_id=np.arange(n, dtype=np.int64), client=np.zeros(n, dtype=np.int64), node=np.ones(n, dtype=np.int64),
-        job=np.arange(n, dtype=np.int64), module=np.zeros(n, dtype=np.int64), price=np.full(n, 10),
-        instructions=np.full(n, 3), job_cost=np.full(n, 30), compute_cost=np.full(n, 12),
-        mutual_mediators=np.full(n, 0b11), mediator_accounts=np.array([2, 3]),
-        mediator_threshold=np.array(thresholds, dtype=np.int64), pool_base=4,
+        deal_id=np.arange(n, dtype=np.int64),
+        client=np.zeros(n, dtype=np.int64),
+        node=np.ones(n, dtype=np.int64),
+        job=np.arange(n, dtype=np.int64),
+        module=np.zeros(n, dtype=np.int64),
+        price=np.full(n, 10),
+        instructions=np.full(n, 3),
+        job_cost=np.full(n, 30),
+        compute_cost=np.full(n, 12),
+        mutual_mediators=np.full(n, 0b11),
+        mediator_accounts=np.array([2, 3]),
+        mediator_threshold=np.array(thresholds, dtype=np.int64),
+        pool_base=4,
     )
     mech.set_terms(deals)
     for name, value in columns.items():
@@ -78,8 +91,10 @@ class Settled:
         """(payer, payee or '-', reason, amount) of every transfer in `direction`, sorted."""
         t = self.transfers
         sel = t.direction == direction
-        return sorted((NAMES[p], NAMES[q] if q >= 0 else "-", Reason(r).name, int(a))
-                      for p, q, r, a in zip(t.payer[sel], t.payee[sel], t.reason[sel], t.amount[sel], strict=True))
+        return sorted(
+            (NAMES[p], NAMES[q] if q >= 0 else "-", Reason(r).name, int(a))
+            for p, q, r, a in zip(t.payer[sel], t.payee[sel], t.reason[sel], t.amount[sel], strict=True)
+        )
 
 
 def settle(mech: MechanismStack, deals: DealBatch, *states: str) -> Settled:
@@ -111,8 +126,12 @@ MEDIATED = {**CHECKED, "mediated": True}
 
 def slash_dest(slash_to: str, slashed: str) -> str:
     """Where value slashed from `slashed` goes; mediator 1 is the mediator when there is one (else protocol)."""
-    return {"burn": "burn", "protocol": "protocol", "mediator": "mediator1",
-            "counterparty": "node" if slashed == "client" else "client"}[slash_to]
+    return {
+        "burn": "burn",
+        "protocol": "protocol",
+        "mediator": "mediator1",
+        "counterparty": "node" if slashed == "client" else "client",
+    }[slash_to]
 
 
 def merge(*deltas: dict[str, int]) -> dict[str, int]:
@@ -147,10 +166,14 @@ def test_terms_round_down_in_base_units() -> None:
 
 def test_timeout_agree_client_only_refunds_client() -> None:
     s = settle(mechanism(), deal(mechanism(), client_agreed=True), "TimeoutAgree")
-    assert s.moves(Direction.PaidIn) == [("client", "-", "JudgeTimeoutCollateral", 5),
-                                         ("client", "-", "PaymentCollateral", 45)]
-    assert s.moves(Direction.Refunded) == [("client", "-", "JudgeTimeoutCollateral", 5),
-                                           ("client", "-", "PaymentCollateral", 45)]
+    assert s.moves(Direction.PaidIn) == [
+        ("client", "-", "JudgeTimeoutCollateral", 5),
+        ("client", "-", "PaymentCollateral", 45),
+    ]
+    assert s.moves(Direction.Refunded) == [
+        ("client", "-", "JudgeTimeoutCollateral", 5),
+        ("client", "-", "PaymentCollateral", 45),
+    ]
     assert s.moves(Direction.Slashed) == []
     assert s.delta() == {}
 
@@ -175,8 +198,10 @@ def test_timeout_submit_results_slashes_node(slash_to: str) -> None:
     s = settle(mech, deal(mech, **AGREED), "TimeoutSubmitResults")
     dest = "protocol" if slash_to == "mediator" else slash_dest(slash_to, "node")  # no mediator on this path
     assert s.moves(Direction.Slashed) == [("node", dest, "SubmitTimeoutCollateral", 7)]
-    assert s.moves(Direction.Refunded) == [("client", "-", "JudgeTimeoutCollateral", 5),
-                                           ("client", "-", "PaymentCollateral", 45)]
+    assert s.moves(Direction.Refunded) == [
+        ("client", "-", "JudgeTimeoutCollateral", 5),
+        ("client", "-", "PaymentCollateral", 45),
+    ]
     assert s.moves(Direction.PaidOut) == []
     assert s.delta() == merge({"node": -7}, {dest: 7})
 
@@ -188,9 +213,11 @@ def test_timeout_judge_results_pays_node_and_slashes_client(slash_to: str) -> No
     dest = "protocol" if slash_to == "mediator" else slash_dest(slash_to, "client")
     assert s.moves(Direction.Slashed) == [("client", dest, "JudgeTimeoutCollateral", 5)]
     assert s.moves(Direction.PaidOut) == [("client", "node", "JobPayment", 30)]
-    assert s.moves(Direction.Refunded) == [("client", "-", "PaymentCollateral", 15),
-                                           ("node", "-", "ResultsCollateral", 60),
-                                           ("node", "-", "SubmitTimeoutCollateral", 7)]
+    assert s.moves(Direction.Refunded) == [
+        ("client", "-", "PaymentCollateral", 15),
+        ("node", "-", "ResultsCollateral", 60),
+        ("node", "-", "SubmitTimeoutCollateral", 7),
+    ]
     # client: -30 paid -5 slashed; node: +30 paid -12 compute
     assert s.delta() == merge({"client": -35, "node": 18, "compute": 12}, {dest: 5})
 
@@ -206,11 +233,13 @@ def test_timeout_mediate_results_refunds_everyone(cheated: bool) -> None:
     s = settle(mech, deal(mech, **CHECKED, cheated=cheated), "TimeoutMediateResults")
     assert s.moves(Direction.Slashed) == []
     assert s.moves(Direction.PaidOut) == []
-    assert s.moves(Direction.Refunded) == [("client", "-", "JudgeTimeoutCollateral", 5),
-                                           ("client", "-", "MediationFee", 20),
-                                           ("client", "-", "PaymentCollateral", 45),
-                                           ("node", "-", "ResultsCollateral", 60),
-                                           ("node", "-", "SubmitTimeoutCollateral", 7)]
+    assert s.moves(Direction.Refunded) == [
+        ("client", "-", "JudgeTimeoutCollateral", 5),
+        ("client", "-", "MediationFee", 20),
+        ("client", "-", "PaymentCollateral", 45),
+        ("node", "-", "ResultsCollateral", 60),
+        ("node", "-", "SubmitTimeoutCollateral", 7),
+    ]
     # the node is not paid; an honest one has spent the compute cost
     assert s.delta() == ({} if cheated else {"node": -12, "compute": 12})
 
@@ -218,17 +247,20 @@ def test_timeout_mediate_results_refunds_everyone(cheated: bool) -> None:
 # ----------------------------------------------------------------------------------------------- judged paths
 
 
-@pytest.mark.parametrize(("cheated", "expected"), [(False, {"client": -30, "node": 18, "compute": 12}),
-                                                    (True, {"client": -30, "node": 30})])
+@pytest.mark.parametrize(
+    ("cheated", "expected"), [(False, {"client": -30, "node": 18, "compute": 12}), (True, {"client": -30, "node": 30})]
+)
 def test_results_accepted(cheated: bool, expected: dict[str, int]) -> None:
     mech = mechanism()
     s = settle(mech, deal(mech, **SUBMITTED, judged=True, cheated=cheated), "ResultsAccepted")
     assert s.moves(Direction.Slashed) == []
     assert s.moves(Direction.PaidOut) == [("client", "node", "JobPayment", 30)]
-    assert s.moves(Direction.Refunded) == [("client", "-", "JudgeTimeoutCollateral", 5),
-                                           ("client", "-", "PaymentCollateral", 15),
-                                           ("node", "-", "ResultsCollateral", 60),
-                                           ("node", "-", "SubmitTimeoutCollateral", 7)]
+    assert s.moves(Direction.Refunded) == [
+        ("client", "-", "JudgeTimeoutCollateral", 5),
+        ("client", "-", "PaymentCollateral", 15),
+        ("node", "-", "ResultsCollateral", 60),
+        ("node", "-", "SubmitTimeoutCollateral", 7),
+    ]
     assert s.delta() == expected
 
 
@@ -238,8 +270,10 @@ def test_mediation_accepted_honest_result() -> None:
     mech.judge(d)
     assert d.verdict_accept.tolist() == [True] and d.bribe_accepted.tolist() == [False]
     s = settle(mech, d, "MediationAccepted")
-    assert s.moves(Direction.PaidOut) == [("client", "mediator1", "MediationFee", 20),
-                                          ("client", "node", "JobPayment", 30)]
+    assert s.moves(Direction.PaidOut) == [
+        ("client", "mediator1", "MediationFee", 20),
+        ("client", "node", "JobPayment", 30),
+    ]
     assert s.moves(Direction.Slashed) == []
     # mediator: +20 fee -12 re-run; compute pool: node's and mediator's runs
     assert s.delta() == {"client": -50, "node": 18, "mediator1": 8, "compute": 24}
@@ -256,10 +290,10 @@ def test_mediation_rejected_fake_result(slash_to: str, forfeit: bool) -> None:
     dest = slash_dest(slash_to, "node")
     assert s.moves(Direction.Slashed) == [("node", dest, "ResultsCollateral", 60)]
     assert s.moves(Direction.PaidOut) == [("client", "mediator1", "MediationFee", 20)] + (
-        [] if forfeit else [("client", "node", "JobPayment", 30)])
+        [] if forfeit else [("client", "node", "JobPayment", 30)]
+    )
     paid = 0 if forfeit else 30
-    assert s.delta() == merge({"client": -20 - paid, "node": -60 + paid, "mediator1": 8, "compute": 12},
-                              {dest: 60})
+    assert s.delta() == merge({"client": -20 - paid, "node": -60 + paid, "mediator1": 8, "compute": 12}, {dest: 60})
 
 
 # ----------------------------------------------------------------------------------------------- bribes
@@ -276,12 +310,15 @@ def test_bribe_accepted_buys_an_accepting_verdict() -> None:
     assert s.delta() == {"client": -50, "node": 5, "mediator1": 45}
 
 
-@pytest.mark.parametrize(("bribe", "mediator", "cheated", "state"), [
-    (24, 1, True, "MediationRejected"),  # one short of the threshold
-    (25, 0, True, "MediationRejected"),  # an incorruptible mediator
-    (0, 1, True, "MediationRejected"),  # no bribe offered
-    (25, 1, False, "MediationAccepted"),  # an honest result needs no bribe and pays none
-])
+@pytest.mark.parametrize(
+    ("bribe", "mediator", "cheated", "state"),
+    [
+        (24, 1, True, "MediationRejected"),  # one short of the threshold
+        (25, 0, True, "MediationRejected"),  # an incorruptible mediator
+        (0, 1, True, "MediationRejected"),  # no bribe offered
+        (25, 1, False, "MediationAccepted"),  # an honest result needs no bribe and pays none
+    ],
+)
 def test_bribe_refused(bribe: int, mediator: int, cheated: bool, state: str) -> None:
     mech = mechanism()
     d = deal(mech, thresholds=(NEVER, 25), **{**MEDIATED, "mediator": mediator}, cheated=cheated, bribe=bribe)
@@ -291,8 +328,11 @@ def test_bribe_refused(bribe: int, mediator: int, cheated: bool, state: str) -> 
     med = NAMES[2 + mediator]
     runs = [(med, "compute", "ComputeCost", 12)] + ([] if cheated else [("node", "compute", "ComputeCost", 12)])
     assert s.moves(Direction.Spent) == sorted(runs)  # the mediator re-runs; no bribe changes hands
-    expected = ({"client": -20, "node": -60, med: 8, "compute": 12, "burn": 60} if cheated
-                else {"client": -50, "node": 18, med: 8, "compute": 24})
+    expected = (
+        {"client": -20, "node": -60, med: 8, "compute": 12, "burn": 60}
+        if cheated
+        else {"client": -50, "node": 18, med: 8, "compute": 24}
+    )
     assert s.delta() == expected
 
 
@@ -337,8 +377,11 @@ def test_batch_settles_like_its_rows() -> None:
         ({**SUBMITTED, "judged": True}, "ResultsAccepted", {"client": -30, "node": 18, "compute": 12}),
         (CHECKED, "TimeoutMediateResults", {"node": -12, "compute": 12}),
         (MEDIATED, "MediationAccepted", {"client": -50, "node": 18, "mediator1": 8, "compute": 24}),
-        ({**MEDIATED, "cheated": True}, "MediationRejected", {"client": 40, "node": -60, "mediator1": 8,
-                                                               "compute": 12}),
+        (
+            {**MEDIATED, "cheated": True},
+            "MediationRejected",
+            {"client": 40, "node": -60, "mediator1": 8, "compute": 12},
+        ),
     ]
     batch = deal(mech, n=len(rows))
     for i, (decisions, _, _) in enumerate(rows):
@@ -353,18 +396,21 @@ def test_batch_settles_like_its_rows() -> None:
 # ----------------------------------------------------------------------------------------------- config errors
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("results_multiplier_bps", -1),
-    ("results_multiplier_bps", True),
-    ("payment_collateral_bps", 9_999),  # the client must escrow at least the job cost
-    ("submit_timeout_collateral", -1),
-    ("judge_timeout_collateral", 2.5),
-    ("mediation_fee", -6),
-    ("deadline_agree", 0),
-    ("deadline_mediate", "soon"),
-    ("slash_to", "nowhere"),
-    ("forfeit_payment", "yes"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("results_multiplier_bps", -1),
+        ("results_multiplier_bps", True),
+        ("payment_collateral_bps", 9_999),  # the client must escrow at least the job cost
+        ("submit_timeout_collateral", -1),
+        ("judge_timeout_collateral", 2.5),
+        ("mediation_fee", -6),
+        ("deadline_agree", 0),
+        ("deadline_mediate", "soon"),
+        ("slash_to", "nowhere"),
+        ("forfeit_payment", "yes"),
+    ],
+)
 def test_config_errors_name_the_field(field: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=rf"mechanism\.stack\[0\]\.{field}="):
         MechanismStack.from_config([{"name": "lilypad_v2", field: value}])
@@ -389,8 +435,12 @@ def test_mediation_fee_must_cover_the_largest_rerun() -> None:
 
 
 def test_engine_rejects_a_fee_below_the_markets_rerun_cost(make_engine: Any) -> None:
-    market = {"n_clients": 2, "n_nodes": 2, "n_mediators": 1,
-              "modules": [{"name": "a", "compute_cost": 5}, {"name": "b", "compute_cost": 61}]}
+    market = {
+        "n_clients": 2,
+        "n_nodes": 2,
+        "n_mediators": 1,
+        "modules": [{"name": "a", "compute_cost": 5}, {"name": "b", "compute_cost": 61}],
+    }
     with pytest.raises(ConfigError, match=r"mediation_fee=60"):
         make_engine(market, {"mediation_fee": 60}, {}, seed=0)
     engine, _ = make_engine(market, {"mediation_fee": 61}, {}, seed=0)
@@ -404,15 +454,23 @@ def test_a_fee_below_the_rerun_cost_is_a_mediator_loss_only_when_allowed(stack_r
     pop = {"nodes": [{"strategy": "cheater", "rate": 0.5}], "clients": [{"strategy": "checker", "q": 1.0}]}
     with pytest.raises(ConfigError, match="fee_covers_rerun"):
         stack_run({"order": ["lilypad_v2"], "lilypad_v2": {"mediation_fee": 2}}, pop, market=market)
-    out = stack_run({"order": ["lilypad_v2"], "lilypad_v2": {"mediation_fee": 2, "fee_covers_rerun": False}}, pop,
-                    market=market, rounds=2)
+    out = stack_run(
+        {"order": ["lilypad_v2"], "lilypad_v2": {"mediation_fee": 2, "fee_covers_rerun": False}},
+        pop,
+        market=market,
+        rounds=2,
+    )
     judged = [DealState.MediationAccepted, DealState.MediationRejected]
     mediated = sum(int(np.isin(r.deals.state, judged).sum()) for r in out.results)
     meds = out.engine.market.facts.first_mediator + np.arange(out.engine.market.config.n_mediators)
     assert mediated > 0
     assert int(out.balance(meds).sum()) == len(meds) * 100_000 - 4 * mediated
-    poor = stack_run({"order": ["lilypad_v2"], "lilypad_v2": {"mediation_fee": 2, "fee_covers_rerun": False}}, pop,
-                     market={**market, "mediator_balance": 100}, rounds=2)
+    poor = stack_run(
+        {"order": ["lilypad_v2"], "lilypad_v2": {"mediation_fee": 2, "fee_covers_rerun": False}},
+        pop,
+        market={**market, "mediator_balance": 100},
+        rounds=2,
+    )
     assert poor.count(DealState.TimeoutMediateResults) > 0 and poor.count(DealState.MediationRejected) == 0
 
 

@@ -23,30 +23,53 @@ from mechanisms.protocol import (
 
 S = DealState
 STATE_NAMES = [
-    "DealNegotiating", "DealAgreed", "ResultsSubmitted", "ResultsAccepted", "ResultsChecked", "MediationAccepted",
-    "MediationRejected", "TimeoutAgree", "TimeoutSubmitResults", "TimeoutJudgeResults", "TimeoutMediateResults",
+    "DealNegotiating",
+    "DealAgreed",
+    "ResultsSubmitted",
+    "ResultsAccepted",
+    "ResultsChecked",
+    "MediationAccepted",
+    "MediationRejected",
+    "TimeoutAgree",
+    "TimeoutSubmitResults",
+    "TimeoutJudgeResults",
+    "TimeoutMediateResults",
 ]
 EXPECTED_EDGES = {
-    ("DealNegotiating", "DealAgreed"), ("DealNegotiating", "TimeoutAgree"),
-    ("DealAgreed", "ResultsSubmitted"), ("DealAgreed", "TimeoutSubmitResults"),
-    ("ResultsSubmitted", "ResultsAccepted"), ("ResultsSubmitted", "ResultsChecked"),
+    ("DealNegotiating", "DealAgreed"),
+    ("DealNegotiating", "TimeoutAgree"),
+    ("DealAgreed", "ResultsSubmitted"),
+    ("DealAgreed", "TimeoutSubmitResults"),
+    ("ResultsSubmitted", "ResultsAccepted"),
+    ("ResultsSubmitted", "ResultsChecked"),
     ("ResultsSubmitted", "TimeoutJudgeResults"),
-    ("ResultsChecked", "MediationAccepted"), ("ResultsChecked", "MediationRejected"),
+    ("ResultsChecked", "MediationAccepted"),
+    ("ResultsChecked", "MediationRejected"),
     ("ResultsChecked", "TimeoutMediateResults"),
 }
-EXPECTED_TERMINAL = {"ResultsAccepted", "MediationAccepted", "MediationRejected", "TimeoutAgree",
-                     "TimeoutSubmitResults", "TimeoutJudgeResults", "TimeoutMediateResults"}
+EXPECTED_TERMINAL = {
+    "ResultsAccepted",
+    "MediationAccepted",
+    "MediationRejected",
+    "TimeoutAgree",
+    "TimeoutSubmitResults",
+    "TimeoutJudgeResults",
+    "TimeoutMediateResults",
+}
 EXPECTED_PATHS = {
     "TimeoutAgree": ["DealNegotiating", "TimeoutAgree"],
     "TimeoutSubmitResults": ["DealNegotiating", "DealAgreed", "TimeoutSubmitResults"],
     "TimeoutJudgeResults": ["DealNegotiating", "DealAgreed", "ResultsSubmitted", "TimeoutJudgeResults"],
     "ResultsAccepted": ["DealNegotiating", "DealAgreed", "ResultsSubmitted", "ResultsAccepted"],
-    "TimeoutMediateResults": ["DealNegotiating", "DealAgreed", "ResultsSubmitted", "ResultsChecked",
-                              "TimeoutMediateResults"],
-    "MediationAccepted": ["DealNegotiating", "DealAgreed", "ResultsSubmitted", "ResultsChecked",
-                          "MediationAccepted"],
-    "MediationRejected": ["DealNegotiating", "DealAgreed", "ResultsSubmitted", "ResultsChecked",
-                          "MediationRejected"],
+    "TimeoutMediateResults": [
+        "DealNegotiating",
+        "DealAgreed",
+        "ResultsSubmitted",
+        "ResultsChecked",
+        "TimeoutMediateResults",
+    ],
+    "MediationAccepted": ["DealNegotiating", "DealAgreed", "ResultsSubmitted", "ResultsChecked", "MediationAccepted"],
+    "MediationRejected": ["DealNegotiating", "DealAgreed", "ResultsSubmitted", "ResultsChecked", "MediationRejected"],
 }
 # bit i <-> state value i, values 0..10 in the order of STATE_NAMES
 EXPECTED_MASKS = {

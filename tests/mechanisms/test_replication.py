@@ -18,8 +18,11 @@ SLOW = {**ONE_MODULE, "response": {"node_submit": 5.0}}  # replicas post at diff
 
 
 def stack(enabled: bool = True, **replication: object) -> dict:
-    return {"order": ["lilypad_v2", "replication"], "lilypad_v2": {},
-            "replication": {"enabled": enabled, **replication}}
+    return {
+        "order": ["lilypad_v2", "replication"],
+        "lilypad_v2": {},
+        "replication": {"enabled": enabled, **replication},
+    }
 
 
 def groups(out) -> list[tuple[np.ndarray, ...]]:
@@ -43,8 +46,11 @@ def test_disagreeing_replicas_go_to_mediation_and_the_cheater_pays_the_honest_re
         assert mixed
         for g in mixed:
             cheat, honest = d.cheated & (d.group == g), ~d.cheated & (d.group == g)
-            slash = (t.deal_id == d.deal_id[cheat][0]) & (t.direction == Direction.Slashed) & (
-                t.reason == Reason.ResultsCollateral)
+            slash = (
+                (t.deal_id == d.deal_id[cheat][0])
+                & (t.direction == Direction.Slashed)
+                & (t.reason == Reason.ResultsCollateral)
+            )
             assert t.payee[slash].tolist() == d.node[honest].tolist()
             assert t.amount[slash].tolist() == d.results_collateral[cheat].tolist()
 
@@ -97,9 +103,12 @@ def test_a_client_agrees_to_all_its_replicas_or_none(stack_run):
 def test_the_timing_attack_copies_whenever_an_honest_replica_posts(stack_run):
     """Without commit-reveal a lazy node that waits for its partner always copies an honest partner's result; not
     waiting, it copies only when it happens to post later; under commit-reveal waiting gains nothing."""
+
     def lazy(wait: bool) -> dict:
-        return {"nodes": [{"strategy": "honest"}, {"strategy": "copier" if wait else "cheater", "rate": 1.0}],
-                "clients": NEVER_CHECK}
+        return {
+            "nodes": [{"strategy": "honest"}, {"strategy": "copier" if wait else "cheater", "rate": 1.0}],
+            "clients": NEVER_CHECK,
+        }
 
     def fakes_beside_honest(out) -> tuple[int, int]:
         """(fakes posted, lazy deals) over groups with one honest and one lazy replica."""
@@ -124,8 +133,10 @@ def test_one_mediation_settles_the_disagreeing_replicas(stack_run):
     """Three replicas, cheaters among them: with settle_once each disagreeing job pays one fee and one re-run and
     every replica gets the outcome an honest mediation gives it; without, every replica pays its own."""
     pop = {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}], "clients": NEVER_CHECK}
-    runs = {once: stack_run(stack(replicas=3, commit_reveal=True, settle_once=once), pop, market=ONE_MODULE)
-            for once in (True, False)}
+    runs = {
+        once: stack_run(stack(replicas=3, commit_reveal=True, settle_once=once), pop, market=ONE_MODULE)
+        for once in (True, False)
+    }
     for once, out in runs.items():
         for r in out.results:
             d, t = r.deals, r.transfers
@@ -140,7 +151,11 @@ def test_one_mediation_settles_the_disagreeing_replicas(stack_run):
 
 
 def test_settle_once_is_refused_with_consortium_panels(stack_run):
-    mech = {"order": ["lilypad_v2", "consortium", "replication"], "lilypad_v2": {"mediation_fee": 100},
-            "consortium": {"member_fee": 100}, "replication": {"settle_once": True}}
+    mech = {
+        "order": ["lilypad_v2", "consortium", "replication"],
+        "lilypad_v2": {"mediation_fee": 100},
+        "consortium": {"member_fee": 100},
+        "replication": {"settle_once": True},
+    }
     with pytest.raises(ConfigError, match=r"mechanism\.replication\.settle_once=True is invalid"):
         stack_run(mech, HALF_CHEAT)

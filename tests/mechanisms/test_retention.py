@@ -16,16 +16,23 @@ from mechanisms.protocol import DealState, Direction, Reason, Step
 from mechanisms.retention import LOCKED
 
 S = DealState
-BASE = {"name": "lilypad_v2", "results_multiplier_bps": 20_000, "payment_collateral_bps": 15_000,
-        "submit_timeout_collateral": 7, "judge_timeout_collateral": 5, "mediation_fee": 20}
+BASE = {
+    "name": "lilypad_v2",
+    "results_multiplier_bps": 20_000,
+    "payment_collateral_bps": 15_000,
+    "submit_timeout_collateral": 7,
+    "judge_timeout_collateral": 5,
+    "mediation_fee": 20,
+}
 
 
 def retention(**params: Any) -> dict[str, Any]:
     return {"name": "retention", "window": 100, "storage_cost": 2, **params}
 
 
-@pytest.mark.parametrize(("payer", "client", "node"), [("client", 45 + 5 + 20 + 200, 7 + 60 + 12),
-                                                      ("node", 45 + 5 + 20, 7 + 60 + 12 + 200)])
+@pytest.mark.parametrize(
+    ("payer", "client", "node"), [("client", 45 + 5 + 20 + 200, 7 + 60 + 12), ("node", 45 + 5 + 20, 7 + 60 + 12 + 200)]
+)
 def test_storage_is_in_the_payers_exposure(hand, payer: str, client: int, node: int) -> None:
     h = hand()
     d = h.deals(h.stack(BASE, retention(payer=payer)))
@@ -35,8 +42,7 @@ def test_storage_is_in_the_payers_exposure(hand, payer: str, client: int, node: 
 def test_checks_after_the_window_are_refused(hand) -> None:
     h = hand()
     stack = h.stack(BASE, retention(window=4))
-    d = h.deals(stack, job_cost=[30] * 4, phase="judged", check_rate=1.0, u=0.0,
-                judge_time=[0.0, 4.0, 4.0001, 50.0])
+    d = h.deals(stack, job_cost=[30] * 4, phase="judged", check_rate=1.0, u=0.0, judge_time=[0.0, 4.0, 4.0001, 50.0])
     stack.choose_checks(d)  # lilypad_v2 asks for every check (u < 1), retention refuses late ones
     assert d.checked.tolist() == [True, True, False, False]
 
@@ -46,8 +52,9 @@ def test_storage_and_locked_value_settle_exactly(hand, payer: str) -> None:
     h = hand(n_clients=3, n_nodes=3)
     stack = h.stack(BASE, retention(payer=payer))
     # deal 0 accepted and paid; deal 1 agreed but no result (timeout); deal 2 never agreed by the node
-    d = h.deals(stack, client=[0, 1, 2], node=[0, 1, 2], phase=["judged", "agreed", "none"],
-                client_agreed=[True, True, True])
+    d = h.deals(
+        stack, client=[0, 1, 2], node=[0, 1, 2], phase=["judged", "agreed", "none"], client_agreed=[True, True, True]
+    )
     s = h.settle(stack, d)
     assert d.state.tolist() == [S.ResultsAccepted, S.TimeoutSubmitResults, S.TimeoutAgree]
     t = s.transfers
@@ -64,23 +71,32 @@ def test_storage_and_locked_value_settle_exactly(hand, payer: str) -> None:
 def test_retention_must_follow_every_source_of_checks() -> None:
     facts = MarketFacts(2, 12, 100, n_clients=1, n_nodes=1)
     MechanismStack.from_config([BASE, retention()]).validate(facts)
-    with pytest.raises(ConfigError, match=r"mechanism\.stack=\['lilypad_v2', 'retention', 'whistleblowing'\] is "
-                       r"invalid: retention reads DealBatch\.checked in choose_checks before whistleblowing updates "
-                       r"it in choose_checks; allowed: an order with retention after whistleblowing"):
+    with pytest.raises(
+        ConfigError,
+        match=r"mechanism\.stack=\['lilypad_v2', 'retention', 'whistleblowing'\] is "
+        r"invalid: retention reads DealBatch\.checked in choose_checks before whistleblowing updates "
+        r"it in choose_checks; allowed: an order with retention after whistleblowing",
+    ):
         MechanismStack.from_config([BASE, retention(), {"name": "whistleblowing"}]).validate(facts)
-    with pytest.raises(ConfigError, match=r"retention .* before lilypad_v2 .*; allowed: an order with retention after "
-                       r"lilypad_v2"):
+    with pytest.raises(
+        ConfigError,
+        match=r"retention .* before lilypad_v2 .*; allowed: an order with retention after "
+        r"lilypad_v2",
+    ):
         MechanismStack.from_config([retention(), BASE]).validate(facts)
     # a disabled check source does not count
     MechanismStack.from_config([BASE, retention(), {"name": "whistleblowing", "enabled": False}]).validate(facts)
 
 
-@pytest.mark.parametrize(("params", "field", "allowed"), [
-    ({"payer": "protocol"}, "payer", r"\['client', 'node'\]"),
-    ({"window": -1}, "window", "integer"),
-    ({"storage_cost": -2}, "storage_cost", "integer"),
-    ({"window": 10**9, "storage_cost": 10**7}, "storage_cost", "at most"),
-])
+@pytest.mark.parametrize(
+    ("params", "field", "allowed"),
+    [
+        ({"payer": "protocol"}, "payer", r"\['client', 'node'\]"),
+        ({"window": -1}, "window", "integer"),
+        ({"storage_cost": -2}, "storage_cost", "integer"),
+        ({"window": 10**9, "storage_cost": 10**7}, "storage_cost", "at most"),
+    ],
+)
 def test_config_errors_name_the_field(params: dict[str, Any], field: str, allowed: str) -> None:
     with pytest.raises(ConfigError, match=rf"stack\[1\]\.{field}=.*{allowed}"):
         MechanismStack.from_config([BASE, {"name": "retention", **params}])
@@ -91,8 +107,10 @@ def test_twin_short_window_refuses_late_checks(stack_run) -> None:
     cheat. A 4-block window refuses every check whose judgement came later (369 checks become 194, about
     1 - e^-0.8 = 55% kept), so more fakes are paid (432 -> 526), and every agreed deal paid 4 x 2 for storage.
     Retention draws no uniforms, so both runs see the same deals and the refusal is checked deal by deal."""
-    pop = {"nodes": [{"strategy": "honest", "share": 1}, {"strategy": "cheater", "rate": 1.0, "share": 1}],
-           "clients": [{"strategy": "checker", "q": 0.3}]}
+    pop = {
+        "nodes": [{"strategy": "honest", "share": 1}, {"strategy": "cheater", "rate": 1.0, "share": 1}],
+        "clients": [{"strategy": "checker", "q": 0.3}],
+    }
     runs = {}
     for on in (True, False):
         mech = {"order": ["lilypad_v2", "retention"], "retention": {"enabled": on, "window": 4, "storage_cost": 2}}

@@ -16,8 +16,14 @@ from mechanisms import ConfigError, MarketFacts, MechanismStack
 from mechanisms.protocol import DealState, Direction, Reason
 
 S = DealState
-BASE = {"name": "lilypad_v2", "results_multiplier_bps": 20_000, "payment_collateral_bps": 15_000,
-        "submit_timeout_collateral": 7, "judge_timeout_collateral": 5, "mediation_fee": 20}
+BASE = {
+    "name": "lilypad_v2",
+    "results_multiplier_bps": 20_000,
+    "payment_collateral_bps": 15_000,
+    "submit_timeout_collateral": 7,
+    "judge_timeout_collateral": 5,
+    "mediation_fee": 20,
+}
 
 
 def staking(**params: Any) -> dict[str, Any]:
@@ -27,8 +33,9 @@ def staking(**params: Any) -> dict[str, Any]:
 def rows(transfers, reason: Reason, direction: Direction) -> list[tuple[int, int, int]]:
     """(payer, payee, amount) of the transfers with `reason` and `direction`, in order."""
     sel = (transfers.reason == reason) & (transfers.direction == direction)
-    return list(zip(transfers.payer[sel].tolist(), transfers.payee[sel].tolist(), transfers.amount[sel].tolist(),
-                    strict=True))
+    return list(
+        zip(transfers.payer[sel].tolist(), transfers.payee[sel].tolist(), transfers.amount[sel].tolist(), strict=True)
+    )
 
 
 def test_setup_escrows_each_stake(hand) -> None:
@@ -46,9 +53,20 @@ def test_fee_share_is_pro_rata_and_floored(hand) -> None:
     # fee 10% of 100 = 10. node0: 10 x 300/400 = 7.5 -> 7 and 10 x 100/400 = 2.5 -> 2 (1 stays); node1: all 10
     node0, node1 = h.account("node0"), h.account("node1")
     assert rows(s.transfers, Reason.Reward, Direction.Spent) == [
-        (node0, h.account("staker0"), 7), (node1, h.account("staker1"), 10), (node0, h.account("staker2"), 2)]
-    assert s.delta == {"client0": -100, "client1": -100, "node0": 100 - 12 - 9, "node1": 100 - 12 - 10,
-                       "staker0": 7, "staker1": 10, "staker2": 2, "compute": 24}
+        (node0, h.account("staker0"), 7),
+        (node1, h.account("staker1"), 10),
+        (node0, h.account("staker2"), 2),
+    ]
+    assert s.delta == {
+        "client0": -100,
+        "client1": -100,
+        "node0": 100 - 12 - 9,
+        "node1": 100 - 12 - 10,
+        "staker0": 7,
+        "staker1": 10,
+        "staker2": 2,
+        "compute": 24,
+    }
 
 
 @pytest.mark.parametrize(("slash_to", "dest"), [("burn", "burn"), ("jackpot", "jackpot"), ("client", "client0")])
@@ -91,8 +109,7 @@ def ranked(h, stack: MechanismStack, price: int = 10) -> list[int]:
 
 def test_prefer_stake_ranks_by_weighted_price(hand) -> None:
     h = hand(n_nodes=3, n_stakers=2)  # node0 400, node1 100, node2 nothing
-    stack = h.stack(BASE, staking(stakes=[400, 100], prefer_stake=True, full_weight_stake=400,
-                                  max_bonus_bps=10_000))
+    stack = h.stack(BASE, staking(stakes=[400, 100], prefer_stake=True, full_weight_stake=400, max_bonus_bps=10_000))
     # weights 10_000 + min(stake, 400) x 10_000 // 400: 20_000, 12_500, 10_000 -> 10 x 10_000 // weight
     assert ranked(h, stack) == [5, 8, 10]
     h2 = hand(n_nodes=3, n_stakers=2)
@@ -106,14 +123,27 @@ def test_stake_preference_compounds_with_an_earlier_ranking(hand) -> None:
     assert ranked(h, h.stack(BASE, rep, staking(stakes=[400, 100]))) == [20, 20, 20]  # prior 0.5 doubles
     h2 = hand(n_nodes=3, n_stakers=2)
     # reputation doubles 10 to 20, then stake 400 halves it (weight 20_000) and 100 takes 20 to 16 (12_500)
-    assert ranked(h2, h2.stack(BASE, rep, staking(stakes=[400, 100], prefer_stake=True,
-                                                  full_weight_stake=400))) == [10, 16, 20]
+    assert ranked(h2, h2.stack(BASE, rep, staking(stakes=[400, 100], prefer_stake=True, full_weight_stake=400))) == [
+        10,
+        16,
+        20,
+    ]
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("stakes", []), ("stakes", [10, -1]), ("slash_bps", 10_001), ("slash_to", "mediator"),
-    ("fee_share_bps", -1), ("prefer_stake", 1), ("full_weight_stake", 0), ("max_bonus_bps", -5), ("min_stake", -1),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("stakes", []),
+        ("stakes", [10, -1]),
+        ("slash_bps", 10_001),
+        ("slash_to", "mediator"),
+        ("fee_share_bps", -1),
+        ("prefer_stake", 1),
+        ("full_weight_stake", 0),
+        ("max_bonus_bps", -5),
+        ("min_stake", -1),
+    ],
+)
 def test_config_errors_name_the_field(field: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=rf"stack\[1\]\.{field}"):
         MechanismStack.from_config([BASE, {"name": "staking", field: value}])
@@ -140,9 +170,18 @@ def test_twin_stake_attracts_jobs_and_cheating_costs_stakers(stack_run) -> None:
     honest nodes earn 20% fee shares, stakers behind cheaters are slashed."""
     runs = {}
     for on in (True, False):
-        mech = {"order": ["lilypad_v2", "staking"],
-                "staking": {"enabled": on, "stakes": [1_000], "prefer_stake": True, "full_weight_stake": 1_000,
-                            "max_bonus_bps": 5_000, "slash_bps": 2_000, "fee_share_bps": 2_000}}
+        mech = {
+            "order": ["lilypad_v2", "staking"],
+            "staking": {
+                "enabled": on,
+                "stakes": [1_000],
+                "prefer_stake": True,
+                "full_weight_stake": 1_000,
+                "max_bonus_bps": 5_000,
+                "slash_bps": 2_000,
+                "fee_share_bps": 2_000,
+            },
+        }
         runs[on] = stack_run(mech, POP, market=MARKET, rounds=10)
 
     def staked_share(out) -> float:

@@ -16,8 +16,14 @@ from mechanisms.money import Pool
 from mechanisms.protocol import DealState, Direction, Reason, Step
 
 S = DealState
-BASE = {"name": "lilypad_v2", "results_multiplier_bps": 20_000, "payment_collateral_bps": 15_000,
-        "submit_timeout_collateral": 7, "judge_timeout_collateral": 5, "mediation_fee": 20}
+BASE = {
+    "name": "lilypad_v2",
+    "results_multiplier_bps": 20_000,
+    "payment_collateral_bps": 15_000,
+    "submit_timeout_collateral": 7,
+    "judge_timeout_collateral": 5,
+    "mediation_fee": 20,
+}
 
 
 def jackpot(**params: Any) -> dict[str, Any]:
@@ -27,8 +33,11 @@ def jackpot(**params: Any) -> dict[str, Any]:
 def moves(transfers, reason: Reason) -> list[tuple[int, int, int]]:
     """(step, direction, amount) of every transfer with `reason`, in order."""
     sel = transfers.reason == reason
-    return list(zip(transfers.step[sel].tolist(), transfers.direction[sel].tolist(), transfers.amount[sel].tolist(),
-                    strict=True))
+    return list(
+        zip(
+            transfers.step[sel].tolist(), transfers.direction[sel].tolist(), transfers.amount[sel].tolist(), strict=True
+        )
+    )
 
 
 def test_node_pays_the_tax_out_of_its_payment(hand) -> None:
@@ -49,9 +58,12 @@ def test_client_pays_the_tax_on_top_escrowed_at_agreement(hand) -> None:
     assert d.client_exposure.tolist() == [45 + 5 + 20 + 3] * 2
     s = h.settle(stack, d)
     assert d.state.tolist() == [S.ResultsAccepted, S.TimeoutSubmitResults]
-    assert moves(s.transfers, Reason.Tax) == [(Step.Agree, Direction.PaidIn, 3), (Step.Agree, Direction.PaidIn, 3),
-                                              (Step.Settle, Direction.PaidOut, 3),
-                                              (Step.Settle, Direction.Refunded, 3)]
+    assert moves(s.transfers, Reason.Tax) == [
+        (Step.Agree, Direction.PaidIn, 3),
+        (Step.Agree, Direction.PaidIn, 3),
+        (Step.Settle, Direction.PaidOut, 3),
+        (Step.Settle, Direction.Refunded, 3),
+    ]
     # node1's submit-timeout collateral (7) is burnt
     assert s.delta == {"client0": -33, "node0": 18, "node1": -7, "compute": 12, "jackpot": 3, "burn": 7}
 
@@ -90,12 +102,15 @@ def test_correct_mediators_claim_too(hand) -> None:
     assert s.delta["jackpot"] == -246
 
 
-@pytest.mark.parametrize(("pool", "cap", "each"), [
-    (1_000, None, 100),  # min(100, 1000 // 3 = 333)
-    (250, None, 83),  # min(100, 250 // 3 = 83)
-    (1_000, 60, 60),  # capped per claim
-    (2, None, 0),  # 2 // 3 = 0: nothing moves
-])
+@pytest.mark.parametrize(
+    ("pool", "cap", "each"),
+    [
+        (1_000, None, 100),  # min(100, 1000 // 3 = 333)
+        (250, None, 83),  # min(100, 250 // 3 = 83)
+        (1_000, 60, 60),  # capped per claim
+        (2, None, 0),  # 2 // 3 = 0: nothing moves
+    ],
+)
 def test_fixed_mode_pays_each_claim_at_most_its_share(hand, pool: int, cap: int | None, each: int) -> None:
     h = hand(n_clients=3, n_nodes=3, pools={"jackpot": pool})
     stack = h.stack(BASE, jackpot(mode="fixed", amount=100, max_payout=cap))
@@ -123,8 +138,15 @@ def test_forced_error_is_paid_to_the_node_and_rewards_the_checker(hand) -> None:
     s = h.settle(stack, d)
     assert d.state.tolist() == [S.MediationRejected, S.ResultsAccepted]
     # honest nodes: paid 30, computed 12, taxed 3, collateral back; the checker: -30 paid -20 fee +100 jackpot
-    assert s.delta == {"client0": 50, "client1": -30, "node0": 15, "node1": 15, "mediator1": 8, "compute": 36,
-                       "jackpot": -100 + 6}
+    assert s.delta == {
+        "client0": 50,
+        "client1": -30,
+        "node0": 15,
+        "node1": 15,
+        "mediator1": 8,
+        "compute": 36,
+        "jackpot": -100 + 6,
+    }
     assert not ((s.transfers.reason == Reason.ResultsCollateral) & (s.transfers.direction == Direction.Slashed)).any()
 
 
@@ -136,10 +158,19 @@ def test_forced_errors_follow_the_rate(hand) -> None:
     assert d.forced_error.tolist() == [True, True, False, False]
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("tax_bps", 10_001), ("tax_payer", "mediator"), ("mode", "share"), ("fraction_bps", -1), ("amount", -5),
-    ("max_payout", -1), ("reward_mediators", "yes"), ("forced_error_rate", 1.5),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tax_bps", 10_001),
+        ("tax_payer", "mediator"),
+        ("mode", "share"),
+        ("fraction_bps", -1),
+        ("amount", -5),
+        ("max_payout", -1),
+        ("reward_mediators", "yes"),
+        ("forced_error_rate", 1.5),
+    ],
+)
 def test_config_errors_name_the_field(field: str, value: Any) -> None:
     with pytest.raises(ConfigError, match=rf"stack\[1\]\.{field}="):
         MechanismStack.from_config([BASE, {"name": "tax_jackpot", field: value}])
@@ -150,12 +181,17 @@ def test_twin_jackpot_pays_checkers_when_nobody_cheats(stack_run) -> None:
     and only costs fees. On (3% tax, 10% forced errors, the whole pool paid each round): checkers catch forced
     errors, collect every payout and end ahead of clients who never check; honest nodes are never slashed."""
     market = {"modules": [{"name": "cowsay", "cpu": 500, "ram": 256, "instructions": 10, "compute_cost": 6}]}
-    pop = {"nodes": [{"strategy": "honest"}],
-           "clients": [{"strategy": "checker", "q": 0.5, "share": 1}, {"strategy": "never_check", "share": 1}]}
+    pop = {
+        "nodes": [{"strategy": "honest"}],
+        "clients": [{"strategy": "checker", "q": 0.5, "share": 1}, {"strategy": "never_check", "share": 1}],
+    }
     runs = {}
     for on in (True, False):
-        mech = {"order": ["lilypad_v2", "tax_jackpot"], "lilypad_v2": {"mediation_fee": 6},
-                "tax_jackpot": {"enabled": on, "tax_bps": 300, "forced_error_rate": 0.1, "fraction_bps": 10_000}}
+        mech = {
+            "order": ["lilypad_v2", "tax_jackpot"],
+            "lilypad_v2": {"mediation_fee": 6},
+            "tax_jackpot": {"enabled": on, "tax_bps": 300, "forced_error_rate": 0.1, "fraction_bps": 10_000},
+        }
         runs[on] = stack_run(mech, pop, market=market, rounds=30)
 
     def profit(out, clients: slice) -> int:
@@ -185,10 +221,15 @@ def test_only_forced_errors_claim_when_configured(stack_run, pay_for: str) -> No
     """Cheaters caught by checking clients, no forced errors for the first rounds: with `pay_for: rejected` their
     rejections claim (a node and a client could farm the jackpot with a deliberate fake); with `forced_errors` only
     the forced errors do."""
-    pop = {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
-           "clients": [{"strategy": "checker", "q": 0.5}]}
-    mech = {"order": ["lilypad_v2", "tax_jackpot"], "lilypad_v2": {},
-            "tax_jackpot": {"tax_bps": 1_000, "fraction_bps": 10_000, "forced_error_rate": 0.05, "pay_for": pay_for}}
+    pop = {
+        "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
+        "clients": [{"strategy": "checker", "q": 0.5}],
+    }
+    mech = {
+        "order": ["lilypad_v2", "tax_jackpot"],
+        "lilypad_v2": {},
+        "tax_jackpot": {"tax_bps": 1_000, "fraction_bps": 10_000, "forced_error_rate": 0.05, "pay_for": pay_for},
+    }
     out = stack_run(mech, pop, rounds=4)
     claims = {"forced": 0, "real": 0}
     for r in out.results[1:]:  # round 0 pays from an empty pool
@@ -218,4 +259,7 @@ def test_per_claim_payouts_do_not_depend_on_how_claims_fall_into_rounds(hand) ->
     capped = hand(n_clients=3, n_nodes=3, pools={"jackpot": 1_000})
     stack = capped.stack(BASE, jackpot(mode="per_claim", fraction_bps=1_000, max_payout=95))
     assert [a for *_, a in moves(capped.settle(stack, caught(capped, stack, 3)).transfers, Reason.Jackpot)] == [
-        95, 90, 81]
+        95,
+        90,
+        81,
+    ]

@@ -14,9 +14,12 @@ CARTEL = {"nodes": [{"strategy": "cheater", "rate": 1.0}], "clients": [{"strateg
 
 
 def stack(enabled: bool = True, reward_bps: int = 5_000) -> dict:
-    return {"order": ["lilypad_v2", "replication", "whistleblowing"], "lilypad_v2": {"slash_to": "burn"},
-            "replication": {"commit_reveal": True},
-            "whistleblowing": {"enabled": enabled, "reward_bps": reward_bps}}
+    return {
+        "order": ["lilypad_v2", "replication", "whistleblowing"],
+        "lilypad_v2": {"slash_to": "burn"},
+        "replication": {"commit_reveal": True},
+        "whistleblowing": {"enabled": enabled, "reward_bps": reward_bps},
+    }
 
 
 def first_replica_reports(a: Actions) -> None:
@@ -57,9 +60,11 @@ def test_off_switch_ignores_the_proof(stack_run):
 
 
 def test_a_bribed_mediator_proves_the_bribe(stack_run):
-    population = {"nodes": [{"strategy": "cheater", "rate": 1.0, "bribe": 30}],
-                  "clients": [{"strategy": "checker", "q": 1.0}],
-                  "mediators": [{"strategy": "bribable", "threshold": 10}]}
+    population = {
+        "nodes": [{"strategy": "cheater", "rate": 1.0, "bribe": 30}],
+        "clients": [{"strategy": "checker", "q": 1.0}],
+        "mediators": [{"strategy": "bribable", "threshold": 10}],
+    }
 
     def mediators_report(a: Actions) -> None:
         a.mediators.report[:] = True

@@ -48,26 +48,36 @@ def population_cfg(draw: st.DrawFn) -> dict[str, Any]:
     """Random scripted strategies per role: honest and cheating (with bribes) nodes, checking clients at random
     rates, honest and bribable mediators."""
     node = st.one_of(
-        st.builds(lambda w, r, b: {"strategy": "cheater", "share": w, "rate": r, "bribe": b},
-                  share, st.sampled_from([1.0, 0.5]) | prob, st.sampled_from([0, 30, 100]) | st.integers(0, 200)),
+        st.builds(
+            lambda w, r, b: {"strategy": "cheater", "share": w, "rate": r, "bribe": b},
+            share,
+            st.sampled_from([1.0, 0.5]) | prob,
+            st.sampled_from([0, 30, 100]) | st.integers(0, 200),
+        ),
         st.builds(lambda w: {"strategy": "honest", "share": w}, share),
     )
     client = st.one_of(
-        st.builds(lambda w, q: {"strategy": "checker", "share": w, "q": q}, share,
-                  st.sampled_from([0.5, 1.0, 0.1]) | st.floats(0.0, 1.0)),
+        st.builds(
+            lambda w, q: {"strategy": "checker", "share": w, "q": q},
+            share,
+            st.sampled_from([0.5, 1.0, 0.1]) | st.floats(0.0, 1.0),
+        ),
         st.builds(lambda w: {"strategy": "never_check", "share": w}, share),
     )
     mediator = st.one_of(
         st.builds(lambda w, t: {"strategy": "bribable", "share": w, "threshold": t}, share, st.integers(1, 60)),
         st.builds(lambda w: {"strategy": "honest", "share": w}, share),
     )
-    return {role: draw(st.lists(s, min_size=1, max_size=3))
-            for role, s in (("nodes", node), ("clients", client), ("mediators", mediator))}
+    return {
+        role: draw(st.lists(s, min_size=1, max_size=3))
+        for role, s in (("nodes", node), ("clients", client), ("mediators", mediator))
+    }
 
 
 @given(data=st.data())
-def test_value_is_conserved_and_every_deal_terminates(random_market: Any, make_engine: Any,
-                                                      data: st.DataObject) -> None:
+def test_value_is_conserved_and_every_deal_terminates(
+    random_market: Any, make_engine: Any, data: st.DataObject
+) -> None:
     market_cfg = data.draw(random_market(), label="market")
     max_compute_cost = max(m["compute_cost"] for m in market_cfg["modules"])
     params = data.draw(mechanism_params(max_compute_cost), label="mechanism")

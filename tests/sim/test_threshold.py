@@ -26,14 +26,22 @@ PRICE, COMPUTE_COST, MULTIPLIER = 10, 6, 2
 N_NODES, ROUNDS = 4_000, 10  # half honest, half always-cheat: 20 000 jobs per strategy
 Z_999 = 3.2905  # two-sided 99.9% normal quantile
 MARKET = {
-    "n_clients": N_NODES, "n_nodes": N_NODES, "n_mediators": 3,
+    "n_clients": N_NODES,
+    "n_nodes": N_NODES,
+    "n_mediators": 3,
     "modules": [{"name": "job", "instructions": 1, "compute_cost": COMPUTE_COST}],
     "machines": [{"name": "box"}],
-    "node_price": (PRICE, PRICE), "client_max_price": (PRICE, PRICE), "fixed_price_share": 0.5,
+    "node_price": (PRICE, PRICE),
+    "client_max_price": (PRICE, PRICE),
+    "fixed_price_share": 0.5,
     "response": {"client_agree": 0, "node_agree": 0, "node_submit": 0, "client_judge": 0, "mediator": 0},
 }
-MECHANISM = {"results_multiplier_bps": MULTIPLIER * 10_000, "forfeit_payment": True, "mediation_fee": COMPUTE_COST,
-             "slash_to": "burn"}
+MECHANISM = {
+    "results_multiplier_bps": MULTIPLIER * 10_000,
+    "forfeit_payment": True,
+    "mediation_fee": COMPUTE_COST,
+    "slash_to": "burn",
+}
 HONEST = PRICE - COMPUTE_COST
 Q_STAR = COMPUTE_COST / (PRICE * (1 + MULTIPLIER))
 
@@ -51,8 +59,11 @@ def test_theory_as_stated() -> None:
 
 def measure(make_engine: Any, q: float, seed: int) -> dict[str, np.ndarray]:
     """Per-job profit samples (balance change over the round of the job) per node strategy."""
-    population = {"nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
-                  "clients": [{"strategy": "checker", "q": q}], "mediators": [{"strategy": "honest"}]}
+    population = {
+        "nodes": [{"strategy": "honest"}, {"strategy": "cheater", "rate": 1.0}],
+        "clients": [{"strategy": "checker", "q": q}],
+        "mediators": [{"strategy": "honest"}],
+    }
     engine, pop = make_engine(MARKET, MECHANISM, population, seed)
     labels = pop.labels("nodes")
     samples: dict[str, list[np.ndarray]] = {"honest": [], "cheater": []}
@@ -60,8 +71,9 @@ def measure(make_engine: Any, q: float, seed: int) -> dict[str, np.ndarray]:
         before = engine.ledger.balance.copy()
         deals = engine.step(pop.actions(i)).deals
         assert len(deals) == N_NODES  # every job finds a node, every node gets a job
-        assert np.isin(deals.state, [DealState.ResultsAccepted, DealState.MediationAccepted,
-                                     DealState.MediationRejected]).all()  # nobody is late
+        assert np.isin(
+            deals.state, [DealState.ResultsAccepted, DealState.MediationAccepted, DealState.MediationRejected]
+        ).all()  # nobody is late
         profit = engine.ledger.balance[deals.node] - before[deals.node]
         label = labels[deals.node - engine.market.facts.first_node]
         for name, chunks in samples.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from live.chain.binding import Terms
 from live.modules import ModuleError
 from live.services.base import check_bind
 from live.services.network import Network
@@ -98,3 +99,51 @@ def test_services_bind_to_loopback_only() -> None:
     with pytest.raises(ValueError, match="loopback"):
         check_bind("0.0.0.0", False)
     assert check_bind("0.0.0.0", True) == "0.0.0.0"
+
+
+def test_stack_draws_the_mediator_when_asked(run_net) -> None:
+    """mediator_draw=stack: the terms name the one mediator the stack's select_mediators drew, and that one mediates
+    on chain."""
+
+    async def body(net: Network) -> tuple:
+        jobs = await net.run_jobs([("cowsay:v1", {"Message": "moo"})] * 4, 90)
+        c = net.clients[0]
+        out = []
+        for j in jobs:
+            deal = net.solver.store.get(f"deal:{j['deal_id']}")[1]
+            out.append((Terms(*deal["terms"]).mediators, c.deal(bytes.fromhex(j["deal_id"])).mediator))
+        return jobs, out
+
+    honest = "{strategy: honest}"
+    jobs, drawn = run_net(
+        [
+            "market.n_mediators=3",
+            f"network.mediators=[{honest},{honest},{honest}]",
+            "network.mediator_draw=stack",
+            "network.providers=[{strategy: cheater, rate: 1.0}]",
+            "network.creators=[{strategy: checker, q: 1.0}]",
+        ],
+        body,
+    )
+    assert [j["state"] for j in jobs] == ["MediationRejected"] * 4
+    for mask, on_chain in drawn:
+        assert mask.bit_count() == 1 and on_chain - 1 == mask.bit_length() - 1
+
+
+def test_stack_mediator_is_the_stacks_uniform_pick() -> None:
+    from experiments.analysis.configs import compose_plain
+    from live.services.policy import LiveMarket, deal_of_one, stack_mediator
+    from mechanisms.base import MechanismStack
+    from twin.build import parse_market
+
+    cfg = compose_plain("live", ["market.n_mediators=3"])
+    stack = MechanismStack.from_mapping(cfg["mechanism"], "mechanism")
+    market = LiveMarket(parse_market(cfg))
+    t = Terms("0x" + "11" * 20, "0x" + "22" * 20, 10, 1, 10000, 0, 0b111, 1)
+    picks = []
+    for u in (0.0, 0.5, 0.99):
+        draws = [u] * max(stack.draws_per_deal, 1)
+        picks.append(stack_mediator(deal_of_one(t, market, 0, 2, stack, draws), stack))
+    assert picks == [0, 1, 2]
+    only = deal_of_one(t._replace(mediators=0b100), market, 0, 2, stack, [0.0] * max(stack.draws_per_deal, 1))
+    assert stack_mediator(only, stack) == 2
