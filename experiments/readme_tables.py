@@ -278,8 +278,14 @@ LIVE_DOCKER_HEADER = (
     "executor / contained",
     "executor / bare",
 )
-RL_HEADER = ("learning agents per market", "markets per env step", "market rounds/s", "no-op rounds/s",
-             "decisions/s", "added sampling time")
+RL_HEADER = (
+    "learning agents per market",
+    "markets per env step",
+    "market rounds/s",
+    "no-op rounds/s",
+    "decisions/s",
+    "added sampling time",
+)
 
 
 def _bench(name: str, root: Path) -> list[dict[str, Any]]:

@@ -106,8 +106,16 @@ def test_benchmark_tables_render_in_the_readme_format(tmp_path: Path) -> None:
         "peak_rss_gib": 1.9,
     }
     (tmp_path / "engine.json").write_text(json.dumps({"run": run, "rows": [row, big]}))
-    rl_row = {"agents": 8, "markets": 16, "market_steps_per_s": 1000.0, "noop_steps_per_s": 1300.0,
-              "market_decisions_per_s": 8000.0, "overhead": 0.3, "alone_steps_per_s": 7000.0, "env_share": 0.15}
+    rl_row = {
+        "agents": 8,
+        "markets": 16,
+        "market_steps_per_s": 1000.0,
+        "noop_steps_per_s": 1300.0,
+        "market_decisions_per_s": 8000.0,
+        "overhead": 0.3,
+        "alone_steps_per_s": 7000.0,
+        "env_share": 0.15,
+    }
     rl_run = {"steps": 1000, "repeats": 3, "cpus": 2, "load_start": 1.0, "load_end": 1.2}
     (tmp_path / "rl_env.json").write_text(json.dumps({"run": rl_run, "rows": [rl_row]}))
     (tmp_path / "live_docker.json").write_text(
