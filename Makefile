@@ -44,7 +44,7 @@ lint: setup
 
 bench: setup   # the README's performance tables: python -m experiments.readme_tables --write
 	$(PY) -m benchmarks.engine --out outputs/bench/engine.json
-	$(PY) benchmarks/rl_env.py --sizes 8 --markets 1 5 16 21 --out outputs/bench/rl_env.json
+	$(PY) benchmarks/rl_env.py --sizes 8 --markets 1 5 16 21 --steps 1008 --repeats 4 --out outputs/bench/rl_env.json
 
 clean:
 	rm -rf .venv outputs multirun .runtime node_modules build

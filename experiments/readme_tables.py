@@ -253,7 +253,10 @@ def learned_table(root: Path = OUTPUTS / "train") -> str:
 # -------------------------------------------------------------------------------------------------------- benchmarks
 BENCH = {
     "engine": "make bench  (python -m benchmarks.engine --out outputs/bench/engine.json)",
-    "rl_env": "make bench  (benchmarks/rl_env.py --sizes 8 --markets 1 5 16 21 --out outputs/bench/rl_env.json)",
+    "rl_env": (
+        "make bench  (benchmarks/rl_env.py --sizes 8 --markets 1 5 16 21 --steps 1008 --repeats 4 "
+        "--out outputs/bench/rl_env.json)"
+    ),
     "live_docker": "make bench  (benchmarks/live_docker.py --out outputs/bench/live_docker.json)",
     "gas": "python benchmarks/gas.py --readme",
     "live": "python benchmarks/live_stack.py",
