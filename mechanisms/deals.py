@@ -191,52 +191,8 @@ def _default(name: str) -> Callable[[int], np.ndarray]:
     return lambda n: _i(n, NO_MEDIATOR if name == "mediator" else 0)
 
 
-#: Per-deal columns with a default, made on first use (`DealBatch.__getattr__`); not class attributes, so an unset
-#: one is found missing and defaulted.
-_EAGER = {
-    "deal_id",
-    "client",
-    "node",
-    "job",
-    "module",
-    "price",
-    "instructions",
-    "job_cost",
-    "compute_cost",
-    "mutual_mediators",
-    "mediator_accounts",
-    "mediator_threshold",
-    "pool_base",
-    "mediator_collude",
-    "mediator_report",
-    "context",
-    "group",
-    "extra",
-}
-_LAZY: dict[str, Callable[[int], np.ndarray]] = {}
-
 SHARED_COLUMNS = frozenset({"mediator_accounts", "mediator_threshold", "mediator_collude", "mediator_report"})
-#: Columns fixed when the deal is made (identity, price, costs, the round's context): every hook may read them and
-#: none writes them. The others are hook data, which a mechanism declares per hook (`Mechanism.columns`).
-MATCH_COLUMNS = frozenset(
-    {
-        "deal_id",
-        "client",
-        "node",
-        "job",
-        "module",
-        "price",
-        "instructions",
-        "job_cost",
-        "compute_cost",
-        "mutual_mediators",
-        "mediator_accounts",
-        "pool_base",
-        "context",
-        "group",
-        "replica",
-    }
-)
+#: The per-deal columns fixed when the deal is made (identity, price, costs), in `fixed_columns` order.
 PER_DEAL_MATCH_COLUMNS = (
     "deal_id",
     "client",
@@ -251,6 +207,15 @@ PER_DEAL_MATCH_COLUMNS = (
     "group",
     "replica",
 )
+#: Columns fixed when the deal is made (the per-deal ones, the mediators' accounts, the pool base and the round's
+#: context): every hook may read them and none writes them. The others are hook data, which a mechanism declares
+#: per hook (`Mechanism.columns`).
+MATCH_COLUMNS = frozenset({*PER_DEAL_MATCH_COLUMNS, "mediator_accounts", "pool_base", "context"})
+#: Columns a batch holds from construction (the match, the shared per-mediator arrays, `extra`); every other column
+#: has a default made on first use (`DealBatch.__getattr__`; not class attributes, so an unset one is found missing
+#: and defaulted). `replica` is a match column made on first use: 0, one replica per job.
+_EAGER = (MATCH_COLUMNS - {"replica"}) | SHARED_COLUMNS | {"extra"}
+_LAZY: dict[str, Callable[[int], np.ndarray]] = {}
 #: Keys of `DealBatch.extra` fixed at the match: the round's pre-drawn uniforms (see `Mechanism.uniforms`).
 MATCH_EXTRA = frozenset({"u"})
 _FLAGS = frozenset(
