@@ -79,6 +79,16 @@ def _need(path: Path, command: str) -> Path:
     return path
 
 
+def _json(path: Path, command: str) -> Any:
+    """A saved JSON output (Missing names `command` when it is not there)."""
+    return json.loads(_need(path, command).read_text())
+
+
+def _config(path: Path, command: str, resolve: bool = True) -> dict[str, Any]:
+    """A saved config (a run's config.yaml) as plain containers."""
+    return OmegaConf.to_container(OmegaConf.load(_need(path, command)), resolve=resolve)
+
+
 # ------------------------------------------------------------------------------------------------ presets (simulate)
 PRESET_HEADER = (
     "preset",
@@ -146,31 +156,30 @@ def example_block(summary: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------------------------------------- quickstart
 QUICKSTART_COMMAND = "make run  (python -m experiments.quickstart; links outputs/quickstart/latest)"
-QUICKSTART_HEADER = (
-    "rank",
-    "mechanism",
-    "secure",
-    "worst gain [95% CI]",
-    "worst deviation",
-    "cost / correct result",
-    "extra exec / job",
-    "fake accepted / job",
-)
+SECURITY_HEADER = ("secure", "worst gain [95% CI]", "worst deviation", "cost / correct result")
+QUICKSTART_HEADER = ("rank", "mechanism", *SECURITY_HEADER, "extra exec / job", "fake accepted / job")
+
+
+def security_cells(r: Mapping[str, Any]) -> list[str]:
+    """A mechanism's security and cost columns, from an `Assessment.row()` (the quickstart's and the search's)."""
+    return [
+        "yes" if r["secure"] else "no",
+        f"{r['max_gain']:.2f} [{r['max_gain_lo']:.2f}, {r['max_gain_hi']:.2f}]",
+        str(r["worst"]),
+        _num(r["cost_per_correct_result"], ".2f"),
+    ]
 
 
 def quickstart_table(run_dir: Path = OUTPUTS / "quickstart" / "latest") -> str:
     """The quickstart's ranked table (ranked.parquet, mixed_fake_accepted_per_job per job as in sim.metrics)."""
     ranked = pd.read_parquet(_need(run_dir / "ranked.parquet", QUICKSTART_COMMAND))
-    cfg = OmegaConf.to_container(OmegaConf.load(_need(run_dir / ".hydra" / "config.yaml", QUICKSTART_COMMAND)))
-    seconds = json.loads(_need(run_dir / "analysis.json", QUICKSTART_COMMAND).read_text())["seconds"]
+    cfg = _config(run_dir / ".hydra" / "config.yaml", QUICKSTART_COMMAND, resolve=False)
+    seconds = _json(run_dir / "analysis.json", QUICKSTART_COMMAND)["seconds"]
     rows = [
         [
             str(r["rank"]),
             str(r["mechanism"]),
-            "yes" if r["secure"] else "no",
-            f"{r['max_gain']:.2f} [{r['max_gain_lo']:.2f}, {r['max_gain_hi']:.2f}]",
-            str(r["worst"]),
-            _num(r["cost_per_correct_result"], ".2f"),
+            *security_cells(r),
             _num(r["extra_executions_per_job"], ".2f"),
             _num(r["mixed_fake_accepted_per_job"], ".3f"),
         ]
@@ -185,6 +194,46 @@ def quickstart_table(run_dir: Path = OUTPUTS / "quickstart" / "latest") -> str:
     return f"{caption(text)}\n\n{markdown(QUICKSTART_HEADER, rows)}"
 
 
+# ---------------------------------------------------------------------------------------------------- search
+SEARCH_COMMAND = "python -m experiments.search +experiment=search hydra.sweep.dir=outputs/search/readme"
+
+
+def _value(value: str) -> str:
+    """A fractional value to three significant digits; anything else as written."""
+    try:
+        return f"{float(value):.3g}" if "." in value else value
+    except ValueError:
+        return value
+
+
+def search_settings(overrides: Sequence[str]) -> str:
+    """A trial's `mechanism.*` overrides, shortened; a disabled mechanism's other parameters left out."""
+    settings = dict(o.removeprefix("mechanism.").split("=", 1) for o in overrides if o.startswith("mechanism."))
+    off = {k.removesuffix(".enabled") for k, v in settings.items() if k.endswith(".enabled") and v.lower() == "false"}
+    return " ".join(
+        f"{k}={_value(v)}" for k, v in settings.items() if k.endswith(".enabled") or k.split(".")[0] not in off
+    )
+
+
+def search_table(sweep_dir: Path = OUTPUTS / "search" / "readme") -> str:
+    """The search's winner beside its reference preset (`search_summary.json`, written by `WriteWinner`)."""
+    s = _json(sweep_dir / "search_summary.json", SEARCH_COMMAND)
+    winner, reference = s["winner"], s["reference"]
+    rows = [
+        [
+            f"`{winner['name']}` (trial {winner['job']})",
+            *security_cells(winner),
+            f"`{search_settings(winner['overrides'])}`",
+        ],
+        [str(reference["name"]), *security_cells(reference), "the preset"],
+    ]
+    text = (
+        f"`{SEARCH_COMMAND}`: {s['trials']} trials, {s['secure_trials']} secure; the cheapest secure trial (the "
+        "cheapest of all when none is) against the reference preset on the same study (`search_summary.json`):"
+    )
+    return f"{caption(text)}\n\n{markdown(('mechanism', *SECURITY_HEADER, 'parameters'), rows)}"
+
+
 # ------------------------------------------------------------------------------------------------ training scans
 SCANS = {
     "cheat_threshold": "python -m experiments.train +experiment=cheat_threshold",
@@ -197,8 +246,7 @@ def load_scan(name: str, root: Path = OUTPUTS / "train") -> tuple[pd.DataFrame, 
     """A scan's table and resolved config (`run_dir/scan.parquet`, `run_dir/config.yaml`)."""
     run_dir = root / name
     table = pd.read_parquet(_need(run_dir / "scan.parquet", SCANS[name]))
-    cfg = OmegaConf.to_container(OmegaConf.load(_need(run_dir / "config.yaml", SCANS[name])), resolve=True)
-    return table, cfg
+    return table, _config(run_dir / "config.yaml", SCANS[name])
 
 
 def threshold_table(root: Path = OUTPUTS / "train") -> str:
@@ -236,7 +284,7 @@ def learned_table(root: Path = OUTPUTS / "train") -> str:
     rows += [
         [
             f"mediators, bribe {bribe}, expected loss {v:g}",
-            f"bribe acceptance {r:.4g}",
+            f"bribe acceptance {r:.3f}",
             f"take ({bribe} + {rerun} > {v:g})" if bribe + rerun > v else f"refuse ({bribe} + {rerun} < {v:g})",
         ]
         for v, r in zip(meds["value"], meds["bribe_acceptance"], strict=True)
@@ -248,6 +296,44 @@ def learned_table(root: Path = OUTPUTS / "train") -> str:
         "of the acceptance tests):"
     )
     return f"{caption(text)}\n\n{markdown(LEARNED_HEADER, rows)}"
+
+
+#: The collusion experiment's mechanisms (replication alone, and with Dong et al.'s contracts) -> run directory
+COLLUSION = {"collusion/replication": "collusion_replication", "dong_counter_collusion": "collusion_dong"}
+COLLUSION_HEADER = ("mechanism", "run directory", "collusion rate", "profit per learning node and round")
+
+
+def collusion_command(mechanism: str, run: str) -> str:
+    """Train the cartel under `mechanism`, then evaluate it into `<run_dir>/evaluation`."""
+    run_dir = f"outputs/train/{run}"
+    return (
+        f"python -m experiments.train +experiment=node_collusion mechanism={mechanism} run_dir={run_dir}; "
+        f"python -m experiments.evaluate run_dir={run_dir} out_dir={run_dir}/evaluation"
+    )
+
+
+def collusion_table(root: Path = OUTPUTS / "train") -> str:
+    """Collusion rate and profit of the learning nodes under each mechanism (evaluate's `summary.json`, focal)."""
+    rows = []
+    for mechanism, run in COLLUSION.items():
+        command = collusion_command(mechanism, run)
+        cfg = _config(root / run / "config.yaml", command)
+        summary = _json(root / run / "evaluation" / "summary.json", command)
+        focal = summary["focal"]
+        per_round = focal["counts"]["node_profit"] / focal["counts"]["node_agents"] / cfg["env"]["rounds"]
+        rows.append(
+            [
+                f"`{mechanism}`",
+                f"`outputs/train/{run}`",
+                _num(focal["rates"]["collusion_rate"], ".4f"),
+                f"{per_round:.2f}",
+            ]
+        )
+    text = (
+        f"`{collusion_command('<mechanism>', '<run>')}` ({cfg['env']['focal']['node']} learning nodes, "
+        f"{cfg['train']['iterations']} PPO iterations, {summary['episodes']} evaluation episodes):"
+    )
+    return f"{caption(text)}\n\n{markdown(COLLUSION_HEADER, rows)}"
 
 
 # -------------------------------------------------------------------------------------------------------- benchmarks
@@ -291,8 +377,8 @@ RL_HEADER = (
 )
 
 
-def _bench(name: str, root: Path) -> list[dict[str, Any]]:
-    return json.loads(_need(root / f"{name}.json", BENCH[name]).read_text())
+def _bench(name: str, root: Path) -> Any:
+    return _json(root / f"{name}.json", BENCH[name])
 
 
 def engine_caption(run: Mapping[str, Any]) -> str:
@@ -326,14 +412,35 @@ def engine_cells(r: Mapping[str, Any]) -> list[str]:
 
 
 def engine_table(root: Path = OUTPUTS / "bench") -> str:
-    data = json.loads(_need(root / "engine.json", BENCH["engine"]).read_text())
+    data = _bench("engine", root)
     rows = [engine_cells(r) for r in data["rows"]]
     text = caption(f"`{BENCH['engine']}`: {engine_caption(data['run'])}")
     return f"{text}\n\n{markdown(ENGINE_HEADER, rows)}"
 
 
+#: Issue 12's sampling targets at 8 learning agents per market: added sampling time at most 25%, decisions/s at
+#: least 5x the one-market env's.
+RL_TARGET = {"agents": 8, "overhead": 0.25, "speedup": 5.0}
+
+
+def rl_targets(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Which markets-per-step rows meet both sampling targets (against the one-market row of the same size)."""
+    rows = [r for r in rows if r["agents"] == RL_TARGET["agents"]]
+    one = next((r["market_decisions_per_s"] for r in rows if r["markets"] == 1), None)
+    met = [
+        str(r["markets"])
+        for r in rows
+        if one and r["overhead"] <= RL_TARGET["overhead"] and r["market_decisions_per_s"] >= RL_TARGET["speedup"] * one
+    ]
+    return caption(
+        f"Targets at {RL_TARGET['agents']} learning agents per market: added sampling time at most "
+        f"{RL_TARGET['overhead']:.0%} and decisions/s at least {RL_TARGET['speedup']:g}x the one-market env's; both "
+        f"met at markets per step: {', '.join(met) or 'none measured'}."
+    )
+
+
 def rl_table(root: Path = OUTPUTS / "bench") -> str:
-    data = json.loads(_need(root / "rl_env.json", BENCH["rl_env"]).read_text())
+    data = _bench("rl_env", root)
     run = data["run"]
     rows = [
         [
@@ -349,7 +456,7 @@ def rl_table(root: Path = OUTPUTS / "bench") -> str:
     text = caption(f"`{BENCH['rl_env']}`: best of {run['repeats']} interleaved timings of {run['steps']} market "
                    f"rounds; {run['cpus']} CPUs, load average {run['load_start']:.1f} at start, "
                    f"{run['load_end']:.1f} at end")  # fmt: skip
-    return f"{text}\n\n{markdown(RL_HEADER, rows)}"
+    return f"{text}\n\n{markdown(RL_HEADER, rows)}\n\n{rl_targets(data['rows'])}"
 
 
 def live_docker_table(root: Path = OUTPUTS / "bench") -> str:
@@ -389,7 +496,7 @@ def gas_markdown(data: Mapping[str, Any]) -> str:
 
 
 def gas_table(root: Path = OUTPUTS / "bench") -> str:
-    return gas_markdown(json.loads(_need(root / "gas.json", BENCH["gas"]).read_text()))
+    return gas_markdown(_bench("gas", root))
 
 
 LIVE_HEADER = ("measure", "live stack", "bare `docker run`", "ratio", "target")
@@ -421,7 +528,7 @@ def live_markdown(r: Mapping[str, Any]) -> str:
 
 
 def live_table(root: Path = OUTPUTS / "bench") -> str:
-    return live_markdown(json.loads(_need(root / "live.json", BENCH["live"]).read_text()))
+    return live_markdown(_bench("live", root))
 
 
 # ------------------------------------------------------------------------------------------------ reproduced results
@@ -453,7 +560,9 @@ def tables(overrides: Sequence[str] = ()) -> list[Table]:
         ),
         Table("learned_rates", f"{SCANS['learned_nodes']}; {SCANS['learned_mediators']}", learned_table),
         Table("cheat_threshold", SCANS["cheat_threshold"], threshold_table),
+        Table("collusion", "; ".join(collusion_command(*c) for c in COLLUSION.items()), collusion_table),
         Table("quickstart", QUICKSTART_COMMAND, quickstart_table),
+        Table("search", SEARCH_COMMAND, search_table),
         Table("gas", BENCH["gas"], gas_table),
         Table("live", BENCH["live"], live_table),
         Table("live_docker", BENCH["live_docker"], live_docker_table),

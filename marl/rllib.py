@@ -183,7 +183,8 @@ class LearnedPolicy:
         from ray.rllib.core import COMPONENT_LEARNER, COMPONENT_LEARNER_GROUP, COMPONENT_RL_MODULE
         from ray.rllib.core.rl_module.rl_module import RLModule
 
-        root = Path(path) / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE
+        # absolute: RLlib reads the path as a URI, and a relative one (run_dir=outputs/train/...) has no scheme
+        root = Path(path).resolve() / COMPONENT_LEARNER_GROUP / COMPONENT_LEARNER / COMPONENT_RL_MODULE
         spaces = module_spaces(env, mapping)
         missing = [m for m in spaces if not (root / m).is_dir()]
         if missing:

@@ -4,6 +4,7 @@ seed, evaluate runs from a training run directory or with scripted strategies, a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,8 @@ def test_checkpoint_restores_to_the_same_evaluation(small_run: Any) -> None:
     first = evaluate(env_cfg, live, episodes=3, seed=7)
     assert_same_evaluation(first, evaluate(env_cfg, restored, episodes=3, seed=7))
     assert_same_evaluation(first, evaluate(env_cfg, restored, episodes=3, seed=7))
+    relative = LearnedPolicy.from_checkpoint(os.path.relpath(result.checkpoint), "role", MarketEnv(env_cfg))
+    assert_same_evaluation(first, evaluate(env_cfg, relative, episodes=3, seed=7))  # run_dir=outputs/train/...
     with pytest.raises(AssertionError):
         assert_same_evaluation(first, evaluate(env_cfg, restored, episodes=3, seed=8))
     greedy = evaluate(env_cfg, restored, episodes=2, seed=7, explore=False)

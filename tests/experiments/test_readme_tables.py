@@ -81,6 +81,62 @@ def test_training_tables_render_in_the_readme_format(tmp_path: Path) -> None:
     assert shape(rt.threshold_table(tmp_path)) == shape(rt.readme_block(README, "cheat_threshold"))
 
 
+def test_collusion_table_renders_each_mechanism_from_its_evaluation(tmp_path: Path) -> None:
+    register_resolver()
+    with pytest.raises(rt.Missing, match="experiment=node_collusion mechanism=collusion/replication"):
+        rt.collusion_table(tmp_path)
+    for k, (mechanism, run) in enumerate(rt.COLLUSION.items()):
+        cfg = compose_plain("train", ["+experiment=node_collusion", f"mechanism={mechanism}"])
+        (tmp_path / run / "evaluation").mkdir(parents=True)
+        (tmp_path / run / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(cfg)))
+        counts = {"node_profit": 3200 * (k + 1), "node_agents": 160}  # 10 episodes x 16 nodes, 20 rounds each
+        summary = {"episodes": 10, "focal": {"rates": {"collusion_rate": 0.5 / (k + 1)}, "counts": counts}}
+        (tmp_path / run / "evaluation" / "summary.json").write_text(json.dumps(summary))
+    table = rt.collusion_table(tmp_path)
+    assert shape(table) == shape(rt.readme_block(README, "collusion"))
+    assert "| `collusion/replication` | `outputs/train/collusion_replication` | 0.5000 | 1.00 |" in table
+    assert "| `dong_counter_collusion` | `outputs/train/collusion_dong` | 0.2500 | 2.00 |" in table
+    assert "16 learning nodes, 40 PPO iterations, 10 evaluation episodes" in " ".join(table.split())
+
+
+def test_search_table_shows_the_winner_beside_its_reference(tmp_path: Path) -> None:
+    with pytest.raises(rt.Missing, match=re.escape(rt.SEARCH_COMMAND)):
+        rt.search_table(tmp_path)
+    gains = {"max_gain": 0.0, "max_gain_lo": 0.0, "max_gain_hi": 0.0, "worst": "node: cheater(rate=1.0, bribe=0)"}
+    overrides = ["+experiment=search", "mechanism.check_policy.q=0.33124", "mechanism.consortium.enabled=False"]
+    overrides += ["mechanism.consortium.size=3", "mechanism.lilypad_v2.mediation_fee=6"]
+    summary = {
+        "winner": {
+            "name": "searched",
+            "job": 7,
+            "overrides": overrides,
+            "secure": True,
+            **gains,
+            "cost_per_correct_result": 12.5,
+        },
+        "reference": {"name": "lilypad_v2 (q=0.25)", "secure": False, **gains, "cost_per_correct_result": 25.0},
+        "trials": 60,
+        "secure_trials": 9,
+    }
+    (tmp_path / "search_summary.json").write_text(json.dumps(summary))
+    table = rt.search_table(tmp_path)
+    assert shape(table)[0] == shape(rt.readme_block(README, "search"))[0]
+    assert (
+        "| `searched` (trial 7) | yes |" in table
+        and "`check_policy.q=0.331 consortium.enabled=False lilypad_v2.mediation_fee=6`" in table
+    )
+    assert "| lilypad_v2 (q=0.25) | no |" in table and "60 trials, 9 secure" in table
+
+
+def test_rl_targets_name_the_markets_per_step_that_meet_both() -> None:
+    def row(markets: int, decisions: float, overhead: float) -> dict[str, float]:
+        return {"agents": 8, "markets": markets, "market_decisions_per_s": decisions, "overhead": overhead}
+
+    rows = [row(1, 2000, 0.7), row(5, 9000, 0.3), row(16, 10000, 0.25), row(21, 9999, 0.1)]
+    assert rt.rl_targets(rows).endswith("both met at markets per step: 16.")
+    assert rt.rl_targets(rows[1:]).endswith("both met at markets per step: none measured.")
+
+
 def test_benchmark_tables_render_in_the_readme_format(tmp_path: Path) -> None:
     row = {
         "size": 1000,
