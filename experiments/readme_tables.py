@@ -3,8 +3,9 @@
 Each measured block of README.md sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`; `tables()` lists
 them. Cheap ones are measured here (the preset table and the simulate example: one `simulate` run per mechanism
 preset at the simulate defaults, outputs kept under `outputs/readme/`); the others are rendered from the saved
-outputs of the command that measures them (the quickstart's `ranked.parquet`, a training scan's `scan.parquet`,
-the benchmarks' JSON), and the command is printed when that output is missing.
+outputs of the command that measures them (the quickstart's `ranked.parquet`, a training scan's `scan.parquet`, an
+evaluation's `summary.json`, the search's `search_summary.json`, the benchmarks' JSON), and the command is printed
+when that output is missing.
 
     python -m experiments.readme_tables                      # print every block it can render
     python -m experiments.readme_tables --write              # and replace those blocks in README.md
@@ -141,7 +142,18 @@ def preset_table(runs: Mapping[str, Mapping[str, Any]], overrides: Sequence[str]
         f"nodes, the default population, {cfg['rounds']} rounds, seed {cfg['seed']} (`summary.json` of each "
         "run; per job = all replicas of one job offer, per deal = each replica, as defined in `sim.metrics`)."
     )
-    return f"{caption(text)}\n\n{markdown(PRESET_HEADER, rows)}"
+    return f"{caption(text)}\n\n{markdown(PRESET_HEADER, rows)}\n\n{preset_findings(runs)}"
+
+
+def preset_findings(runs: Mapping[str, Mapping[str, Any]]) -> str:
+    """Under which presets always cheating loses money, and which preset costs clients the most."""
+    cheat = {p: _strategy(s, "node cheater(rate=1.0") for p, s in runs.items()}
+    losing = [f"`{p}`" for p, c in cheat.items() if c is not None and c["per_deal"] < 0]
+    dearest = max(runs, key=lambda p: runs[p]["client_cost_per_job"] or 0)
+    return caption(
+        f"Always cheating loses money per deal under {', '.join(losing) or 'no preset'}; clients pay the most per "
+        f"job under `{dearest}`."
+    )
 
 
 def default_choice(group: str, config_name: str = "simulate") -> str:

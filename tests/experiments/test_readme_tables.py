@@ -50,6 +50,20 @@ def test_preset_table_and_simulate_example_regenerate_in_the_readme_format(tmp_p
     assert [skeleton(x) for x in ours[: head + 1]] == [skeleton(x) for x in theirs[: head + 1]]
 
 
+def test_preset_findings_read_the_summaries() -> None:
+    def run(cheat: float, cost: float) -> dict[str, object]:
+        return {
+            "profit_per_strategy": {"node cheater(rate=1.0, bribe=30)": {"per_deal": cheat}},
+            "client_cost_per_job": cost,
+        }
+
+    runs = {"a": run(-1.0, 9.0), "b": run(2.0, 3.0), "c": run(-0.5, 1.0)}
+    assert rt.preset_findings(runs) == (
+        "Always cheating loses money per deal under `a`, `c`; clients pay the most per job under `a`."
+    )
+    assert rt.preset_findings({"b": run(2.0, 3.0)}).startswith("Always cheating loses money per deal under no preset;")
+
+
 def scan_dir(root: Path, name: str, rates: dict[str, list[float]]) -> None:
     """A run directory as `experiments.train.run_scan` writes it (config.yaml, scan.parquet), made-up rates."""
     cfg = compose_plain("train", [f"+experiment={name}"])
