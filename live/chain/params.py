@@ -19,10 +19,11 @@ from mechanisms.collateral import CollateralConfig
 from mechanisms.config import ConfigError
 from mechanisms.consortium import ConsortiumConfig
 from mechanisms.lilypad_v2 import SLASH_DESTINATIONS, LilypadV2Config
+from mechanisms.replication import ReplicationConfig
 from mechanisms.tax_jackpot import TaxJackpotConfig
 
 #: Mechanisms the contract enforces.
-ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium", "tax_jackpot")
+ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium", "tax_jackpot", "replication")
 #: Mechanisms computed off chain from the contract's events (nothing to enforce).
 OFF_CHAIN = ("check_policy", "reputation")
 DEPLOYABLE = ON_CHAIN + OFF_CHAIN
@@ -33,6 +34,8 @@ STAKE_SLASH_TO = ("burn", "protocol", "client")
 #: PanelModule.FALLBACK_* and DISSENT_*, in code order.
 PANEL_FALLBACK = ("majority", "accept", "reject")
 DISSENT_TO = ("burn", "protocol", "payer")
+#: ReplicationModule.TO_*, in code order (mechanisms.replication.WrongDepositTo).
+WRONG_DEPOSIT_TO = ("honest_replica", "client", "burn")
 #: Consortium options the contract implements, per field (others are refused naming the field, with the reason).
 PANEL_SUPPORTED: dict[str, tuple[object, str]] = {
     "selection": ("uniform", "stake and reputation weights and bids are not on chain"),
@@ -83,6 +86,11 @@ class ChainParams:
     jackpot_amount: int = 0
     max_payout: int | None = None
     round_blocks: int = 1  # blocks between two payouts at least (a deployment choice: the twin's round)
+    replication: bool = False  # the replication mechanism is enabled (ReplicationModule)
+    replicas: int = 1
+    commit_reveal: bool = False
+    wrong_deposit_to: str = "honest_replica"  # one of WRONG_DEPOSIT_TO
+    commit_blocks: int = 0  # the commit window from a job's opening (a deployment choice: half the submit deadline)
 
     @property
     def jackpot_config(self) -> tuple[object, ...]:
@@ -190,7 +198,34 @@ def chain_params(stack: MechanismStack, rerun_costs: Sequence[int] = ()) -> Chai
         fee_share_bps=staking.config.fee_share_bps if staking is not None else 0,
         **panel,
         **_jackpot(stack),
+        **_replication(stack, b.deadline_submit),
     )
+
+
+def _replication(stack: MechanismStack, deadline_submit: int) -> dict[str, object]:
+    """The replication module's parameters, or a ConfigError naming the field the contracts cannot express."""
+    mech = stack.get("replication")
+    if mech is None:
+        return {}
+    c: ReplicationConfig = mech.config
+    if c.settle_once:
+        raise ConfigError(
+            "mechanism.replication.settle_once=True is invalid on chain: allowed False (the followers' fee-free "
+            "checks and the lead's shared verdict would need a per-deal mediation fee in the deal contract, which is "
+            "at the EIP-170 code limit)"
+        )
+    if c.wrong_deposit_to == "honest_replica" and stack.get("consortium") is not None:
+        raise ConfigError(
+            "mechanism.replication.wrong_deposit_to='honest_replica' is invalid on chain with the consortium: allowed "
+            "'client' or 'burn' (a panel's votes declare no correct result, so no honest replica can be named)"
+        )
+    return {
+        "replication": True,
+        "replicas": c.replicas,
+        "commit_reveal": c.commit_reveal,
+        "wrong_deposit_to": c.wrong_deposit_to,
+        "commit_blocks": max(1, deadline_submit // 2),
+    }
 
 
 def _jackpot(stack: MechanismStack) -> dict[str, object]:
