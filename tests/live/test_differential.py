@@ -169,6 +169,53 @@ def test_jackpot_options_the_chain_cannot_express_are_refused() -> None:
             chain_params(stack)
 
 
+@pytest.mark.parametrize(
+    ("replicas", "commit_reveal", "wrong_deposit_to", "slash_to"),
+    [
+        (3, True, "honest_replica", "protocol"),
+        (2, False, "honest_replica", "mediator"),
+        (2, False, "client", "burn"),
+        (3, True, "burn", "counterparty"),
+    ],
+)
+def test_anvil_settles_replication_like_the_twin(
+    replicas: int, commit_reveal: bool, wrong_deposit_to: str, slash_to: str
+) -> None:
+    """r replicas per job posted through the replication module (committed, then revealed, with commit-reveal;
+    replicas that never commit make the others wait out the commit window), disagreeing replicas checked, and a
+    rejected replica's results collateral sent where the prisoner's contract says: the job's first replica that
+    revealed the result the rejecting mediator declared correct, else the base destination."""
+    mech = {
+        "order": ["lilypad_v2", "replication"],
+        "lilypad_v2": {"slash_to": slash_to, "submit_timeout_collateral": 7, "judge_timeout_collateral": 3},
+        "replication": {"replicas": replicas, "commit_reveal": commit_reveal, "wrong_deposit_to": wrong_deposit_to},
+    }
+    with AnvilChain(60 + 4 + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=13), 4, chain)
+    assert_equal(rep)
+    assert set(rep.states) == ALL_TERMINALS
+    assert rep.moves["ResultsCollateral/Slashed"] > 0 and rep.moves["SubmitTimeoutCollateral/Slashed"] > 0
+    assert (rep.honest_replica_paid > 0) == (wrong_deposit_to == "honest_replica")
+
+
+def test_embedded_chain_settles_replication_like_the_twin() -> None:
+    mech = {"order": ["lilypad_v2", "replication"], "replication": {"replicas": 2, "commit_reveal": True}}
+    with EmbeddedChain(14 + 14 + 4 + 2) as chain:
+        rep = differential(diff_cfg(mech, n_clients=14, n_nodes=14), 2, chain)
+    assert_equal(rep)
+
+
+def test_replication_options_the_chain_cannot_express_are_refused() -> None:
+    stack = MechanismStack.from_mapping({"order": ["lilypad_v2", "replication"], "replication": {"settle_once": True}})
+    with pytest.raises(ConfigError, match=r"mechanism\.replication\.settle_once=True is invalid on chain"):
+        chain_params(stack)
+    both = {"order": ["lilypad_v2", "consortium", "replication"]}
+    with pytest.raises(ConfigError, match=r"mechanism\.replication\.wrong_deposit_to='honest_replica' is invalid"):
+        chain_params(MechanismStack.from_mapping(both, "mechanism"), [6, 60])
+    ok = chain_params(MechanismStack.from_mapping({**both, "replication": {"wrong_deposit_to": "burn"}}), [6, 60])
+    assert ok.replication and ok.consortium and ok.wrong_deposit_to == "burn"
+
+
 @pytest.mark.slow
 def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
     """Every on-chain mechanism at once: collateral, consortium panels, staking, taxes and jackpots."""
