@@ -289,9 +289,10 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-#: On chain, but the live services do not take part yet: mediators call `mediate` (not a panel's `vote`) and
-#: nobody ends jackpot rounds (`payJackpot`).
-NOT_IN_LIVE_SERVICES = ("consortium", "tax_jackpot")
+#: On chain, but the live services do not take part yet: mediators call `mediate` (not a panel's `vote`), nobody
+#: ends jackpot rounds (`payJackpot`), and nodes post with `submitResults` (not the replication module's
+#: commit-reveal, for which the solver would also have to buy r deals per job).
+NOT_IN_LIVE_SERVICES = ("consortium", "tax_jackpot", "replication")
 
 
 def check_live(stack: MechanismStack) -> None:

@@ -33,10 +33,18 @@ def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> No
 
 def test_live_services_refuse_mechanisms_they_do_not_run() -> None:
     check_live(stack("lilypad_v2"))
-    for order in (["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"]):
+    for order in (["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"], ["lilypad_v2", "replication"]):
         s = MechanismStack.from_mapping({"order": order}, "mechanism")
         with pytest.raises(ConfigError, match=rf"mechanism\.{order[1]}\.enabled=True is invalid for the live"):
             check_live(s)
+
+
+def test_dong_preset_deploys_its_replication_without_whistleblowing() -> None:
+    mech = mechanism("dong_counter_collusion")
+    mech["whistleblowing"] = {**mech["whistleblowing"], "enabled": False}
+    p = chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+    assert (p.replication, p.replicas, p.commit_reveal, p.wrong_deposit_to) == (True, 2, True, "honest_replica")
+    assert p.commit_blocks == p.deadline_submit // 2
 
 
 def test_truebit_preset_is_refused_for_its_forced_errors() -> None:
