@@ -47,9 +47,8 @@ contract ReplicationModule {
     struct Replica {
         bytes32 job; // 0: the deal belongs to no job
         address node;
-        bytes32 commitment;
-        bytes32 result;
-        bool revealed;
+        bool revealed; // packed with the node: the reveal rewrites slots, never fills new ones
+        bytes32 posted; // the commitment until the reveal, then the result
     }
 
     IDealsOfReplication public immutable deals;
@@ -113,7 +112,7 @@ contract ReplicationModule {
         }
         job = keccak256(abi.encode(ids));
         for (uint256 k = 0; k < ts.length; ++k) {
-            replicaOf[ids[k]] = Replica(job, ts[k].node, 0, 0, false);
+            replicaOf[ids[k]] = Replica(job, ts[k].node, false, 0);
         }
         jobs[job] = Job(ids, msg.sender, uint40(block.number), 0, 0);
         emit JobOpened(job, msg.sender, ids);
@@ -123,10 +122,10 @@ contract ReplicationModule {
     function commit(IDeals.Terms calldata t, bytes32 commitment) external {
         if (!commitReveal) revert CommitRevealDisabled();
         (bytes32 id, Replica storage r, Job storage j) = _replica(t);
-        if (r.commitment != 0) revert AlreadyCommitted(id);
+        if (r.posted != 0) revert AlreadyCommitted(id);
         if (commitment == 0) revert InvalidJob("commitment");
         if (_revealOpen(j)) revert CommitClosed(id);
-        r.commitment = commitment;
+        r.posted = commitment;
         j.committed += 1;
         emit Committed(id, commitment);
     }
@@ -135,9 +134,9 @@ contract ReplicationModule {
     function reveal(IDeals.Terms calldata t, bytes32 result, bytes32 salt) external {
         if (!commitReveal) revert CommitRevealDisabled();
         (bytes32 id, Replica storage r, Job storage j) = _replica(t);
-        if (r.commitment == 0) revert NotCommitted(id);
+        if (r.posted == 0) revert NotCommitted(id);
         if (!_revealOpen(j)) revert RevealNotOpen(id);
-        if (keccak256(abi.encode(result, salt)) != r.commitment) revert BadReveal(id);
+        if (keccak256(abi.encode(result, salt)) != r.posted) revert BadReveal(id);
         _post(t, id, r, result);
     }
 
@@ -195,7 +194,7 @@ contract ReplicationModule {
         for (uint256 k = 0; k < j.ids.length; ++k) {
             bytes32 other = j.ids[k];
             Replica storage r = replicaOf[other];
-            if (other == id || !r.revealed || r.result != j.correct) continue;
+            if (other == id || !r.revealed || r.posted != j.correct) continue;
             (DealProtocol.State s,,,,) = deals.deals(other);
             if (s != DealProtocol.State.MediationRejected) return r.node;
         }
@@ -218,7 +217,7 @@ contract ReplicationModule {
 
     /// Record the result (effects first) and post it to the deal contract, which checks the deadline and escrows.
     function _post(IDeals.Terms calldata t, bytes32 id, Replica storage r, bytes32 result) internal {
-        r.result = result;
+        r.posted = result;
         r.revealed = true;
         emit Revealed(id, result);
         deals.submitResults(t, result, t.instructions);
