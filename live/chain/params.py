@@ -27,6 +27,15 @@ ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium", "tax_jackpot", 
 #: Mechanisms computed off chain from the contract's events (nothing to enforce).
 OFF_CHAIN = ("check_policy", "reputation")
 DEPLOYABLE = ON_CHAIN + OFF_CHAIN
+#: Why a mechanism is not deployable (the refusal names it; docs/chain.md explains).
+NOT_ON_CHAIN_WHY = {
+    "whistleblowing": (
+        "its proofs cannot be checked on chain: the chain cannot tell the cartel's shared fake from a lone cheater's "
+        "(any caught node could report itself to be excused) nor see a bribe paid off chain (any mediator could "
+        "claim a node's deposit by reporting a bribe it never took)"
+    ),
+    "retention": "storage payments and the check window are not implemented",
+}
 UINT32_MAX = 2**32 - 1
 UINT96_MAX = 2**96 - 1
 #: Where the contract can send slashed stakes (StakeModule.STAKE_SLASH_*); the twin's `jackpot` needs the jackpot.
@@ -150,9 +159,10 @@ def chain_params(stack: MechanismStack, rerun_costs: Sequence[int] = ()) -> Chai
     `rerun_costs` are the market's module compute costs (what a dissenting consortium member keeps)."""
     for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
         if on and mech.name not in DEPLOYABLE:
+            why = NOT_ON_CHAIN_WHY.get(mech.name, "not implemented")
             raise ConfigError(
-                f"{path}.enabled=True is invalid on chain: the contracts do not implement {mech.name!r} yet; allowed "
-                f"on chain: {list(DEPLOYABLE)} (disable it with {path}.enabled=false to deploy without it)"
+                f"{path}.enabled=True is invalid on chain: the contracts do not implement {mech.name!r} ({why}); "
+                f"allowed on chain: {list(DEPLOYABLE)} (disable it with {path}.enabled=false to deploy without it)"
             )
     base = stack.get("lilypad_v2")
     if base is None:
