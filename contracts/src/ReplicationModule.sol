@@ -140,10 +140,18 @@ contract ReplicationModule {
         _post(t, id, r, result);
     }
 
-    /// Without commit-reveal the node posts its result directly (it can see the results already posted).
+    /// Without commit-reveal the node posts its result directly (it can see the results already posted). A deal
+    /// in no job (bought once) is posted directly in either mode, so a node that agreed to one is never stuck.
     function post(IDeals.Terms calldata t, bytes32 result) external {
+        bytes32 id = deals.dealId(t);
+        if (replicaOf[id].job == 0) {
+            if (msg.sender != t.node) revert NotParty(id, msg.sender);
+            emit Revealed(id, result);
+            deals.submitResults(t, result, t.instructions);
+            return;
+        }
         if (commitReveal) revert CommitRevealEnabled();
-        (bytes32 id, Replica storage r,) = _replica(t);
+        (, Replica storage r,) = _replica(t);
         _post(t, id, r, result);
     }
 

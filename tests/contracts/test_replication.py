@@ -50,6 +50,9 @@ def test_jobs_and_commit_reveal_revert_with_named_errors(build_world: Any, param
     unjoined = w.terms(nonce=9)
     w.agreed(unjoined)
     assert w.error(d.commit(unjoined, CORRECT, SALT)) == "NotReplica"
+    assert w.error(d.tx(w.stranger, "post", tuple(unjoined), CORRECT, contract=d.replication)) == "NotParty"
+    w.send(d.post(unjoined, CORRECT))  # a deal in no job is posted directly, commit-reveal or not
+    assert d.state(w.id(unjoined)) == S.ResultsSubmitted
     assert w.error(d.tx(w.client, "nodeSlashTo", w.id(t1), w.client, 0, w.client, contract=d.replication)) == (
         "OnlyDeals"
     )
