@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -198,6 +200,41 @@ def test_anvil_settles_replication_like_the_twin(
     assert (rep.honest_replica_paid > 0) == (wrong_deposit_to == "honest_replica")
 
 
+def every_module_with_replication(wrong_deposit_to: str) -> dict[str, Any]:
+    """Collateral, staking, taxes and jackpots and 2 replicas with commit-reveal, plus consortium panels where the
+    wrong deposit's destination allows them (a panel declares no correct result for the honest replica)."""
+    mech: dict[str, Any] = {
+        "order": ["lilypad_v2", "collateral", "staking", "tax_jackpot", "replication"],
+        "lilypad_v2": {"slash_to": "counterparty"},
+        "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7},
+        "staking": {"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "burn", "fee_share_bps": 800},
+        "tax_jackpot": {"tax_bps": 250, "fraction_bps": 2000},
+        "replication": {"replicas": 2, "commit_reveal": True, "wrong_deposit_to": wrong_deposit_to},
+    }
+    if wrong_deposit_to != "honest_replica":
+        mech["order"].insert(2, "consortium")
+        mech["consortium"] = {"size": 3, "threshold": 2, "member_fee": 70, "max_depth": 1, "growth": 2}
+    return mech
+
+
+def module_market(mech: dict[str, Any], n: int) -> dict[str, Any]:
+    cfg = diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6, n_stakers=n)
+    cfg["market"]["trust_profiles"] = [[], [0, 1, 2, 3], [2, 3, 4, 5]]  # room for panels to escalate
+    return cfg
+
+
+@pytest.mark.parametrize("wrong_deposit_to", ["honest_replica", "client"])
+def test_anvil_settles_replication_with_the_other_modules_like_the_twin(wrong_deposit_to: str) -> None:
+    """Replication composed with every other on-chain mechanism: stakes slashed and paid, taxes, jackpots and (with
+    the client as the wrong deposit's destination) consortium panels, on replicas posted through the module."""
+    with AnvilChain(60 + 60 + 6 + 60 + 2) as chain:
+        rep = differential(module_market(every_module_with_replication(wrong_deposit_to), 60), 4, chain)
+    assert_equal(rep)
+    assert set(rep.states) == ALL_TERMINALS
+    assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0 and rep.moves["Tax/Spent"] > 0
+    assert (rep.honest_replica_paid > 0) == (wrong_deposit_to == "honest_replica")
+
+
 def test_embedded_chain_settles_replication_like_the_twin() -> None:
     mech = {"order": ["lilypad_v2", "replication"], "replication": {"replicas": 2, "commit_reveal": True}}
     with EmbeddedChain(14 + 14 + 4 + 2) as chain:
@@ -239,3 +276,17 @@ def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProper
     assert set(rep.states) == ALL_TERMINALS
     assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0
     assert rep.moves["MediationFee/Slashed"] > 0 and rep.moves["Tax/Spent"] > 0 and rep.moves["Jackpot/Spent"] > 0
+
+
+@pytest.mark.slow
+def test_two_thousand_replicated_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
+    """Replication with commit-reveal and the prisoner's contract, with collateral, staking, taxes and jackpots, over
+    1,000 jobs of two replicas (the 10,000-deal run above covers the rest at scale)."""
+    n = 200
+    with AnvilChain(3 * n + 6 + 2) as chain:
+        rep = differential(module_market(every_module_with_replication("honest_replica"), n), 10, chain)
+    record_property("deals", rep.deals)
+    assert_equal(rep)
+    assert rep.deals >= 2_000
+    assert set(rep.states) == ALL_TERMINALS
+    assert rep.honest_replica_paid > 50 and rep.moves["Jackpot/Spent"] > 0
