@@ -379,7 +379,8 @@ class ReplicationMachine(RuleBasedStateMachine):
         for n, choice in enumerate(choices):
             k = n % 2
             r = self.jobs_[job].replicas[k]
-            late, twice = choice == 9, choice == 8
+            late = choice == 9 or (r.state == S.ResultsChecked and choice == 7)  # mediators are often slow
+            twice = choice == 8
             phase = {
                 S.DealNegotiating: ("agree", p.deadline_agree, "client"),
                 S.DealAgreed: ("submit", p.deadline_submit, "client"),
