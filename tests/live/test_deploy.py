@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from contracts.build import load
 from experiments.analysis.configs import mechanism
 from live.chain.node import AnvilChain, open_chain
 from live.chain.params import chain_params, check_live
-from live.deploy import run
+from live.deploy import deploy_record, run
 from mechanisms.base import MechanismStack
 from mechanisms.config import ConfigError
 
@@ -90,6 +91,17 @@ def test_deploy_cli_writes_a_deployment_file(tmp_path: Path) -> None:
     assert on_disk == json.loads(json.dumps(record))
     assert on_disk["params"]["slash_to"] == "counterparty" and on_disk["mechanism"]["order"] == ["lilypad_v2"]
     assert set(on_disk["contracts"]) == {"token", "deals", "beacon"}
+
+
+def test_a_replication_deployment_records_its_module() -> None:
+    cfg = {"mechanism": {"order": ["lilypad_v2", "replication"], "replication": {"commit_reveal": True}}}
+    params = chain_params(MechanismStack.from_mapping(cfg["mechanism"], "mechanism"))
+    with open_chain("embedded", 8) as chain:
+        record = deploy_record(chain, cfg, params, 3)
+        module = record["contracts"]["replication"]
+        deals = chain.w3.eth.contract(address=record["contracts"]["deals"], abi=load()["Deals"].abi)
+        assert deals.functions.replication().call() == module and len(chain.w3.eth.get_code(module)) > 0
+    assert record["params"]["commit_reveal"] and record["params"]["commit_blocks"] == params.deadline_submit // 2
 
 
 def test_deploy_cli_refuses_bad_input(tmp_path: Path) -> None:
