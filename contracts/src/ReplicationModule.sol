@@ -45,9 +45,9 @@ contract ReplicationModule {
     }
 
     struct Replica {
-        bytes32 job; // 0: the deal belongs to no job
         address node;
-        bool revealed; // packed with the node: the reveal rewrites slots, never fills new ones
+        bool revealed;
+        uint64 job; // 0: the deal belongs to no job (node, flag and job share a slot: the reveal fills no new one)
         bytes32 posted; // the commitment until the reveal, then the result
     }
 
@@ -57,13 +57,14 @@ contract ReplicationModule {
     uint8 public immutable wrongDepositTo; // TO_HONEST_REPLICA | TO_CLIENT | TO_BURN
     uint256 public immutable commitBlocks; // the commit window, counted from the job's opening
 
-    mapping(bytes32 => Job) internal jobs;
+    uint64 public jobCount; // jobs are numbered from 1
+    mapping(uint64 => Job) internal jobs;
     mapping(bytes32 => Replica) public replicaOf;
 
-    event JobOpened(bytes32 indexed job, address indexed client, bytes32[] ids);
+    event JobOpened(uint64 indexed job, address indexed client, bytes32[] ids);
     event Committed(bytes32 indexed id, bytes32 commitment);
     event Revealed(bytes32 indexed id, bytes32 result);
-    event CorrectDeclared(bytes32 indexed job, bytes32 result);
+    event CorrectDeclared(uint64 indexed job, bytes32 result);
     /// The deal's slashed results collateral went to `node`, the honest replica (role ROLE_REPLICA in its moves).
     event HonestReplicaPaid(bytes32 indexed id, address node);
 
@@ -95,7 +96,7 @@ contract ReplicationModule {
     }
 
     /// The client opens a job: its replica deals (1 to `replicas`, distinct nodes, none agreed yet), in replica order.
-    function open(IDeals.Terms[] calldata ts) external returns (bytes32 job) {
+    function open(IDeals.Terms[] calldata ts) external returns (uint64 job) {
         if (ts.length == 0 || ts.length > replicas) revert InvalidJob("replicas");
         bytes32[] memory ids = new bytes32[](ts.length);
         for (uint256 k = 0; k < ts.length; ++k) {
@@ -110,9 +111,9 @@ contract ReplicationModule {
             }
             ids[k] = id;
         }
-        job = keccak256(abi.encode(ids));
+        job = ++jobCount;
         for (uint256 k = 0; k < ts.length; ++k) {
-            replicaOf[ids[k]] = Replica(job, ts[k].node, false, 0);
+            replicaOf[ids[k]] = Replica(ts[k].node, false, job, 0);
         }
         jobs[job] = Job(ids, msg.sender, uint40(block.number), 0, 0);
         emit JobOpened(job, msg.sender, ids);
@@ -160,7 +161,7 @@ contract ReplicationModule {
         bytes32 id = deals.dealId(t);
         (,, uint8 m,,) = deals.deals(id);
         if (m == 0 || msg.sender != deals.mediators(m - 1)) revert NotParty(id, msg.sender);
-        bytes32 job = replicaOf[id].job;
+        uint64 job = replicaOf[id].job;
         if (!accept && job != 0 && correct != 0) {
             jobs[job].correct = correct;
             emit CorrectDeclared(job, correct);
@@ -184,13 +185,13 @@ contract ReplicationModule {
         return honest;
     }
 
-    function jobOf(bytes32 job) external view returns (bytes32[] memory ids, address client, uint256 opened,
+    function jobOf(uint64 job) external view returns (bytes32[] memory ids, address client, uint256 opened,
         uint256 committed, bytes32 correct) {
         Job storage j = jobs[job];
         return (j.ids, j.client, j.opened, j.committed, j.correct);
     }
 
-    function revealOpen(bytes32 job) external view returns (bool) {
+    function revealOpen(uint64 job) external view returns (bool) {
         return _revealOpen(jobs[job]);
     }
 
