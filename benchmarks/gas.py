@@ -7,7 +7,8 @@ agreements (which pull the escrow from the parties' tokens), every step, and eac
 "warm" is the same deal between parties that already hold a free balance in the contract (a node or client in
 steady state, whose approval and deposit are spread over many deals). "batched" is 100 happy-path deals, signed
 off chain by both parties and settled by the solver in one `settleSigned` transaction, counting every party's
-approval and deposit, divided by 100.
+approval and deposit, divided by 100. With replication a deal's row counts the opening of a job of that deal alone
+(a job of r replicas is opened once for all of them) and its commit and reveal instead of the submission.
 
     python benchmarks/gas.py [--readme]
 """
@@ -30,13 +31,15 @@ from live.chain.node import AnvilChain
 from live.chain.params import ChainParams, chain_params
 from mechanisms.base import MechanismStack
 
-PRESETS = ("lilypad_v2", "modicum", "none", "consortium", "tax_jackpot")
+PRESETS = ("lilypad_v2", "modicum", "none", "consortium", "tax_jackpot", "replication")
 #: Stacks measured that are not presets: the consortium part's defaults (2-of-3, escalating to 6, uniform draw) on
-#: Lilypad v2 (the consortium preset draws by stake, which is not on chain), and the truebit_jackpot preset's tax and
-#: jackpot without its forced errors (not on chain).
+#: Lilypad v2 (the consortium preset draws by stake, which is not on chain), the truebit_jackpot preset's tax and
+#: jackpot without its forced errors (not on chain), and the dong_counter_collusion preset's replication
+#: (commit-reveal, the prisoner's contract) without its whistleblowing (not on chain).
 STACKS = {
     "consortium": {"order": ["lilypad_v2", "consortium"]},
     "tax_jackpot": {"order": ["lilypad_v2", "tax_jackpot"], "tax_jackpot": {"tax_bps": 300, "fraction_bps": 2000}},
+    "replication": {"order": ["lilypad_v2", "replication"], "replication": {"commit_reveal": True}},
 }
 RERUN_COSTS = (6, 30, 60)  # configs/market/default.yaml's module compute costs
 TARGETS = {"ResultsAccepted": 320_000, "MediationAccepted": 500_000, "MediationRejected": 500_000}
@@ -44,6 +47,7 @@ BATCH_TARGET = 100_000
 BATCH = 100
 OUT = readme_tables.OUTPUTS / "bench" / "gas.json"
 RESULT = b"\x01" * 32
+SALT = b"\x02" * 32
 FUNDS = 10**9
 MAX_UINT = 2**256 - 1  # an unlimited allowance, which OpenZeppelin never decrements
 
@@ -99,9 +103,11 @@ def run_path(b: Bench, path: str, warm: bool) -> int:
         b.gas(d.deposit(c, 10_000), d.deposit(n, 10_000))
     else:
         total += b.gas(d.approve(c, MAX_UINT)) + b.gas(d.approve(n, MAX_UINT))
+    if d.replication is not None:  # the client opens the job before the agreements
+        total += b.gas(d.open_job(c, [t]))
     steps: dict[str, Callable[[], int]] = {
         "agree": lambda: b.gas(d.agree(t, c)) + b.gas(d.agree(t, n)),
-        "submit": lambda: b.gas(d.submit(t, RESULT)),
+        "submit": lambda: _submit(b, t),
         "check": lambda: b.gas(d.check(t)),
     }
     med = d.mediators[0]
@@ -141,6 +147,15 @@ def run_path(b: Bench, path: str, warm: bool) -> int:
             if owed and (who not in (med, *panel) or path.startswith("Mediation")):
                 total += b.gas(d.withdraw(who, owed))
     return total
+
+
+def _submit(b: Bench, t: Terms) -> int:
+    """The node's result: committed then revealed with commit-reveal, else posted (through the replication module
+    when it is deployed)."""
+    d = b.dep
+    if d.params.commit_reveal:
+        return b.gas(d.commit(t, RESULT, SALT)) + b.gas(d.reveal(t, RESULT, SALT))
+    return b.gas(d.post(t, RESULT))
 
 
 def _drawn(b: Bench, t: Terms) -> int:

@@ -93,7 +93,12 @@ def deploy_record(
         "block": dep.block,
         "url": getattr(chain, "url", None),
         "state_file": state,
-        "contracts": {"token": dep.token.address, "deals": dep.deals.address, "beacon": dep.beacon.address},
+        "contracts": {
+            "token": dep.token.address,
+            "deals": dep.deals.address,
+            "beacon": dep.beacon.address,
+            **({"replication": dep.replication.address} if dep.replication is not None else {}),
+        },
         "beacon": dep.beacon_kind,
         "deployer": dep.deployer,
         "protocol_treasury": dep.protocol,

@@ -12,6 +12,7 @@ import {IDeals} from "./IDeals.sol";
 import {IRandomness} from "./Randomness.sol";
 import {JackpotModule} from "./JackpotModule.sol";
 import {PanelModule} from "./PanelModule.sol";
+import {ReplicationModule} from "./ReplicationModule.sol";
 import {StakeModule} from "./StakeModule.sol";
 
 /// @title Deals: the Lilypad v2 deal lifecycle with per-deal escrow, settled exactly as mechanisms/lilypad_v2.py.
@@ -48,6 +49,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         uint32 feeShareBps;
         PanelConfig panel; // the consortium mechanism (PanelModule); mediationFee is then every seat's fee
         JackpotConfig jackpot; // the tax_jackpot mechanism (JackpotModule)
+        ReplicationModule replication; // the replication mechanism (zero: disabled); results and verdicts go through it
     }
 
     /// One storage slot per deal; the terms live in calldata and the DealCreated event, never in storage.
@@ -112,6 +114,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
     uint256 internal immutable _stakeSlashBps;
     uint8 internal immutable _stakeSlashTo;
     uint256 internal immutable _feeShareBps;
+    ReplicationModule public immutable replication;
 
     uint32[] public multipliers;
     address[] public mediators;
@@ -175,6 +178,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         _stakeSlashBps = c.stakeSlashBps;
         _stakeSlashTo = c.stakeSlashTo;
         _feeShareBps = c.feeShareBps;
+        replication = c.replication;
         multipliers = c.multipliers;
         mediators = c.mediators;
     }
@@ -257,7 +261,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
 
     /// The node posts its result before the submit deadline; its submit collateral becomes results collateral.
     function submitResults(Terms calldata t, bytes32 resultHash, uint64 instructions) external nonReentrant {
-        (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.DealAgreed, t.node, address(0));
+        (bytes32 id, Deal memory d) = _load(t, DealProtocol.State.DealAgreed, _via(t.node), address(0));
         _before(id, d.since + deadlineSubmit);
         if (instructions != t.instructions) revert InstructionCountMismatch(t.instructions, instructions);
         Amounts memory a = _amounts(t);
@@ -302,7 +306,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         if (_panels) revert ConsortiumEnabled();
         Deal memory d = deals[dealId(t)];
         address mediator = d.mediator == 0 ? address(0) : mediators[d.mediator - 1];
-        (bytes32 id,) = _load(t, DealProtocol.State.ResultsChecked, mediator, address(0));
+        (bytes32 id,) = _load(t, DealProtocol.State.ResultsChecked, _via(mediator), address(0));
         _before(id, d.since + deadlineMediate);
         uint256[] memory log = _settleLog(t);
         _out(t, d, log, t.client, mediator, _amounts(t).fee, DealProtocol.Reason.MediationFee,
@@ -507,12 +511,21 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         }
     }
 
-    /// Who receives value slashed from `party` (mechanisms.lilypad_v2.slash_destination).
-    function _slashTo(Terms calldata t, address party, Deal memory d) internal view returns (address) {
-        if (slashTo == SLASH_BURN) return BURN;
-        if (slashTo == SLASH_COUNTERPARTY) return party == t.client ? t.node : t.client;
-        if (slashTo == SLASH_MEDIATOR && d.mediator != 0) return mediators[d.mediator - 1];
-        return protocol;
+    /// Who receives value slashed from `party` (mechanisms.lilypad_v2.slash_destination); the replication module
+    /// redirects a node's slashes (mechanisms.replication.slash_destinations).
+    function _slashTo(Terms calldata t, address party, Deal memory d) internal returns (address to) {
+        to = protocol;
+        if (slashTo == SLASH_BURN) to = BURN;
+        if (slashTo == SLASH_COUNTERPARTY) to = party == t.client ? t.node : t.client;
+        if (slashTo == SLASH_MEDIATOR && d.mediator != 0) to = mediators[d.mediator - 1];
+        if (party == t.node && address(replication) != address(0)) {
+            to = replication.nodeSlashTo(dealId(t), t.client, d.state, to);
+        }
+    }
+
+    /// Who may take a step: `role`, or only the replication module when it is deployed.
+    function _via(address role) internal view returns (address) {
+        return address(replication) == address(0) ? role : address(replication);
     }
 
     // ------------------------------------------------------------------ consortium panels (PanelModule)
@@ -713,7 +726,7 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         if (d.mediator != 0 && who == mediators[d.mediator - 1]) return ROLE_MEDIATOR;
         if (who == BURN) return ROLE_BURN;
         if (who == JACKPOT) return ROLE_JACKPOT;
-        return ROLE_PROTOCOL;
+        return who == protocol ? ROLE_PROTOCOL : 255; // ReplicationModule.ROLE_REPLICA: the honest replica
     }
 
     /// A move without its roles (ORed in by the caller).

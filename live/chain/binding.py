@@ -17,9 +17,10 @@ from web3.contract import Contract
 
 from contracts.build import Artifact, load
 from live.chain.node import Chain
-from live.chain.params import ChainParams
+from live.chain.params import WRONG_DEPOSIT_TO, ChainParams
 
 BEACONS = ("prevrandao", "scripted")
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 DEPLOY_GAS = 12_000_000  # the deal contract's creation: ~22 kB of code at 200 gas a byte, then its registries
 TERMS_TYPE = (
     "Terms(address client,address node,uint64 price,uint64 instructions,uint32 multiplierBps,uint32 module,"
@@ -73,7 +74,8 @@ class Deployment:
     protocol: str
     deployer: str
     block: int
-    deploy_gas: int = 0  # gas of the three creation transactions
+    deploy_gas: int = 0  # gas of the creation transactions
+    replication: Contract | None = None  # the ReplicationModule, when the mechanism is deployed
 
     @property
     def domain_separator(self) -> bytes:
@@ -136,14 +138,42 @@ class Deployment:
         n = t.instructions if instructions is None else instructions
         return self.tx(t.node, "submitResults", tuple(t), result_hash, n)
 
+    def open_job(self, client: str, replicas: Sequence[Terms]) -> dict[str, Any]:
+        """Replication: the client opens a job of replica deals (in replica order) before they are agreed."""
+        return self.tx(client, "open", [tuple(t) for t in replicas], contract=self._replication())
+
+    def commit(self, t: Terms, result_hash: bytes, salt: bytes) -> dict[str, Any]:
+        """Replication with commit-reveal: the node commits keccak256(abi.encode(result, salt))."""
+        commitment = keccak(encode(["bytes32", "bytes32"], [result_hash, salt]))
+        return self.tx(t.node, "commit", tuple(t), commitment, contract=self._replication())
+
+    def reveal(self, t: Terms, result_hash: bytes, salt: bytes) -> dict[str, Any]:
+        """Replication with commit-reveal: the node reveals (and so posts) its committed result."""
+        return self.tx(t.node, "reveal", tuple(t), result_hash, salt, contract=self._replication())
+
+    def post(self, t: Terms, result_hash: bytes) -> dict[str, Any]:
+        """Post a result: through the replication module when it is deployed (without commit-reveal), else
+        `submitResults`."""
+        if self.replication is None:
+            return self.submit(t, result_hash)
+        return self.tx(t.node, "post", tuple(t), result_hash, contract=self._replication())
+
+    def _replication(self) -> Contract:
+        if self.replication is None:
+            raise ValueError("replication is not deployed (mechanism.replication.enabled=false)")
+        return self.replication
+
     def accept(self, t: Terms) -> dict[str, Any]:
         return self.tx(t.client, "acceptResults", tuple(t))
 
     def check(self, t: Terms) -> dict[str, Any]:
         return self.tx(t.client, "checkResults", tuple(t))
 
-    def mediate(self, t: Terms, mediator: str, accept: bool) -> dict[str, Any]:
-        return self.tx(mediator, "mediate", tuple(t), accept)
+    def mediate(self, t: Terms, mediator: str, accept: bool, correct: bytes = bytes(32)) -> dict[str, Any]:
+        """The verdict; with replication it goes through the module, a rejection declaring the correct result."""
+        if self.replication is None:
+            return self.tx(mediator, "mediate", tuple(t), accept)
+        return self.tx(mediator, "mediate", tuple(t), accept, correct, contract=self.replication)
 
     def vote(self, t: Terms, member: str, accept: bool, reran: bool) -> dict[str, Any]:
         """A consortium member's vote (and its declaration that it re-ran the job)."""
@@ -185,7 +215,8 @@ class Deployment:
     def revert_of(self, tx: dict[str, Any]) -> RevertedWith | None:
         """The named custom error `tx` would revert with now (None if it would succeed)."""
         data = self.chain.revert_data(tx)
-        return None if data is None else decode_error(data, [self.deals, self.token, self.beacon])
+        known = [self.deals, self.token, self.beacon, *([self.replication] if self.replication is not None else [])]
+        return None if data is None else decode_error(data, known)
 
 
 _SIGNATURES: dict[tuple[str, str], tuple[bytes, list[str]]] = {}
@@ -240,7 +271,7 @@ def deploy(
     w3 = chain.w3
     deployer = deployer or chain.accounts[0]
     nonce = int(w3.eth.get_transaction_count(deployer))
-    token_addr, beacon_addr, deals_addr = (_create_address(deployer, nonce + i) for i in range(3))
+    token_addr, beacon_addr, deals_addr, repl_addr = (_create_address(deployer, nonce + i) for i in range(4))
     beacon_name = "PrevrandaoBeacon" if beacon == "prevrandao" else "ScriptedBeacon"
     p = params
     config = (
@@ -267,16 +298,22 @@ def deploy(
         p.fee_share_bps,
         p.panel,
         p.jackpot_config,
+        repl_addr if p.replication else ZERO_ADDRESS,
     )
     txs = [
         {"from": deployer, "data": _creation(arts[token_artifact], "Twin Credit", "TWC", deployer, sum(amounts))},
         {"from": deployer, "data": _creation(arts[beacon_name])},
         {"from": deployer, "data": _creation(arts[deals_artifact], config), "gas": DEPLOY_GAS},
     ]
+    want = [token_addr, beacon_addr, deals_addr]
+    if p.replication:
+        module = (deals_addr, p.replicas, p.commit_reveal, WRONG_DEPOSIT_TO.index(p.wrong_deposit_to), p.commit_blocks)
+        txs.append({"from": deployer, "data": _creation(arts["ReplicationModule"], *module)})
+        want.append(repl_addr)
     receipts = chain.send(txs)
     got = [to_checksum_address(r["contractAddress"]) for r in receipts]
-    if got != [token_addr, beacon_addr, deals_addr]:
-        raise RuntimeError(f"deployed at {got}, expected {[token_addr, beacon_addr, deals_addr]}")
+    if got != want:
+        raise RuntimeError(f"deployed at {got}, expected {want}")
     token = w3.eth.contract(address=token_addr, abi=arts[token_artifact].abi)
     transfers = [
         {"from": deployer, "to": token_addr, "data": token.encode_abi("transfer", args=[h, int(a)])}
@@ -297,6 +334,7 @@ def deploy(
         deployer,
         int(receipts[-1]["blockNumber"]),
         sum(int(r["gasUsed"]) for r in receipts),
+        w3.eth.contract(address=repl_addr, abi=arts["ReplicationModule"].abi) if p.replication else None,
     )
 
 

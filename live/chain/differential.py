@@ -41,6 +41,7 @@ class Report:
     insolvent_by: int = 0
     blocks: int = 0
     gas: int = 0
+    honest_replica_paid: int = 0  # rejected replicas whose slash paid the honest replica (the prisoner's contract)
 
     @property
     def ok(self) -> bool:
@@ -97,7 +98,7 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
     for r in results:
         replay(dep, who, comp.stack, r.deals)
     h = fetch(dep)
-    rep = Report(blocks=chain.block_number() - start + 1)
+    rep = Report(blocks=chain.block_number() - start + 1, honest_replica_paid=len(h.honest))
 
     twin = public(Transfers.concat([r.transfers for r in results]))
     on_chain = transfers(h, who.book)

@@ -34,9 +34,11 @@ SIGS = {
     "PanelDrawn": keccak(text="PanelDrawn(bytes32,address[])"),
     "JackpotPaid": keccak(text="JackpotPaid(bytes32,address,uint256)"),
 }
+HONEST_REPLICA_PAID = keccak(text="HonestReplicaPaid(bytes32,address)")  # ReplicationModule
 JACKPOT = "0x000000000000000000000000006a61636B706F74"  # JackpotModule.JACKPOT
 FIRST_STAKER_ROLE = 7
 FIRST_SEAT_ROLE = 192  # PanelModule.ROLE_FIRST_SEAT: seat s of the deal's consortium panel
+REPLICA_ROLE = 255  # ReplicationModule.ROLE_REPLICA: the honest replica's node paid a rejected replica's slash
 BURN = "0x000000000000000000000000000000000000dEaD"
 MASK128 = (1 << 128) - 1
 
@@ -51,6 +53,7 @@ class History:
     mediator: dict[bytes, str] = field(default_factory=dict)
     backers: dict[str, list[str]] = field(default_factory=dict)  # node -> stakers in the contract's order
     panel: dict[bytes, list[str]] = field(default_factory=dict)  # deal -> consortium members in seat order
+    honest: dict[bytes, str] = field(default_factory=dict)  # rejected replica -> the honest replica's node it paid
     moved: list[tuple[bytes, str, str, int, int, int, int]] = field(default_factory=list)
     # (deal, payer, payee, amount, reason, direction, step)
 
@@ -66,6 +69,10 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
     earlier than `from_block` are missing from the stakers' roles)."""
     from_block = dep.block if from_block is None else from_block
     h = History()
+    if dep.replication is not None:
+        for topics, data, _ in dep.chain.logs(dep.replication.address, from_block, to_block):
+            if topics[0] == HONEST_REPLICA_PAID:
+                h.honest[topics[1]] = to_checksum_address(data[12:32])
     by_sig = {v: k for k, v in SIGS.items()}
     for topics, data, block in dep.chain.logs(dep.deals.address, from_block, to_block):
         kind = by_sig.get(topics[0])
@@ -110,6 +117,8 @@ def _unpack(h: History, protocol: str, deal: bytes, move: int) -> tuple[bytes, s
     def who(r: int) -> str:
         if r < FIRST_STAKER_ROLE:
             return roles[r]
+        if r == REPLICA_ROLE:
+            return h.honest[deal]
         return stakers[r - FIRST_STAKER_ROLE] if r < FIRST_SEAT_ROLE else seats[r - FIRST_SEAT_ROLE]
 
     return (deal, who(field(152)), who(field(160)), move & MASK128, field(128), field(136), field(144))

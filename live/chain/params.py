@@ -19,13 +19,23 @@ from mechanisms.collateral import CollateralConfig
 from mechanisms.config import ConfigError
 from mechanisms.consortium import ConsortiumConfig
 from mechanisms.lilypad_v2 import SLASH_DESTINATIONS, LilypadV2Config
+from mechanisms.replication import ReplicationConfig
 from mechanisms.tax_jackpot import TaxJackpotConfig
 
 #: Mechanisms the contract enforces.
-ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium", "tax_jackpot")
+ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium", "tax_jackpot", "replication")
 #: Mechanisms computed off chain from the contract's events (nothing to enforce).
 OFF_CHAIN = ("check_policy", "reputation")
 DEPLOYABLE = ON_CHAIN + OFF_CHAIN
+#: Why a mechanism is not deployable (the refusal names it; docs/chain.md explains).
+NOT_ON_CHAIN_WHY = {
+    "whistleblowing": (
+        "its proofs cannot be checked on chain: the chain cannot tell the cartel's shared fake from a lone cheater's "
+        "(any caught node could report itself to be excused) nor see a bribe paid off chain (any mediator could "
+        "claim a node's deposit by reporting a bribe it never took)"
+    ),
+    "retention": "storage payments and the check window are not implemented",
+}
 UINT32_MAX = 2**32 - 1
 UINT96_MAX = 2**96 - 1
 #: Where the contract can send slashed stakes (StakeModule.STAKE_SLASH_*); the twin's `jackpot` needs the jackpot.
@@ -33,6 +43,8 @@ STAKE_SLASH_TO = ("burn", "protocol", "client")
 #: PanelModule.FALLBACK_* and DISSENT_*, in code order.
 PANEL_FALLBACK = ("majority", "accept", "reject")
 DISSENT_TO = ("burn", "protocol", "payer")
+#: ReplicationModule.TO_*, in code order (mechanisms.replication.WrongDepositTo).
+WRONG_DEPOSIT_TO = ("honest_replica", "client", "burn")
 #: Consortium options the contract implements, per field (others are refused naming the field, with the reason).
 PANEL_SUPPORTED: dict[str, tuple[object, str]] = {
     "selection": ("uniform", "stake and reputation weights and bids are not on chain"),
@@ -83,6 +95,11 @@ class ChainParams:
     jackpot_amount: int = 0
     max_payout: int | None = None
     round_blocks: int = 1  # blocks between two payouts at least (a deployment choice: the twin's round)
+    replication: bool = False  # the replication mechanism is enabled (ReplicationModule)
+    replicas: int = 1
+    commit_reveal: bool = False
+    wrong_deposit_to: str = "honest_replica"  # one of WRONG_DEPOSIT_TO
+    commit_blocks: int = 0  # the commit window from a job's opening (a deployment choice: half the submit deadline)
 
     @property
     def jackpot_config(self) -> tuple[object, ...]:
@@ -142,9 +159,10 @@ def chain_params(stack: MechanismStack, rerun_costs: Sequence[int] = ()) -> Chai
     `rerun_costs` are the market's module compute costs (what a dissenting consortium member keeps)."""
     for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
         if on and mech.name not in DEPLOYABLE:
+            why = NOT_ON_CHAIN_WHY.get(mech.name, "not implemented")
             raise ConfigError(
-                f"{path}.enabled=True is invalid on chain: the contracts do not implement {mech.name!r} yet; allowed "
-                f"on chain: {list(DEPLOYABLE)} (disable it with {path}.enabled=false to deploy without it)"
+                f"{path}.enabled=True is invalid on chain: the contracts do not implement {mech.name!r} ({why}); "
+                f"allowed on chain: {list(DEPLOYABLE)} (disable it with {path}.enabled=false to deploy without it)"
             )
     base = stack.get("lilypad_v2")
     if base is None:
@@ -190,7 +208,34 @@ def chain_params(stack: MechanismStack, rerun_costs: Sequence[int] = ()) -> Chai
         fee_share_bps=staking.config.fee_share_bps if staking is not None else 0,
         **panel,
         **_jackpot(stack),
+        **_replication(stack, b.deadline_submit),
     )
+
+
+def _replication(stack: MechanismStack, deadline_submit: int) -> dict[str, object]:
+    """The replication module's parameters, or a ConfigError naming the field the contracts cannot express."""
+    mech = stack.get("replication")
+    if mech is None:
+        return {}
+    c: ReplicationConfig = mech.config
+    if c.settle_once:
+        raise ConfigError(
+            "mechanism.replication.settle_once=True is invalid on chain: allowed False (the followers' fee-free "
+            "checks and the lead's shared verdict would need a per-deal mediation fee in the deal contract, which is "
+            "at the EIP-170 code limit)"
+        )
+    if c.wrong_deposit_to == "honest_replica" and stack.get("consortium") is not None:
+        raise ConfigError(
+            "mechanism.replication.wrong_deposit_to='honest_replica' is invalid on chain with the consortium: allowed "
+            "'client' or 'burn' (a panel's votes declare no correct result, so no honest replica can be named)"
+        )
+    return {
+        "replication": True,
+        "replicas": c.replicas,
+        "commit_reveal": c.commit_reveal,
+        "wrong_deposit_to": c.wrong_deposit_to,
+        "commit_blocks": max(1, deadline_submit // 2),
+    }
 
 
 def _jackpot(stack: MechanismStack) -> dict[str, object]:
@@ -254,9 +299,10 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-#: On chain, but the live services do not take part yet: mediators call `mediate` (not a panel's `vote`) and
-#: nobody ends jackpot rounds (`payJackpot`).
-NOT_IN_LIVE_SERVICES = ("consortium", "tax_jackpot")
+#: On chain, but the live services do not take part yet: mediators call `mediate` (not a panel's `vote`), nobody
+#: ends jackpot rounds (`payJackpot`), and nodes post with `submitResults` (not the replication module's
+#: commit-reveal, for which the solver would also have to buy r deals per job).
+NOT_IN_LIVE_SERVICES = ("consortium", "tax_jackpot", "replication")
 
 
 def check_live(stack: MechanismStack) -> None:

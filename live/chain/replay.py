@@ -7,6 +7,9 @@ scripted beacon (the test-only randomness source): it returns, for each checked 
 mediator among the deal's mutual mediators, so the contract's own draw lands on the same mediator. A consortium
 panel is drawn seat by seat the same way (one word per seat, the rank among the mediators not yet seated), and its
 members vote level by level as the twin's panel did (each level's votes in a later batch than the previous one's).
+With replication the replicas of a job are replayed together: the client opens the job before the agreements, the
+nodes post through the module (commit, then reveal, with commit-reveal; the commit window is mined through when a
+replica of the job never commits), and a rejecting mediator declares the correct result (the twin's CORRECT).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from live.chain.events import JACKPOT
 from live.chain.node import Chain
 from live.chain.params import chain_params, check_market
 from mechanisms.base import MechanismStack
-from mechanisms.deals import CARTEL_FAKE, DealBatch
+from mechanisms.deals import CARTEL_FAKE, CORRECT, DealBatch
 from mechanisms.money import Pool
 from mechanisms.protocol import DealState
 
@@ -155,15 +158,33 @@ def chunk_size(chain: Chain, stack: MechanismStack, n: int) -> int:
     c = stack.get("lilypad_v2").config
     consortium = stack.get("consortium")
     per_deal = 3 + (consortium.max_seats if consortium is not None else 0)  # a panel votes one member per block
+    if stack.get("replication") is not None:
+        per_deal += 3  # a job's opening, a commit and a reveal
     return max(1, min(c.deadline_submit, c.deadline_judge, c.deadline_mediate) // per_deal)
+
+
+def chunks(deals: DealBatch, step: int, whole_groups: bool) -> list[np.ndarray]:
+    """Rows replayed together, `step` at a time; with `whole_groups`, each job's replicas in one chunk (in replica
+    order), a chunk taking whole jobs up to `step` deals (more when one job alone is larger)."""
+    if not whole_groups:
+        return [np.arange(lo, min(lo + step, len(deals))) for lo in range(0, len(deals), step)]
+    order = np.lexsort((deals.replica, deals.group))
+    starts = np.flatnonzero(np.r_[True, deals.group[order][1:] != deals.group[order][:-1]])
+    out: list[np.ndarray] = []
+    lo = 0
+    for k, start in enumerate([*starts[1:], len(order)]):
+        if start - starts[lo] >= step or k == len(starts) - 1:
+            out.append(order[starts[lo] : start])
+            lo = k + 1
+    return out
 
 
 def replay(dep: Deployment, who: Actors, stack: MechanismStack, deals: DealBatch) -> None:
     """Replay one round's deals (decisions and final states as the twin settled them) on chain."""
     terms = terms_of(deals, who, stack)
     step = chunk_size(dep.chain, stack, len(deals))
-    for lo in range(0, len(deals), step):
-        _replay_chunk(dep, who, deals, terms, np.arange(lo, min(lo + step, len(deals))), stack)
+    for rows in chunks(deals, step, dep.replication is not None):
+        _replay_chunk(dep, who, deals, terms, rows, stack)
     if dep.params.jackpot:  # the round ends: its claims share the pool as it stood when it began
         dep.chain.send([dep.pay_jackpot(dep.deployer)])
 
@@ -215,14 +236,18 @@ def _replay_chunk(
     panels = dep.params.consortium
     phases: list[list[dict[str, Any]]] = [[], [], [], []] + [[] for _ in range(7 if panels else 0)]
     draws_ids, draws_words = [], []
+    if dep.replication is not None:
+        _replicate(dep, d, terms, rows)
     for i in rows:
         t = terms[i]
         if d.client_agreed[i]:
             phases[0].append(dep.agree(t, t.client))
         if d.node_agreed[i]:
             phases[0].append(dep.agree(t, t.node))
-        if d.submitted[i]:
-            phases[1].append(dep.submit(t, result_hash(d.result[i])))
+        if d.submitted[i] and dep.params.commit_reveal:
+            phases[1].append(dep.reveal(t, result_hash(d.result[i]), salt(dep, t)))
+        elif d.submitted[i]:
+            phases[1].append(dep.post(t, result_hash(d.result[i])))
         if d.checked[i] and panels:
             keys, words = panel_draws(dep.deal_id(t), int(d.mutual_mediators[i]), d.extra["consortium.order"][i])
             draws_ids += keys
@@ -238,15 +263,23 @@ def _replay_chunk(
             for level, votes in enumerate(panel_votes(dep, d, i, t, stack)):
                 phases[3 + level] += votes
         elif d.state[i] in (S.MediationAccepted, S.MediationRejected):
-            phases[3].append(dep.mediate(t, dep.mediators[int(d.mediator[i])], bool(d.verdict_accept[i])))
+            accept = bool(d.verdict_accept[i])
+            phases[3].append(dep.mediate(t, dep.mediators[int(d.mediator[i])], accept, result_hash(CORRECT)))
     # the scripted words go first, in transactions small enough for the gas limit (a panel needs one per seat)
     phases[2][:0] = [
         dep.set_draws(draws_ids[lo : lo + DRAWS_PER_TX], draws_words[lo : lo + DRAWS_PER_TX])
         for lo in range(0, len(draws_ids), DRAWS_PER_TX)
     ]
-    for txs in phases:
+    commits = []
+    if dep.replication is not None and dep.params.commit_reveal:
+        commits = [dep.commit(terms[i], result_hash(d.result[i]), salt(dep, terms[i])) for i in rows if d.submitted[i]]
+    for k, txs in enumerate(phases):
         if txs:
             chain.send(txs)
+        if k == 0 and commits:
+            chain.send(commits)
+            if not d.submitted[rows][exists(d, rows)].all():  # a replica never commits: the window must end
+                chain.mine(dep.params.commit_blocks + 1)
     # a deal neither party agreed to never exists on chain: nothing to time out
     late = [i for i in rows if DealState(int(d.state[i])) in TIMEOUT_PHASE and (d.client_agreed[i] | d.node_agreed[i])]
     if late:
@@ -257,3 +290,24 @@ def _replay_chunk(
             t, phase = terms[i], TIMEOUT_PHASE[DealState(int(d.state[i]))]
             txs.append(dep.timeout(phase, t, t.node if phase == "judge" else t.client))
         chain.send(txs)
+
+
+def salt(dep: Deployment, t: Terms) -> bytes:
+    """The node's commit-reveal salt (any secret works; derived from the deal id so the replay can recompute it)."""
+    return keccak(b"salt" + dep.deal_id(t))
+
+
+def exists(d: DealBatch, rows: np.ndarray) -> np.ndarray:
+    """Which of `rows` exist on chain (a deal neither party agreed to is never created)."""
+    return d.client_agreed[rows] | d.node_agreed[rows]
+
+
+def _replicate(dep: Deployment, d: DealBatch, terms: list[Terms], rows: np.ndarray) -> None:
+    """Each job of `rows` (in replica order) opened by its client, with the replicas that will exist on chain."""
+    on = rows[exists(d, rows)]
+    txs = []
+    for g in dict.fromkeys(int(x) for x in d.group[on]):
+        members = on[d.group[on] == g]
+        txs.append(dep.open_job(terms[members[0]].client, [terms[i] for i in members]))
+    if txs:
+        dep.chain.send(txs)

@@ -273,7 +273,7 @@ CASES: dict[str, tuple[Callable[[Any], None], tuple[tuple[str, str], ...], dict[
     "slashes_to_owner": (
         slashes_never_reach_the_deployer,
         (
-            ("        if (slashTo == SLASH_BURN) return BURN;", "        if (slashTo == SLASH_BURN) return OWNER;"),
+            ("        if (slashTo == SLASH_BURN) to = BURN;", "        if (slashTo == SLASH_BURN) to = OWNER;"),
             (
                 "    uint256 internal constant BPS = 10_000;",
                 "    uint256 internal constant BPS = 10_000;\n"

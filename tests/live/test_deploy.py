@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from contracts.build import load
 from experiments.analysis.configs import mechanism
 from live.chain.node import AnvilChain, open_chain
 from live.chain.params import chain_params, check_live
-from live.deploy import run
+from live.deploy import deploy_record, run
 from mechanisms.base import MechanismStack
 from mechanisms.config import ConfigError
 
@@ -27,16 +28,24 @@ def test_presets_resolve_to_contract_parameters() -> None:
 
 @pytest.mark.parametrize("preset", ["dong_counter_collusion"])
 def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> None:
-    with pytest.raises(ConfigError, match=r"mechanism\.\w+\.enabled=True is invalid on chain"):
+    with pytest.raises(ConfigError, match=r"mechanism\.whistleblowing\.enabled=True is invalid on chain.*cartel"):
         chain_params(stack(preset))
 
 
 def test_live_services_refuse_mechanisms_they_do_not_run() -> None:
     check_live(stack("lilypad_v2"))
-    for order in (["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"]):
+    for order in (["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"], ["lilypad_v2", "replication"]):
         s = MechanismStack.from_mapping({"order": order}, "mechanism")
         with pytest.raises(ConfigError, match=rf"mechanism\.{order[1]}\.enabled=True is invalid for the live"):
             check_live(s)
+
+
+def test_dong_preset_deploys_its_replication_without_whistleblowing() -> None:
+    mech = mechanism("dong_counter_collusion")
+    mech["whistleblowing"] = {**mech["whistleblowing"], "enabled": False}
+    p = chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+    assert (p.replication, p.replicas, p.commit_reveal, p.wrong_deposit_to) == (True, 2, True, "honest_replica")
+    assert p.commit_blocks == p.deadline_submit // 2
 
 
 def test_truebit_preset_is_refused_for_its_forced_errors() -> None:
@@ -82,6 +91,17 @@ def test_deploy_cli_writes_a_deployment_file(tmp_path: Path) -> None:
     assert on_disk == json.loads(json.dumps(record))
     assert on_disk["params"]["slash_to"] == "counterparty" and on_disk["mechanism"]["order"] == ["lilypad_v2"]
     assert set(on_disk["contracts"]) == {"token", "deals", "beacon"}
+
+
+def test_a_replication_deployment_records_its_module() -> None:
+    cfg = {"mechanism": {"order": ["lilypad_v2", "replication"], "replication": {"commit_reveal": True}}}
+    params = chain_params(MechanismStack.from_mapping(cfg["mechanism"], "mechanism"))
+    with open_chain("embedded", 8) as chain:
+        record = deploy_record(chain, cfg, params, 3)
+        module = record["contracts"]["replication"]
+        deals = chain.w3.eth.contract(address=record["contracts"]["deals"], abi=load()["Deals"].abi)
+        assert deals.functions.replication().call() == module and len(chain.w3.eth.get_code(module)) > 0
+    assert record["params"]["commit_reveal"] and record["params"]["commit_blocks"] == params.deadline_submit // 2
 
 
 def test_deploy_cli_refuses_bad_input(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -169,6 +171,88 @@ def test_jackpot_options_the_chain_cannot_express_are_refused() -> None:
             chain_params(stack)
 
 
+@pytest.mark.parametrize(
+    ("replicas", "commit_reveal", "wrong_deposit_to", "slash_to"),
+    [
+        (3, True, "honest_replica", "protocol"),
+        (2, False, "honest_replica", "mediator"),
+        (2, False, "client", "burn"),
+        (3, True, "burn", "counterparty"),
+    ],
+)
+def test_anvil_settles_replication_like_the_twin(
+    replicas: int, commit_reveal: bool, wrong_deposit_to: str, slash_to: str
+) -> None:
+    """r replicas per job posted through the replication module (committed, then revealed, with commit-reveal;
+    replicas that never commit make the others wait out the commit window), disagreeing replicas checked, and a
+    rejected replica's results collateral sent where the prisoner's contract says: the job's first replica that
+    revealed the result the rejecting mediator declared correct, else the base destination."""
+    mech = {
+        "order": ["lilypad_v2", "replication"],
+        "lilypad_v2": {"slash_to": slash_to, "submit_timeout_collateral": 7, "judge_timeout_collateral": 3},
+        "replication": {"replicas": replicas, "commit_reveal": commit_reveal, "wrong_deposit_to": wrong_deposit_to},
+    }
+    with AnvilChain(60 + 4 + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=13), 4, chain)
+    assert_equal(rep)
+    assert set(rep.states) == ALL_TERMINALS
+    assert rep.moves["ResultsCollateral/Slashed"] > 0 and rep.moves["SubmitTimeoutCollateral/Slashed"] > 0
+    assert (rep.honest_replica_paid > 0) == (wrong_deposit_to == "honest_replica")
+
+
+def every_module_with_replication(wrong_deposit_to: str) -> dict[str, Any]:
+    """Collateral, staking, taxes and jackpots and 2 replicas with commit-reveal, plus consortium panels where the
+    wrong deposit's destination allows them (a panel declares no correct result for the honest replica)."""
+    mech: dict[str, Any] = {
+        "order": ["lilypad_v2", "collateral", "staking", "tax_jackpot", "replication"],
+        "lilypad_v2": {"slash_to": "counterparty"},
+        "collateral": {"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7},
+        "staking": {"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "burn", "fee_share_bps": 800},
+        "tax_jackpot": {"tax_bps": 250, "fraction_bps": 2000},
+        "replication": {"replicas": 2, "commit_reveal": True, "wrong_deposit_to": wrong_deposit_to},
+    }
+    if wrong_deposit_to != "honest_replica":
+        mech["order"].insert(2, "consortium")
+        mech["consortium"] = {"size": 3, "threshold": 2, "member_fee": 70, "max_depth": 1, "growth": 2}
+    return mech
+
+
+def module_market(mech: dict[str, Any], n: int) -> dict[str, Any]:
+    cfg = diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_mediators=6, n_stakers=n)
+    cfg["market"]["trust_profiles"] = [[], [0, 1, 2, 3], [2, 3, 4, 5]]  # room for panels to escalate
+    return cfg
+
+
+@pytest.mark.parametrize("wrong_deposit_to", ["honest_replica", "client"])
+def test_anvil_settles_replication_with_the_other_modules_like_the_twin(wrong_deposit_to: str) -> None:
+    """Replication composed with every other on-chain mechanism: stakes slashed and paid, taxes, jackpots and (with
+    the client as the wrong deposit's destination) consortium panels, on replicas posted through the module."""
+    with AnvilChain(60 + 60 + 6 + 60 + 2) as chain:
+        rep = differential(module_market(every_module_with_replication(wrong_deposit_to), 60), 4, chain)
+    assert_equal(rep)
+    assert set(rep.states) == ALL_TERMINALS
+    assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0 and rep.moves["Tax/Spent"] > 0
+    assert (rep.honest_replica_paid > 0) == (wrong_deposit_to == "honest_replica")
+
+
+def test_embedded_chain_settles_replication_like_the_twin() -> None:
+    mech = {"order": ["lilypad_v2", "replication"], "replication": {"replicas": 2, "commit_reveal": True}}
+    with EmbeddedChain(14 + 14 + 4 + 2) as chain:
+        rep = differential(diff_cfg(mech, n_clients=14, n_nodes=14), 2, chain)
+    assert_equal(rep)
+
+
+def test_replication_options_the_chain_cannot_express_are_refused() -> None:
+    stack = MechanismStack.from_mapping({"order": ["lilypad_v2", "replication"], "replication": {"settle_once": True}})
+    with pytest.raises(ConfigError, match=r"mechanism\.replication\.settle_once=True is invalid on chain"):
+        chain_params(stack)
+    both = {"order": ["lilypad_v2", "consortium", "replication"]}
+    with pytest.raises(ConfigError, match=r"mechanism\.replication\.wrong_deposit_to='honest_replica' is invalid"):
+        chain_params(MechanismStack.from_mapping(both, "mechanism"), [6, 60])
+    ok = chain_params(MechanismStack.from_mapping({**both, "replication": {"wrong_deposit_to": "burn"}}), [6, 60])
+    assert ok.replication and ok.consortium and ok.wrong_deposit_to == "burn"
+
+
 @pytest.mark.slow
 def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
     """Every on-chain mechanism at once: collateral, consortium panels, staking, taxes and jackpots."""
@@ -192,3 +276,17 @@ def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProper
     assert set(rep.states) == ALL_TERMINALS
     assert rep.reasons["Stake"] > 0 and rep.reasons["Reward"] > 0
     assert rep.moves["MediationFee/Slashed"] > 0 and rep.moves["Tax/Spent"] > 0 and rep.moves["Jackpot/Spent"] > 0
+
+
+@pytest.mark.slow
+def test_two_thousand_replicated_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
+    """Replication with commit-reveal and the prisoner's contract, with collateral, staking, taxes and jackpots, over
+    1,000 jobs of two replicas (the 10,000-deal run above covers the rest at scale)."""
+    n = 200
+    with AnvilChain(3 * n + 6 + 2) as chain:
+        rep = differential(module_market(every_module_with_replication("honest_replica"), n), 10, chain)
+    record_property("deals", rep.deals)
+    assert_equal(rep)
+    assert rep.deals >= 2_000
+    assert set(rep.states) == ALL_TERMINALS
+    assert rep.honest_replica_paid > 50 and rep.moves["Jackpot/Spent"] > 0
