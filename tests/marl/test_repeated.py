@@ -45,7 +45,7 @@ def play(env: MarketEnv, choices: list[int]) -> list[tuple[float, float]]:
 
 def test_grim_partner_punishes_a_deviation_forever_and_the_learner_sees_it() -> None:
     env = MarketEnv(pair(rounds=6))
-    assert PARTNER_FEATURE == role_features("node", env.cfg)[-1]
+    assert role_features("node", env.cfg)[-1] == PARTNER_FEATURE
     # R = w = 10 while both post the cartel's result; T = w - c + d - ch = 18 for the deviation; then the partner is
     # honest forever: P = w - c = 4 when honest too, -d = -20 when the learner posts the cartel's result alone
     assert play(env, [CARTEL, CARTEL, HONEST, CARTEL, HONEST, HONEST]) == [
