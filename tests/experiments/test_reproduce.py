@@ -4,13 +4,17 @@ README table's generator and the CLI's errors."""
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 
 from experiments import reproduce
 from experiments.reproduction import GAMES
-from experiments.reproduction.common import Result, load
+from experiments.reproduction.common import CONFIGS, Result, load
 from experiments.reproduction.estimate import Estimate, exact
 from experiments.reproduction.table import END, START, markdown, write_readme
 from mechanisms.config import ConfigError
@@ -59,3 +63,23 @@ def test_unknown_game_and_bad_flags() -> None:
         load("nope")
     with pytest.raises(SystemExit):
         reproduce.main(["inspection", "--readme"])
+
+
+@pytest.mark.parametrize("game", list(GAMES))
+def test_every_game_composes_as_a_hydra_experiment(game: str) -> None:
+    """`+experiment=repro_<game>` on configs/repro.yaml names the game (the README's Hydra form)."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("repro", overrides=[f"+experiment=repro_{game}", "small=true"])
+    assert cfg.game == game and cfg.small is True
+
+
+def test_the_hydra_form_runs_a_game_and_refuses_bad_input() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "experiments.reproduce", *args, "hydra.run.dir=" + tempfile.mkdtemp()]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=README.parent, timeout=300)
+
+    done = run("+experiment=repro_dong", "small=true")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("agrees") == len(small("dong"))
+    bad = run("game=nope")
+    assert bad.returncode == 2 and "game='nope' is invalid" in bad.stderr
