@@ -130,7 +130,10 @@ def observation_matrix(
     pub = {name: counts[acc] for name, counts in ep.engine.record.counters.items()}
     cols = common + _role_features(role, ep.last[:, acc], ep.cum[:, acc], pub, max(ep.round, 1), deals, cfg.money_scale)
     if role == "node" and cfg.partner_action:
-        cols.append(ep.history.partner_colluded[acc - first_node].astype(np.float64))
+        history = getattr(ep, "history", None)
+        if history is None:  # only MarketEnv keeps partners' histories
+            raise ValueError("env.partner_action needs the partners' histories that marl.env.MarketEnv keeps")
+        cols.append(history.partner_colluded[acc - first_node].astype(np.float64))
     bound = _bound(cfg)
     with np.errstate(over="ignore"):  # beyond float32's range is beyond the bound: the clip takes it to the bound
         values = np.column_stack(cols).astype(np.float32)

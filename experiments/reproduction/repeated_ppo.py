@@ -24,11 +24,11 @@ from experiments.reproduction.estimate import Estimate, mean
 from experiments.reproduction.terms import terms
 from experiments.train import parse_run, train
 from marl.env import MarketEnv
-from marl.observations import COMMON_FEATURES, PARTNER_FEATURE, role_features
 from marl.rllib import LearnedPolicy
 
 GAME = "repeated_ppo"
 AGENT = "node_0"  # the learner (collusion_discount: env.focal.node = [0], one head: cheat)
+PARTNER = 1  # its grim-trigger partner's node row
 
 
 def train_config(experiment: str, discount: float, iterations: int, seed: int) -> dict[str, Any]:
@@ -52,9 +52,9 @@ def train_config(experiment: str, discount: float, iterations: int, seed: int) -
 
 def learned_collusion(cfg: Mapping[str, Any], episodes: int, eval_rounds: int) -> np.ndarray:
     """Train `cfg`, then play the learned node (sampling its actions) for `episodes` episodes of `eval_rounds`
-    rounds: per episode, the share of its decisions while its partner still colluded (it observes that as
-    `last_partner_cartel` = 1) in which it posted the cartel's result. Once it deviates, grim trigger punishes it
-    forever, and what it does then is not the collusion decision."""
+    rounds: per episode, the share of its decisions while its partner still colluded in which it posted the
+    cartel's result. Once it deviates, grim trigger punishes it forever, and what it does then is not the collusion
+    decision."""
     with tempfile.TemporaryDirectory() as run_dir:
         result = train(cfg, Path(run_dir), keep_algo=True, log=lambda _: None)
         try:
@@ -68,14 +68,15 @@ def learned_collusion(cfg: Mapping[str, Any], episodes: int, eval_rounds: int) -
 
 def cooperative_rate(env: MarketEnv, policy: LearnedPolicy, seed: int, episode: int) -> float:
     """Episode `episode` (env seed seed + episode, actions sampled from a Generator seeded by (seed, episode), as
-    `experiments.evaluate` plays them): the focal node's collusion share while its partner colluded."""
+    `experiments.evaluate` plays them): the learner's collusion share over the rounds in which its grim-trigger
+    partner still colludes (it has not been betrayed yet; the learner tells this from its partner's and its own
+    last actions)."""
     rng = np.random.default_rng([seed, episode])
     obs, _ = env.reset(seed=seed + episode)
-    partner = len(COMMON_FEATURES) + role_features("node", env.cfg).index(PARTNER_FEATURE)
     decisions = []
     while env.agents:
         actions = policy.act(obs, rng)
-        if obs[AGENT][partner] == 1.0:
+        if not env.episode.history.betrayed[PARTNER]:
             decisions.append(int(np.asarray(actions[AGENT]).ravel()[0]))
         obs, *_ = env.step(actions)
     return float(np.mean(decisions))
@@ -105,11 +106,11 @@ def reproduce(small: bool = False) -> list[Result]:
                 GAME,
                 preset["paper"],
                 f"PPO on a fixed pair against grim trigger, uniform start: collusion rate learned at discount "
-                f"{discount} ({side} delta* = {threshold:.4g}; best response {'collude' if above else 'honest'}; "
-                f"within {meas['tolerance']})",
+                f"{discount} ({side} delta* = {threshold:.4g}; best response {'collude' if above else 'honest'}: "
+                f"the interval {'above' if above else 'below'} {meas['side']})",
                 1.0 if above else 0.0,
                 rate(rates),
-                tolerance=float(meas["tolerance"]),
+                side=float(meas["side"]),
             )
         )
     return rows

@@ -83,3 +83,11 @@ def test_the_hydra_form_runs_a_game_and_refuses_bad_input() -> None:
     assert done.stdout.count("agrees") == len(small("dong"))
     bad = run("game=nope")
     assert bad.returncode == 2 and "game='nope' is invalid" in bad.stderr
+
+
+def test_a_side_claim_needs_the_whole_interval_on_the_forms_side() -> None:
+    def agrees(form: float, lo: float, hi: float) -> bool:
+        return Result("g", "P", "c", form, Estimate((lo + hi) / 2, lo, hi), side=0.5).agrees
+
+    assert agrees(1.0, 0.6, 0.9) and not agrees(1.0, 0.4, 0.9) and not agrees(1.0, 0.1, 0.3)
+    assert agrees(0.0, 0.0, 0.4) and not agrees(0.0, 0.2, 0.6)
