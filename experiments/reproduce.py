@@ -1,10 +1,12 @@
 """Reproduce a published result of the verifiable-computing literature with the twin.
 
     python -m experiments.reproduce <game>|all [--small] [--readme]
+    python -m experiments.reproduce +experiment=repro_<game> [small=true]      (the same, composed by Hydra)
 
 Prints, per claim, the closed form derived from the paper's model (experiments.analysis.analytic), the value the
 twin measured and its 99% interval, and whether the interval covers the closed form. Games: inspection, modicum,
-dong, repeated (the Prisoner's contract on a fixed pair), truebit, bribe; presets in configs/reproduce/. `--small`
+dong, repeated (the Prisoner's contract on a fixed pair), repeated_ppo (PPO learning it against grim trigger), truebit,
+bribe; presets in configs/reproduce/. `--small`
 runs the sizes the tests use; `--readme` (with `all`) rewrites the README's "Reproduced results" table.
 """
 
@@ -15,9 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+import hydra
+from omegaconf import DictConfig
+
 from experiments.reproduction import GAMES
 from experiments.reproduction.common import Result
 from experiments.reproduction.table import number, save, write_readme
+from mechanisms.config import ConfigError, require
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -55,5 +61,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(r.agrees for r in results) else 1
 
 
+@hydra.main(config_path="../configs", config_name="repro", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> None:
+    """`+experiment=repro_<game>` (configs/experiment/repro_<game>.yaml) runs that game."""
+    try:
+        require(cfg.game in GAMES, "game", cfg.game, f"one of {sorted(GAMES)} (+experiment=repro_<game>)")
+        require(isinstance(cfg.small, bool), "small", cfg.small, "true or false")
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    results = reproduce([cfg.game], cfg.small)
+    if not all(r.agrees for r in results):
+        sys.exit(1)
+
+
+def hydra_form(argv: list[str]) -> bool:
+    """Hydra overrides (key=value) rather than the argparse form."""
+    return any("=" in a for a in argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    if hydra_form(sys.argv[1:]):
+        hydra_main()
+    else:
+        sys.exit(main())

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.repeated import STRATEGIES as REPEATED
 from marl.heads import HEADS, ROLES
 from mechanisms.config import from_mapping, require, require_int
 from mechanisms.money import MAX_AMOUNT
@@ -44,7 +45,9 @@ class ActionConfig:
 class EnvConfig:
     rounds: int = 20  # rounds per episode (the repeated game's length)
     discount: float = 0.99  # the agents' discount factor per round (train uses it as the RL gamma)
-    truncate: bool = False  # true: an episode is a window of an endless game (values are bootstrapped at the cut)
+    # true: an episode is a window of an endless game (values are bootstrapped at the cut; round_fraction and
+    # wealth_change observe 0, since the window's position and start are no part of the game's state)
+    truncate: bool = False
     focal: FocalConfig = field(default_factory=FocalConfig)
     actions: ActionConfig = field(default_factory=ActionConfig)
     bribe_levels: tuple[int, ...] = (0, 10, 20, 40)  # bribes a node may offer (base units; 0 = none)
@@ -62,6 +65,13 @@ class EnvConfig:
     shared_reward: bool = False
     money_scale: float = 100.0  # base units per observation unit
     obs_clip: float = 10.0  # observations are clipped to [-obs_clip, obs_clip]
+    # Repeated games on fixed replica pairs (agents.repeated): true adds `last_partner_cartel` to the nodes'
+    # observations, whether the replica that shared the node's last job posted the cartel's result (public once
+    # revealed; 1 before any round: nobody has deviated yet). `repeated`: one agents.repeated strategy per node row
+    # (grim, tit_for_tat, collude, honest) played instead of the node's scripted strategy; a focal node's policy
+    # overrides its entry. Empty: off.
+    partner_action: bool = False
+    repeated: tuple[str, ...] = ()
 
     def validate(self, path: str) -> None:
         require_int(self.rounds, f"{path}.rounds", 1, 10**7)
@@ -73,6 +83,9 @@ class EnvConfig:
         )
         require(isinstance(self.truncate, bool), f"{path}.truncate", self.truncate, "true or false")
         require(isinstance(self.shared_reward, bool), f"{path}.shared_reward", self.shared_reward, "true or false")
+        require(isinstance(self.partner_action, bool), f"{path}.partner_action", self.partner_action, "true or false")
+        for i, name in enumerate(self.repeated):
+            require(name in REPEATED, f"{path}.repeated[{i}]", name, f"one of {list(REPEATED)}")
         require(len(self.bribe_levels) > 0, f"{path}.bribe_levels", self.bribe_levels, "at least one level")
         for name in ("bribe_levels", "threshold_levels"):
             for i, v in enumerate(getattr(self, name)):
@@ -110,7 +123,15 @@ def parse_env(cfg: Mapping[str, Any]) -> tuple[ParsedConfig, EnvConfig]:
     parsed = parse(builder_sections(cfg))
     env = cfg.get("env") or {}
     require(isinstance(env, Mapping), "env", env, "a mapping")
-    return parsed, from_mapping(EnvConfig, env, "env")
+    env_cfg = from_mapping(EnvConfig, env, "env")
+    n_nodes = parsed.market.n_nodes
+    require(
+        len(env_cfg.repeated) in (0, n_nodes),
+        "env.repeated",
+        list(env_cfg.repeated),
+        f"an empty list (off) or one strategy per node ({n_nodes})",
+    )
+    return parsed, env_cfg
 
 
 def builder_sections(cfg: Mapping[str, Any]) -> dict[str, Any]:

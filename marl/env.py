@@ -20,6 +20,7 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
+from agents.repeated import RepeatedPlay
 from marl.config import builder_sections, focal_rows, parse_env
 from marl.counters import ROLE_COUNTERS, C, role_rates
 from marl.episode import Episode, record_round
@@ -87,10 +88,18 @@ class MarketEnv(ParallelEnv):
         n = sim.market.facts.first_mediator + sim.market.config.n_mediators
         wealth = self._wealth(sim.engine, n)
         self.episode = Episode.start(episode_seed, sim.engine, sim.population, wealth)
+        self.episode.history = self._history(sim.market.facts.first_node)
         self._first = {"node": sim.market.facts.first_node, "client": 0, "mediator": sim.market.facts.first_mediator}
         self._agent_accounts = np.array([self.account(a) for a in self.possible_agents], dtype=np.int64)
         self.agents = list(self.possible_agents)
         return self._observations(), {a: {"episode_seed": episode_seed} for a in self.agents}
+
+    def _history(self, first_node: int) -> RepeatedPlay | None:
+        """Who saw its replica partner post the cartel's result (and the repeated strategies), when configured."""
+        if not (self.cfg.partner_action or self.cfg.repeated):
+            return None
+        n = self.parsed.market.n_nodes
+        return RepeatedPlay(self.cfg.repeated or ("honest",) * n, first_node)
 
     @staticmethod
     def _wealth(engine: Any, n: int) -> np.ndarray:
@@ -100,6 +109,8 @@ class MarketEnv(ParallelEnv):
         """The round's `Actions`: every agent's scripted behaviour, overwritten by the focal agents' choices."""
         ep = self.episode
         joint = ep.population.actions(ep.round)
+        if self.cfg.repeated:  # history-dependent scripts in place of the nodes' population strategies
+            ep.history.act(joint)
         for role in ROLES:
             ids = [f"{role}_{row}" for row in self.rows[role]]
             have = [i for i, a in enumerate(ids) if a in actions]  # an agent without an action keeps its script
@@ -118,6 +129,8 @@ class MarketEnv(ParallelEnv):
             raise RuntimeError("step() called before reset() or after the episode ended")
         result = ep.engine.step(self.joint_actions(actions))
         ep.engine.events.drain()  # the env reads the round's result, not the log; keep memory flat
+        if ep.history is not None:
+            ep.history.observe(result.deals)
         self._record(result)
         done = ep.round >= self.cfg.rounds
         agents = self.agents

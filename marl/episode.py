@@ -35,6 +35,7 @@ class Episode:
     penalty_last: np.ndarray  # last round's penalty per account
     penalty: np.ndarray  # summed penalties per account
     market: np.ndarray  # public market shares of the previous round (fill, check share, reject share)
+    history: Any = None  # agents.repeated.RepeatedPlay: partners' last public actions (env.partner_action/repeated)
 
     @classmethod
     def start(cls, seed: int, engine: Any, population: Any, wealth: np.ndarray) -> Episode:

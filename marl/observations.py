@@ -48,6 +48,17 @@ ROLE_FEATURES = {
 }
 
 
+#: With `env.partner_action`, nodes also observe this: whether their replica partner posted the cartel's result last
+#: round (a repeated game on fixed pairs, `agents.repeated`).
+PARTNER_FEATURE = "last_partner_cartel"
+
+
+def role_features(role: str, cfg: EnvConfig) -> tuple[str, ...]:
+    """The role's own features in the configured env (ROLE_FEATURES, plus the partner's action for nodes)."""
+    extra = (PARTNER_FEATURE,) if role == "node" and cfg.partner_action else ()
+    return (*ROLE_FEATURES[role], *extra)
+
+
 def _role_features(
     role: str,
     last: np.ndarray,
@@ -110,13 +121,19 @@ def observation_matrix(
     shares = np.broadcast_to(ep.market, (k, 3)) if market is None else market
     deals = int(ep.last[C["deals"], :first_node].sum()) if market_deals is None else market_deals
     common = [
-        np.full(k, ep.round / cfg.rounds),
-        (ep.wealth[acc] - ep.wealth0[acc]) / cfg.money_scale,
+        # a window of an endless game (env.truncate) has no position and no start: neither is part of its state
+        np.full(k, 0.0 if cfg.truncate else ep.round / cfg.rounds),
+        (ep.wealth[acc] - ep.wealth0[acc]) / cfg.money_scale * (not cfg.truncate),
         ep.profit[acc] / cfg.money_scale,
         *shares.T,
     ]
     pub = {name: counts[acc] for name, counts in ep.engine.record.counters.items()}
     cols = common + _role_features(role, ep.last[:, acc], ep.cum[:, acc], pub, max(ep.round, 1), deals, cfg.money_scale)
+    if role == "node" and cfg.partner_action:
+        history = getattr(ep, "history", None)
+        if history is None:  # only MarketEnv keeps partners' histories
+            raise ValueError("env.partner_action needs the partners' histories that marl.env.MarketEnv keeps")
+        cols.append(history.partner_colluded[acc - first_node].astype(np.float64))
     bound = _bound(cfg)
     with np.errstate(over="ignore"):  # beyond float32's range is beyond the bound: the clip takes it to the bound
         values = np.column_stack(cols).astype(np.float32)
@@ -130,6 +147,6 @@ def _bound(cfg: EnvConfig) -> np.float32:
 
 def observation_box(role: str, cfg: EnvConfig) -> gymnasium.spaces.Box:
     """The role's observation space: one float32 entry per feature, in [-obs_clip, obs_clip] (float32 bounds)."""
-    n = len(COMMON_FEATURES) + len(ROLE_FEATURES[role])
+    n = len(COMMON_FEATURES) + len(role_features(role, cfg))
     high = np.full(n, _bound(cfg), dtype=np.float32)
     return gymnasium.spaces.Box(-high, high, dtype=np.float32)

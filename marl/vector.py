@@ -29,7 +29,7 @@ from marl.episode import Episode, record_round
 from marl.heads import ROLE_GROUP, ROLES
 from marl.observations import observation_matrix
 from mechanisms.actions import Actions
-from mechanisms.config import require_int
+from mechanisms.config import require, require_int
 from mechanisms.protocol import DealState
 from sim.market import MAX_MEDIATORS
 from twin.build import parse
@@ -61,6 +61,12 @@ class VecMarketEnv(VectorMultiAgentEnv):
         self.view = MarketEnv(dict(config), stream)  # config, agents, heads, spaces and each market's seed stream
         self.cfg, self.num_envs, self.stream = self.view.cfg, int(num_envs), tuple(stream)
         check_union_stack(self.view.parsed.stack, FIELD)
+        require(
+            not (self.cfg.partner_action or self.cfg.repeated),
+            FIELD,
+            self.num_envs,
+            "1 with env.partner_action or env.repeated (partners' histories are kept per market by MarketEnv only)",
+        )
         mediators = self.view.parsed.market.n_mediators
         require_int(self.num_envs, FIELD, 1, MAX_MEDIATORS // mediators)  # trust masks hold every market's mediators
         self.names = list(self.view.possible_agents)

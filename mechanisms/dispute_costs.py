@@ -8,7 +8,8 @@ the cheater's deposit, so the client is made whole; a fee proportional to the jo
 costing as much as the largest module's re-run.
 
 * `fee_per_instruction`: the mediation fee grows by this much per instruction of the job (added to the base fee).
-* `verification_cost`: what one check costs the client besides the fee (paid to the Compute pool when it checks).
+* `verification_cost`: what one check costs the client besides the fee (paid to the Compute pool when it checks,
+  also when `imperfect_verification.client_detection` made the check miss a wrong result).
 * `fake_cost`: what producing a fake result costs a cheating node (paid to the Compute pool when it posts one).
 * `loser_pays`: a node whose result mediation rejects pays the fee out of its slashed deposit (at most the deposit):
   whoever received the deposit passes that much to the client, who paid the fee.
@@ -64,6 +65,7 @@ class DisputeCosts(Mechanism):
                 "mediation_fee",
                 "node_slash_to",
                 "whistleblowing.rewarded",
+                "imperfect_verification.missed",
             )
         ),
     )
@@ -112,9 +114,11 @@ class DisputeCosts(Mechanism):
             Direction.Spent,
             compute,
         )
+        # a check imperfect_verification's client_detection missed was made (and paid for) but disputed nothing
+        missed = deals.extra.get("imperfect_verification.missed", np.zeros(len(deals), dtype=bool))
         out.add(
             Step.Judge,
-            visited(deals, DealState.ResultsChecked),
+            visited(deals, DealState.ResultsChecked) | missed,
             deals.client,
             c.verification_cost,
             Reason.ComputeCost,

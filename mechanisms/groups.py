@@ -28,3 +28,10 @@ def group_first(group: np.ndarray, mask: np.ndarray, order: tuple[np.ndarray, ..
         ranked = rows[np.lexsort((*(k[rows] for k in reversed(order)), inverse[rows]))[::-1]]
         first[inverse[ranked]] = ranked  # later writes win: reversed order leaves the first
     return first[inverse]
+
+
+def disagreeing(group: np.ndarray, posted: np.ndarray, result: np.ndarray) -> np.ndarray:
+    """Per deal, whether the posted results of its group's replicas differ (a disagreement needs no check)."""
+    lo = group_first(group, posted, (result,))
+    hi = group_first(group, posted, (-result,))
+    return (lo >= 0) & (result[np.clip(lo, 0, None)] != result[np.clip(hi, 0, None)])

@@ -6,6 +6,10 @@ sampling), which a validator must judge equivalent and sometimes judges wrongly;
 results of such jobs hoping for that wrong verdict (the MODiCuM attack, measured with clients that check and a
 non-zero `nd_false_reject`).
 
+* `client_detection`: probability that a client's check of a wrong result finds it. A check that misses does not
+  dispute the result: it is accepted and paid, no mediation, no fee (the client still pays its own
+  `dispute_costs.verification_cost`). Replicas that disagree need no check to be disputed, so they are not affected;
+  list `verifiers` (whose finds are not the client's) after this mechanism;
 * `detection`: probability that a mediation which would reject a wrong result does reject it (else it accepts);
 * `false_reject`: probability that a mediation rejects a correct result of a deterministic module;
 * `nondeterministic_modules`: module indices (`market.modules` order) whose honest results differ between runs;
@@ -28,7 +32,7 @@ import numpy as np
 from mechanisms.base import Mechanism, register
 from mechanisms.config import Length, Probability, Range, require
 from mechanisms.deals import DealBatch
-from mechanisms.groups import group_sum
+from mechanisms.groups import disagreeing, group_sum
 from mechanisms.hooks import Columns, hook_columns
 
 MAX_MODULES = 64
@@ -37,6 +41,7 @@ ModuleIndex = Annotated[int, Range(0, MAX_MODULES - 1)]
 
 @dataclass(frozen=True)
 class ImperfectVerificationConfig:
+    client_detection: Probability = 1.0  # probability that a client's check of a wrong result finds it
     detection: Probability = 1.0  # probability that mediation rejects a wrong result it would reject
     false_reject: Probability = 0.0  # probability that mediation rejects a correct deterministic result
     # module indices (market.modules order) whose honest results differ between runs
@@ -52,11 +57,26 @@ class ImperfectVerificationConfig:
 class ImperfectVerification(Mechanism):
     name = "imperfect_verification"
     Config = ImperfectVerificationConfig
-    draws_per_deal = 1  # whether the verdict errs
+    # One uniform per deal: whether the client's check misses (u < 1 - client_detection), then, for a check that found
+    # the wrong result, the same uniform rescaled to [0, 1) (uniform again given u >= 1 - client_detection) decides
+    # whether the verdict errs. With client_detection = 1 the draws are those of the mechanism without it.
+    draws_per_deal = 1
     columns = hook_columns(
-        choose_checks=Columns(reads=("submitted", "judged"), updates=("checked",)),
+        choose_checks=Columns(
+            reads=("submitted", "judged", "result"),
+            updates=("checked",),
+            sets=("imperfect_verification.missed", "imperfect_verification.found"),
+        ),
         review=Columns(
-            reads=("mediated", "result", "bribe_accepted", "mediator_collude", "mediator"), updates=("verdict_accept",)
+            reads=(
+                "mediated",
+                "result",
+                "bribe_accepted",
+                "mediator_collude",
+                "mediator",
+                "imperfect_verification.found",
+            ),
+            updates=("verdict_accept",),
         ),
     )
 
@@ -64,7 +84,14 @@ class ImperfectVerification(Mechanism):
         return np.isin(deals.module, np.asarray(self.config.nondeterministic_modules, dtype=np.int64))
 
     def choose_checks(self, deals: DealBatch) -> None:
-        """Replicas of a non-deterministic job differ even when honest, so the job goes to mediation."""
+        """A client's check misses a wrong result with probability 1 - client_detection (the result is then not
+        disputed). Replicas of a non-deterministic job differ even when honest, so the job goes to mediation."""
+        miss = 1.0 - self.config.client_detection
+        client_check = deals.checked & deals.wrong() & ~disagreeing(deals.group, deals.submitted, deals.result)
+        missed = client_check & (self.uniforms(deals) < miss)
+        deals.checked &= ~missed
+        deals.extra["imperfect_verification.missed"] = missed
+        deals.extra["imperfect_verification.found"] = client_check & ~missed
         replicated = group_sum(deals.group, deals.submitted.astype(np.int64)) >= 2
         deals.checked |= deals.judged & self.nondeterministic(deals) & replicated
 
@@ -76,5 +103,8 @@ class ImperfectVerification(Mechanism):
 
     def review(self, deals: DealBatch) -> None:
         honest = deals.mediated & ~deals.bribe_accepted & ~deals.mediator_collude[np.clip(deals.mediator, 0, None)]
-        errs = honest & (self.uniforms(deals) < self.error_rate(deals))
+        u, miss = self.uniforms(deals), 1.0 - self.config.client_detection
+        if 0.0 < miss < 1.0:  # a check that found the fake drew u >= miss: rescaled, u is uniform on [0, 1) again
+            u = np.where(deals.extra["imperfect_verification.found"], (u - miss) / (1.0 - miss), u)
+        errs = honest & (u < self.error_rate(deals))
         deals.verdict_accept = np.where(errs, ~deals.verdict_accept, deals.verdict_accept)

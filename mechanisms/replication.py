@@ -24,7 +24,7 @@ import numpy as np
 from mechanisms.base import Mechanism, register
 from mechanisms.config import Range
 from mechanisms.deals import CORRECT, DealBatch
-from mechanisms.groups import group_first
+from mechanisms.groups import disagreeing, group_first
 from mechanisms.hooks import Columns, hook_columns
 from mechanisms.lilypad_v2 import in_states, slash_destination
 from mechanisms.protocol import DealState
@@ -71,10 +71,7 @@ class Replication(Mechanism):
             copies = posted & deals.cheated & (first >= 0) & (first != np.arange(len(deals)))
             deals.result = np.where(copies, deals.result[np.clip(first, 0, None)], deals.result)
         # replicas disagree iff their posted results differ
-        lo = group_first(deals.group, posted, (deals.result,))
-        hi = group_first(deals.group, posted, (-deals.result,))
-        disagree = (lo >= 0) & (deals.result[np.clip(lo, 0, None)] != deals.result[np.clip(hi, 0, None)])
-        deals.checked |= deals.judged & disagree
+        deals.checked |= deals.judged & disagreeing(deals.group, posted, deals.result)
         if self.config.settle_once:
             lead = group_first(deals.group, deals.checked, (deals.replica,))
             deals.shared_rerun = deals.checked & (lead >= 0) & (lead != np.arange(len(deals)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from experiments.reproduction import bribe, dong, inspection, modicum, repeated, truebit
+from experiments.reproduction import bribe, dong, inspection, modicum, repeated, repeated_ppo, truebit
 from experiments.reproduction.common import Result
 
 #: game -> its `reproduce(small)`
@@ -14,6 +14,7 @@ GAMES: dict[str, Callable[[bool], list[Result]]] = {
     "modicum": modicum.reproduce,
     "dong": dong.reproduce,
     "repeated": repeated.reproduce,
+    "repeated_ppo": repeated_ppo.reproduce,
     "truebit": truebit.reproduce,
     "bribe": bribe.reproduce,
 }

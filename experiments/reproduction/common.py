@@ -33,10 +33,16 @@ class Result:
     closed_form: float
     measured: Estimate
     tolerance: float | None = None  # for a learning process that approaches the closed form with a known bias
+    # for a qualitative claim (a learner discovers the best response): the interval must lie wholly on the closed
+    # form's side of this value
+    side: float | None = None
 
     @property
     def agrees(self) -> bool:
-        """The interval covers the closed form (or, with a tolerance, the value lies within it of the form)."""
+        """The interval covers the closed form (with a tolerance: the value lies within it of the form; with a side:
+        the interval lies wholly on the form's side of it)."""
+        if self.side is not None:
+            return self.measured.lo > self.side if self.closed_form > self.side else self.measured.hi < self.side
         if self.tolerance is not None:
             return abs(self.measured.value - self.closed_form) <= self.tolerance
         return self.measured.covers(self.closed_form)

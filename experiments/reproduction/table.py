@@ -25,7 +25,8 @@ def number(x: float) -> str:
 
 
 def command(game: str) -> str:
-    return f"`python -m experiments.reproduce {game}`"
+    """The argparse form and, beside it, the Hydra form (configs/experiment/repro_<game>.yaml)."""
+    return f"`python -m experiments.reproduce {game}` or `python -m experiments.reproduce +experiment=repro_{game}`"
 
 
 def row(r: Result) -> str:

@@ -3,13 +3,18 @@ README table's generator and the CLI's errors."""
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 
 from experiments import reproduce
 from experiments.reproduction import GAMES
-from experiments.reproduction.common import Result, load
+from experiments.reproduction.common import CONFIGS, Result, load
 from experiments.reproduction.estimate import Estimate, exact
 from experiments.reproduction.table import END, START, markdown, write_readme
 from mechanisms.config import ConfigError
@@ -17,9 +22,15 @@ from mechanisms.config import ConfigError
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
+@functools.cache
+def small(game: str) -> list[Result]:
+    """The game's results at small size, measured once per test session (repeated_ppo trains PPO twice)."""
+    return GAMES[game](True)
+
+
 @pytest.mark.parametrize("game", list(GAMES))
 def test_closed_form_within_the_measured_interval(game: str) -> None:
-    results = GAMES[game](True)
+    results = small(game)
     assert results
     for r in results:
         assert r.measured.lo <= r.measured.value <= r.measured.hi, r.claim
@@ -31,7 +42,7 @@ def test_the_readme_table_lists_every_claim() -> None:
     text = README.read_text()
     table = text.split(START)[1].split(END)[0]
     claims = [line.split(" | ")[1] for line in table.strip().splitlines()[2:]]
-    expected = [r.claim for game in GAMES for r in GAMES[game](True)]
+    expected = [r.claim for game in GAMES for r in small(game)]
     assert claims == expected
 
 
@@ -52,3 +63,31 @@ def test_unknown_game_and_bad_flags() -> None:
         load("nope")
     with pytest.raises(SystemExit):
         reproduce.main(["inspection", "--readme"])
+
+
+@pytest.mark.parametrize("game", list(GAMES))
+def test_every_game_composes_as_a_hydra_experiment(game: str) -> None:
+    """`+experiment=repro_<game>` on configs/repro.yaml names the game (the README's Hydra form)."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("repro", overrides=[f"+experiment=repro_{game}", "small=true"])
+    assert cfg.game == game and cfg.small is True
+
+
+def test_the_hydra_form_runs_a_game_and_refuses_bad_input() -> None:
+    def run(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "experiments.reproduce", *args, "hydra.run.dir=" + tempfile.mkdtemp()]
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=README.parent, timeout=300)
+
+    done = run("+experiment=repro_dong", "small=true")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("agrees") == len(small("dong"))
+    bad = run("game=nope")
+    assert bad.returncode == 2 and "game='nope' is invalid" in bad.stderr
+
+
+def test_a_side_claim_needs_the_whole_interval_on_the_forms_side() -> None:
+    def agrees(form: float, lo: float, hi: float) -> bool:
+        return Result("g", "P", "c", form, Estimate((lo + hi) / 2, lo, hi), side=0.5).agrees
+
+    assert agrees(1.0, 0.6, 0.9) and not agrees(1.0, 0.4, 0.9) and not agrees(1.0, 0.1, 0.3)
+    assert agrees(0.0, 0.0, 0.4) and not agrees(0.0, 0.2, 0.6)

@@ -109,9 +109,16 @@ STACKS: dict[str, dict[str, Any]] = {
             "loser_pays": True,
             "client_share_bps": 3_000,
         },
-        "imperfect_verification": {"detection": 0.8, "false_reject": 0.1},
+        "imperfect_verification": {"client_detection": 0.7, "detection": 0.8, "false_reject": 0.1},
         "collusion_contracts": {"side_payment": 2, "collusion_deposit": 5, "traitors": True},
         "tax_jackpot": {"pay_for": "forced_errors", "forced_error_rate": 0.1},
+    },
+    "client_pays_disputes_nondeterministic": {
+        "order": ["lilypad_v2", "dispute_costs", "replication", "imperfect_verification"],
+        "lilypad_v2": {"slash_to": "counterparty", "fee_covers_rerun": False, "mediation_fee": 3},
+        "dispute_costs": {"verification_cost": 1, "loser_pays": False, "client_share_bps": 0},
+        "imperfect_verification": {"nondeterministic_modules": [0], "nd_false_reject": 0.3},
+        "replication": {"replicas": 2, "commit_reveal": False},
     },
     "verifiers_jackpot": {
         "order": ["lilypad_v2", "verifiers", "tax_jackpot"],

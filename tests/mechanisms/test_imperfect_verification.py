@@ -1,6 +1,6 @@
-"""Imperfect verification: mediation misses wrong results at 1 - detection and rejects correct ones at the false
-rejection rate (non-deterministic modules at their own rate); bought votes are untouched; off, every verdict is
-right."""
+"""Imperfect verification: a client's check misses wrong results at 1 - client_detection, mediation misses them at
+1 - detection and rejects correct ones at the false rejection rate (non-deterministic modules at their own rate);
+bought votes are untouched; off, every check disputes and every verdict is right."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from mechanisms import MechanismStack
 from mechanisms.config import ConfigError
-from mechanisms.protocol import DealState
+from mechanisms.protocol import DealState, Reason
 
 S = DealState
 MARKET = {"n_clients": 400, "n_nodes": 400, "modules": [{"name": "a"}, {"name": "b"}]}
@@ -97,3 +97,60 @@ def test_honest_replicas_of_a_nondeterministic_job_go_to_the_validator(stack_run
     assert 0.15 < (state[module == 1] == S.MediationRejected).mean() < 0.45
     off = stack_run(mech(False), honest, market=market, rounds=3)
     assert off.count(S.MediationAccepted) + off.count(S.MediationRejected) == 0
+
+
+def client_checks(out) -> dict[str, np.ndarray]:
+    """Per judged deal with a wrong result (every client checks): whether it reached mediation and was rejected."""
+    cols = {"mediated": [], "rejected": []}
+    for r in out.results:
+        d = r.deals
+        fake = d.judged & d.wrong()
+        cols["mediated"].append(np.isin(d.state, [S.MediationAccepted, S.MediationRejected])[fake])
+        cols["rejected"].append((d.state == S.MediationRejected)[fake])
+    return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def test_client_checks_find_fakes_at_client_detection(stack_run):
+    """A client's check disputes a fake at client_detection; a disputed fake is then rejected at detection,
+    independently (one uniform serves both, rescaled); a missed check is accepted undisputed."""
+    c = client_checks(stack_run(stack(client_detection=0.6, detection=0.5), POPULATION, market=MARKET, rounds=4))
+    n = len(c["mediated"])
+    assert n > 500
+    for measured, rate, k in (
+        (c["mediated"].mean(), 0.6, n),
+        (c["rejected"][c["mediated"]].mean(), 0.5, c["mediated"].sum()),
+        (c["rejected"].mean(), 0.3, n),
+    ):
+        assert abs(measured - rate) < 4 * np.sqrt(rate * (1 - rate) / k), (measured, rate)
+
+
+def test_client_detection_off_switch(stack_run):
+    """Disabled, or at client_detection 1, every checked fake is disputed; at 0 none is, and honest results are
+    mediated as before."""
+    for params, disputed in (
+        ({"enabled": False, "client_detection": 0.0}, True),
+        ({"client_detection": 1.0}, True),
+        ({"client_detection": 0.0}, False),
+    ):
+        out = stack_run(stack(**params), POPULATION, market=MARKET, rounds=2)
+        assert (client_checks(out)["mediated"] == disputed).all(), params
+        honest = np.concatenate([r.deals.judged & ~r.deals.wrong() & r.deals.mediated for r in out.results])
+        assert honest.sum() > 100
+
+
+def test_a_missed_check_still_costs_the_verification(stack_run):
+    """With dispute_costs, the client pays its verification cost for every check, also one that missed the fake
+    (which is then paid, no fee)."""
+    mechanism = {
+        "order": ["lilypad_v2", "dispute_costs", "imperfect_verification"],
+        "dispute_costs": {"verification_cost": 3},
+        "imperfect_verification": {"client_detection": 0.0},
+    }
+    out = stack_run(mechanism, POPULATION, market=MARKET, rounds=1)
+    d, t = out.results[0].deals, out.results[0].transfers
+    assert (d.judged & d.wrong()).sum() > 100
+    assert not (d.mediated & d.wrong()).any()
+    paid = np.zeros(len(d), dtype=np.int64)
+    cost = (t.reason == int(Reason.ComputeCost)) & np.isin(t.payer, d.client)
+    np.add.at(paid, np.searchsorted(d.deal_id, t.deal_id[cost]), t.amount[cost])
+    assert (paid[d.judged] == 3).all()

@@ -128,6 +128,7 @@ def params(draw: st.DrawFn, name: str, fee: int, n_mediators: int) -> dict[str, 
         }
     if name == "imperfect_verification":
         return {
+            "client_detection": draw(prob),
             "detection": draw(prob),
             "false_reject": draw(prob),
             "nd_false_reject": draw(prob),

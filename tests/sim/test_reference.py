@@ -292,6 +292,7 @@ CASES = {
             },
             {
                 "name": "imperfect_verification",
+                "client_detection": 0.7,
                 "detection": 0.6,
                 "false_reject": 0.2,
                 "nondeterministic_modules": (1,),
