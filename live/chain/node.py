@@ -179,6 +179,9 @@ class AnvilChain(Chain):
             "fifo",
             "--chain-id",
             "31337",
+            # keep no historical states: anvil otherwise spills old block states to ~/.foundry/anvil/tmp (gigabytes
+            # over a long differential run) and leaves them behind when killed
+            "--prune-history",
         ]
         if state is not None:
             args += ["--state", str(state)]  # load it if present, dump it on exit
