@@ -37,12 +37,14 @@ log = logging.getLogger(__name__)
 S = DealState
 RECEIPT_S = 60.0  # a transaction not mined by then is given up (the step is retried; it never acts twice)
 CLIENT_AGREED, NODE_AGREED = 1, 2
+JACKPOT = "0x000000000000000000000000006a61636B706F74"  # JackpotModule.JACKPOT: the pool's keyless account
 #: step -> (state the deal must be in, state it moves to when the step succeeds)
 STEPS: dict[str, tuple[DealState, tuple[DealState, ...]]] = {
     "submit": (S.DealAgreed, (S.ResultsSubmitted,)),
     "accept": (S.ResultsSubmitted, (S.ResultsAccepted,)),
     "check": (S.ResultsSubmitted, (S.ResultsChecked,)),
     "mediate": (S.ResultsChecked, (S.MediationAccepted, S.MediationRejected)),
+    "vote": (S.ResultsChecked, (S.ResultsChecked, S.MediationAccepted, S.MediationRejected)),
     "timeout_agree": (S.DealNegotiating, (S.TimeoutAgree,)),
     "timeout_submit": (S.DealAgreed, (S.TimeoutSubmitResults,)),
     "timeout_judge": (S.ResultsSubmitted, (S.TimeoutJudgeResults,)),
@@ -186,6 +188,55 @@ class ChainClient:
                 out.append((bytes.fromhex(lg["topics"][1][2:]), int(lg["blockNumber"], 16)))
         return out
 
+    def panels(self, member: str, from_block: int) -> list[tuple[bytes, list[str]]]:
+        """(deal id, seated members in seat order) of every PanelDrawn event seating `member` since `from_block`."""
+        return [(d, m) for d, m in self._panel_logs(from_block, None) if member in m]
+
+    def panel_of(self, deal_id: bytes) -> list[str]:
+        """The members seated for a checked deal, in seat order ([] before its check or without panels)."""
+        got = self._panel_logs(self.dep.block, deal_id)
+        return got[-1][1] if got else []
+
+    def _panel_logs(self, from_block: int, deal_id: bytes | None) -> list[tuple[bytes, list[str]]]:
+        topics = ["0x" + Web3.keccak(text="PanelDrawn(bytes32,address[])").hex()]
+        if deal_id is not None:
+            topics.append("0x" + deal_id.hex())
+        flt = {"address": self.dep.deals.address, "fromBlock": hex(from_block), "toBlock": "latest", "topics": topics}
+        out = []
+        for lg in self.chain.rpc("eth_getLogs", flt):
+            (members,) = decode(["address[]"], bytes.fromhex(lg["data"][2:]))
+            out.append((bytes.fromhex(lg["topics"][1][2:]), [Web3.to_checksum_address(a) for a in members]))
+        return out
+
+    def may_vote(self, t: Terms, member: str) -> bool:
+        """Whether `member` may vote on the deal now: seated in the level now voting, not voted yet, in time (the
+        contract's own checks, run as a call: a member of a later level waits for an escalation)."""
+        if self.deal(self.dep.deal_id(t)).state != S.ResultsChecked:
+            return False
+        return self.dep.revert_of(self.dep.vote(t, member, True, True)) is None
+
+    def jackpot_due(self) -> bool:
+        """Whether a jackpot round should end now: the round is long enough and it has claims to pay or taxes that
+        the next round's claims would share (ending an empty round changes nothing, so it is skipped)."""
+        if not self.params.jackpot:
+            return False
+        dep = self.dep
+        reads = [("roundStartBlock",), ("roundStartPool",), ("pendingClaims",), ("balanceOf", JACKPOT)]
+        raw = self.chain.call_many([dep.tx(dep.deployer, fn, *args) for fn, *args in reads])
+        start_block, start_pool, claims, pool = (int.from_bytes(r[:32], "big") for r in raw)
+        return self.block() >= start_block + self.params.round_blocks and (claims > 0 or pool != start_pool)
+
+    def pay_jackpot(self, sender: str) -> bool:
+        """End the jackpot round (`payJackpot`) when one is due; True when this call ended it (a call that loses a
+        race with another ender is not applied)."""
+        if not self.jackpot_due():
+            return False
+        tx = self.dep.pay_jackpot(sender)
+        if self.send(tx, "pay_jackpot")["status"] == 1:
+            return True
+        log.info("pay_jackpot not applied: %s", self.dep.revert_of(tx))
+        return False
+
     # ---------------------------------------------------------------- writes
 
     def send(self, tx: dict[str, Any], label: str) -> dict[str, Any]:
@@ -243,6 +294,8 @@ class ChainClient:
             tx = self.dep.check(t)
         elif name == "mediate":
             tx = self.dep.mediate(t, sender, kw["accept"])
+        elif name == "vote":
+            tx = self.dep.vote(t, sender, kw["accept"], kw["reran"])
         else:
             tx = self.dep.timeout(name.removeprefix("timeout_"), t, sender)
         return self._step(tx, name, t)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,7 @@ from typing import Any
 import docker
 
 from live.chain.node import DEV_BALANCE_ETH, AnvilChain
-from live.chain.params import chain_params, check_live, check_market
+from live.chain.params import UINT32_MAX, ChainParams, chain_params, check_live, check_market
 from live.deploy import deploy_record
 from live.executor import Capabilities, Executor
 from live.services.chainio import BlockClock, ChainClient, read_record
@@ -76,7 +77,7 @@ class Network:
             state = state or self.record.get("state_file")
         if self.record:
             n = accounts_needed(c.n_clients, c.n_nodes, len(self.record["mediators"]))
-        check_live(self.stack)
+        check_live(self.stack, str(self.cfg["network"].get("mediator_draw", "chain")))
         n_med = len(self.record["mediators"]) if self.record else c.n_mediators
         self.keys = keyring(str(self.cfg.get("keys", "dev")), n_med, c.n_clients, c.n_nodes)
         self.node = AnvilChain(n, state=state, port=port)
@@ -90,7 +91,7 @@ class Network:
             self.record = deploy_record(
                 self.node,
                 {"mechanism": dict(self.cfg["mechanism"])},
-                chain_params(stack),
+                self.params(stack),
                 c.n_mediators,
                 accounts=addresses,
             )
@@ -104,6 +105,18 @@ class Network:
         if mining == "auto":  # every transaction mined as it arrives; the clock still moves time between them
             self.node.rpc("evm_setAutomine", True)
         self.clock = BlockClock(self.node.url, float(self.cfg["block_s"])).start()
+
+    def params(self, stack: MechanismStack) -> ChainParams:
+        """The contract parameters of `stack` on this market: its modules' re-run costs (a consortium's dissenters
+        keep them) and the jackpot round length in blocks (`network.jackpot_round_blocks`, the solver ends rounds)."""
+        market = self.market
+        costs = [market.compute_cost(i) for i in range(len(market.module_names))]
+        rounds = self.cfg["network"].get("jackpot_round_blocks", 1)
+        if not (isinstance(rounds, int) and not isinstance(rounds, bool) and 1 <= rounds <= UINT32_MAX):
+            raise ConfigError(
+                f"network.jackpot_round_blocks={rounds!r} is invalid: allowed an integer in [1, {UINT32_MAX}]"
+            )
+        return dataclasses.replace(chain_params(stack, costs), round_blocks=rounds)
 
     def chain_client(self, *keys: Key) -> ChainClient:
         """A chain connection for one service, holding only that service's own key."""
@@ -142,13 +155,14 @@ class Network:
         if self.solver is None and want("solver"):
             self.solver = await Solver(
                 self.state_dir,
-                self.chain_client(),
+                self.chain_client(self.keys.deployer),  # signs only to end jackpot rounds (`payJackpot`)
                 stack,
                 market,
                 self.who,
                 self.lock,
                 mediator_draw=str(net.get("mediator_draw", "chain")),
                 seed=seed * 1000 + 1,
+                round_keeper=self.who.deployer,
                 port=self.ports.get("solver", 0),
                 **host,
             ).start()

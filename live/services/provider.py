@@ -219,17 +219,26 @@ class Provider(Service):
             return self.results.put(root)
 
     async def maybe_bribe(self, deal_id: str, data: dict[str, Any]) -> None:
-        """A cheating node offers its bribe to the drawn mediator once (off chain, as in the twin)."""
+        """A cheating node offers its bribe (off chain, as in the twin) to the drawn mediator, or with a consortium
+        to every seated panel member (the twin's briber may pay every seat): once to each, as each is reachable."""
         if not data.get("cheat") or not data.get("bribe") or data.get("bribed"):
             return
-        d = await self.chain.run(self.chain.deal, bytes.fromhex(deal_id))
-        if d.mediator == 0:
+        c, deal = self.chain, bytes.fromhex(deal_id)
+        if c.params.consortium:
+            members = await c.run(c.panel_of, deal)
+        else:
+            d = await c.run(c.deal, deal)
+            members = [c.dep.mediators[d.mediator - 1]] if d.mediator else []
+        if not members:
             return
-        mediator = self.chain.dep.mediators[d.mediator - 1]
-        url = (await self.get_json(f"{self.solver_url}/directory")).get(mediator)
-        if url:
-            await self.post_json(f"{url}/bribes", {"deal": deal_id, "amount": data["bribe"], "node": self.address})
-        self.store.put(deal_id, "open", {**data, "bribed": True})
+        directory = await self.get_json(f"{self.solver_url}/directory")
+        offered = list(data.get("bribed_to", []))
+        for m in members:
+            if m not in offered and directory.get(m):
+                body = {"deal": deal_id, "amount": data["bribe"], "node": self.address}
+                await self.post_json(f"{directory[m]}/bribes", body)
+                offered.append(m)
+        self.store.put(deal_id, "open", {**data, "bribed_to": offered, "bribed": len(offered) == len(members)})
 
 
 if __name__ == "__main__":  # python -m live.services.provider (configs/service.yaml)

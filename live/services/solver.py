@@ -51,9 +51,11 @@ class Solver(Service):
         tick_s: float = 0.05,
         mediator_draw: str = "chain",
         seed: int = 0,
+        round_keeper: str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__("solver", state_dir, **kw)
+        self.round_keeper = round_keeper  # the account (its key in `chain`) that ends jackpot rounds
         if mediator_draw not in MEDIATOR_DRAWS:
             raise ValueError(f"mediator_draw={mediator_draw!r} is invalid: allowed one of {list(MEDIATOR_DRAWS)}")
         self.mediator_draw = mediator_draw
@@ -74,7 +76,16 @@ class Solver(Service):
         )
 
     def loops(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.match_loop]
+        jackpot = self.chain.params.jackpot and self.round_keeper is not None
+        return [self.match_loop, self.jackpot_loop] if jackpot else [self.match_loop]
+
+    async def jackpot_loop(self) -> None:
+        """End each jackpot round once it is due (tax_jackpot): the twin pays its jackpot at every round's end; on
+        chain anyone may call `payJackpot` once per `round_blocks`, and the market's operator does."""
+        assert self.round_keeper is not None
+        while True:
+            await self.chain.run(self.chain.pay_jackpot, self.round_keeper)
+            await asyncio.sleep(self.tick_s)
 
     # ---------------------------------------------------------------- API
 
