@@ -5,9 +5,9 @@ threshold (the bribe is offered off chain, POST /bribes, as the twin models it).
 
 With the consortium deployed (PanelModule) the check seats a panel instead of one mediator: every seated member
 watches its deal, and when its level votes (the first `size` seats, then each escalation's new seats) it re-runs
-the job and calls `vote`, declaring the re-run; a bribed member votes for the node without re-running, as in the
-twin. The contract tallies, escalates and settles; a member that never votes leaves the deal to the mediation
-timeout, which either party claims.
+the job and calls `vote`, declaring the re-run; a bribed member votes for the node and declares no re-run (the
+twin's bribed member does not re-run, so a slashed dissent keeps nothing). The contract tallies, escalates and
+settles; a member that never votes leaves the deal to the mediation timeout, which either party claims.
 """
 
 from __future__ import annotations
@@ -103,11 +103,9 @@ class Mediator(Service):
         c = self.chain
         if not await c.run(c.may_vote, t, self.address):
             return  # a later level's seat (it may never vote), or already voted: the deal's state ends the watch
-        if self.bribed(deal_id):  # the twin's bribed member votes for the node without re-running
-            accept, reran = True, False
-        else:
-            data = await self.rerun(deal_id, deal, data)
-            accept, reran = await self.honest(deal_id, data), True
+        data = await self.rerun(deal_id, deal, data)  # first, so a bribe offered meanwhile is seen
+        bribed = self.bribed(deal_id)  # votes for the node and, as the twin's bribed member, declares no re-run
+        accept, reran = (True, False) if bribed else (await self.honest(deal_id, data), True)
         if await c.run(c.step, "vote", t, self.address, accept=accept, reran=reran):
             self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": not reran})
 

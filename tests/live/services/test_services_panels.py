@@ -69,6 +69,29 @@ def test_a_panel_reruns_and_votes_and_the_contract_settles(run_net) -> None:
     assert {g % MEMBER_FEE for g in gained} == {0}
 
 
+def test_a_node_bribes_every_seat_and_bribed_members_vote_without_rerunning(run_net) -> None:
+    async def body(net: Network) -> tuple:
+        jobs = await net.run_jobs([("cowsay:v1", {"Message": "moo"})], 60)
+        offered = net.providers[0].store.get(jobs[0]["deal_id"])[1].get("bribed_to", [])
+        return (
+            jobs,
+            _votes(net, jobs[0]["deal_id"]),
+            offered,
+            net.clients[0].panel_of(bytes.fromhex(jobs[0]["deal_id"])),
+        )
+
+    overrides = [
+        *PANEL,
+        "network.providers=[{strategy: cheater, rate: 1.0, bribe: 50}]",
+        "network.mediators=[{strategy: bribable, threshold: 30}, {strategy: bribable, threshold: 30}, "
+        "{strategy: bribable, threshold: 30}]",
+    ]
+    jobs, votes, offered, panel = run_net(overrides, body)
+    assert sorted(offered) == sorted(panel)  # every seat offered the bribe
+    assert jobs[0]["state"] == "MediationAccepted"  # the cheat is missed
+    assert [(accept, reran) for _, accept, reran in votes] == [(True, False), (True, False)]
+
+
 def test_a_split_panel_escalates_and_the_dissenter_forfeits_its_fee(run_net) -> None:
     """Seat 0 votes for a fake result (cast here with its key, standing in for a corrupt member); seat 1 votes
     against, so the panel grows to seat 2, whose service waits for its level and votes; the majority fallback
