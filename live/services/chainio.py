@@ -36,6 +36,7 @@ from mechanisms.protocol import DealState
 log = logging.getLogger(__name__)
 S = DealState
 RECEIPT_S = 60.0  # a transaction not mined by then is given up (the step is retried; it never acts twice)
+RECEIPT_POLL_MAX_S = 0.04  # receipt polls back off from the client's poll_s to this
 CLIENT_AGREED, NODE_AGREED = 1, 2
 JACKPOT = "0x000000000000000000000000006a61636B706F74"  # JackpotModule.JACKPOT: the pool's keyless account
 #: step -> (state the deal must be in, state it moves to when the step succeeds)
@@ -141,17 +142,22 @@ class ChainClient:
     # ---------------------------------------------------------------- reads (blocking; wrap with `run`)
 
     def deal(self, deal_id: bytes) -> OnChain:
-        s, flags, med, since, escrow = self.dep.deals.functions.deals(deal_id).call()
-        return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow))
+        """The deal as stored (one raw eth_call: web3's contract call would add a chain-id request and ABI checks)."""
+        (raw,) = self.chain.batch([self._deal_call(deal_id)])
+        return self._on_chain(raw)
 
     def deal_and_block(self, deal_id: bytes) -> tuple[OnChain, int]:
         """The deal and the head block number in one request (what every step of a service's deal loop reads)."""
+        raw, head = self.chain.batch([self._deal_call(deal_id), ("eth_blockNumber", [])])
+        return self._on_chain(raw), int(head, 16)
+
+    def _deal_call(self, deal_id: bytes) -> tuple[str, list[Any]]:
         call = self.dep.tx(self.dep.deployer, "deals", deal_id)
-        raw, head = self.chain.batch(
-            [("eth_call", [{"to": call["to"], "data": call["data"]}, "latest"]), ("eth_blockNumber", [])]
-        )
+        return "eth_call", [{"to": call["to"], "data": call["data"]}, "latest"]
+
+    def _on_chain(self, raw: str) -> OnChain:
         s, flags, med, since, escrow = decode(self._deal_types, bytes.fromhex(raw[2:]))
-        return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow)), int(head, 16)
+        return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow))
 
     def block(self) -> int:
         return int(self.chain.rpc("eth_blockNumber"), 16)
@@ -250,11 +256,12 @@ class ChainClient:
             self._nonce[sender] += 1
             self._in_flight[sender] = self._in_flight.get(sender, 0) + 1
         try:
-            end = time.monotonic() + RECEIPT_S
+            end, wait = time.monotonic() + RECEIPT_S, self.poll_s
             while (r := self.chain.rpc("eth_getTransactionReceipt", h)) is None:
                 if time.monotonic() > end:
                     raise ChainError(f"{label} from {sender} not mined within {RECEIPT_S} s")
-                time.sleep(self.poll_s)
+                time.sleep(wait)
+                wait = min(2 * wait, RECEIPT_POLL_MAX_S)  # a block may be a clock tick away: ask less often
         finally:
             with self._lock:
                 self._in_flight[sender] -= 1
@@ -272,18 +279,21 @@ class ChainClient:
         if self.send(tx, label)["status"] != 1:
             raise ChainError(f"{label} from {tx['from']} failed: {self.dep.revert_of(tx)}")
 
-    def agree(self, t: Terms, sender: str) -> bool:
-        """Agree to `t` as `sender` unless it already did or the deal moved on; True when this call agreed."""
-        d = self.deal(self.dep.deal_id(t))
+    def agree(self, t: Terms, sender: str, known: OnChain | None = None) -> bool:
+        """Agree to `t` as `sender` unless it already did or the deal moved on; True when this call agreed.
+        `known`: the deal as the caller just read it (saves a read; a stale one only costs a reverted call, which
+        the contract refuses and this reports as not applied)."""
+        d = known if known is not None else self.deal(self.dep.deal_id(t))
         bit = CLIENT_AGREED if sender == t.client else NODE_AGREED
         if d.exists and (d.state != S.DealNegotiating or d.flags & bit):
             return False
         return self._step(self.dep.agree(t, sender), "agree", t)
 
-    def step(self, name: str, t: Terms, sender: str, **kw: Any) -> bool:
-        """Protocol step `name` (see STEPS) unless the deal is no longer in its state; True when this call did it."""
+    def step(self, name: str, t: Terms, sender: str, known: OnChain | None = None, **kw: Any) -> bool:
+        """Protocol step `name` (see STEPS) unless the deal is no longer in its state; True when this call did it.
+        `known`: as for `agree`."""
         need, _ = STEPS[name]
-        d = self.deal(self.dep.deal_id(t))
+        d = known if known is not None else self.deal(self.dep.deal_id(t))
         if not d.exists or d.state != need:
             return False
         if name == "submit":

@@ -142,16 +142,16 @@ class Creator(Service):
             self.finish(deal_id, data, d.state)
         elif not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
-                return await c.run(c.step, "timeout_agree", t, self.address)
+                return await c.run(c.step, "timeout_agree", t, self.address, known=d)
             if not (d.exists and d.flags & 1):
-                return await c.run(c.agree, t, self.address)
+                return await c.run(c.agree, t, self.address, known=d)
         elif d.state == S.DealAgreed and block > c.deadline(d):
-            return await c.run(c.step, "timeout_submit", t, self.address)
+            return await c.run(c.step, "timeout_submit", t, self.address, known=d)
         elif d.state == S.ResultsSubmitted:
             data = await self.judge(deal_id, deal, data)
-            return await c.run(c.step, "check" if data["check"] else "accept", t, self.address)
+            return await c.run(c.step, "check" if data["check"] else "accept", t, self.address, known=d)
         elif d.state == S.ResultsChecked and block > c.deadline(d):
-            return await c.run(c.step, "timeout_mediate", t, self.address)
+            return await c.run(c.step, "timeout_mediate", t, self.address, known=d)
         return False
 
     async def judge(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

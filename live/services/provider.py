@@ -150,20 +150,22 @@ class Provider(Service):
             return False
         if not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
-                return await c.run(c.step, "timeout_agree", t, self.address)
+                return await c.run(c.step, "timeout_agree", t, self.address, known=d)
             self.start_producing(deal_id, deal, data)  # the run overlaps the agreement
             if not d.flags & 2:
-                return await c.run(c.agree, t, self.address)
+                return await c.run(c.agree, t, self.address, known=d)
         elif d.state == S.DealAgreed:
             data = await self.start_producing(deal_id, deal, data)
             if block <= c.deadline(d):
-                return await c.run(c.step, "submit", t, self.address, result_hash=bytes.fromhex(data["result_id"]))
+                return await c.run(
+                    c.step, "submit", t, self.address, known=d, result_hash=bytes.fromhex(data["result_id"])
+                )
         elif d.state == S.ResultsSubmitted and block > c.deadline(d):
-            return await c.run(c.step, "timeout_judge", t, self.address)
+            return await c.run(c.step, "timeout_judge", t, self.address, known=d)
         elif d.state == S.ResultsChecked:
             await self.maybe_bribe(deal_id, data)
             if block > c.deadline(d):
-                return await c.run(c.step, "timeout_mediate", t, self.address)
+                return await c.run(c.step, "timeout_mediate", t, self.address, known=d)
         return False
 
     def start_producing(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> asyncio.Future[Any]:
