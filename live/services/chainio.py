@@ -325,6 +325,72 @@ class ChainClient:
         self.chain.close()
 
 
+class DealWatch:
+    """Which of a service's open deals to read again. A deal's state changes on chain only through an event of
+    that deal (DealCreated, StateChanged), so each poll asks for the head and the events since the last poll in one
+    request, and a deal is read again only when it has an event, its phase's deadline has passed (a timeout may be
+    claimed), a local event woke it (its container finished), or it was never read: one request per poll for the
+    whole service instead of one read per open deal per poll."""
+
+    TOPICS = (
+        "0x"
+        + Web3.keccak(text="DealCreated(bytes32,(address,address,uint64,uint64,uint32,uint32,uint64,uint64))").hex(),
+        "0x" + Web3.keccak(text="StateChanged(bytes32,uint8,uint256[])").hex(),
+    )
+
+    def __init__(self, chain: ChainClient) -> None:
+        self.chain = chain
+        self.scanned: int | None = None  # the last block whose events were asked for
+        self.head = 0
+        self.deadline: dict[str, int | None] = {}  # deal -> its phase's last block when last read (None: terminal)
+        self.since: dict[str, int] = {}  # deal -> block of its last state change when last read
+        self.due_now: set[str] = set()
+
+    def poll(self) -> int:
+        """Read the head and the events since the last poll (blocking: run it in a worker thread). The last poll's
+        block is asked again (asking past the head is an error); an event no newer than a deal's read is skipped."""
+        c = self.chain
+        start = c.dep.block if self.scanned is None else self.scanned
+        flt = {
+            "address": c.dep.deals.address,
+            "fromBlock": hex(start),
+            "toBlock": "latest",
+            "topics": [list(self.TOPICS)],
+        }
+        try:
+            head_hex, logs = c.chain.batch([("eth_blockNumber", []), ("eth_getLogs", [flt])])
+        except ChainError:  # a chain node restarted behind the last poll: read every deal again
+            self.scanned = None
+            self.deadline.clear()
+            raise
+        for lg in logs:
+            deal = lg["topics"][1][2:]
+            if int(lg["blockNumber"], 16) > self.since.get(deal, -1):
+                self.due_now.add(deal)
+        self.scanned = self.head = int(head_hex, 16)
+        return self.head
+
+    def due(self, deal_id: str) -> bool:
+        if deal_id in self.due_now or deal_id not in self.deadline:
+            return True
+        last = self.deadline[deal_id]
+        return last is not None and self.head > last
+
+    def read(self, deal_id: str, d: OnChain) -> None:
+        """The deal was just read as `d`."""
+        self.deadline[deal_id] = self.chain.deadline(d) if d.exists else -1  # an unknown deal: read it every poll
+        self.since[deal_id] = d.since
+        self.due_now.discard(deal_id)
+
+    def wake(self, deal_id: str) -> None:
+        self.due_now.add(deal_id)
+
+    def forget(self, deal_id: str) -> None:
+        self.deadline.pop(deal_id, None)
+        self.since.pop(deal_id, None)
+        self.due_now.discard(deal_id)
+
+
 class BlockClock:
     """Mines one block every `block_s` seconds: the network's clock, so deadlines (in blocks) are real time."""
 

@@ -22,7 +22,7 @@ from live.chain.binding import Terms
 from live.modules import ModuleError, load_module
 from live.modules.registry import DEFAULT_LOCK
 from live.services.base import BadRequest, Service, need
-from live.services.chainio import TERMINAL, ChainClient, S
+from live.services.chainio import TERMINAL, ChainClient, DealWatch, S
 from live.services.policy import LiveMarket, Policy, client_actions, client_checks, deal_of_one
 from live.services.results import ResultMismatch, unpack_verified
 from mechanisms.base import MechanismStack
@@ -54,6 +54,7 @@ class Creator(Service):
         self.lock, self.poll_s, self.trust = lock, poll_s, trust or []
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.done: dict[str, asyncio.Event] = {}
+        self.watch = DealWatch(chain)
         self.app.add_routes([web.post("/jobs", self.post_job), web.get("/jobs/{job}", self.get_job)])
 
     def loops(self) -> list[Callable[[], Awaitable[None]]]:
@@ -126,8 +127,10 @@ class Creator(Service):
                 for deal in await self.get_json(f"{self.solver_url}/deals", party=self.address):
                     if self.store.get(deal["deal_id"]) is None:
                         self.store.put(deal["deal_id"], "open", {"deal": deal})
-            # every open deal at once: one deal's receipt wait never holds up another's deadline
-            deals = [(k, data) for k, _, data in self.store.open_deals() if not k.startswith("job:")]
+            # every open deal at once (one deal's receipt wait never holds up another's deadline), each only when
+            # the head moved since it was read
+            await self.chain.run(self.watch.poll)
+            deals = [(k, d) for k, _, d in self.store.open_deals() if not k.startswith("job:") and self.watch.due(k)]
             acted = any(await asyncio.gather(*(self.advance(k, data) for k, data in deals)))
             if not acted:  # a step just taken may have unlocked the next one: look again at once
                 await asyncio.sleep(self.poll_s)
@@ -138,8 +141,10 @@ class Creator(Service):
         t = Terms(*deal["terms"])
         c = self.chain
         d, block = await c.run(c.deal_and_block, bytes.fromhex(deal_id))
+        self.watch.read(deal_id, d)
         if d.exists and d.state in TERMINAL:
             self.finish(deal_id, data, d.state)
+            self.watch.forget(deal_id)
         elif not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
                 return await c.run(c.step, "timeout_agree", t, self.address, known=d)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,12 @@ from live.executor import Capabilities, Executor
 from live.modules import load_module
 from live.modules.registry import DEFAULT_LOCK
 from live.services.base import Service
-from live.services.chainio import TERMINAL, ChainClient, S
+from live.services.chainio import TERMINAL, ChainClient, DealWatch, S
 from live.services.learned import DealOutcome
 from live.services.policy import LiveMarket, Policy, node_actions
 from live.services.results import ResultStore
+
+SWEEP_S = 1.0  # how often expired results are looked for
 
 
 class Provider(Service):
@@ -66,6 +69,7 @@ class Provider(Service):
         self.lock, self.poll_s = lock, poll_s
         self.results = ResultStore(self.state_dir / f"{name}-results", retention_s)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
+        self.watch, self.swept_at = DealWatch(chain), 0.0
         self.app.add_routes([web.get("/results/{deal}", self.get_result), web.get("/health", self.health)])
 
     def loops(self) -> list[Callable[[], Awaitable[None]]]:
@@ -108,9 +112,14 @@ class Provider(Service):
             for deal in deals:
                 if self.store.get(deal["deal_id"]) is None:
                     self.store.put(deal["deal_id"], "open", {"deal": deal})
-            # every open deal at once: one deal's receipt wait never holds up another's deadline
-            acted = any(await asyncio.gather(*(self.advance(k, data) for k, _, data in self.store.open_deals())))
-            self.results.sweep()
+            # every open deal at once (one deal's receipt wait never holds up another's deadline), each only when
+            # the head moved since it was read or its run finished
+            await self.chain.run(self.watch.poll)
+            due = [(k, data) for k, _, data in self.store.open_deals() if self.watch.due(k)]
+            acted = any(await asyncio.gather(*(self.advance(k, data) for k, data in due)))
+            if time.monotonic() - self.swept_at > SWEEP_S:
+                self.results.sweep()
+                self.swept_at = time.monotonic()
             if not acted:  # a step just taken may have unlocked the next one: look again at once
                 await asyncio.sleep(self.poll_s)
 
@@ -142,7 +151,9 @@ class Provider(Service):
         t = Terms(*deal["terms"])
         c = self.chain
         d, block = await c.run(c.deal_and_block, bytes.fromhex(deal_id))
+        self.watch.read(deal_id, d)
         if d.exists and d.state in TERMINAL:
+            self.watch.forget(deal_id)
             outcome = DealOutcome(d.state, bool(data.get("cheat")), int(data.get("bribe") or 0), 0)
             await self.feedback(outcome)
             self.store.put(deal_id, "done", {**data, "state": d.state.name})
@@ -155,7 +166,10 @@ class Provider(Service):
             if not d.flags & 2:
                 return await c.run(c.agree, t, self.address, known=d)
         elif d.state == S.DealAgreed:
-            data = await self.start_producing(deal_id, deal, data)
+            task = self.start_producing(deal_id, deal, data)
+            if not task.done() or task.cancelled() or task.exception() is not None:
+                return False  # running (its end wakes this deal) or failed (started again on the next look)
+            data = task.result()
             if block <= c.deadline(d):
                 return await c.run(
                     c.step, "submit", t, self.address, known=d, result_hash=bytes.fromhex(data["result_id"])
@@ -179,6 +193,7 @@ class Provider(Service):
             task = None  # failed (e.g. the engine restarting): try again
         if task is None:
             task = self.producing[deal_id] = asyncio.ensure_future(self.produce(deal_id, deal, data))
+            task.add_done_callback(lambda _: self.watch.wake(deal_id))  # submit at once, not at the next block
         return task
 
     async def feedback(self, outcome: DealOutcome | None) -> None:
@@ -241,6 +256,8 @@ class Provider(Service):
                 await self.post_json(f"{directory[m]}/bribes", body)
                 offered.append(m)
         self.store.put(deal_id, "open", {**data, "bribed_to": offered, "bribed": len(offered) == len(members)})
+        if len(offered) < len(members):
+            self.watch.wake(deal_id)  # look again for the members not reachable yet
 
 
 if __name__ == "__main__":  # python -m live.services.provider (configs/service.yaml)
