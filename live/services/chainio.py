@@ -28,7 +28,7 @@ from web3 import Web3
 
 from contracts.build import load
 from live.chain.binding import Deployment, Terms
-from live.chain.node import AnvilChain, ChainError
+from live.chain.node import AnvilChain, ChainError, RpcTransport
 from live.chain.params import ChainParams
 from live.services.keys import Key
 from mechanisms.protocol import DealState
@@ -75,7 +75,7 @@ class RemoteAnvil(AnvilChain):
 
     def __init__(self, url: str) -> None:
         self.url, self.proc = url, None
-        self.session = requests.Session()
+        self.transport = RpcTransport(url)
         self._id = 0
         self.w3 = Web3(Web3.HTTPProvider(url))
         self.accounts = [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]

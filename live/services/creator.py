@@ -10,6 +10,7 @@ API: POST /jobs {module, inputs} -> {job}, GET /jobs/<job> (its deal, state and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -55,10 +56,14 @@ class Creator(Service):
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.done: dict[str, asyncio.Event] = {}
         self.watch = DealWatch(chain)
+        self.wake = asyncio.Event()  # a new deal arrived: look now
         self.app.add_routes([web.post("/jobs", self.post_job), web.get("/jobs/{job}", self.get_job)])
 
     def loops(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.deal_loop]
+        return [self.deal_loop, self.feed_loop]
+
+    async def feed_loop(self) -> None:
+        await self.deal_feed(self.solver_url, self.address, self.wake)
 
     async def start(self) -> Creator:
         await super().start()
@@ -121,19 +126,15 @@ class Creator(Service):
 
     async def deal_loop(self) -> None:
         while True:
-            rows = list(self.store.open_deals())
-            matched = {d["deal"]["job_offer"] for k, _, d in rows if not k.startswith("job:")}
-            if any(k.startswith("job:") and k[4:] not in matched for k, _, _ in rows):  # a job awaits its deal
-                for deal in await self.get_json(f"{self.solver_url}/deals", party=self.address):
-                    if self.store.get(deal["deal_id"]) is None:
-                        self.store.put(deal["deal_id"], "open", {"deal": deal})
+            self.wake.clear()
             # every open deal at once (one deal's receipt wait never holds up another's deadline), each only when
-            # the head moved since it was read
+            # the watch says it may have changed
             await self.chain.run(self.watch.poll)
             deals = [(k, d) for k, _, d in self.store.open_deals() if not k.startswith("job:") and self.watch.due(k)]
             acted = any(await asyncio.gather(*(self.advance(k, data) for k, data in deals)))
             if not acted:  # a step just taken may have unlocked the next one: look again at once
-                await asyncio.sleep(self.poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.poll_s)
 
     async def advance(self, deal_id: str, data: dict[str, Any]) -> bool:
         """One step of the client's side of a deal (safe to repeat); True when it acted."""

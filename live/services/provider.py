@@ -70,10 +70,14 @@ class Provider(Service):
         self.results = ResultStore(self.state_dir / f"{name}-results", retention_s)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.watch, self.swept_at = DealWatch(chain), 0.0
+        self.wake = asyncio.Event()  # a new deal arrived or a run finished: look now
         self.app.add_routes([web.get("/results/{deal}", self.get_result), web.get("/health", self.health)])
 
     def loops(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.deal_loop]
+        return [self.deal_loop, self.feed_loop]
+
+    async def feed_loop(self) -> None:
+        await self.deal_feed(self.solver_url, self.address, self.wake)
 
     async def start(self) -> Provider:
         await super().start()
@@ -106,12 +110,8 @@ class Provider(Service):
 
     async def deal_loop(self) -> None:
         while True:
+            self.wake.clear()
             await self.offer_while_free()
-            waiting = int(self.store.get_value("offers", 0)) > len(self.store.get_value("offers_taken", []))
-            deals = await self.get_json(f"{self.solver_url}/deals", party=self.address) if waiting else []
-            for deal in deals:
-                if self.store.get(deal["deal_id"]) is None:
-                    self.store.put(deal["deal_id"], "open", {"deal": deal})
             # every open deal at once (one deal's receipt wait never holds up another's deadline), each only when
             # the head moved since it was read or its run finished
             await self.chain.run(self.watch.poll)
@@ -121,7 +121,8 @@ class Provider(Service):
                 self.results.sweep()
                 self.swept_at = time.monotonic()
             if not acted:  # a step just taken may have unlocked the next one: look again at once
-                await asyncio.sleep(self.poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.poll_s)
 
     async def offer_while_free(self) -> None:
         """Keep one open offer per free slot: `slots` jobs run at once, each offer a 1/slots share of the machine."""
@@ -193,8 +194,12 @@ class Provider(Service):
             task = None  # failed (e.g. the engine restarting): try again
         if task is None:
             task = self.producing[deal_id] = asyncio.ensure_future(self.produce(deal_id, deal, data))
-            task.add_done_callback(lambda _: self.watch.wake(deal_id))  # submit at once, not at the next block
+            task.add_done_callback(lambda _: self._woken(deal_id))  # submit at once, not at the next block
         return task
+
+    def _woken(self, deal_id: str) -> None:
+        self.watch.wake(deal_id)
+        self.wake.set()
 
     async def feedback(self, outcome: DealOutcome | None) -> None:
         """Tell a policy that learns from its record (`see`) the node's balance and a finished deal's outcome."""

@@ -31,6 +31,12 @@ def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> No
         chain_params(stack(preset))
 
 
+def test_replicas_are_refused_naming_the_replication_field() -> None:
+    s = MechanismStack.from_mapping({"order": ["lilypad_v2", "replication"]}, "mechanism")
+    with pytest.raises(ConfigError, match=r"^mechanism\.replication\.enabled=True is invalid on chain: .*replication"):
+        chain_params(s)
+
+
 def test_live_services_run_panels_and_jackpots_but_refuse_a_solver_drawn_panel() -> None:
     for order in (["lilypad_v2"], ["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"]):
         check_live(MechanismStack.from_mapping({"order": order}, "mechanism"), "chain")
