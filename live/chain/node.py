@@ -146,10 +146,11 @@ class EmbeddedChain(Chain):
 
 
 class RpcTransport:
-    """JSON-RPC over HTTP with one keep-alive connection per thread (http.client). The services call the node from
-    many worker threads, thousands of times per run; requests spent most of a call's CPU on its session machinery
-    (settings merges, environment lookups), this spends it on the request itself. A broken connection (the node
-    restarting) is dropped, the call fails with ChainError, and the next call connects again."""
+    """JSON-RPC over HTTP on a small pool of keep-alive connections (http.client): one per request in flight at
+    once, reused after. The services call the node from many worker threads, thousands of times per run; requests
+    spent most of a call's CPU on its session machinery (settings merges, environment lookups), this spends it on
+    the request itself. A broken connection (the node restarting) is dropped and the call fails with ChainError; the
+    next call connects again."""
 
     def __init__(self, url: str) -> None:
         parts = urllib.parse.urlsplit(url)
@@ -157,36 +158,38 @@ class RpcTransport:
             raise ValueError(f"url={url!r} is invalid: allowed http(s)://host[:port][/path]")
         self.https, self.host, self.port = parts.scheme == "https", parts.hostname, parts.port
         self.path = parts.path or "/"
-        self._local = threading.local()
-        self._all: list[http.client.HTTPConnection] = []
+        self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
 
     def post(self, body: Any, timeout: float = 600.0) -> Any:
         """POST `body` as JSON; the decoded reply."""
-        conn = getattr(self._local, "conn", None)
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
             kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            conn = self._local.conn = kind(self.host, self.port, timeout=timeout)
-            with self._lock:
-                self._all.append(conn)
+            conn = kind(self.host, self.port, timeout=timeout)
         conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
         try:
             conn.request("POST", self.path, json.dumps(body), {"Content-Type": "application/json"})
             resp = conn.getresponse()
             data = resp.read()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            self._local.conn = None
             raise ChainError(f"JSON-RPC to {self.host}:{self.port} failed: {type(exc).__name__}: {exc}") from exc
+        with self._lock:
+            self._idle.append(conn)
         if resp.status != 200:
             raise ChainError(f"JSON-RPC to {self.host}:{self.port}: HTTP {resp.status}: {data[:200]!r}")
         return json.loads(data)
 
     def close(self) -> None:
+        """Close the idle connections (one in use is closed by its caller's error, or by the garbage collector)."""
         with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 class AnvilChain(Chain):

@@ -415,6 +415,7 @@ class BlockClock:
                 chain.rpc("evm_mine")
             next_t += self.block_s
             self._stop.wait(max(0.0, next_t - time.monotonic()))
+        chain.close()
 
     def stop(self) -> None:
         self._stop.set()

@@ -255,6 +255,8 @@ class Network:
     def stop_chain(self) -> None:
         if self.clock is not None:
             self.clock.stop()
+        for cc in self.clients:  # their connections to the node
+            cc.close()
         if self.node is not None:
             self.node.close()
 
