@@ -24,6 +24,7 @@ from live.modules import ModuleError, load_module
 from live.modules.registry import DEFAULT_LOCK
 from live.services.base import BadRequest, Service, need
 from live.services.chainio import TERMINAL, ChainClient, DealWatch, S
+from live.services.learned import DealOutcome
 from live.services.policy import LiveMarket, Policy, client_actions, client_checks, deal_of_one
 from live.services.results import ResultMismatch, unpack_verified
 from mechanisms.base import MechanismStack
@@ -68,7 +69,15 @@ class Creator(Service):
     async def start(self) -> Creator:
         await super().start()
         await self.chain.run(self.chain.setup_account, self.address)
+        await self.feedback(None)
         return self
+
+    async def feedback(self, state: S | None) -> None:
+        """Tell a policy that learns from its record (`see`) the client's balance and a finished deal's outcome."""
+        see = getattr(self.policy, "see", None)
+        if see is not None:
+            wealth = await self.chain.run(self.chain.dep.balance, self.address)
+            see(None if state is None else DealOutcome(state, False, 0, wealth), wealth)
 
     # ---------------------------------------------------------------- client library
 
@@ -146,6 +155,7 @@ class Creator(Service):
         if d.exists and d.state in TERMINAL:
             self.finish(deal_id, data, d.state)
             self.watch.forget(deal_id)
+            await self.feedback(d.state)
         elif not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
                 return await c.run(c.step, "timeout_agree", t, self.address, known=d)

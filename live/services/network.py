@@ -26,7 +26,7 @@ from live.services.chainio import BlockClock, ChainClient, read_record
 from live.services.creator import Creator
 from live.services.keys import Key, KeyRing, keyring
 from live.services.layout import Layout, accounts_needed, layout
-from live.services.learned import LearnedNode
+from live.services.learned import LEARNED_ROLES, LearnedAgent
 from live.services.mediator import Mediator
 from live.services.policy import LiveMarket, Policy, strategy
 from live.services.provider import Provider
@@ -127,11 +127,13 @@ class Network:
 
     def _policy(self, role: str, i: int, entry: Mapping[str, Any]) -> Policy:
         net = self.cfg["network"]
-        if f"{role}_{i}" not in self.policies and role == "node" and i in (net.get("learned_nodes") or []):
+        learned = role in LEARNED_ROLES and i in (net.get(f"learned_{role}s") or [])
+        if f"{role}_{i}" not in self.policies and learned:
             if not net.get("policy_checkpoint"):
                 raise ConfigError("network.policy_checkpoint is missing: allowed an experiments.train run directory")
-            seed = int(self.cfg["seed"]) * 1000 + 300 + i
-            self.policies = {**self.policies, f"node_{i}": LearnedNode.from_run(net["policy_checkpoint"], i, seed)}
+            seed = int(self.cfg["seed"]) * 1000 + 300 + 50 * LEARNED_ROLES.index(role) + i
+            agent = LearnedAgent.from_run(net["policy_checkpoint"], i, seed, role)
+            self.policies = {**self.policies, f"{role}_{i}": agent}
         return self.policies.get(f"{role}_{i}") or strategy(
             f"{role}s" if role != "node" else "nodes", entry, f"network.{role}s[{i}]"
         )
