@@ -32,6 +32,7 @@ from experiments import readme_tables
 from experiments.analysis.configs import compose_plain
 from live import docker_engine
 from live.executor import Capabilities, Executor
+from live.executor.runner import PHASES
 from live.main import bare_docker_seconds
 from live.modules import load_module
 from live.modules.build import build
@@ -60,31 +61,56 @@ async def latency(cfg: dict, state: Path, client, lock: Path, host: str, repeats
     return stack_s, bare_s
 
 
-async def throughput(cfg: dict, state: Path, client, lock: Path, jobs: int) -> tuple[int, float]:
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, every process: ours and the other users')."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(cfg: dict, state: Path, client, lock: Path, jobs: int) -> tuple[int, float, dict]:
+    """Settled deals and wall time of `jobs` jobs posted at once, and where the CPU went meanwhile."""
     net = Network(cfg, state, client, lock)
     net.start_chain()
     try:
         await net.start_services()
+        assert net.node is not None and net.node.proc is not None
+        anvil = net.node.proc.pid
+        busy, ours, node = busy_seconds(), os.times(), process_seconds(anvil)
         t = time.perf_counter()
         done = await net.run_jobs([(MODULE, INPUTS)] * jobs, 300)
         wall = time.perf_counter() - t
+        after = os.times()
+        cpu = {
+            "services_s": (after.user - ours.user) + (after.system - ours.system),  # the services and executors
+            "anvil_s": process_seconds(anvil) - node,
+            "busy_s": busy_seconds() - busy,
+        }
     finally:
         await net.stop()
-    return sum(j["state"] == "ResultsAccepted" for j in done), wall
+    return sum(j["state"] == "ResultsAccepted" for j in done), wall, cpu
 
 
-def executor_rate(client, lock: Path, work: Path, jobs: int, parallel: int) -> float:
-    """Jobs per second of the executor alone running `jobs` containers, `parallel` at once: what one machine's
-    engine allows whatever the services do."""
+def executor_rate(client, lock: Path, work: Path, jobs: int, parallel: int) -> tuple[float, float, dict]:
+    """Jobs per second of the executor alone running `jobs` containers, `parallel` at once (what one machine's
+    engine allows whatever the services do), the machine's busy CPU seconds per job meanwhile, and the median
+    seconds of each executor phase over `jobs` runs one at a time."""
     ex = Executor(client, work, Capabilities.detect(work / "caps"))
     spec = load_module(MODULE, INPUTS, lock=lock)
     ex.run(spec, "warm-up")
-    t = time.perf_counter()
+    serial = [ex.run(spec, f"serial-{i}").timings for i in range(jobs)]
+    phases = {name: statistics.median(t[name] for t in serial) for name in PHASES}
+    busy, t = busy_seconds(), time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
         results = list(pool.map(lambda i: ex.run(spec, f"ceiling-{i}"), range(jobs)))
-    wall = time.perf_counter() - t
+    wall, busy = time.perf_counter() - t, busy_seconds() - busy
     assert all(r.status == "ok" for r in results), [r.error for r in results]
-    return jobs / wall
+    return jobs / wall, busy / jobs, phases
 
 
 def main() -> None:
@@ -126,8 +152,10 @@ def main() -> None:
         stack_s, bare_s = asyncio.run(
             latency(compose_plain("live", one), Path(tmp) / "a", client, lock, host, args.repeats)
         )
-        settled, wall = asyncio.run(throughput(compose_plain("live", eight), Path(tmp) / "b", client, lock, args.jobs))
-        ceiling = executor_rate(client, lock, Path(tmp) / "c", args.jobs, 8 * args.slots)
+        settled, wall, cpu = asyncio.run(
+            throughput(compose_plain("live", eight), Path(tmp) / "b", client, lock, args.jobs)
+        )
+        ceiling, engine_busy, phases = executor_rate(client, lock, Path(tmp) / "c", args.jobs, 8 * args.slots)
     r = {
         "module": MODULE,
         "providers": 8,
@@ -142,6 +170,8 @@ def main() -> None:
         "slots": args.slots,
         "ceiling": ceiling,
         "load": load,
+        "cpu": {**cpu, "executor_busy_per_job_s": engine_busy},
+        "phases": phases,
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(r, indent=2) + "\n")

@@ -538,6 +538,17 @@ def live_markdown(r: Mapping[str, Any]) -> str:
         f"anvil (latency: automine; throughput: a block every {r['block_s']} s), {r['cpus']} CPUs, load average "
         f"{r['load']:.1f} at the start (the machine is shared)."
     )
+    if "cpu" in r:  # where the time goes (benchmarks written before they were measured lack it)
+        c, settled = r["cpu"], max(r["settled"], 1)
+        phases = ", ".join(f"{name} {1000 * s:.0f}" for name, s in r["phases"].items())
+        note += (
+            f" Throughput run: the machine busy {c['busy_s'] / r['wall']:.2f} of {r['cpus']} cores; CPU per settled "
+            f"deal: services and executors {1000 * c['services_s'] / settled:.0f} ms, anvil "
+            f"{1000 * c['anvil_s'] / settled:.0f} ms, everything else on the machine (the Docker engine, containers, "
+            f"other users) {1000 * (c['busy_s'] - c['services_s'] - c['anvil_s']) / settled:.0f} ms. Executor alone: "
+            f"{1000 * c['executor_busy_per_job_s']:.0f} ms of machine CPU per job at the ceiling; one job at a time "
+            f"(ms, median): {phases}."
+        )
     return f"{markdown(LIVE_HEADER, rows)}\n\n{note}"
 
 

@@ -130,7 +130,10 @@ def answers(host: str, timeout: float = 3.0) -> bool:
 
 def client(host: str, timeout: float = 120.0) -> docker.DockerClient:
     """A client for the engine at `host`, speaking the engine's own API version."""
-    return docker.DockerClient(base_url=host, version="auto", timeout=timeout)
+    c = docker.DockerClient(base_url=host, version="auto", timeout=timeout)
+    if host.startswith("unix://"):  # no proxy or netrc applies to a socket: skip requests' per-call lookups
+        c.api.trust_env = False
+    return c
 
 
 def candidates(layout: EngineLayout) -> list[str]:

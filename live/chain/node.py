@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import http.client
 import json
 import os
 import shutil
 import subprocess
 import threading
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import requests
 from web3 import Web3
 
 from contracts.build import NODE_MODULES
@@ -144,6 +145,53 @@ class EmbeddedChain(Chain):
         self.tester.revert_to_snapshot(snap)
 
 
+class RpcTransport:
+    """JSON-RPC over HTTP on a small pool of keep-alive connections (http.client): one per request in flight at
+    once, reused after. The services call the node from many worker threads, thousands of times per run; requests
+    spent most of a call's CPU on its session machinery (settings merges, environment lookups), this spends it on
+    the request itself. A broken connection (the node restarting) is dropped and the call fails with ChainError; the
+    next call connects again."""
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url={url!r} is invalid: allowed http(s)://host[:port][/path]")
+        self.https, self.host, self.port = parts.scheme == "https", parts.hostname, parts.port
+        self.path = parts.path or "/"
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def post(self, body: Any, timeout: float = 600.0) -> Any:
+        """POST `body` as JSON; the decoded reply."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
+            conn = kind(self.host, self.port, timeout=timeout)
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        try:
+            conn.request("POST", self.path, json.dumps(body), {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise ChainError(f"JSON-RPC to {self.host}:{self.port} failed: {type(exc).__name__}: {exc}") from exc
+        with self._lock:
+            self._idle.append(conn)
+        if resp.status != 200:
+            raise ChainError(f"JSON-RPC to {self.host}:{self.port}: HTTP {resp.status}: {data[:200]!r}")
+        return json.loads(data)
+
+    def close(self) -> None:
+        """Close the idle connections (one in use is closed by its caller's error, or by the garbage collector)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
 class AnvilChain(Chain):
     """An anvil node from the pinned npm package, on a free loopback port, stopped by `close` (or at exit of a
     `with` block). Mining is manual: `send` posts a whole batch with one JSON-RPC request and mines one block."""
@@ -186,10 +234,11 @@ class AnvilChain(Chain):
         if state is not None:
             args += ["--state", str(state)]  # load it if present, dump it on exit
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.session = requests.Session()
+        self.transport: RpcTransport | None = None
         self._id = 0
         self.port = self._listening_port(startup_s)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.transport = RpcTransport(self.url)
         # the banner is read; drain the rest in the background so a full pipe never blocks the node
         threading.Thread(target=self._drain, daemon=True).start()
         self.w3 = Web3(Web3.HTTPProvider(self.url))
@@ -252,9 +301,7 @@ class AnvilChain(Chain):
         for method, params in calls:
             self._id += 1
             body.append({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params})
-        reply = self.session.post(
-            self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=600
-        ).json()
+        reply = self.transport.post(body)
         by_id = {r["id"]: r for r in reply}
         out = []
         for req in body:
@@ -305,9 +352,7 @@ class AnvilChain(Chain):
             "method": "eth_call",
             "params": [_hexed({k: v for k, v in tx.items() if k in ("from", "to", "data")}), "pending"],
         }
-        reply = self.session.post(
-            self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=60
-        ).json()
+        reply = self.transport.post(body, timeout=60)
         if "error" not in reply:
             return None
         data = reply["error"].get("data") or "0x"
@@ -340,8 +385,8 @@ class AnvilChain(Chain):
         if proc is not None and proc.stdout is not None:
             with contextlib.suppress(OSError):
                 proc.stdout.close()
-        with contextlib.suppress(Exception):
-            self.session.close()
+        if getattr(self, "transport", None) is not None:
+            self.transport.close()
 
 
 def _hexed(tx: dict[str, Any]) -> dict[str, Any]:

@@ -299,20 +299,25 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-#: On chain, but the live services do not take part yet: mediators call `mediate` (not a panel's `vote`), nobody
-#: ends jackpot rounds (`payJackpot`), and nodes post with `submitResults` (not the replication module's
-#: commit-reveal, for which the solver would also have to buy r deals per job).
-NOT_IN_LIVE_SERVICES = ("consortium", "tax_jackpot", "replication")
+#: On chain, but the live services do not take part yet: nodes post with `submitResults` (not the replication
+#: module's commit-reveal, for which the solver would also have to buy r deals per job and the client open the job).
+NOT_IN_LIVE_SERVICES = ("replication",)
 
 
-def check_live(stack: MechanismStack) -> None:
-    """Refuse, naming the field, a stack the live services cannot run although the contracts can."""
+def check_live(stack: MechanismStack, mediator_draw: str = "chain") -> None:
+    """Refuse, naming the field, a stack the live services cannot run although the contracts can: replicas, and a
+    consortium's panel drawn by the solver (`stack`: the contract's beacon seats the panel at the check)."""
     for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
         if on and mech.name in NOT_IN_LIVE_SERVICES:
             raise ConfigError(
                 f"{path}.enabled=True is invalid for the live services: they do not run {mech.name!r} yet (the "
                 f"contracts do; deploy it with live.deploy); allowed: disable it with {path}.enabled=false"
             )
+    if mediator_draw == "stack" and stack.get("consortium") is not None:
+        raise ConfigError(
+            "network.mediator_draw='stack' is invalid with mechanism.consortium enabled: allowed 'chain' (the "
+            "contract seats the whole panel from the mediators both parties trust)"
+        )
 
 
 def check_market(n_mediators: int) -> None:

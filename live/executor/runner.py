@@ -53,6 +53,11 @@ class ExecResult:
     result_dir: Path
     seconds: float  # from container start to exit (or kill)
     container: dict[str, Any] = field(default_factory=dict, repr=False)  # the engine's inspect data at exit
+    #: wall seconds of each stage (PHASES): where a job's time goes, for the benchmarks
+    timings: dict[str, float] = field(default_factory=dict, repr=False)
+
+
+PHASES = ("prepare", "create", "start", "wait", "collect", "remove", "hash")
 
 
 def device_requests(spec: JobSpec, caps: Capabilities) -> list[DeviceRequest]:
@@ -108,19 +113,27 @@ class Executor:
         self, client: docker.DockerClient, work_dir: Path, caps: Capabilities, max_output_bytes: int = MAX_OUTPUT_BYTES
     ) -> None:
         self.client, self.work_dir, self.caps, self.max_output_bytes = client, work_dir, caps, max_output_bytes
+        self._images: set[str] = set()  # digests seen in the engine (a digest names immutable content)
 
     def check(self, spec: JobSpec) -> None:
         """Refuse a job this node cannot serve: resources short, or the pinned image not in the engine."""
         if not fits(spec.machine, self.caps):
             lacks = ", ".join(shortfall(spec.machine, self.caps))
             raise ExecutorError(f"module {spec.module} does not fit this node: {lacks}")
+        if spec.digest in self._images:
+            return
         try:
             self.client.images.get(spec.digest)
         except docker.errors.ImageNotFound:
-            raise ExecutorError(
-                f"module {spec.module}: image {spec.image} is not in this engine; build it with "
-                "`python -m live.modules build`"
-            ) from None
+            raise self._absent(spec) from None
+        self._images.add(spec.digest)
+
+    def _absent(self, spec: JobSpec) -> ExecutorError:
+        self._images.discard(spec.digest)
+        return ExecutorError(
+            f"module {spec.module}: image {spec.image} is not in this engine; build it with "
+            "`python -m live.modules build`"
+        )
 
     def _fresh_dir(self, job_id: str) -> Path:
         job_dir = self.work_dir / job_id
@@ -138,12 +151,18 @@ class Executor:
         job_id = job_id or spec.spec_id
         if not job_id.replace("-", "").isalnum():
             raise ExecutorError(f"job_id={job_id!r} is invalid: allowed letters, digits and -")
+        marks = [time.monotonic()]
         self.check(spec)
         job_dir = self._fresh_dir(job_id)
-        container = self.client.containers.create(**container_options(spec, job_dir / "outputs", self.caps, job_id))
+        marks.append(time.monotonic())
         try:
-            start = time.monotonic()
+            container = self.client.containers.create(**container_options(spec, job_dir / "outputs", self.caps, job_id))
+        except docker.errors.ImageNotFound:  # removed since it was seen: still refused before anything ran
+            raise self._absent(spec) from None
+        try:
+            marks.append(start := time.monotonic())
             container.start()
+            marks.append(time.monotonic())
             timed_out = False
             try:
                 container.wait(timeout=spec.timeout)
@@ -152,13 +171,16 @@ class Executor:
                 with contextlib.suppress(docker.errors.APIError):  # it may have exited right at the deadline
                     container.kill()
                 container.wait(timeout=KILL_GRACE)
-            seconds = time.monotonic() - start
+            marks.append(time.monotonic())
+            seconds = marks[-1] - start
             container.reload()
             state = container.attrs["State"]
             (job_dir / "stdout").write_bytes(container.logs(stdout=True, stderr=False))
             (job_dir / "stderr").write_bytes(container.logs(stdout=False, stderr=True))
+            marks.append(time.monotonic())
         finally:
             container.remove(force=True)
+        marks.append(time.monotonic())
         exit_code = int(state["ExitCode"])
         (job_dir / "exitCode").write_text(f"{exit_code}\n")
         error = _error(timed_out, bool(state.get("OOMKilled")), exit_code)
@@ -169,6 +191,16 @@ class Executor:
             shutil.rmtree(job_dir / "outputs")
             (job_dir / "error").write_text(error + "\n")
             rid = result_id(job_dir, self.max_output_bytes)
+        marks.append(time.monotonic())
+        timings = {name: b - a for name, a, b in zip(PHASES, marks[:-1], marks[1:], strict=True)}
         return ExecResult(
-            job_id, "ok" if error is None else "error", error, exit_code, rid, job_dir, seconds, container.attrs
+            job_id,
+            "ok" if error is None else "error",
+            error,
+            exit_code,
+            rid,
+            job_dir,
+            seconds,
+            container.attrs,
+            timings,
         )

@@ -28,7 +28,7 @@ from web3 import Web3
 
 from contracts.build import load
 from live.chain.binding import Deployment, Terms
-from live.chain.node import AnvilChain, ChainError
+from live.chain.node import AnvilChain, ChainError, RpcTransport
 from live.chain.params import ChainParams
 from live.services.keys import Key
 from mechanisms.protocol import DealState
@@ -36,13 +36,16 @@ from mechanisms.protocol import DealState
 log = logging.getLogger(__name__)
 S = DealState
 RECEIPT_S = 60.0  # a transaction not mined by then is given up (the step is retried; it never acts twice)
+RECEIPT_POLL_MAX_S = 0.04  # receipt polls back off from the client's poll_s to this
 CLIENT_AGREED, NODE_AGREED = 1, 2
+JACKPOT = "0x000000000000000000000000006a61636B706F74"  # JackpotModule.JACKPOT: the pool's keyless account
 #: step -> (state the deal must be in, state it moves to when the step succeeds)
 STEPS: dict[str, tuple[DealState, tuple[DealState, ...]]] = {
     "submit": (S.DealAgreed, (S.ResultsSubmitted,)),
     "accept": (S.ResultsSubmitted, (S.ResultsAccepted,)),
     "check": (S.ResultsSubmitted, (S.ResultsChecked,)),
     "mediate": (S.ResultsChecked, (S.MediationAccepted, S.MediationRejected)),
+    "vote": (S.ResultsChecked, (S.ResultsChecked, S.MediationAccepted, S.MediationRejected)),
     "timeout_agree": (S.DealNegotiating, (S.TimeoutAgree,)),
     "timeout_submit": (S.DealAgreed, (S.TimeoutSubmitResults,)),
     "timeout_judge": (S.ResultsSubmitted, (S.TimeoutJudgeResults,)),
@@ -72,7 +75,7 @@ class RemoteAnvil(AnvilChain):
 
     def __init__(self, url: str) -> None:
         self.url, self.proc = url, None
-        self.session = requests.Session()
+        self.transport = RpcTransport(url)
         self._id = 0
         self.w3 = Web3(Web3.HTTPProvider(url))
         self.accounts = [Web3.to_checksum_address(a) for a in self.rpc("eth_accounts")]
@@ -139,17 +142,22 @@ class ChainClient:
     # ---------------------------------------------------------------- reads (blocking; wrap with `run`)
 
     def deal(self, deal_id: bytes) -> OnChain:
-        s, flags, med, since, escrow = self.dep.deals.functions.deals(deal_id).call()
-        return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow))
+        """The deal as stored (one raw eth_call: web3's contract call would add a chain-id request and ABI checks)."""
+        (raw,) = self.chain.batch([self._deal_call(deal_id)])
+        return self._on_chain(raw)
 
     def deal_and_block(self, deal_id: bytes) -> tuple[OnChain, int]:
         """The deal and the head block number in one request (what every step of a service's deal loop reads)."""
+        raw, head = self.chain.batch([self._deal_call(deal_id), ("eth_blockNumber", [])])
+        return self._on_chain(raw), int(head, 16)
+
+    def _deal_call(self, deal_id: bytes) -> tuple[str, list[Any]]:
         call = self.dep.tx(self.dep.deployer, "deals", deal_id)
-        raw, head = self.chain.batch(
-            [("eth_call", [{"to": call["to"], "data": call["data"]}, "latest"]), ("eth_blockNumber", [])]
-        )
+        return "eth_call", [{"to": call["to"], "data": call["data"]}, "latest"]
+
+    def _on_chain(self, raw: str) -> OnChain:
         s, flags, med, since, escrow = decode(self._deal_types, bytes.fromhex(raw[2:]))
-        return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow)), int(head, 16)
+        return OnChain(DealState(int(s)), int(flags), int(med), int(since), int(escrow))
 
     def block(self) -> int:
         return int(self.chain.rpc("eth_blockNumber"), 16)
@@ -186,6 +194,55 @@ class ChainClient:
                 out.append((bytes.fromhex(lg["topics"][1][2:]), int(lg["blockNumber"], 16)))
         return out
 
+    def panels(self, member: str, from_block: int) -> list[tuple[bytes, list[str]]]:
+        """(deal id, seated members in seat order) of every PanelDrawn event seating `member` since `from_block`."""
+        return [(d, m) for d, m in self._panel_logs(from_block, None) if member in m]
+
+    def panel_of(self, deal_id: bytes) -> list[str]:
+        """The members seated for a checked deal, in seat order ([] before its check or without panels)."""
+        got = self._panel_logs(self.dep.block, deal_id)
+        return got[-1][1] if got else []
+
+    def _panel_logs(self, from_block: int, deal_id: bytes | None) -> list[tuple[bytes, list[str]]]:
+        topics = ["0x" + Web3.keccak(text="PanelDrawn(bytes32,address[])").hex()]
+        if deal_id is not None:
+            topics.append("0x" + deal_id.hex())
+        flt = {"address": self.dep.deals.address, "fromBlock": hex(from_block), "toBlock": "latest", "topics": topics}
+        out = []
+        for lg in self.chain.rpc("eth_getLogs", flt):
+            (members,) = decode(["address[]"], bytes.fromhex(lg["data"][2:]))
+            out.append((bytes.fromhex(lg["topics"][1][2:]), [Web3.to_checksum_address(a) for a in members]))
+        return out
+
+    def may_vote(self, t: Terms, member: str) -> bool:
+        """Whether `member` may vote on the deal now: seated in the level now voting, not voted yet, in time (the
+        contract's own checks, run as a call: a member of a later level waits for an escalation)."""
+        if self.deal(self.dep.deal_id(t)).state != S.ResultsChecked:
+            return False
+        return self.dep.revert_of(self.dep.vote(t, member, True, True)) is None
+
+    def jackpot_due(self) -> bool:
+        """Whether a jackpot round should end now: the round is long enough and it has claims to pay or taxes that
+        the next round's claims would share (ending an empty round changes nothing, so it is skipped)."""
+        if not self.params.jackpot:
+            return False
+        dep = self.dep
+        reads = [("roundStartBlock",), ("roundStartPool",), ("pendingClaims",), ("balanceOf", JACKPOT)]
+        raw = self.chain.call_many([dep.tx(dep.deployer, fn, *args) for fn, *args in reads])
+        start_block, start_pool, claims, pool = (int.from_bytes(r[:32], "big") for r in raw)
+        return self.block() >= start_block + self.params.round_blocks and (claims > 0 or pool != start_pool)
+
+    def pay_jackpot(self, sender: str) -> bool:
+        """End the jackpot round (`payJackpot`) when one is due; True when this call ended it (a call that loses a
+        race with another ender is not applied)."""
+        if not self.jackpot_due():
+            return False
+        tx = self.dep.pay_jackpot(sender)
+        if self.send(tx, "pay_jackpot")["status"] == 1:
+            return True
+        log.info("pay_jackpot not applied: %s", self.dep.revert_of(tx))
+        return False
+
     # ---------------------------------------------------------------- writes
 
     def send(self, tx: dict[str, Any], label: str) -> dict[str, Any]:
@@ -199,11 +256,12 @@ class ChainClient:
             self._nonce[sender] += 1
             self._in_flight[sender] = self._in_flight.get(sender, 0) + 1
         try:
-            end = time.monotonic() + RECEIPT_S
+            end, wait = time.monotonic() + RECEIPT_S, self.poll_s
             while (r := self.chain.rpc("eth_getTransactionReceipt", h)) is None:
                 if time.monotonic() > end:
                     raise ChainError(f"{label} from {sender} not mined within {RECEIPT_S} s")
-                time.sleep(self.poll_s)
+                time.sleep(wait)
+                wait = min(2 * wait, RECEIPT_POLL_MAX_S)  # a block may be a clock tick away: ask less often
         finally:
             with self._lock:
                 self._in_flight[sender] -= 1
@@ -221,18 +279,21 @@ class ChainClient:
         if self.send(tx, label)["status"] != 1:
             raise ChainError(f"{label} from {tx['from']} failed: {self.dep.revert_of(tx)}")
 
-    def agree(self, t: Terms, sender: str) -> bool:
-        """Agree to `t` as `sender` unless it already did or the deal moved on; True when this call agreed."""
-        d = self.deal(self.dep.deal_id(t))
+    def agree(self, t: Terms, sender: str, known: OnChain | None = None) -> bool:
+        """Agree to `t` as `sender` unless it already did or the deal moved on; True when this call agreed.
+        `known`: the deal as the caller just read it (saves a read; a stale one only costs a reverted call, which
+        the contract refuses and this reports as not applied)."""
+        d = known if known is not None else self.deal(self.dep.deal_id(t))
         bit = CLIENT_AGREED if sender == t.client else NODE_AGREED
         if d.exists and (d.state != S.DealNegotiating or d.flags & bit):
             return False
         return self._step(self.dep.agree(t, sender), "agree", t)
 
-    def step(self, name: str, t: Terms, sender: str, **kw: Any) -> bool:
-        """Protocol step `name` (see STEPS) unless the deal is no longer in its state; True when this call did it."""
+    def step(self, name: str, t: Terms, sender: str, known: OnChain | None = None, **kw: Any) -> bool:
+        """Protocol step `name` (see STEPS) unless the deal is no longer in its state; True when this call did it.
+        `known`: as for `agree`."""
         need, _ = STEPS[name]
-        d = self.deal(self.dep.deal_id(t))
+        d = known if known is not None else self.deal(self.dep.deal_id(t))
         if not d.exists or d.state != need:
             return False
         if name == "submit":
@@ -243,6 +304,8 @@ class ChainClient:
             tx = self.dep.check(t)
         elif name == "mediate":
             tx = self.dep.mediate(t, sender, kw["accept"])
+        elif name == "vote":
+            tx = self.dep.vote(t, sender, kw["accept"], kw["reran"])
         else:
             tx = self.dep.timeout(name.removeprefix("timeout_"), t, sender)
         return self._step(tx, name, t)
@@ -260,6 +323,72 @@ class ChainClient:
 
     def close(self) -> None:
         self.chain.close()
+
+
+class DealWatch:
+    """Which of a service's open deals to read again. A deal's state changes on chain only through an event of
+    that deal (DealCreated, StateChanged), so each poll asks for the head and the events since the last poll in one
+    request, and a deal is read again only when it has an event, its phase's deadline has passed (a timeout may be
+    claimed), a local event woke it (its container finished), or it was never read: one request per poll for the
+    whole service instead of one read per open deal per poll."""
+
+    TOPICS = (
+        "0x"
+        + Web3.keccak(text="DealCreated(bytes32,(address,address,uint64,uint64,uint32,uint32,uint64,uint64))").hex(),
+        "0x" + Web3.keccak(text="StateChanged(bytes32,uint8,uint256[])").hex(),
+    )
+
+    def __init__(self, chain: ChainClient) -> None:
+        self.chain = chain
+        self.scanned: int | None = None  # the last block whose events were asked for
+        self.head = 0
+        self.deadline: dict[str, int | None] = {}  # deal -> its phase's last block when last read (None: terminal)
+        self.since: dict[str, int] = {}  # deal -> block of its last state change when last read
+        self.due_now: set[str] = set()
+
+    def poll(self) -> int:
+        """Read the head and the events since the last poll (blocking: run it in a worker thread). The last poll's
+        block is asked again (asking past the head is an error); an event no newer than a deal's read is skipped."""
+        c = self.chain
+        start = c.dep.block if self.scanned is None else self.scanned
+        flt = {
+            "address": c.dep.deals.address,
+            "fromBlock": hex(start),
+            "toBlock": "latest",
+            "topics": [list(self.TOPICS)],
+        }
+        try:
+            head_hex, logs = c.chain.batch([("eth_blockNumber", []), ("eth_getLogs", [flt])])
+        except ChainError:  # a chain node restarted behind the last poll: read every deal again
+            self.scanned = None
+            self.deadline.clear()
+            raise
+        for lg in logs:
+            deal = lg["topics"][1][2:]
+            if int(lg["blockNumber"], 16) > self.since.get(deal, -1):
+                self.due_now.add(deal)
+        self.scanned = self.head = int(head_hex, 16)
+        return self.head
+
+    def due(self, deal_id: str) -> bool:
+        if deal_id in self.due_now or deal_id not in self.deadline:
+            return True
+        last = self.deadline[deal_id]
+        return last is not None and self.head > last
+
+    def read(self, deal_id: str, d: OnChain) -> None:
+        """The deal was just read as `d`."""
+        self.deadline[deal_id] = self.chain.deadline(d) if d.exists else -1  # an unknown deal: read it every poll
+        self.since[deal_id] = d.since
+        self.due_now.discard(deal_id)
+
+    def wake(self, deal_id: str) -> None:
+        self.due_now.add(deal_id)
+
+    def forget(self, deal_id: str) -> None:
+        self.deadline.pop(deal_id, None)
+        self.since.pop(deal_id, None)
+        self.due_now.discard(deal_id)
 
 
 class BlockClock:
@@ -286,6 +415,7 @@ class BlockClock:
                 chain.rpc("evm_mine")
             next_t += self.block_s
             self._stop.wait(max(0.0, next_t - time.monotonic()))
+        chain.close()
 
     def stop(self) -> None:
         self._stop.set()

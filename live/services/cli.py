@@ -29,22 +29,21 @@ from twin.build import parse_market
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"  # absolute: `python -m` runs this from any module
 SERVICES = ("solver", "provider", "creator", "mediator")
-KEY_ROLE = {"provider": "node", "creator": "client", "mediator": "mediator"}
+KEY_ROLE = {"provider": "node", "creator": "client", "mediator": "mediator", "solver": "deployer"}
 GROUP = {"provider": "nodes", "creator": "clients", "mediator": "mediators"}
 
 
 def own_key(cfg: Mapping[str, Any], who: Layout, role: str, index: int) -> Key:
     """This service's key: from the environment, or (keys=dev) anvil's dev account at its layout position."""
     key_role = KEY_ROLE[role]
+    expected = who.deployer if role == "solver" else getattr(who, GROUP[role])[index]
     if cfg["keys"] == "env":
         key = env_key(key_role, index)
     elif cfg["keys"] == "dev":
         order = [who.deployer, who.treasury, *who.mediators, *who.clients, *who.nodes]
-        address = getattr(who, GROUP[role])[index]
-        key = dev_keys(len(order))[order.index(address)]
+        key = dev_keys(len(order))[order.index(expected)]
     else:
         raise ConfigError(f"keys={cfg['keys']!r} is invalid: allowed one of ['dev', 'env']")
-    expected = getattr(who, GROUP[role])[index]
     if key.address != expected:
         raise ConfigError(f"keys: the {key_role} {index} key is not the deployment's account {expected}")
     return key
@@ -73,8 +72,20 @@ def build_service(cfg: Mapping[str, Any], stack: ExitStack) -> Service:
     if role == "solver":
         from live.services.solver import Solver
 
-        chain = ChainClient(record["url"], record)
-        return Solver(state, chain, mech, market, who, mediator_draw=cfg["mediator_draw"], seed=seed, **lock, **host)
+        keeper = [own_key(cfg, who, role, 0)] if record["params"].get("jackpot") else []  # ends jackpot rounds
+        chain = ChainClient(record["url"], record, keeper)
+        return Solver(
+            state,
+            chain,
+            mech,
+            market,
+            who,
+            mediator_draw=cfg["mediator_draw"],
+            seed=seed,
+            round_keeper=keeper[0].address if keeper else None,
+            **lock,
+            **host,
+        )
     key = own_key(cfg, who, role, index)
     chain = ChainClient(record["url"], record, [key])
     policy = strategy(GROUP[role], dict(cfg.get("policy") or {"strategy": "honest"}), "policy")

@@ -10,6 +10,7 @@ API: POST /jobs {module, inputs} -> {job}, GET /jobs/<job> (its deal, state and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,7 +23,8 @@ from live.chain.binding import Terms
 from live.modules import ModuleError, load_module
 from live.modules.registry import DEFAULT_LOCK
 from live.services.base import BadRequest, Service, need
-from live.services.chainio import TERMINAL, ChainClient, S
+from live.services.chainio import TERMINAL, ChainClient, DealWatch, S
+from live.services.learned import DealOutcome
 from live.services.policy import LiveMarket, Policy, client_actions, client_checks, deal_of_one
 from live.services.results import ResultMismatch, unpack_verified
 from mechanisms.base import MechanismStack
@@ -54,15 +56,28 @@ class Creator(Service):
         self.lock, self.poll_s, self.trust = lock, poll_s, trust or []
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.done: dict[str, asyncio.Event] = {}
+        self.watch = DealWatch(chain)
+        self.wake = asyncio.Event()  # a new deal arrived: look now
         self.app.add_routes([web.post("/jobs", self.post_job), web.get("/jobs/{job}", self.get_job)])
 
     def loops(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.deal_loop]
+        return [self.deal_loop, self.feed_loop]
+
+    async def feed_loop(self) -> None:
+        await self.deal_feed(self.solver_url, self.address, self.wake)
 
     async def start(self) -> Creator:
         await super().start()
         await self.chain.run(self.chain.setup_account, self.address)
+        await self.feedback(None)
         return self
+
+    async def feedback(self, state: S | None) -> None:
+        """Tell a policy that learns from its record (`see`) the client's balance and a finished deal's outcome."""
+        see = getattr(self.policy, "see", None)
+        if see is not None:
+            wealth = await self.chain.run(self.chain.dep.balance, self.address)
+            see(None if state is None else DealOutcome(state, False, 0, wealth), wealth)
 
     # ---------------------------------------------------------------- client library
 
@@ -120,17 +135,15 @@ class Creator(Service):
 
     async def deal_loop(self) -> None:
         while True:
-            rows = list(self.store.open_deals())
-            matched = {d["deal"]["job_offer"] for k, _, d in rows if not k.startswith("job:")}
-            if any(k.startswith("job:") and k[4:] not in matched for k, _, _ in rows):  # a job awaits its deal
-                for deal in await self.get_json(f"{self.solver_url}/deals", party=self.address):
-                    if self.store.get(deal["deal_id"]) is None:
-                        self.store.put(deal["deal_id"], "open", {"deal": deal})
-            # every open deal at once: one deal's receipt wait never holds up another's deadline
-            deals = [(k, data) for k, _, data in self.store.open_deals() if not k.startswith("job:")]
+            self.wake.clear()
+            # every open deal at once (one deal's receipt wait never holds up another's deadline), each only when
+            # the watch says it may have changed
+            await self.chain.run(self.watch.poll)
+            deals = [(k, d) for k, _, d in self.store.open_deals() if not k.startswith("job:") and self.watch.due(k)]
             acted = any(await asyncio.gather(*(self.advance(k, data) for k, data in deals)))
             if not acted:  # a step just taken may have unlocked the next one: look again at once
-                await asyncio.sleep(self.poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.poll_s)
 
     async def advance(self, deal_id: str, data: dict[str, Any]) -> bool:
         """One step of the client's side of a deal (safe to repeat); True when it acted."""
@@ -138,20 +151,23 @@ class Creator(Service):
         t = Terms(*deal["terms"])
         c = self.chain
         d, block = await c.run(c.deal_and_block, bytes.fromhex(deal_id))
+        self.watch.read(deal_id, d)
         if d.exists and d.state in TERMINAL:
             self.finish(deal_id, data, d.state)
+            self.watch.forget(deal_id)
+            await self.feedback(d.state)
         elif not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
-                return await c.run(c.step, "timeout_agree", t, self.address)
+                return await c.run(c.step, "timeout_agree", t, self.address, known=d)
             if not (d.exists and d.flags & 1):
-                return await c.run(c.agree, t, self.address)
+                return await c.run(c.agree, t, self.address, known=d)
         elif d.state == S.DealAgreed and block > c.deadline(d):
-            return await c.run(c.step, "timeout_submit", t, self.address)
+            return await c.run(c.step, "timeout_submit", t, self.address, known=d)
         elif d.state == S.ResultsSubmitted:
             data = await self.judge(deal_id, deal, data)
-            return await c.run(c.step, "check" if data["check"] else "accept", t, self.address)
+            return await c.run(c.step, "check" if data["check"] else "accept", t, self.address, known=d)
         elif d.state == S.ResultsChecked and block > c.deadline(d):
-            return await c.run(c.step, "timeout_mediate", t, self.address)
+            return await c.run(c.step, "timeout_mediate", t, self.address, known=d)
         return False
 
     async def judge(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

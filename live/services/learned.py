@@ -1,13 +1,14 @@
-"""A learned (RLlib) node policy acting for a live resource provider, through the node's action interface.
+"""A learned (RLlib) policy acting for a live resource provider or job creator, through its role's action interface.
 
-The provider's own record (its finished deals, as the chain shows them, and its balance) is kept in the twin's
+The party's own record (its finished deals, as the chain shows them, and its balance) is kept in the twin's
 counter layout (`marl.counters`) and the public record's (`sim.public_record`), and turned into the observation
 vector by the env's own `marl.observations.observation_matrix`, so the live policy sees exactly the features it was
 trained on. The restored module (`marl.rllib.LearnedPolicy`) picks the discrete choices and the env's own action
-heads (`marl.heads`) write them into the provider's `NodeActions`, as `MarketEnv.joint_actions` does in the twin.
+heads (`marl.heads`) write them into the party's `NodeActions` or `ClientActions`, as `MarketEnv.joint_actions`
+does in the twin.
 
-Live quantities the twin has per round are taken per finished deal: a "round" is one deal of this node, and the
-market shares (fill, check share, reject share) are this node's last deal's (a provider sees no other deals).
+Live quantities the twin has per round are taken per finished deal: a "round" is one deal of this party, and the
+market shares (fill, check share, reject share) are its last deal's (a party sees no other deals).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from marl.counters import COUNTERS
 from marl.observations import observation_matrix
-from mechanisms.actions import NodeActions
+from mechanisms.actions import ClientActions, NodeActions
 from mechanisms.protocol import DealState
 from sim.public_record import COUNTERS as PUBLIC
 
@@ -46,10 +47,26 @@ class DealOutcome:
     wealth: int  # the node's balance (free + held) after the deal
 
 
-@dataclass
-class NodeRecord:
-    """One node's running record in the env's layout (arrays of one account)."""
+#: role -> the public-record counters one finished deal adds to (sim.public_record): the node's as node, the
+#: client's as client
+PUBLIC_OF = {
+    "node": lambda submitted, checked, rejected: (
+        ("jobs", True),
+        ("submitted", submitted),
+        ("checked", checked),
+        ("failed", rejected),
+    ),
+    "client": lambda submitted, checked, rejected: (("client_jobs", True), ("client_checks", checked)),
+}
+LEARNED_ROLES = tuple(PUBLIC_OF)
 
+
+@dataclass
+class AgentRecord:
+    """One party's running record in the env's layout (arrays of one account). The per-deal counters are the
+    twin's for both parties of a deal; the public ones are the role's own."""
+
+    role: str = "node"
     wealth0: int | None = None
     wealth: int = 0
     rounds: int = 0
@@ -84,7 +101,8 @@ class NodeRecord:
         )
         self.last = np.array([[row[k]] for k in COUNTERS], dtype=np.int64)
         self.cum += self.last
-        for name, hit in (("jobs", True), ("submitted", submitted), ("checked", checked), ("failed", rejected)):
+        public = PUBLIC_OF[self.role](submitted, checked, rejected)
+        for name, hit in public:
             self.public[name] += int(hit)
         self.start(o.wealth)
         self.profit, self.wealth = int(o.wealth) - self.wealth, int(o.wealth)
@@ -106,22 +124,25 @@ class NodeRecord:
         )
 
 
-class LearnedNode:
-    """A restored RLlib node module as a live provider's policy (the strategy `act` interface)."""
+class LearnedAgent:
+    """A restored RLlib module of `role` (node or client) as a live party's policy (the strategy `act` interface)."""
 
-    def __init__(self, policy: LearnedPolicy, env: MarketEnv, agent: str, seed: int) -> None:
-        if agent not in env.possible_agents:
-            raise ValueError(f"agent={agent!r} is invalid: allowed one of the trained agents {env.possible_agents}")
-        self.policy, self.cfg, self.agent = policy, env.cfg, agent
-        self.heads = env.heads["node"]
+    def __init__(self, policy: LearnedPolicy, env: MarketEnv, agent: str, seed: int, role: str = "node") -> None:
+        if role not in LEARNED_ROLES:
+            raise ValueError(f"role={role!r} is invalid: allowed one of {list(LEARNED_ROLES)}")
+        if agent not in env.possible_agents or env.role_of[agent] != role:
+            trained = [a for a in env.possible_agents if env.role_of[a] == role]
+            raise ValueError(f"agent={agent!r} is invalid: allowed one of the trained {role}s {trained}")
+        self.policy, self.cfg, self.agent, self.role = policy, env.cfg, agent, role
+        self.heads = env.heads[role]
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
-        self.record = NodeRecord()
+        self.record = AgentRecord(role)
         self.decisions: list[tuple[np.ndarray, np.ndarray]] = []  # (observation, choice) per deal, for traces
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, index: int, seed: int) -> LearnedNode:
-        """The trained node of an `experiments.train` run directory (its latest checkpoint) for live node `index`:
-        the run's `index`-th focal node, wrapping around."""
+    def from_run(cls, run_dir: str | Path, index: int, seed: int, role: str = "node") -> LearnedAgent:
+        """The trained `role` of an `experiments.train` run directory (its latest checkpoint) for live party
+        `index`: the run's `index`-th focal agent of that role, wrapping around."""
         from experiments.evaluate import resolve
         from marl.env import MarketEnv
         from marl.rllib import LearnedPolicy
@@ -130,15 +151,19 @@ class LearnedNode:
             {"run_dir": str(run_dir), "episodes": 1, "eval_seed": 0, "explore": True}
         )
         env = MarketEnv(env_cfg)
-        nodes = [a for a in env.possible_agents if env.role_of[a] == "node"]
-        if not nodes:
-            raise ValueError(f"run_dir={str(run_dir)!r} is invalid: allowed a run that trained nodes (env.focal.node)")
-        return cls(LearnedPolicy.from_checkpoint(checkpoint, mapping, env), env, nodes[index % len(nodes)], seed)
+        agents = [a for a in env.possible_agents if env.role_of[a] == role]
+        if not agents:
+            raise ValueError(
+                f"run_dir={str(run_dir)!r} is invalid: allowed a run that trained {role}s (env.focal.{role})"
+            )
+        return cls(
+            LearnedPolicy.from_checkpoint(checkpoint, mapping, env), env, agents[index % len(agents)], seed, role
+        )
 
     def observation(self) -> np.ndarray:
-        return observation_matrix(self.record.episode_view(), self.cfg, "node", np.zeros(1, dtype=np.int64), 0)[0]
+        return observation_matrix(self.record.episode_view(), self.cfg, self.role, np.zeros(1, dtype=np.int64), 0)[0]
 
-    def act(self, rows: np.ndarray, out: NodeActions, round_index: int) -> None:
+    def act(self, rows: np.ndarray, out: NodeActions | ClientActions, round_index: int) -> None:
         obs = self.observation()
         choice = np.asarray(self.policy.act({self.agent: obs}, self.rng)[self.agent], dtype=np.int64).reshape(1, -1)
         for k, head in enumerate(self.heads):
@@ -146,7 +171,7 @@ class LearnedNode:
         self.decisions.append((obs, choice[0]))
 
     def see(self, outcome: DealOutcome | None, wealth: int) -> None:
-        """The provider's feedback: its balance at start (outcome None), then each finished deal."""
+        """The party's feedback: its balance at start (outcome None), then each finished deal."""
         if outcome is None:
             self.record.start(wealth)
         else:

@@ -2,6 +2,12 @@
 result id with the hash the node posted and votes on chain. Its behaviour is an `agents` mediator policy: an
 incorruptible one votes what the re-run shows; a bribable one votes for the node when the node's bribe reaches its
 threshold (the bribe is offered off chain, POST /bribes, as the twin models it).
+
+With the consortium deployed (PanelModule) the check seats a panel instead of one mediator: every seated member
+watches its deal, and when its level votes (the first `size` seats, then each escalation's new seats) it re-runs
+the job and calls `vote`, declaring the re-run; a bribed member votes for the node and declares no re-run (the
+twin's bribed member does not re-run, so a slashed dissent keeps nothing). The contract tallies, escalates and
+settles; a member that never votes leaves the deal to the mediation timeout, which either party claims.
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ class Mediator(Service):
             c = self.chain
             since = int(self.store.get_value("from_block", c.dep.block))
             head = await c.run(c.block)
-            for deal_id, _ in await c.run(c.selected, self.address, since):
+            drawn = c.panels if c.params.consortium else c.selected
+            for deal_id, _ in await c.run(drawn, self.address, since):
                 if self.store.get(deal_id.hex()) is None:
                     self.store.put(deal_id.hex(), "open", {})
             self.store.set_value("from_block", max(since, head - 1))
@@ -80,18 +87,46 @@ class Mediator(Service):
             self.store.put(deal_id, "done", {**data, "state": d.state.name})
             return
         deal = await self.get_json(f"{self.solver_url}/deals/{deal_id}")
+        t = Terms(*deal["terms"])
+        if c.params.consortium:
+            await self.vote(deal_id, deal, t, data)
+            return
+        data = await self.rerun(deal_id, deal, data)
+        honest = await self.honest(deal_id, data)
+        bribed = self.bribed(deal_id)
+        accept = honest or bribed
+        if await c.run(c.step, "mediate", t, self.address, accept=accept):
+            self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": bribed and not honest})
+
+    async def vote(self, deal_id: str, deal: dict[str, Any], t: Terms, data: dict[str, Any]) -> None:
+        """A panel member's turn: wait until its level votes, then vote once (the contract refuses a second)."""
+        c = self.chain
+        if not await c.run(c.may_vote, t, self.address):
+            return  # a later level's seat (it may never vote), or already voted: the deal's state ends the watch
+        data = await self.rerun(deal_id, deal, data)  # first, so a bribe offered meanwhile is seen
+        bribed = self.bribed(deal_id)  # votes for the node and, as the twin's bribed member, declares no re-run
+        accept, reran = (True, False) if bribed else (await self.honest(deal_id, data), True)
+        if await c.run(c.step, "vote", t, self.address, accept=accept, reran=reran):
+            self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": not reran})
+
+    async def rerun(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+        """The job re-run here once (its result id stored, so a restart does not run it again)."""
         if "rerun" not in data:
             spec = load_module(deal["module"], deal["inputs"], lock=self.lock)
             res = await asyncio.to_thread(self.executor.run, spec, f"m{deal_id}")
             data = {**data, "rerun": res.result_id}
             self.store.put(deal_id, "open", data)
-        posted = await c.run(c.posted_hash, bytes.fromhex(deal_id))
-        honest = posted is not None and posted.hex() == data["rerun"]
+        return data
+
+    async def honest(self, deal_id: str, data: dict[str, Any]) -> bool:
+        """Whether the node's posted hash is the re-run's result id."""
+        posted = await self.chain.run(self.chain.posted_hash, bytes.fromhex(deal_id))
+        return posted is not None and posted.hex() == data["rerun"]
+
+    def bribed(self, deal_id: str) -> bool:
+        """Whether the node's bribe for this deal reaches this mediator's threshold."""
         bribe = int(self.store.get_value(f"bribe:{deal_id}", 0))
-        bribed = bribe > 0 and bribe >= mediator_threshold(self.policy, 0)
-        accept = honest or bribed
-        if await c.run(c.step, "mediate", Terms(*deal["terms"]), self.address, accept=accept):
-            self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": bribed and not honest})
+        return bribe > 0 and bribe >= mediator_threshold(self.policy, 0)
 
 
 if __name__ == "__main__":  # python -m live.services.mediator (configs/service.yaml)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -18,14 +19,14 @@ from typing import Any
 import docker
 
 from live.chain.node import DEV_BALANCE_ETH, AnvilChain
-from live.chain.params import chain_params, check_live, check_market
+from live.chain.params import UINT32_MAX, ChainParams, chain_params, check_live, check_market
 from live.deploy import deploy_record
 from live.executor import Capabilities, Executor
 from live.services.chainio import BlockClock, ChainClient, read_record
 from live.services.creator import Creator
 from live.services.keys import Key, KeyRing, keyring
 from live.services.layout import Layout, accounts_needed, layout
-from live.services.learned import LearnedNode
+from live.services.learned import LEARNED_ROLES, LearnedAgent
 from live.services.mediator import Mediator
 from live.services.policy import LiveMarket, Policy, strategy
 from live.services.provider import Provider
@@ -76,7 +77,7 @@ class Network:
             state = state or self.record.get("state_file")
         if self.record:
             n = accounts_needed(c.n_clients, c.n_nodes, len(self.record["mediators"]))
-        check_live(self.stack)
+        check_live(self.stack, str(self.cfg["network"].get("mediator_draw", "chain")))
         n_med = len(self.record["mediators"]) if self.record else c.n_mediators
         self.keys = keyring(str(self.cfg.get("keys", "dev")), n_med, c.n_clients, c.n_nodes)
         self.node = AnvilChain(n, state=state, port=port)
@@ -90,7 +91,7 @@ class Network:
             self.record = deploy_record(
                 self.node,
                 {"mechanism": dict(self.cfg["mechanism"])},
-                chain_params(stack),
+                self.params(stack),
                 c.n_mediators,
                 accounts=addresses,
             )
@@ -105,6 +106,18 @@ class Network:
             self.node.rpc("evm_setAutomine", True)
         self.clock = BlockClock(self.node.url, float(self.cfg["block_s"])).start()
 
+    def params(self, stack: MechanismStack) -> ChainParams:
+        """The contract parameters of `stack` on this market: its modules' re-run costs (a consortium's dissenters
+        keep them) and the jackpot round length in blocks (`network.jackpot_round_blocks`, the solver ends rounds)."""
+        market = self.market
+        costs = [market.compute_cost(i) for i in range(len(market.module_names))]
+        rounds = self.cfg["network"].get("jackpot_round_blocks", 1)
+        if not (isinstance(rounds, int) and not isinstance(rounds, bool) and 1 <= rounds <= UINT32_MAX):
+            raise ConfigError(
+                f"network.jackpot_round_blocks={rounds!r} is invalid: allowed an integer in [1, {UINT32_MAX}]"
+            )
+        return dataclasses.replace(chain_params(stack, costs), round_blocks=rounds)
+
     def chain_client(self, *keys: Key) -> ChainClient:
         """A chain connection for one service, holding only that service's own key."""
         assert self.node is not None
@@ -114,11 +127,13 @@ class Network:
 
     def _policy(self, role: str, i: int, entry: Mapping[str, Any]) -> Policy:
         net = self.cfg["network"]
-        if f"{role}_{i}" not in self.policies and role == "node" and i in (net.get("learned_nodes") or []):
+        learned = role in LEARNED_ROLES and i in (net.get(f"learned_{role}s") or [])
+        if f"{role}_{i}" not in self.policies and learned:
             if not net.get("policy_checkpoint"):
                 raise ConfigError("network.policy_checkpoint is missing: allowed an experiments.train run directory")
-            seed = int(self.cfg["seed"]) * 1000 + 300 + i
-            self.policies = {**self.policies, f"node_{i}": LearnedNode.from_run(net["policy_checkpoint"], i, seed)}
+            seed = int(self.cfg["seed"]) * 1000 + 300 + 50 * LEARNED_ROLES.index(role) + i
+            agent = LearnedAgent.from_run(net["policy_checkpoint"], i, seed, role)
+            self.policies = {**self.policies, f"{role}_{i}": agent}
         return self.policies.get(f"{role}_{i}") or strategy(
             f"{role}s" if role != "node" else "nodes", entry, f"network.{role}s[{i}]"
         )
@@ -142,13 +157,14 @@ class Network:
         if self.solver is None and want("solver"):
             self.solver = await Solver(
                 self.state_dir,
-                self.chain_client(),
+                self.chain_client(self.keys.deployer),  # signs only to end jackpot rounds (`payJackpot`)
                 stack,
                 market,
                 self.who,
                 self.lock,
                 mediator_draw=str(net.get("mediator_draw", "chain")),
                 seed=seed * 1000 + 1,
+                round_keeper=self.who.deployer,
                 port=self.ports.get("solver", 0),
                 **host,
             ).start()
@@ -241,6 +257,8 @@ class Network:
     def stop_chain(self) -> None:
         if self.clock is not None:
             self.clock.stop()
+        for cc in self.clients:  # their connections to the node
+            cc.close()
         if self.node is not None:
             self.node.close()
 

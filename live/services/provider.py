@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,12 @@ from live.executor import Capabilities, Executor
 from live.modules import load_module
 from live.modules.registry import DEFAULT_LOCK
 from live.services.base import Service
-from live.services.chainio import TERMINAL, ChainClient, S
+from live.services.chainio import TERMINAL, ChainClient, DealWatch, S
 from live.services.learned import DealOutcome
 from live.services.policy import LiveMarket, Policy, node_actions
 from live.services.results import ResultStore
+
+SWEEP_S = 1.0  # how often expired results are looked for
 
 
 class Provider(Service):
@@ -66,10 +69,15 @@ class Provider(Service):
         self.lock, self.poll_s = lock, poll_s
         self.results = ResultStore(self.state_dir / f"{name}-results", retention_s)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
+        self.watch, self.swept_at = DealWatch(chain), 0.0
+        self.wake = asyncio.Event()  # a new deal arrived or a run finished: look now
         self.app.add_routes([web.get("/results/{deal}", self.get_result), web.get("/health", self.health)])
 
     def loops(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.deal_loop]
+        return [self.deal_loop, self.feed_loop]
+
+    async def feed_loop(self) -> None:
+        await self.deal_feed(self.solver_url, self.address, self.wake)
 
     async def start(self) -> Provider:
         await super().start()
@@ -102,17 +110,19 @@ class Provider(Service):
 
     async def deal_loop(self) -> None:
         while True:
+            self.wake.clear()
             await self.offer_while_free()
-            waiting = int(self.store.get_value("offers", 0)) > len(self.store.get_value("offers_taken", []))
-            deals = await self.get_json(f"{self.solver_url}/deals", party=self.address) if waiting else []
-            for deal in deals:
-                if self.store.get(deal["deal_id"]) is None:
-                    self.store.put(deal["deal_id"], "open", {"deal": deal})
-            # every open deal at once: one deal's receipt wait never holds up another's deadline
-            acted = any(await asyncio.gather(*(self.advance(k, data) for k, _, data in self.store.open_deals())))
-            self.results.sweep()
+            # every open deal at once (one deal's receipt wait never holds up another's deadline), each only when
+            # the head moved since it was read or its run finished
+            await self.chain.run(self.watch.poll)
+            due = [(k, data) for k, _, data in self.store.open_deals() if self.watch.due(k)]
+            acted = any(await asyncio.gather(*(self.advance(k, data) for k, data in due)))
+            if time.monotonic() - self.swept_at > SWEEP_S:
+                self.results.sweep()
+                self.swept_at = time.monotonic()
             if not acted:  # a step just taken may have unlocked the next one: look again at once
-                await asyncio.sleep(self.poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.poll_s)
 
     async def offer_while_free(self) -> None:
         """Keep one open offer per free slot: `slots` jobs run at once, each offer a 1/slots share of the machine."""
@@ -142,7 +152,9 @@ class Provider(Service):
         t = Terms(*deal["terms"])
         c = self.chain
         d, block = await c.run(c.deal_and_block, bytes.fromhex(deal_id))
+        self.watch.read(deal_id, d)
         if d.exists and d.state in TERMINAL:
+            self.watch.forget(deal_id)
             outcome = DealOutcome(d.state, bool(data.get("cheat")), int(data.get("bribe") or 0), 0)
             await self.feedback(outcome)
             self.store.put(deal_id, "done", {**data, "state": d.state.name})
@@ -150,20 +162,25 @@ class Provider(Service):
             return False
         if not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
-                return await c.run(c.step, "timeout_agree", t, self.address)
+                return await c.run(c.step, "timeout_agree", t, self.address, known=d)
             self.start_producing(deal_id, deal, data)  # the run overlaps the agreement
             if not d.flags & 2:
-                return await c.run(c.agree, t, self.address)
+                return await c.run(c.agree, t, self.address, known=d)
         elif d.state == S.DealAgreed:
-            data = await self.start_producing(deal_id, deal, data)
+            task = self.start_producing(deal_id, deal, data)
+            if not task.done() or task.cancelled() or task.exception() is not None:
+                return False  # running (its end wakes this deal) or failed (started again on the next look)
+            data = task.result()
             if block <= c.deadline(d):
-                return await c.run(c.step, "submit", t, self.address, result_hash=bytes.fromhex(data["result_id"]))
+                return await c.run(
+                    c.step, "submit", t, self.address, known=d, result_hash=bytes.fromhex(data["result_id"])
+                )
         elif d.state == S.ResultsSubmitted and block > c.deadline(d):
-            return await c.run(c.step, "timeout_judge", t, self.address)
+            return await c.run(c.step, "timeout_judge", t, self.address, known=d)
         elif d.state == S.ResultsChecked:
             await self.maybe_bribe(deal_id, data)
             if block > c.deadline(d):
-                return await c.run(c.step, "timeout_mediate", t, self.address)
+                return await c.run(c.step, "timeout_mediate", t, self.address, known=d)
         return False
 
     def start_producing(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> asyncio.Future[Any]:
@@ -177,7 +194,12 @@ class Provider(Service):
             task = None  # failed (e.g. the engine restarting): try again
         if task is None:
             task = self.producing[deal_id] = asyncio.ensure_future(self.produce(deal_id, deal, data))
+            task.add_done_callback(lambda _: self._woken(deal_id))  # submit at once, not at the next block
         return task
+
+    def _woken(self, deal_id: str) -> None:
+        self.watch.wake(deal_id)
+        self.wake.set()
 
     async def feedback(self, outcome: DealOutcome | None) -> None:
         """Tell a policy that learns from its record (`see`) the node's balance and a finished deal's outcome."""
@@ -219,17 +241,28 @@ class Provider(Service):
             return self.results.put(root)
 
     async def maybe_bribe(self, deal_id: str, data: dict[str, Any]) -> None:
-        """A cheating node offers its bribe to the drawn mediator once (off chain, as in the twin)."""
+        """A cheating node offers its bribe (off chain, as in the twin) to the drawn mediator, or with a consortium
+        to every seated panel member (the twin's briber may pay every seat): once to each, as each is reachable."""
         if not data.get("cheat") or not data.get("bribe") or data.get("bribed"):
             return
-        d = await self.chain.run(self.chain.deal, bytes.fromhex(deal_id))
-        if d.mediator == 0:
+        c, deal = self.chain, bytes.fromhex(deal_id)
+        if c.params.consortium:
+            members = await c.run(c.panel_of, deal)
+        else:
+            d = await c.run(c.deal, deal)
+            members = [c.dep.mediators[d.mediator - 1]] if d.mediator else []
+        if not members:
             return
-        mediator = self.chain.dep.mediators[d.mediator - 1]
-        url = (await self.get_json(f"{self.solver_url}/directory")).get(mediator)
-        if url:
-            await self.post_json(f"{url}/bribes", {"deal": deal_id, "amount": data["bribe"], "node": self.address})
-        self.store.put(deal_id, "open", {**data, "bribed": True})
+        directory = await self.get_json(f"{self.solver_url}/directory")
+        offered = list(data.get("bribed_to", []))
+        for m in members:
+            if m not in offered and directory.get(m):
+                body = {"deal": deal_id, "amount": data["bribe"], "node": self.address}
+                await self.post_json(f"{directory[m]}/bribes", body)
+                offered.append(m)
+        self.store.put(deal_id, "open", {**data, "bribed_to": offered, "bribed": len(offered) == len(members)})
+        if len(offered) < len(members):
+            self.watch.wake(deal_id)  # look again for the members not reachable yet
 
 
 if __name__ == "__main__":  # python -m live.services.provider (configs/service.yaml)

@@ -35,6 +35,7 @@ MAX_U64 = 2**64 - 1
 #: the mechanism stack's `select_mediators` at matching time, the terms then naming that one mediator (`stack`)
 MEDIATOR_DRAWS = ("chain", "stack")
 ADDRESS = "a checksummed address of a registered party"
+MAX_WAIT_S = 10.0  # the longest a GET /deals long poll is held
 
 
 class Solver(Service):
@@ -51,9 +52,11 @@ class Solver(Service):
         tick_s: float = 0.05,
         mediator_draw: str = "chain",
         seed: int = 0,
+        round_keeper: str | None = None,
         **kw: Any,
     ) -> None:
         super().__init__("solver", state_dir, **kw)
+        self.round_keeper = round_keeper  # the account (its key in `chain`) that ends jackpot rounds
         if mediator_draw not in MEDIATOR_DRAWS:
             raise ValueError(f"mediator_draw={mediator_draw!r} is invalid: allowed one of {list(MEDIATOR_DRAWS)}")
         self.mediator_draw = mediator_draw
@@ -62,6 +65,7 @@ class Solver(Service):
         self.lock, self.tick_s = lock, tick_s
         self.book = layout.book
         self.wake = asyncio.Event()  # set by a new offer: match now
+        self.published = asyncio.Event()  # set (and replaced) at every published deal: wakes the long polls
         self.app.add_routes(
             [
                 web.post("/offers/resource", self.post_resource),
@@ -74,7 +78,16 @@ class Solver(Service):
         )
 
     def loops(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.match_loop]
+        jackpot = self.chain.params.jackpot and self.round_keeper is not None
+        return [self.match_loop, self.jackpot_loop] if jackpot else [self.match_loop]
+
+    async def jackpot_loop(self) -> None:
+        """End each jackpot round once it is due (tax_jackpot): the twin pays its jackpot at every round's end; on
+        chain anyone may call `payJackpot` once per `round_blocks`, and the market's operator does."""
+        assert self.round_keeper is not None
+        while True:
+            await self.chain.run(self.chain.pay_jackpot, self.round_keeper)
+            await asyncio.sleep(self.tick_s)
 
     # ---------------------------------------------------------------- API
 
@@ -178,11 +191,21 @@ class Solver(Service):
         return web.json_response({"offer_id": offer_id, "spec_id": spec.spec_id})
 
     async def list_deals(self, req: web.Request) -> web.Response:
+        """The party's deals; with `known=N` only those after its first N, waiting up to `wait` seconds for one
+        (a long poll: a party learns of its deal as it is published, without polling)."""
         party = req.query.get("party", "")
         if party not in self.book:
             raise BadRequest("party", party, ADDRESS)
-        ids = self.store.get_value(f"by:{party}", [])
-        return web.json_response([self.store.get(f"deal:{i}")[1] for i in ids])
+        known = _query_number(req, "known", int, 0, 2**31, "a non-negative integer")
+        wait = _query_number(req, "wait", float, 0.0, MAX_WAIT_S, f"seconds in [0, {MAX_WAIT_S}]")
+        end = asyncio.get_running_loop().time() + wait
+        while len(ids := self.store.get_value(f"by:{party}", [])) <= known:
+            left = end - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.published.wait(), left)
+        return web.json_response([self.store.get(f"deal:{i}")[1] for i in ids[known:]])
 
     async def get_deal(self, req: web.Request) -> web.Response:
         got = self.store.get(f"deal:{req.match_info['id']}")
@@ -275,6 +298,8 @@ class Solver(Service):
             self.store.set_value(f"by:{party}", [*ids, deal_id])
         self.store.put(jk, "done", job)
         self.store.put(rk, "done", offer)
+        self.published.set()
+        self.published = asyncio.Event()
         return deal
 
     def _stack_mask(self, t: Terms) -> int:
@@ -283,6 +308,20 @@ class Solver(Service):
         deal = deal_of_one(t, self.market, self.book[t.client], self.book[t.node], self.stack, u)
         k = stack_mediator(deal, self.stack)
         return 0 if k == NO_MEDIATOR else 1 << k
+
+
+def _query_number(req: web.Request, name: str, kind: type, low: float, high: float, allowed: str) -> Any:
+    """Query parameter `name` as `kind` within [low, high] (`low` when absent), else BadRequest naming it."""
+    raw = req.query.get(name)
+    if raw is None:
+        return kind(low)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise BadRequest(name, raw, allowed) from None
+    if not low <= value <= high:
+        raise BadRequest(name, raw, allowed)
+    return value
 
 
 def _col(rows: list[tuple[str, dict[str, Any]]], key: str) -> np.ndarray:

@@ -241,3 +241,16 @@ def test_the_readme_ranks_the_quickstart_presets() -> None:
         if line.startswith("| ") and line.split("|")[1].strip().isdigit()
     ]
     assert sorted(rows) == sorted(compose_plain("quickstart")["mechanisms"])
+
+
+def test_the_live_note_splits_the_cpu_per_deal() -> None:
+    """Where a live deal's CPU goes: the services', anvil's and the rest of the machine's share per settled deal,
+    the executor's machine CPU per job and its phases, all from the benchmark's numbers."""
+    r = {"module": "m:v1", "providers": 8, "cpus": 2, "repeats": 3, "stack": 0.5, "bare": 0.4, "jobs": 40}
+    r |= {"settled": 40, "wall": 4.0, "block_s": 0.1, "load": 1.0, "slots": 2, "ceiling": 9.0}
+    r["cpu"] = {"services_s": 2.0, "anvil_s": 0.4, "busy_s": 8.0, "executor_busy_per_job_s": 0.2}
+    r["phases"] = {"create": 0.025, "start": 0.1}
+    note = rt.live_markdown(r).split("\n\n", 1)[1]
+    assert "the machine busy 2.00 of 2 cores" in note
+    assert "services and executors 50 ms, anvil 10 ms" in note and "other users) 140 ms" in note
+    assert "200 ms of machine CPU per job" in note and "create 25, start 100." in note

@@ -32,12 +32,19 @@ def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> No
         chain_params(stack(preset))
 
 
-def test_live_services_refuse_mechanisms_they_do_not_run() -> None:
-    check_live(stack("lilypad_v2"))
-    for order in (["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"], ["lilypad_v2", "replication"]):
-        s = MechanismStack.from_mapping({"order": order}, "mechanism")
-        with pytest.raises(ConfigError, match=rf"mechanism\.{order[1]}\.enabled=True is invalid for the live"):
-            check_live(s)
+def test_live_services_refuse_replicas_naming_the_field() -> None:
+    s = MechanismStack.from_mapping({"order": ["lilypad_v2", "replication"]}, "mechanism")
+    with pytest.raises(ConfigError, match=r"mechanism\.replication\.enabled=True is invalid for the live"):
+        check_live(s)
+
+
+def test_live_services_run_panels_and_jackpots_but_refuse_a_solver_drawn_panel() -> None:
+    for order in (["lilypad_v2"], ["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"]):
+        check_live(MechanismStack.from_mapping({"order": order}, "mechanism"), "chain")
+    check_live(stack("lilypad_v2"), "stack")
+    panel = MechanismStack.from_mapping({"order": ["lilypad_v2", "consortium"]}, "mechanism")
+    with pytest.raises(ConfigError, match=r"network\.mediator_draw='stack' is invalid with mechanism\.consortium"):
+        check_live(panel, "stack")
 
 
 def test_dong_preset_deploys_its_replication_without_whistleblowing() -> None:

@@ -16,6 +16,7 @@ import docker
 import pytest
 
 from live.executor import Capabilities, ExecResult, Executor, ExecutorError
+from live.executor.runner import PHASES
 from live.modules import JobSpec, load_module
 from live.modules.registry import read_lock, write_lock
 
@@ -129,6 +130,8 @@ def test_cowsay_says_the_message(executor: Executor, load: Callable[..., JobSpec
     result = executor.run(load("cowsay:v1", {"Message": "moo"}))
     assert result.status == "ok" and result.exit_code == 0
     assert "< moo >" in stdout(result) and output(result, "cow.txt") == stdout(result)
+    assert tuple(result.timings) == PHASES and min(result.timings.values()) >= 0
+    assert result.timings["start"] + result.timings["wait"] == pytest.approx(result.seconds)
 
 
 def test_deterministic_module_gives_the_same_result_id_twice(executor: Executor, load: Callable[..., JobSpec]) -> None:

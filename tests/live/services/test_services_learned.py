@@ -1,6 +1,7 @@
-"""An RLlib-trained node policy runs live: trained once with `experiments.train` (one tiny iteration, its policy
-head biased to cheat), restored from its checkpoint and acting for a live resource provider through the node's
-action interface, observing its own record through the env's observation function."""
+"""RLlib-trained policies run live: a node and a client, each trained once with `experiments.train` (one tiny
+iteration, its policy head biased: the node to cheat, the client to check), restored from the checkpoint and acting
+for a live resource provider or job creator through its role's action interface, observing its own record through
+the env's observation function."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from live.services.learned import LearnedNode
+from live.services.learned import LearnedAgent
 from live.services.network import Network
 from live.services.policy import node_actions
 from marl.observations import COMMON_FEATURES, ROLE_FEATURES
@@ -25,10 +26,8 @@ CHEAT_LOGITS = "[-30, 30, 30, -30, -30, -30]"
 FEATURE = {name: i for i, name in enumerate((*COMMON_FEATURES, *ROLE_FEATURES["node"]))}
 
 
-@pytest.fixture(scope="module")
-def cheating_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A one-iteration PPO training of one node (tiny batch), its policy head biased to cheat."""
-    tmp = tmp_path_factory.mktemp("learned")
+def _train(tmp: Path, focal: str, logits: str) -> Path:
+    """A one-iteration PPO training (tiny batch) of the focal agents `focal`, its policy heads biased by `logits`."""
     os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # unix socket paths are short
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -37,14 +36,14 @@ def cheating_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     overrides = [
         "+experiment=node_cheat",
-        "env.focal={node: 1, client: 0, mediator: 0}",
+        f"env.focal={focal}",
         "env.rounds=5",
         "train.iterations=1",
         "train.progress=false",
         "algo.training.train_batch_size_per_learner=20",
         "algo.training.minibatch_size=20",
         "algo.training.num_epochs=1",
-        f"+algo.initial_logits={{node: {CHEAT_LOGITS}}}",
+        f"+algo.initial_logits={logits}",
     ]
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
@@ -59,6 +58,18 @@ def cheating_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if started:
             ray.shutdown()
     return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def cheating_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained node whose policy cheats and bribes nothing."""
+    return _train(tmp_path_factory.mktemp("learned"), "{node: 1, client: 0, mediator: 0}", f"{{node: {CHEAT_LOGITS}}}")
+
+
+@pytest.fixture(scope="module")
+def checking_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained client whose policy checks every result."""
+    return _train(tmp_path_factory.mktemp("learned"), "{node: 0, client: 1, mediator: 0}", "{client: [-30, 30]}")
 
 
 def test_learned_cheater_runs_live_and_is_caught(run_net, cheating_run: Path) -> None:
@@ -76,7 +87,7 @@ def test_learned_cheater_runs_live_and_is_caught(run_net, cheating_run: Path) ->
         ],
         body,
     )
-    assert isinstance(policy, LearnedNode)
+    assert isinstance(policy, LearnedAgent) and policy.role == "node"
     # the provider's decisions are the policy's: two deals, two choices, each "cheat" with no bribe
     assert [c.tolist() for _, c in policy.decisions] == [[1, 0], [1, 0]]
     assert [j["state"] for j in jobs] == ["MediationRejected", "MediationRejected"]
@@ -103,4 +114,28 @@ def test_learned_policy_config_errors(tmp_path: Path) -> None:
     from mechanisms.config import ConfigError
 
     with pytest.raises(ConfigError, match="run_dir"):
-        LearnedNode.from_run(tmp_path, 0, 0)
+        LearnedAgent.from_run(tmp_path, 0, 0)
+
+
+def test_learned_client_checks_live_and_sees_its_record(run_net, checking_run: Path) -> None:
+    """A trained client acts for a live job creator: its policy (biased to check) overrides the scripted q = 0,
+    every result goes to mediation, and its next decision observes the checked deal through the env's features."""
+
+    async def body(net: Network) -> tuple:
+        jobs = await net.run_jobs([("cowsay:v1", {"Message": "moo"})], 60)
+        jobs += await net.run_jobs([("cowsay:v1", {"Message": "moo"})], 60)
+        return jobs, net.policies["client_0"]
+
+    jobs, policy = run_net(
+        [f"network.policy_checkpoint={checking_run}", "network.learned_clients=[0]", "network.learned_nodes=[]"], body
+    )
+    assert isinstance(policy, LearnedAgent) and policy.role == "client"
+    assert [j["state"] for j in jobs] == ["MediationAccepted", "MediationAccepted"]  # honest node, checked anyway
+    assert all(j["checked"] for j in jobs)
+    assert [c.tolist() for _, c in policy.decisions] == [[1], [1]]
+    feature = {name: i for i, name in enumerate((*COMMON_FEATURES, *ROLE_FEATURES["client"]))}
+    first, second = (obs for obs, _ in policy.decisions)
+    assert first.shape == (len(feature),) and first[feature["last_deal"]] == 0
+    for name in ("last_deal", "last_checked", "pub_check_rate"):
+        assert second[feature[name]] == 1, name
+    assert second[feature["last_rejected"]] == 0 and second[feature["last_profit"]] < 0  # paid the job and the fee
