@@ -3,6 +3,7 @@ above the grim-trigger discount and not below it? A probe that prints per-seed r
 /repeated_learners.yaml), not a README row: the row's claim is measured against grim trigger (`repeated_ppo`).
 
     python -m experiments.reproduction.repeated_learners [--variant V ...] [--discount D ...] [--seed S ...] [--small]
+        [--iterations N]
 """
 
 from __future__ import annotations
@@ -74,19 +75,24 @@ def run_probes(
     seeds: Sequence[int] = (),
     small: bool = False,
     report: Any = print,
+    iterations: int | None = None,
 ) -> list[Probe]:
-    """Every (variant, discount, seed) of the preset (or the given subsets), one training each."""
+    """Every (variant, discount, seed) of the preset (or the given subsets), one training each; `iterations`
+    overrides the preset's training length (a variant's own `train.iterations` still wins)."""
     preset = load(GAME, small)
     meas = preset["measure"]
     known = preset["variants"]
     for v in variants:
         require(v in known, "variant", v, f"one of {sorted(known)}")
+    if iterations is not None:
+        require(iterations >= 1, "iterations", iterations, "an integer >= 1")
+    its = meas["iterations"] if iterations is None else iterations
     out = []
     for variant in variants or list(known):
         for discount in discounts or meas["discounts"]:
             for seed in seeds or meas["seeds"]:
                 extra = [*preset["learners"], *known[variant]]
-                cfg = train_config(preset["experiment"], discount, meas["iterations"], seed, extra)
+                cfg = train_config(preset["experiment"], discount, its, seed, extra)
                 mutual, cartel = probe(cfg, meas["episodes"], meas["eval_rounds"])
                 out.append(Probe(variant, discount, seed, mutual, cartel))
                 report(line(out[-1]))
@@ -107,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--discount", nargs="*", type=float, default=[], help="default: the preset's")
     parser.add_argument("--seed", nargs="*", type=int, default=[], help="training seeds (default: the preset's)")
     parser.add_argument("--small", action="store_true", help="the sizes the tests run")
+    parser.add_argument("--iterations", type=int, default=None, help="training iterations (default: the preset's)")
     args = parser.parse_args(argv)
-    run_probes(args.variant, args.discount, args.seed, args.small, lambda s: print(s, flush=True))
+    report = lambda s: print(s, flush=True)  # noqa: E731
+    run_probes(args.variant, args.discount, args.seed, args.small, report, args.iterations)
     return 0
 
 

@@ -13,6 +13,7 @@ from experiments.reproduction.common import load
 from experiments.reproduction.repeated_ppo import train_config
 from experiments.train import parse_run
 from marl.env import MarketEnv
+from marl.observations import COMMON_FEATURES, PARTNER_FEATURE, role_features
 from mechanisms.config import ConfigError
 
 HONEST, CARTEL = 0, 1
@@ -34,6 +35,22 @@ def test_both_nodes_learn_and_nothing_is_scripted(variant: str, mapping: str) ->
     assert cfg["algo"]["mapping"] == mapping
     env = MarketEnv(parse_run(cfg).env)
     assert set(env.possible_agents) >= set(rl.PAIR)
+
+
+def partner_seen(env: MarketEnv, obs: dict[str, Any]) -> tuple[float, float]:
+    """Each node's `last_partner_cartel` entry."""
+    i = (*COMMON_FEATURES, *role_features("node", env.cfg)).index(PARTNER_FEATURE)
+    return float(obs[rl.PAIR[0]][i]), float(obs[rl.PAIR[1]][i])
+
+
+@pytest.mark.parametrize("variant", ["shared", "independent"])
+def test_each_learner_sees_what_the_other_posted_and_nothing_overrides_it(variant: str) -> None:
+    # Both nodes' posts follow their own actions (no grim partner, no fixed cartel) and each sees the other's.
+    env = MarketEnv(parse_run(composed(variant)).env)
+    obs, _ = env.reset(seed=0)
+    for choices in [(CARTEL, HONEST), (HONEST, CARTEL), (HONEST, HONEST), (CARTEL, CARTEL)]:
+        obs, *_ = env.step({a: np.array(c) for a, c in zip(rl.PAIR, choices, strict=True)})
+        assert partner_seen(env, obs) == (float(choices[1]), float(choices[0]))
 
 
 class Fixed:
@@ -59,6 +76,11 @@ def test_pair_rates_score_mutual_collusion(choices: tuple[int, int], expected: t
 def test_unknown_variant_names_the_field() -> None:
     with pytest.raises(ConfigError, match="variant"):
         rl.run_probes(["grim"], small=True)
+
+
+def test_nonpositive_iterations_name_the_field() -> None:
+    with pytest.raises(ConfigError, match="iterations=0"):
+        rl.run_probes(["shared"], small=True, iterations=0)
 
 
 def test_small_probe_reports_rates_within_their_intervals() -> None:
