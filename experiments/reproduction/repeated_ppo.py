@@ -10,7 +10,7 @@ measured per episode.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,11 @@ AGENT = "node_0"  # the learner (collusion_discount: env.focal.node = [0], one h
 PARTNER = 1  # its grim-trigger partner's node row
 
 
-def train_config(experiment: str, discount: float, iterations: int, seed: int) -> dict[str, Any]:
-    """`+experiment=<experiment>` composed on train.yaml, at one discount, without its scan."""
+def train_config(
+    experiment: str, discount: float, iterations: int, seed: int, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """`+experiment=<experiment>` composed on train.yaml, at one discount, without its scan; `extra`: further
+    Hydra overrides (the two-learner variant, experiments.reproduction.repeated_learners)."""
     overrides = [
         f"+experiment={experiment}",
         f"env.discount={discount}",
@@ -41,6 +44,7 @@ def train_config(experiment: str, discount: float, iterations: int, seed: int) -
         "train.progress=false",
         f"seed={seed}",
         "scan=null",
+        *extra,
     ]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
