@@ -35,6 +35,7 @@ SIGS = {
     "JackpotPaid": keccak(text="JackpotPaid(bytes32,address,uint256)"),
 }
 HONEST_REPLICA_PAID = keccak(text="HonestReplicaPaid(bytes32,address)")  # ReplicationModule
+BRIBE_PROVEN = keccak(text="BribeProven(bytes32,address,address)")  # WhistleModule
 JACKPOT = "0x000000000000000000000000006a61636B706F74"  # JackpotModule.JACKPOT
 FIRST_STAKER_ROLE = 7
 FIRST_SEAT_ROLE = 192  # PanelModule.ROLE_FIRST_SEAT: seat s of the deal's consortium panel
@@ -54,6 +55,7 @@ class History:
     backers: dict[str, list[str]] = field(default_factory=dict)  # node -> stakers in the contract's order
     panel: dict[bytes, list[str]] = field(default_factory=dict)  # deal -> consortium members in seat order
     honest: dict[bytes, str] = field(default_factory=dict)  # rejected replica -> the honest replica's node it paid
+    bribes: dict[bytes, str] = field(default_factory=dict)  # deal -> the mediator that proved its node's bribe
     moved: list[tuple[bytes, str, str, int, int, int, int]] = field(default_factory=list)
     # (deal, payer, payee, amount, reason, direction, step)
 
@@ -73,6 +75,10 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
         for topics, data, _ in dep.chain.logs(dep.replication.address, from_block, to_block):
             if topics[0] == HONEST_REPLICA_PAID:
                 h.honest[topics[1]] = to_checksum_address(data[12:32])
+    if dep.whistle is not None:
+        for topics, _, _ in dep.chain.logs(dep.whistle.address, from_block, to_block):
+            if topics[0] == BRIBE_PROVEN:
+                h.bribes[topics[1]] = to_checksum_address(topics[2][12:32])
     by_sig = {v: k for k, v in SIGS.items()}
     for topics, data, block in dep.chain.logs(dep.deals.address, from_block, to_block):
         kind = by_sig.get(topics[0])

@@ -12,6 +12,7 @@ from live.chain.differential import Report, differential, run_engine
 from live.chain.node import AnvilChain, EmbeddedChain
 from live.chain.params import chain_params
 from live.chain.scenarios import diff_cfg
+from mechanisms.actions import Actions
 from mechanisms.base import MechanismStack
 from mechanisms.config import ConfigError
 from mechanisms.protocol import TERMINAL
@@ -251,6 +252,72 @@ def test_replication_options_the_chain_cannot_express_are_refused() -> None:
         chain_params(MechanismStack.from_mapping(both, "mechanism"), [6, 60])
     ok = chain_params(MechanismStack.from_mapping({**both, "replication": {"wrong_deposit_to": "burn"}}), [6, 60])
     assert ok.replication and ok.consortium and ok.wrong_deposit_to == "burn"
+
+
+def every_other_mediator_reports(a: Actions) -> None:
+    """Mediators 0 and 2 prove the bribes they take (the scripted population has no reporting strategy); a bribed
+    mediator that does not report still sells its verdict."""
+    a.mediators.report[::2] = True
+
+
+def whistleblowing(slash_to: str, forfeit: bool = True, **extra: Any) -> dict[str, Any]:
+    mech: dict[str, Any] = {
+        "order": ["lilypad_v2", "whistleblowing"],
+        "lilypad_v2": {"slash_to": slash_to, "forfeit_payment": forfeit, "submit_timeout_collateral": 7},
+        "whistleblowing": {"nodes": False, "reward_bps": 10_000},
+    }
+    for name, config in extra.items():
+        mech["order"].insert(1, name)
+        mech[name] = config
+    return mech
+
+
+@pytest.mark.parametrize(("slash_to", "forfeit"), [("burn", True), ("protocol", False), ("counterparty", True)])
+def test_anvil_settles_proven_bribes_like_the_twin(slash_to: str, forfeit: bool) -> None:
+    """A bribed mediator that reports presents the node's signed bribe offer: the node's result is rejected and its
+    results collateral rewards the mediator; bribed mediators that do not report, and every other path, as before."""
+    with AnvilChain(60 + 4 + 2) as chain:
+        rep = differential(diff_cfg(whistleblowing(slash_to, forfeit), seed=7), 4, chain, every_other_mediator_reports)
+    assert_equal(rep)
+    assert {"MediationAccepted", "MediationRejected", "TimeoutMediateResults", "TimeoutJudgeResults"} <= set(rep.states)
+    assert rep.bribes_proven > 0 and rep.moves["ResultsCollateral/Slashed"] > rep.bribes_proven
+
+
+def test_anvil_settles_proven_bribes_with_the_other_modules_like_the_twin() -> None:
+    """The bribe's proof composed with collateral terms, staking (the proven briber's stakers slashed) and taxes."""
+    mech = whistleblowing(
+        "mediator",
+        collateral={"multipliers_bps": [15000, 30000], "min_deposit": 40},
+        staking={"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "client", "fee_share_bps": 800},
+        tax_jackpot={"tax_bps": 250, "fraction_bps": 2000},
+    )
+    with AnvilChain(60 + 4 + 60 + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=7, n_stakers=60), 4, chain, every_other_mediator_reports)
+    assert_equal(rep)
+    assert rep.bribes_proven > 0 and rep.reasons["Stake"] > 0 and rep.moves["Jackpot/Spent"] > 0
+
+
+def test_embedded_chain_settles_proven_bribes_like_the_twin() -> None:
+    with EmbeddedChain(14 + 14 + 4 + 2) as chain:
+        cfg = diff_cfg(whistleblowing("burn"), seed=4, n_clients=14, n_nodes=14)
+        rep = differential(cfg, 2, chain, every_other_mediator_reports)
+    assert_equal(rep)
+    assert rep.bribes_proven > 0
+
+
+@pytest.mark.parametrize(("field", "value"), [("nodes", True), ("reward_bps", 5_000), ("mediators", False)])
+def test_whistleblowing_options_the_chain_cannot_express_are_refused(field: str, value: object) -> None:
+    mech = whistleblowing("burn")
+    mech["whistleblowing"][field] = value
+    with pytest.raises(ConfigError, match=rf"mechanism\.whistleblowing\.{field}={value!r} is invalid on chain"):
+        chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+
+
+@pytest.mark.parametrize("other", ["replication", "consortium"])
+def test_whistleblowing_with_replication_or_consortium_is_refused(other: str) -> None:
+    mech = whistleblowing("burn", **{other: {}})
+    with pytest.raises(ConfigError, match=rf"mechanism\.whistleblowing\.enabled=True is invalid on chain with {other}"):
+        chain_params(MechanismStack.from_mapping(mech, "mechanism"), [6, 60])
 
 
 @pytest.mark.slow
