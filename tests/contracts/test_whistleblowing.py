@@ -1,0 +1,92 @@
+"""The whistleblowing module: a bribed mediator's report, whose proof is the node's EIP-712 signature over its bribe
+offer, rejects the result and rewards the mediator with the node's slashed deposit; a forged or mismatched
+signature, one by anyone but the deal's node, a report by anyone but the drawn mediator, in the wrong state or
+twice reverts with a named error and moves nothing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from live.chain.binding import Terms
+from live.chain.params import ChainParams
+from mechanisms.protocol import DealState as S
+
+RESULT = b"\x01" * 32
+
+
+def whistle_world(build_world: Any, params: ChainParams) -> tuple[Any, Terms]:
+    """A deployment with the whistleblowing module and a deal checked, mediator 0 drawn."""
+    w = build_world(params=replace(params, whistleblowing=True))
+    t = w.terms()
+    w.agreed(t)
+    w.send(w.dep.post(t, RESULT))
+    w.send(w.dep.set_draws([w.id(t)], [0]), w.dep.check(t))
+    return w, t
+
+
+def offer(w: Any, signer: str, deal: bytes) -> bytes:
+    """`signer`'s signature over a bribe offer for `deal`."""
+    return w.dep.chain.sign_typed(signer, w.dep.bribe_typed(deal))
+
+
+def test_a_proven_bribe_rejects_the_result_and_rewards_the_mediator(build_world: Any, params: ChainParams) -> None:
+    w, t = whistle_world(build_world, params)
+    d, m0 = w.dep, w.mediators[0]
+    before = {a: w.wealth(a) for a in (w.client, w.node, m0)}
+    w.send(d.report_bribe(t, m0, offer(w, w.node, w.id(t))))
+    gained = {a: w.wealth(a) - before[a] for a in before}
+    # job cost 40: the client gets its payment escrow back (payment forfeit), the mediator its fee (60) and the
+    # node's results collateral (2 x 40) instead of the burn
+    assert gained == {w.client: 40, w.node: 0, m0: 60 + 80}
+    assert d.state(w.id(t)) == S.MediationRejected and d.escrow(w.id(t)) == 0
+    assert d.whistle.functions.reporter(w.id(t)).call() == m0
+    assert w.error(d.report_bribe(t, m0, offer(w, w.node, w.id(t)))) == "WrongState"  # twice
+
+
+def test_bad_proofs_and_wrong_callers_revert_and_move_nothing(build_world: Any, params: ChainParams) -> None:
+    w, t = whistle_world(build_world, params)
+    d, (m0, m1, _) = w.dep, w.mediators
+    deal = w.id(t)
+    good = offer(w, w.node, deal)
+    accounts = (w.client, w.node, m0, m1, w.stranger)
+    before = ({a: w.wealth(a) for a in accounts}, d.escrow(deal))
+    assert w.error(d.report_bribe(t, m0, offer(w, w.stranger, deal))) == "BadSignature"  # not the deal's node
+    assert w.error(d.report_bribe(t, m0, offer(w, w.client, deal))) == "BadSignature"  # a party, not the node
+    other = w.id(w.terms(nonce=2))
+    assert w.error(d.report_bribe(t, m0, offer(w, w.node, other))) == "BadSignature"  # another deal's offer
+    forged = bytearray(good)
+    forged[10] ^= 0xFF
+    assert w.error(d.report_bribe(t, m0, bytes(forged))) in ("BadSignature", "ECDSAInvalidSignature")
+    assert w.error(d.report_bribe(t, m0, good[:64])) == "ECDSAInvalidSignatureLength"
+    assert w.error(d.report_bribe(t, m1, good)) == "NotParty"  # not the drawn mediator
+    assert w.error(d.report_bribe(t, w.stranger, good)) == "NotParty"
+    assert w.error(d.report_bribe(t, w.node, good)) == "NotParty"
+    assert w.error(d.tx(m0, "mediate", tuple(t), False)) == "NotParty"  # verdicts only through the module
+    assert w.error(d.submit(t, RESULT)) == "NotParty"  # results only through the module too
+    assert w.error(d.tx(w.client, "nodeSlashTo", deal, w.client, 0, w.client, contract=d.whistle)) == "OnlyDeals"
+    assert ({a: w.wealth(a) for a in accounts}, d.escrow(deal)) == before
+    assert d.state(deal) == S.ResultsChecked
+
+
+def test_a_report_outside_mediation_reverts(build_world: Any, params: ChainParams) -> None:
+    """Before the check no mediator is drawn (NotParty); after the mediation timeout the deal is settled
+    (WrongState); an ordinary verdict through the module settles as lilypad_v2 (the slash goes to the burn)."""
+    w = build_world(params=replace(params, whistleblowing=True))
+    d, m0 = w.dep, w.mediators[0]
+    t = w.terms()
+    w.agreed(t)
+    w.send(d.post(t, RESULT))
+    assert w.error(d.report_bribe(t, m0, offer(w, w.node, w.id(t)))) == "NotParty"
+    w.send(d.set_draws([w.id(t)], [0]), d.check(t))
+    w.mine_past(60)
+    w.send(d.timeout("mediate", t, w.client))
+    assert w.error(d.report_bribe(t, m0, offer(w, w.node, w.id(t)))) == "WrongState"
+    t2 = w.terms(nonce=2)
+    w.agreed(t2)
+    w.send(d.post(t2, RESULT))
+    w.send(d.set_draws([w.id(t2)], [0]), d.check(t2))
+    burned = w.wealth("0x000000000000000000000000000000000000dEaD")
+    w.send(d.mediate(t2, m0, False))
+    assert w.wealth("0x000000000000000000000000000000000000dEaD") - burned == 80
+    assert d.whistle.functions.reporter(w.id(t2)).call() == "0x" + "0" * 40
