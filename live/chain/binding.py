@@ -347,7 +347,7 @@ def deploy(
         txs.append({"from": deployer, "data": _creation(arts["ReplicationModule"], *module)})
         want.append(repl_addr)
     if p.whistleblowing:
-        txs.append({"from": deployer, "data": _creation(arts["WhistleModule"], deals_addr)})
+        txs.append({"from": deployer, "data": _creation(arts["WhistleModule"], deals_addr, p.reward_bps)})
         want.append(repl_addr)
     receipts = chain.send(txs)
     got = [to_checksum_address(r["contractAddress"]) for r in receipts]

@@ -36,6 +36,7 @@ SIGS = {
 }
 HONEST_REPLICA_PAID = keccak(text="HonestReplicaPaid(bytes32,address)")  # ReplicationModule
 BRIBE_PROVEN = keccak(text="BribeProven(bytes32,address,address)")  # WhistleModule
+REWARD_PASSED_ON = keccak(text="RewardPassedOn(bytes32,address,address,uint256)")  # WhistleModule
 JACKPOT = "0x000000000000000000000000006a61636B706F74"  # JackpotModule.JACKPOT
 FIRST_STAKER_ROLE = 7
 FIRST_SEAT_ROLE = 192  # PanelModule.ROLE_FIRST_SEAT: seat s of the deal's consortium panel
@@ -76,9 +77,13 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
             if topics[0] == HONEST_REPLICA_PAID:
                 h.honest[topics[1]] = to_checksum_address(data[12:32])
     if dep.whistle is not None:
-        for topics, _, _ in dep.chain.logs(dep.whistle.address, from_block, to_block):
+        for topics, data, _ in dep.chain.logs(dep.whistle.address, from_block, to_block):
             if topics[0] == BRIBE_PROVEN:
                 h.bribes[topics[1]] = to_checksum_address(topics[2][12:32])
+            elif topics[0] == REWARD_PASSED_ON:  # the twin's whistleblowing.settle move
+                to, amount = to_checksum_address(data[12:32]), int.from_bytes(data[32:64], "big")
+                move = (int(Reason.Reward), int(Direction.Spent), int(Step.Settle))
+                h.moved.append((topics[1], to_checksum_address(topics[2][12:32]), to, amount, *move))
     by_sig = {v: k for k, v in SIGS.items()}
     for topics, data, block in dep.chain.logs(dep.deals.address, from_block, to_block):
         kind = by_sig.get(topics[0])

@@ -97,6 +97,7 @@ class ChainParams:
     wrong_deposit_to: str = "honest_replica"  # one of WRONG_DEPOSIT_TO
     commit_blocks: int = 0  # the commit window from a job's opening (a deployment choice: half the submit deadline)
     whistleblowing: bool = False  # the bribed mediator's proof (WhistleModule, in the module slot)
+    reward_bps: int = 10_000  # share of the proven briber's slashed deposit the reporting mediator keeps
 
     @property
     def jackpot_config(self) -> tuple[object, ...]:
@@ -219,11 +220,6 @@ WHISTLE_SUPPORTED: dict[str, tuple[object, str]] = {
         "settlement",
     ),
     "mediators": (True, "with neither proof the mechanism does nothing: disable it"),
-    "reward_bps": (
-        10_000,
-        "passing on the rest of the slashed deposit needs a second move in the deal contract's settlement, which is "
-        "at the EIP-170 code limit",
-    ),
 }
 
 
@@ -247,7 +243,7 @@ def _whistleblowing(stack: MechanismStack) -> dict[str, object]:
                 f"mechanism.whistleblowing.enabled=True is invalid on chain with {other}: allowed without it ({why}; "
                 f"disable one with mechanism.{other}.enabled=false or mechanism.whistleblowing.enabled=false)"
             )
-    return {"whistleblowing": True}
+    return {"whistleblowing": True, "reward_bps": c.reward_bps}
 
 
 def _replication(stack: MechanismStack, deadline_submit: int) -> dict[str, object]:

@@ -15,9 +15,9 @@ from mechanisms.protocol import DealState as S
 RESULT = b"\x01" * 32
 
 
-def whistle_world(build_world: Any, params: ChainParams) -> tuple[Any, Terms]:
+def whistle_world(build_world: Any, params: ChainParams, **kw: Any) -> tuple[Any, Terms]:
     """A deployment with the whistleblowing module and a deal checked, mediator 0 drawn."""
-    w = build_world(params=replace(params, whistleblowing=True))
+    w = build_world(params=replace(params, whistleblowing=True, **kw))
     t = w.terms()
     w.agreed(t)
     w.send(w.dep.post(t, RESULT))
@@ -42,6 +42,17 @@ def test_a_proven_bribe_rejects_the_result_and_rewards_the_mediator(build_world:
     assert d.state(w.id(t)) == S.MediationRejected and d.escrow(w.id(t)) == 0
     assert d.whistle.functions.reporter(w.id(t)).call() == m0
     assert w.error(d.report_bribe(t, m0, offer(w, w.node, w.id(t)))) == "WrongState"  # twice
+
+
+def test_the_mediator_passes_on_all_but_its_reward(build_world: Any, params: ChainParams) -> None:
+    """reward_bps 3001 of the results collateral of 80: the mediator keeps floor(80 x 0.3001) = 24 and passes on 56
+    to the protocol, where the slash would have gone."""
+    w, t = whistle_world(build_world, params, slash_to="protocol", reward_bps=3_001)
+    d, m0 = w.dep, w.mediators[0]
+    before = {a: w.wealth(a) for a in (w.node, m0, w.protocol)}
+    w.send(d.report_bribe(t, m0, offer(w, w.node, w.id(t))))
+    assert {a: w.wealth(a) - before[a] for a in before} == {w.node: 0, m0: 60 + 24, w.protocol: 56}
+    assert w.error(d.tx(m0, "moduleMove", m0, w.stranger, 1)) == "NotParty"  # only the module moves balances
 
 
 def test_bad_proofs_and_wrong_callers_revert_and_move_nothing(build_world: Any, params: ChainParams) -> None:

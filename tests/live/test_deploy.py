@@ -28,7 +28,7 @@ def test_presets_resolve_to_contract_parameters() -> None:
 
 @pytest.mark.parametrize("preset", ["dong_counter_collusion"])
 def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> None:
-    with pytest.raises(ConfigError, match=r"mechanism\.whistleblowing\.enabled=True is invalid on chain.*cartel"):
+    with pytest.raises(ConfigError, match=r"mechanism\.whistleblowing\.nodes=True is invalid on chain.*cartel"):
         chain_params(stack(preset))
 
 

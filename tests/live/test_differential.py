@@ -260,11 +260,11 @@ def every_other_mediator_reports(a: Actions) -> None:
     a.mediators.report[::2] = True
 
 
-def whistleblowing(slash_to: str, forfeit: bool = True, **extra: Any) -> dict[str, Any]:
+def whistleblowing(slash_to: str, forfeit: bool = True, reward_bps: int = 10_000, **extra: Any) -> dict[str, Any]:
     mech: dict[str, Any] = {
         "order": ["lilypad_v2", "whistleblowing"],
         "lilypad_v2": {"slash_to": slash_to, "forfeit_payment": forfeit, "submit_timeout_collateral": 7},
-        "whistleblowing": {"nodes": False, "reward_bps": 10_000},
+        "whistleblowing": {"nodes": False, "reward_bps": reward_bps},
     }
     for name, config in extra.items():
         mech["order"].insert(1, name)
@@ -272,13 +272,19 @@ def whistleblowing(slash_to: str, forfeit: bool = True, **extra: Any) -> dict[st
     return mech
 
 
-@pytest.mark.parametrize(("slash_to", "forfeit"), [("burn", True), ("protocol", False), ("counterparty", True)])
-def test_anvil_settles_proven_bribes_like_the_twin(slash_to: str, forfeit: bool) -> None:
-    """A bribed mediator that reports presents the node's signed bribe offer: the node's result is rejected and its
-    results collateral rewards the mediator; bribed mediators that do not report, and every other path, as before."""
+@pytest.mark.parametrize(
+    ("slash_to", "forfeit", "reward_bps"),
+    [("burn", True, 10_000), ("protocol", False, 2_500), ("counterparty", True, 7_001), ("mediator", False, 5_000)],
+)
+def test_anvil_settles_proven_bribes_like_the_twin(slash_to: str, forfeit: bool, reward_bps: int) -> None:
+    """A bribed mediator that reports presents the node's signed bribe offer: the node's result is rejected, its
+    results collateral goes to the mediator, who passes on all but `reward_bps` of it to where it would have gone;
+    bribed mediators that do not report, and every other path, as before."""
+    mech = whistleblowing(slash_to, forfeit, reward_bps)
     with AnvilChain(60 + 4 + 2) as chain:
-        rep = differential(diff_cfg(whistleblowing(slash_to, forfeit), seed=7), 4, chain, every_other_mediator_reports)
+        rep = differential(diff_cfg(mech, seed=7), 4, chain, every_other_mediator_reports)
     assert_equal(rep)
+    assert (rep.moves.get("Reward/Spent", 0) > 0) == (reward_bps < 10_000)
     assert {"MediationAccepted", "MediationRejected", "TimeoutMediateResults", "TimeoutJudgeResults"} <= set(rep.states)
     assert rep.bribes_proven > 0 and rep.moves["ResultsCollateral/Slashed"] > rep.bribes_proven
 
@@ -287,6 +293,7 @@ def test_anvil_settles_proven_bribes_with_the_other_modules_like_the_twin() -> N
     """The bribe's proof composed with collateral terms, staking (the proven briber's stakers slashed) and taxes."""
     mech = whistleblowing(
         "mediator",
+        reward_bps=3_000,
         collateral={"multipliers_bps": [15000, 30000], "min_deposit": 40},
         staking={"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "client", "fee_share_bps": 800},
         tax_jackpot={"tax_bps": 250, "fraction_bps": 2000},
@@ -305,7 +312,7 @@ def test_embedded_chain_settles_proven_bribes_like_the_twin() -> None:
     assert rep.bribes_proven > 0
 
 
-@pytest.mark.parametrize(("field", "value"), [("nodes", True), ("reward_bps", 5_000), ("mediators", False)])
+@pytest.mark.parametrize(("field", "value"), [("nodes", True), ("mediators", False)])
 def test_whistleblowing_options_the_chain_cannot_express_are_refused(field: str, value: object) -> None:
     mech = whistleblowing("burn")
     mech["whistleblowing"][field] = value
