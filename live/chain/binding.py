@@ -255,16 +255,19 @@ class Deployment:
         return None if data is None else decode_error(data, known)
 
 
-_SIGNATURES: dict[tuple[str, str], tuple[bytes, list[str]]] = {}
+_SIGNATURES: dict[tuple[str, str], tuple[bytes, list[str], list[Any]]] = {}
 
 
 def _signature(c: Contract, fn: str) -> tuple[bytes, list[str]]:
+    """Selector and argument types of `fn`, cached per address and ABI (two chains can hold different contracts,
+    e.g. the replication and the whistleblowing module, at the same address)."""
     key = (c.address, fn)
-    if key not in _SIGNATURES:
+    if key not in _SIGNATURES or _SIGNATURES[key][2] is not c.abi:
         item = next(i for i in c.abi if i["type"] == "function" and i["name"] == fn)
         types = [_abi_type(i) for i in item["inputs"]]
-        _SIGNATURES[key] = (keccak(text=f"{fn}({','.join(types)})")[:4], types)
-    return _SIGNATURES[key]
+        _SIGNATURES[key] = (keccak(text=f"{fn}({','.join(types)})")[:4], types, c.abi)
+    selector, types, _ = _SIGNATURES[key]
+    return selector, types
 
 
 def decode_error(raw: bytes, contracts: Sequence[Contract]) -> RevertedWith:
