@@ -15,9 +15,12 @@ from mechanisms.protocol import DealState as S
 RESULT = b"\x01" * 32
 
 
-def whistle_world(build_world: Any, params: ChainParams, **kw: Any) -> tuple[Any, Terms]:
+WHISTLE_SOL = "contracts/src/WhistleModule.sol"
+
+
+def whistle_world(build_world: Any, params: ChainParams, artifacts: Any = None, **kw: Any) -> tuple[Any, Terms]:
     """A deployment with the whistleblowing module and a deal checked, mediator 0 drawn."""
-    w = build_world(params=replace(params, whistleblowing=True, **kw))
+    w = build_world(params=replace(params, whistleblowing=True, **kw), artifacts=artifacts)
     t = w.terms()
     w.agreed(t)
     w.send(w.dep.post(t, RESULT))
@@ -101,3 +104,15 @@ def test_a_report_outside_mediation_reverts(build_world: Any, params: ChainParam
     w.send(d.mediate(t2, m0, False))
     assert w.wealth("0x000000000000000000000000000000000000dEaD") - burned == 80
     assert d.whistle.functions.reporter(w.id(t2)).call() == "0x" + "0" * 40
+
+
+def test_a_module_that_trusts_any_signer_fails_the_checks(build_world: Any, params: ChainParams, mutate: Any) -> None:
+    """The signer check is what makes the proof: a module without it lets a mediator claim an honest node's deposit
+    with its own signature, which the named-error test above refuses."""
+    check = "        if (ECDSA.recover(bribeDigest(id), signature) != t.node) revert BadSignature(id, t.node);\n"
+    lax = mutate((check, "        ECDSA.recover(bribeDigest(id), signature);\n"), unit=WHISTLE_SOL)
+    w, t = whistle_world(build_world, params, artifacts=lax)
+    m0 = w.mediators[0]
+    assert w.error(w.dep.report_bribe(t, m0, offer(w, m0, w.id(t)))) is None  # the bug: a self-made "proof"
+    w2, t2 = whistle_world(build_world, params)
+    assert w2.error(w2.dep.report_bribe(t2, m0, offer(w2, m0, w2.id(t2)))) == "BadSignature"

@@ -34,7 +34,8 @@ def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> No
 
 def test_live_services_refuse_mechanisms_they_do_not_run() -> None:
     check_live(stack("lilypad_v2"))
-    for order in (["lilypad_v2", "consortium"], ["lilypad_v2", "tax_jackpot"], ["lilypad_v2", "replication"]):
+    others = ("consortium", "tax_jackpot", "replication", "whistleblowing")
+    for order in (["lilypad_v2", other] for other in others):
         s = MechanismStack.from_mapping({"order": order}, "mechanism")
         with pytest.raises(ConfigError, match=rf"mechanism\.{order[1]}\.enabled=True is invalid for the live"):
             check_live(s)
@@ -102,6 +103,20 @@ def test_a_replication_deployment_records_its_module() -> None:
         deals = chain.w3.eth.contract(address=record["contracts"]["deals"], abi=load()["Deals"].abi)
         assert deals.functions.replication().call() == module and len(chain.w3.eth.get_code(module)) > 0
     assert record["params"]["commit_reveal"] and record["params"]["commit_blocks"] == params.deadline_submit // 2
+
+
+def test_a_whistleblowing_deployment_records_its_module() -> None:
+    mech = {"order": ["lilypad_v2", "whistleblowing"], "whistleblowing": {"nodes": False, "reward_bps": 4000}}
+    cfg = {"mechanism": mech}
+    params = chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+    with open_chain("embedded", 8) as chain:
+        record = deploy_record(chain, cfg, params, 3)
+        module = record["contracts"]["whistleblowing"]
+        deals = chain.w3.eth.contract(address=record["contracts"]["deals"], abi=load()["Deals"].abi)
+        whistle = chain.w3.eth.contract(address=module, abi=load()["WhistleModule"].abi)
+        assert deals.functions.replication().call() == module  # the one module slot
+        assert whistle.functions.rewardBps().call() == 4000 and whistle.functions.deals().call() == deals.address
+    assert record["params"]["whistleblowing"] and "replication" not in record["contracts"]
 
 
 def test_deploy_cli_refuses_bad_input(tmp_path: Path) -> None:
