@@ -9,7 +9,9 @@ panel is drawn seat by seat the same way (one word per seat, the rank among the 
 members vote level by level as the twin's panel did (each level's votes in a later batch than the previous one's).
 With replication the replicas of a job are replayed together: the client opens the job before the agreements, the
 nodes post through the module (commit, then reveal, with commit-reveal; the commit window is mined through when a
-replica of the job never commits), and a rejecting mediator declares the correct result (the twin's CORRECT).
+replica of the job never commits), and a rejecting mediator declares the correct result (the twin's CORRECT). With
+whistleblowing, a mediator that proved its node's bribe in the twin presents the node's signed bribe offer instead of
+its verdict.
 """
 
 from __future__ import annotations

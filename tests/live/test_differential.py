@@ -364,3 +364,26 @@ def test_two_thousand_replicated_deals_on_anvil(record_property: pytest.RecordPr
     assert rep.deals >= 2_000
     assert set(rep.states) == ALL_TERMINALS
     assert rep.honest_replica_paid > 50 and rep.moves["Jackpot/Spent"] > 0
+
+
+@pytest.mark.slow
+def test_two_thousand_deals_with_proven_bribes_on_anvil(record_property: pytest.RecordProperty) -> None:
+    """The bribed mediator's proof at scale, with collateral, staking, taxes and jackpots (the consortium and
+    replication cannot be combined with it on chain; the 10,000-deal run above covers them)."""
+    mech = whistleblowing(
+        "counterparty",
+        reward_bps=6_000,
+        collateral={"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7},
+        staking={"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "burn", "fee_share_bps": 800},
+        tax_jackpot={"tax_bps": 250, "fraction_bps": 2000},
+    )
+    n = 200
+    with AnvilChain(3 * n + 4 + 2) as chain:
+        rep = differential(
+            diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_stakers=n), 10, chain, every_other_mediator_reports
+        )
+    record_property("deals", rep.deals)
+    assert_equal(rep)
+    assert rep.deals >= 2_000
+    assert set(rep.states) == ALL_TERMINALS
+    assert rep.bribes_proven > 20 and rep.moves["Reward/Spent"] > 0 and rep.moves["Jackpot/Spent"] > 0
