@@ -187,10 +187,15 @@ class Deployment:
             return self.tx(mediator, "mediate", tuple(t), accept)
         return self.tx(mediator, "mediate", tuple(t), accept, correct, contract=self.replication)
 
-    def bribe_typed(self, deal: bytes) -> dict[str, Any]:
-        """The EIP-712 message a node signs to offer a bribe for `deal` (WhistleModule.BRIBE_TYPEHASH)."""
-        if self.whistle is None:
+    def _bribe_module(self) -> Contract:
+        """The module that checks bribe proofs: WhistleModule, or ReplicationModule with replication."""
+        module = self.whistle if self.whistle is not None else self.replication
+        if module is None or not self.params.whistleblowing:
             raise ValueError("whistleblowing is not deployed (mechanism.whistleblowing.enabled=false)")
+        return module
+
+    def bribe_typed(self, deal: bytes) -> dict[str, Any]:
+        """The EIP-712 message a node signs to offer a bribe for `deal` (BribeProof.BRIBE_TYPEHASH)."""
         return {
             "types": {"EIP712Domain": EIP712_DOMAIN, "Bribe": [{"name": "deal", "type": "bytes32"}]},
             "primaryType": "Bribe",
@@ -198,17 +203,19 @@ class Deployment:
                 "name": "Whistle",
                 "version": "1",
                 "chainId": int(self.chain.w3.eth.chain_id),
-                "verifyingContract": self.whistle.address,
+                "verifyingContract": self._bribe_module().address,
             },
             "message": {"deal": "0x" + deal.hex()},
         }
 
-    def report_bribe(self, t: Terms, mediator: str, signature: bytes) -> dict[str, Any]:
+    def report_bribe(self, t: Terms, mediator: str, signature: bytes, correct: bytes = bytes(32)) -> dict[str, Any]:
         """The drawn mediator proves the node's bribe offer (the node's signature): the result is rejected and the
-        node's slashed results collateral rewards the mediator."""
-        if self.whistle is None:
-            raise ValueError("whistleblowing is not deployed (mechanism.whistleblowing.enabled=false)")
-        return self.tx(mediator, "reportBribe", tuple(t), signature, contract=self.whistle)
+        mediator keeps `reward_bps` of the node's slashed results collateral; with replication the report declares
+        the correct result as a rejection does."""
+        module = self._bribe_module()
+        if module is self.whistle:
+            return self.tx(mediator, "reportBribe", tuple(t), signature, contract=module)
+        return self.tx(mediator, "reportBribe", tuple(t), correct, signature, contract=module)
 
     def vote(self, t: Terms, member: str, accept: bool, reran: bool) -> dict[str, Any]:
         """A consortium member's vote (and its declaration that it re-ran the job)."""
@@ -346,10 +353,18 @@ def deploy(
     ]
     want = [token_addr, beacon_addr, deals_addr]
     if p.replication:
-        module = (deals_addr, p.replicas, p.commit_reveal, WRONG_DEPOSIT_TO.index(p.wrong_deposit_to), p.commit_blocks)
+        module = (
+            deals_addr,
+            p.replicas,
+            p.commit_reveal,
+            WRONG_DEPOSIT_TO.index(p.wrong_deposit_to),
+            p.commit_blocks,
+            p.whistleblowing,
+            p.reward_bps,
+        )
         txs.append({"from": deployer, "data": _creation(arts["ReplicationModule"], *module)})
         want.append(repl_addr)
-    if p.whistleblowing:
+    elif p.whistleblowing:
         txs.append({"from": deployer, "data": _creation(arts["WhistleModule"], deals_addr, p.reward_bps)})
         want.append(repl_addr)
     receipts = chain.send(txs)
@@ -377,7 +392,9 @@ def deploy(
         int(receipts[-1]["blockNumber"]),
         sum(int(r["gasUsed"]) for r in receipts),
         w3.eth.contract(address=repl_addr, abi=arts["ReplicationModule"].abi) if p.replication else None,
-        w3.eth.contract(address=repl_addr, abi=arts["WhistleModule"].abi) if p.whistleblowing else None,
+        w3.eth.contract(address=repl_addr, abi=arts["WhistleModule"].abi)
+        if p.whistleblowing and not p.replication
+        else None,
     )
 
 

@@ -72,13 +72,11 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
     earlier than `from_block` are missing from the stakers' roles)."""
     from_block = dep.block if from_block is None else from_block
     h = History()
-    if dep.replication is not None:
-        for topics, data, _ in dep.chain.logs(dep.replication.address, from_block, to_block):
+    for module in (m for m in (dep.replication, dep.whistle) if m is not None):
+        for topics, data, _ in dep.chain.logs(module.address, from_block, to_block):
             if topics[0] == HONEST_REPLICA_PAID:
                 h.honest[topics[1]] = to_checksum_address(data[12:32])
-    if dep.whistle is not None:
-        for topics, data, _ in dep.chain.logs(dep.whistle.address, from_block, to_block):
-            if topics[0] == BRIBE_PROVEN:
+            elif topics[0] == BRIBE_PROVEN:
                 h.bribes[topics[1]] = to_checksum_address(topics[2][12:32])
             elif topics[0] == REWARD_PASSED_ON:  # the twin's whistleblowing.settle move
                 to, amount = to_checksum_address(data[12:32]), int.from_bytes(data[32:64], "big")

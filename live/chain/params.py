@@ -96,7 +96,7 @@ class ChainParams:
     commit_reveal: bool = False
     wrong_deposit_to: str = "honest_replica"  # one of WRONG_DEPOSIT_TO
     commit_blocks: int = 0  # the commit window from a job's opening (a deployment choice: half the submit deadline)
-    whistleblowing: bool = False  # the bribed mediator's proof (WhistleModule, in the module slot)
+    whistleblowing: bool = False  # the bribed mediator's proof (WhistleModule, or ReplicationModule with replication)
     reward_bps: int = 10_000  # share of the proven briber's slashed deposit the reporting mediator keeps
 
     @property
@@ -234,15 +234,12 @@ def _whistleblowing(stack: MechanismStack) -> dict[str, object]:
             raise ConfigError(
                 f"mechanism.whistleblowing.{name}={getattr(c, name)!r} is invalid on chain: allowed {allowed!r} ({why})"
             )
-    for other, why in (
-        ("replication", "both modules would need the deal contract's one module slot"),
-        ("consortium", "a panel votes through the deal contract, not through the whistleblowing module"),
-    ):
-        if stack.get(other) is not None:
-            raise ConfigError(
-                f"mechanism.whistleblowing.enabled=True is invalid on chain with {other}: allowed without it ({why}; "
-                f"disable one with mechanism.{other}.enabled=false or mechanism.whistleblowing.enabled=false)"
-            )
+    if stack.get("consortium") is not None:
+        raise ConfigError(
+            "mechanism.whistleblowing.enabled=True is invalid on chain with consortium: allowed without it (a panel "
+            "votes through the deal contract, so a bribed member has no call to present its proof through; disable "
+            "one with mechanism.consortium.enabled=false or mechanism.whistleblowing.enabled=false)"
+        )
     return {"whistleblowing": True, "reward_bps": c.reward_bps}
 
 

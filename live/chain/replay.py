@@ -298,14 +298,14 @@ def _replay_chunk(
 
 def bribe_proven(dep: Deployment, d: DealBatch, i: int) -> bool:
     """Whether the twin's mediator of deal `i` proved the node's bribe (whistleblowing's `review`)."""
-    return dep.whistle is not None and int(d.extra["whistleblowing.mediator"][i]) >= 0
+    return dep.params.whistleblowing and int(d.extra["whistleblowing.mediator"][i]) >= 0
 
 
 def report_bribe(dep: Deployment, t: Terms, mediator: str) -> dict[str, Any]:
     """The mediator's report, its proof being the node's EIP-712 signature over its bribe offer for the deal (the
     twin's briber offered it: an honest node never signs one)."""
     signature = dep.chain.sign_typed(t.node, dep.bribe_typed(dep.deal_id(t)))
-    return dep.report_bribe(t, mediator, signature)
+    return dep.report_bribe(t, mediator, signature, result_hash(CORRECT))
 
 
 def salt(dep: Deployment, t: Terms) -> bytes:

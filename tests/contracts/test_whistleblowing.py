@@ -15,7 +15,7 @@ from mechanisms.protocol import DealState as S
 RESULT = b"\x01" * 32
 
 
-WHISTLE_SOL = "contracts/src/WhistleModule.sol"
+BRIBE_SOL = "contracts/src/BribeProof.sol"
 
 
 def whistle_world(build_world: Any, params: ChainParams, artifacts: Any = None, **kw: Any) -> tuple[Any, Terms]:
@@ -110,7 +110,7 @@ def test_a_module_that_trusts_any_signer_fails_the_checks(build_world: Any, para
     """The signer check is what makes the proof: a module without it lets a mediator claim an honest node's deposit
     with its own signature, which the named-error test above refuses."""
     check = "        if (ECDSA.recover(bribeDigest(id), signature) != t.node) revert BadSignature(id, t.node);\n"
-    lax = mutate((check, "        ECDSA.recover(bribeDigest(id), signature);\n"), unit=WHISTLE_SOL)
+    lax = mutate((check, "        ECDSA.recover(bribeDigest(id), signature);\n"), unit=BRIBE_SOL)
     w, t = whistle_world(build_world, params, artifacts=lax)
     m0 = w.mediators[0]
     assert w.error(w.dep.report_bribe(t, m0, offer(w, m0, w.id(t)))) is None  # the bug: a self-made "proof"

@@ -320,11 +320,26 @@ def test_whistleblowing_options_the_chain_cannot_express_are_refused(field: str,
         chain_params(MechanismStack.from_mapping(mech, "mechanism"))
 
 
-@pytest.mark.parametrize("other", ["replication", "consortium"])
-def test_whistleblowing_with_replication_or_consortium_is_refused(other: str) -> None:
-    mech = whistleblowing("burn", **{other: {}})
-    with pytest.raises(ConfigError, match=rf"mechanism\.whistleblowing\.enabled=True is invalid on chain with {other}"):
+def test_whistleblowing_with_the_consortium_is_refused() -> None:
+    mech = whistleblowing("burn", consortium={})
+    with pytest.raises(
+        ConfigError, match=r"mechanism\.whistleblowing\.enabled=True is invalid on chain with consortium"
+    ):
         chain_params(MechanismStack.from_mapping(mech, "mechanism"), [6, 60])
+
+
+@pytest.mark.parametrize(("wrong_deposit_to", "commit_reveal"), [("honest_replica", True), ("client", False)])
+def test_anvil_settles_proven_bribes_with_replication_like_the_twin(wrong_deposit_to: str, commit_reveal: bool) -> None:
+    """The replication module carries the bribe proof: a proven briber's deposit rewards the mediator, who passes on
+    the rest to where the prisoner's contract (or the client) would have sent it."""
+    mech = whistleblowing("burn", reward_bps=4_000)
+    mech["order"].insert(1, "replication")
+    mech["replication"] = {"replicas": 2, "commit_reveal": commit_reveal, "wrong_deposit_to": wrong_deposit_to}
+    with AnvilChain(60 + 4 + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=13), 4, chain, every_other_mediator_reports)
+    assert_equal(rep)
+    assert rep.bribes_proven > 0 and rep.moves["Reward/Spent"] > 0
+    assert (rep.honest_replica_paid > 0) == (wrong_deposit_to == "honest_replica")
 
 
 @pytest.mark.slow
@@ -380,7 +395,7 @@ def test_two_thousand_deals_with_proven_bribes_on_anvil(record_property: pytest.
     n = 200
     with AnvilChain(3 * n + 4 + 2) as chain:
         rep = differential(
-            diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_stakers=n), 10, chain, every_other_mediator_reports
+            diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_stakers=n), 16, chain, every_other_mediator_reports
         )
     record_property("deals", rep.deals)
     assert_equal(rep)
