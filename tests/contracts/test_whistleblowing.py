@@ -116,3 +116,36 @@ def test_a_module_that_trusts_any_signer_fails_the_checks(build_world: Any, para
     assert w.error(w.dep.report_bribe(t, m0, offer(w, m0, w.id(t)))) is None  # the bug: a self-made "proof"
     w2, t2 = whistle_world(build_world, params)
     assert w2.error(w2.dep.report_bribe(t2, m0, offer(w2, m0, w2.id(t2)))) == "BadSignature"
+
+
+def test_the_replication_module_carries_the_proof(build_world: Any, params: ChainParams) -> None:
+    """With replication the proof goes through ReplicationModule: the briber's deposit (80) rewards the mediator,
+    who keeps 25% (20) and passes on 60 to the honest replica the prisoner's contract names; a replication deployment
+    without whistleblowing refuses the report."""
+    repl = {"replication": True, "replicas": 2, "commit_reveal": False, "commit_blocks": 30}
+    off = build_world(params=replace(params, **repl))
+    t = off.terms()
+    off.send(off.dep.open_job(off.client, [t]))
+    off.agreed(t)
+    off.send(off.dep.post(t, RESULT), off.dep.set_draws([off.id(t)], [0]), off.dep.check(t))
+    sig = off.dep.chain.sign_typed(off.node, _as_whistle(off.dep).bribe_typed(off.id(t)))
+    report = off.dep.tx(off.mediators[0], "reportBribe", tuple(t), bytes(32), sig, contract=off.dep.replication)
+    assert off.error(report) == "BribeProofsDisabled"
+
+    w = build_world(params=replace(params, whistleblowing=True, reward_bps=2_500, **repl))
+    d, m0 = w.dep, w.mediators[0]
+    t1, t2 = w.terms(nonce=1), w.terms(node=w.stranger, nonce=2)
+    w.send(d.open_job(w.client, [t1, t2]))
+    w.agreed(t1)
+    w.agreed(t2)
+    w.send(d.post(t1, b"\x02" * 32), d.post(t2, RESULT))
+    w.send(d.set_draws([w.id(t1)], [0]), d.check(t1), d.accept(t2))
+    before = {a: w.wealth(a) for a in (w.node, m0, w.stranger)}
+    w.send(d.report_bribe(t1, m0, offer(w, w.node, w.id(t1)), RESULT))
+    assert {a: w.wealth(a) - before[a] for a in before} == {w.node: 0, m0: 60 + 20, w.stranger: 60}
+    assert d.state(w.id(t1)) == S.MediationRejected and d.escrow(w.id(t1)) == 0
+
+
+def _as_whistle(dep: Any) -> Any:
+    """The deployment as if whistleblowing were on, to build the bribe message for a deployment without it."""
+    return replace(dep, params=replace(dep.params, whistleblowing=True))
