@@ -31,15 +31,20 @@ from live.chain.node import AnvilChain
 from live.chain.params import ChainParams, chain_params
 from mechanisms.base import MechanismStack
 
-PRESETS = ("lilypad_v2", "modicum", "none", "consortium", "tax_jackpot", "replication")
+PRESETS = ("lilypad_v2", "modicum", "none", "consortium", "tax_jackpot", "replication", "whistleblowing")
 #: Stacks measured that are not presets: the consortium part's defaults (2-of-3, escalating to 6, uniform draw) on
 #: Lilypad v2 (the consortium preset draws by stake, which is not on chain), the truebit_jackpot preset's tax and
 #: jackpot without its forced errors (not on chain), and the dong_counter_collusion preset's replication
-#: (commit-reveal, the prisoner's contract) without its whistleblowing (not on chain).
+#: (commit-reveal, the prisoner's contract) without its whistleblowing (the cartel's proof is not on chain), and the
+#: bribed mediator's proof with a 50% reward on Lilypad v2 (its MediationRejected path is the proven bribe).
 STACKS = {
     "consortium": {"order": ["lilypad_v2", "consortium"]},
     "tax_jackpot": {"order": ["lilypad_v2", "tax_jackpot"], "tax_jackpot": {"tax_bps": 300, "fraction_bps": 2000}},
     "replication": {"order": ["lilypad_v2", "replication"], "replication": {"commit_reveal": True}},
+    "whistleblowing": {
+        "order": ["lilypad_v2", "whistleblowing"],
+        "whistleblowing": {"nodes": False, "reward_bps": 5000},
+    },
 }
 RERUN_COSTS = (6, 30, 60)  # configs/market/default.yaml's module compute costs
 TARGETS = {"ResultsAccepted": 320_000, "MediationAccepted": 500_000, "MediationRejected": 500_000}
@@ -137,6 +142,9 @@ def run_path(b: Bench, path: str, warm: bool) -> int:
                     total += b.gas(d.timeout("mediate", t, c))
                 elif panel:  # a unanimous first panel: one vote per member
                     total += sum(b.gas(d.vote(t, m, path == "MediationAccepted", True)) for m in panel)
+                elif d.whistle is not None and path == "MediationRejected":  # the proven bribe
+                    offer = b.chain.sign_typed(n, d.bribe_typed(d.deal_id(t)))
+                    total += b.gas(d.report_bribe(t, med, offer))
                 else:
                     total += b.gas(d.mediate(t, med, path == "MediationAccepted"))
                 if d.params.jackpot and path == "MediationRejected":  # the round's payout to this claim

@@ -501,9 +501,7 @@ def gas_markdown(data: Mapping[str, Any]) -> str:
         target = data["targets"].get(path)
         cells = [f"{rows[p][path][0]:,} / {rows[p][path][1]:,}" for p in presets]
         lines.append([path, *cells, "" if target is None else f"<= {target:,}"])
-    lines.append(
-        ["deployment (token, beacon, deals, replication module)", *(f"{data['deploy_gas'][p]:,}" for p in presets), ""]
-    )
+    lines.append(["deployment (token, beacon, deals, module)", *(f"{data['deploy_gas'][p]:,}" for p in presets), ""])
     batch = f"batched happy path, per deal over {data['batch_size']} (EIP-712, one settle tx)"
     lines.append([batch, f"{data['batch']:,}", *([""] * (len(presets) - 1)), f"<= {data['batch_target']:,}"])
     return markdown(header, lines)

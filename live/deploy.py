@@ -98,6 +98,7 @@ def deploy_record(
             "deals": dep.deals.address,
             "beacon": dep.beacon.address,
             **({"replication": dep.replication.address} if dep.replication is not None else {}),
+            **({"whistleblowing": dep.whistle.address} if dep.whistle is not None else {}),
         },
         "beacon": dep.beacon_kind,
         "deployer": dep.deployer,

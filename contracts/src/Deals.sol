@@ -79,13 +79,13 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
     uint8 public constant SLASH_PROTOCOL = 3;
     uint256 internal constant BPS = 10_000;
     uint256 internal constant MAX_MOVES = 12; // movements of value one state change can log
-    uint8 public constant ROLE_NONE = 0;
-    uint8 public constant ROLE_CLIENT = 1;
-    uint8 public constant ROLE_NODE = 2;
-    uint8 public constant ROLE_MEDIATOR = 3;
-    uint8 public constant ROLE_BURN = 4;
-    uint8 public constant ROLE_PROTOCOL = 5;
-    uint8 public constant ROLE_JACKPOT = 6;
+    uint8 internal constant ROLE_NONE = 0;
+    uint8 internal constant ROLE_CLIENT = 1;
+    uint8 internal constant ROLE_NODE = 2;
+    uint8 internal constant ROLE_MEDIATOR = 3;
+    uint8 internal constant ROLE_BURN = 4;
+    uint8 internal constant ROLE_PROTOCOL = 5;
+    uint8 internal constant ROLE_JACKPOT = 6;
     /// Burned value is credited here; nobody holds its key, so it can never be withdrawn.
     address public constant BURN = 0x000000000000000000000000000000000000dEaD;
 
@@ -426,13 +426,12 @@ contract Deals is IDeals, EIP712, ReentrancyGuardTransient, StakeModule, PanelMo
         return DealProtocol.isLegal(from, to);
     }
 
-    function mediatorCount() external view returns (uint256) {
-        return mediators.length;
-    }
-
-    /// The EIP-712 digest both parties sign for `settleSigned`.
-    function acceptedDigest(bytes32 id, bytes32 resultHash) external view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(ACCEPTED_TYPEHASH, id, resultHash)));
+    /// The deployed module (replication or whistleblowing) moves value between free balances: the whistleblower
+    /// passes on what exceeds its reward, right after the settlement that credited it (the module logs the move).
+    function moduleMove(address from, address to, uint256 amount) external {
+        if (msg.sender != address(replication)) revert NotParty(0, msg.sender);
+        _debit(from, amount);
+        _credit(to, amount);
     }
 
     // ------------------------------------------------------------------ settlement (mechanisms/lilypad_v2.settle)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.37;
 
+import {BribeProof, IDealsOfModule} from "./BribeProof.sol";
 import {DealProtocol} from "./DealProtocol.sol";
 import {IDeals} from "./IDeals.sol";
 
@@ -28,7 +29,8 @@ interface IDealsOfReplication {
 /// replica's results collateral to the node of the job's first replica (in replica order) that revealed the correct
 /// result and is not MediationRejected at that moment (the twin settles a round at once; on chain a replica
 /// rejected later in the same round would still count, which only happens when a mediator rejects a correct result).
-contract ReplicationModule {
+/// With whistleblowing's mediators' proof (BribeProof) a drawn mediator may instead prove the node's bribe.
+contract ReplicationModule is BribeProof {
     uint8 public constant TO_HONEST_REPLICA = 0;
     uint8 public constant TO_CLIENT = 1;
     uint8 public constant TO_BURN = 2;
@@ -70,8 +72,6 @@ contract ReplicationModule {
 
     error InvalidReplication(string field);
     error InvalidJob(string field);
-    error NotParty(bytes32 id, address caller);
-    error WrongState(bytes32 id, DealProtocol.State state);
     error NotReplica(bytes32 id);
     error AlreadyCommitted(bytes32 id);
     error NotCommitted(bytes32 id);
@@ -80,10 +80,9 @@ contract ReplicationModule {
     error BadReveal(bytes32 id);
     error CommitRevealEnabled();
     error CommitRevealDisabled();
-    error OnlyDeals(address caller);
 
     constructor(IDealsOfReplication deals_, uint256 replicas_, bool commitReveal_, uint8 wrongDepositTo_,
-        uint256 commitBlocks_) {
+        uint256 commitBlocks_, bool bribeProofs_, uint256 rewardBps_) BribeProof(bribeProofs_, rewardBps_) {
         if (address(deals_) == address(0)) revert InvalidReplication("deals");
         if (replicas_ == 0 || replicas_ > 8) revert InvalidReplication("replicas");
         if (wrongDepositTo_ > TO_BURN) revert InvalidReplication("wrongDepositTo");
@@ -158,7 +157,54 @@ contract ReplicationModule {
 
     /// The deal's drawn mediator gives its verdict; a rejection declares the correct result's hash.
     function mediate(IDeals.Terms calldata t, bool accept, bytes32 correct) external {
-        bytes32 id = deals.dealId(t);
+        _verdict(t, accept, correct);
+        deals.mediate(t, accept);
+    }
+
+    /// The drawn mediator proves the node's bribe offer (BribeProof) instead of its verdict, declaring the correct
+    /// result as a rejection does: the result is rejected and the mediator keeps `rewardBps` of the node's slashed
+    /// results collateral, passing on the rest to where it would have gone (the prisoner's contract included).
+    function reportBribe(IDeals.Terms calldata t, bytes32 correct, bytes calldata signature) external {
+        bytes32 id = _verdict(t, false, correct);
+        _proveBribe(t, id, signature);
+        deals.mediate(t, false);
+        _passOn(t, id);
+    }
+
+    /// Where the deal contract sends value slashed from a node (called during its settlement): `base` unless the
+    /// mechanism redirects it (client, burn, or the prisoner's contract for a rejected replica), and a proven
+    /// briber's rejected result to the reporting mediator (who passes on the rest to that destination).
+    function nodeSlashTo(bytes32 id, address client, DealProtocol.State state, address base)
+        external
+        returns (address)
+    {
+        if (msg.sender != address(deals)) revert OnlyDeals(msg.sender);
+        address to = base;
+        address honest;
+        if (wrongDepositTo == TO_CLIENT) to = client;
+        if (wrongDepositTo == TO_BURN) to = BURN;
+        if (wrongDepositTo == TO_HONEST_REPLICA && state == DealProtocol.State.MediationRejected) {
+            honest = _honest(id);
+            if (honest != address(0)) to = honest;
+        }
+        address dest = _bribeSlashTo(id, state, to); // a proven briber's deposit rewards the mediator instead
+        if (honest != address(0) && dest == honest) emit HonestReplicaPaid(id, honest);
+        return dest;
+    }
+
+    function jobOf(uint64 job) external view returns (bytes32[] memory ids, address client, uint256 opened,
+        uint256 committed, bytes32 correct) {
+        Job storage j = jobs[job];
+        return (j.ids, j.client, j.opened, j.committed, j.correct);
+    }
+
+    function _dealsContract() internal view override returns (IDealsOfModule) {
+        return IDealsOfModule(address(deals));
+    }
+
+    /// The caller must be the deal's drawn mediator; a rejection declares the correct result for the job.
+    function _verdict(IDeals.Terms calldata t, bool accept, bytes32 correct) internal returns (bytes32 id) {
+        id = deals.dealId(t);
         (,, uint8 m,,) = deals.deals(id);
         if (m == 0 || msg.sender != deals.mediators(m - 1)) revert NotParty(id, msg.sender);
         uint64 job = replicaOf[id].job;
@@ -166,29 +212,6 @@ contract ReplicationModule {
             jobs[job].correct = correct;
             emit CorrectDeclared(job, correct);
         }
-        deals.mediate(t, accept);
-    }
-
-    /// Where the deal contract sends value slashed from a node (called during its settlement): `base` unless the
-    /// mechanism redirects it (client, burn, or the prisoner's contract for a rejected replica).
-    function nodeSlashTo(bytes32 id, address client, DealProtocol.State state, address base)
-        external
-        returns (address)
-    {
-        if (msg.sender != address(deals)) revert OnlyDeals(msg.sender);
-        if (wrongDepositTo == TO_CLIENT) return client;
-        if (wrongDepositTo == TO_BURN) return BURN;
-        if (state != DealProtocol.State.MediationRejected) return base;
-        address honest = _honest(id);
-        if (honest == address(0)) return base;
-        emit HonestReplicaPaid(id, honest);
-        return honest;
-    }
-
-    function jobOf(uint64 job) external view returns (bytes32[] memory ids, address client, uint256 opened,
-        uint256 committed, bytes32 correct) {
-        Job storage j = jobs[job];
-        return (j.ids, j.client, j.opened, j.committed, j.correct);
     }
 
     function revealOpen(uint64 job) external view returns (bool) {

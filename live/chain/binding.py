@@ -28,6 +28,13 @@ TERMS_TYPE = (
 )
 TERMS_TYPEHASH = keccak(text=TERMS_TYPE)
 ACCEPTED_TYPEHASH = keccak(text="Accepted(bytes32 deal,bytes32 resultHash)")
+#: The EIP712Domain type of every signed message (eth_signTypedData_v4's `types`).
+EIP712_DOMAIN = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
 DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 
 
@@ -76,6 +83,7 @@ class Deployment:
     block: int
     deploy_gas: int = 0  # gas of the creation transactions
     replication: Contract | None = None  # the ReplicationModule, when the mechanism is deployed
+    whistle: Contract | None = None  # the WhistleModule, when whistleblowing is deployed (the same module slot)
 
     @property
     def domain_separator(self) -> bytes:
@@ -154,6 +162,8 @@ class Deployment:
     def post(self, t: Terms, result_hash: bytes) -> dict[str, Any]:
         """Post a result: through the replication module when it is deployed (without commit-reveal), else
         `submitResults`."""
+        if self.whistle is not None:
+            return self.tx(t.node, "post", tuple(t), result_hash, contract=self.whistle)
         if self.replication is None:
             return self.submit(t, result_hash)
         return self.tx(t.node, "post", tuple(t), result_hash, contract=self._replication())
@@ -171,9 +181,41 @@ class Deployment:
 
     def mediate(self, t: Terms, mediator: str, accept: bool, correct: bytes = bytes(32)) -> dict[str, Any]:
         """The verdict; with replication it goes through the module, a rejection declaring the correct result."""
+        if self.whistle is not None:
+            return self.tx(mediator, "mediate", tuple(t), accept, contract=self.whistle)
         if self.replication is None:
             return self.tx(mediator, "mediate", tuple(t), accept)
         return self.tx(mediator, "mediate", tuple(t), accept, correct, contract=self.replication)
+
+    def _bribe_module(self) -> Contract:
+        """The module that checks bribe proofs: WhistleModule, or ReplicationModule with replication."""
+        module = self.whistle if self.whistle is not None else self.replication
+        if module is None or not self.params.whistleblowing:
+            raise ValueError("whistleblowing is not deployed (mechanism.whistleblowing.enabled=false)")
+        return module
+
+    def bribe_typed(self, deal: bytes) -> dict[str, Any]:
+        """The EIP-712 message a node signs to offer a bribe for `deal` (BribeProof.BRIBE_TYPEHASH)."""
+        return {
+            "types": {"EIP712Domain": EIP712_DOMAIN, "Bribe": [{"name": "deal", "type": "bytes32"}]},
+            "primaryType": "Bribe",
+            "domain": {
+                "name": "Whistle",
+                "version": "1",
+                "chainId": int(self.chain.w3.eth.chain_id),
+                "verifyingContract": self._bribe_module().address,
+            },
+            "message": {"deal": "0x" + deal.hex()},
+        }
+
+    def report_bribe(self, t: Terms, mediator: str, signature: bytes, correct: bytes = bytes(32)) -> dict[str, Any]:
+        """The drawn mediator proves the node's bribe offer (the node's signature): the result is rejected and the
+        mediator keeps `reward_bps` of the node's slashed results collateral; with replication the report declares
+        the correct result as a rejection does."""
+        module = self._bribe_module()
+        if module is self.whistle:
+            return self.tx(mediator, "reportBribe", tuple(t), signature, contract=module)
+        return self.tx(mediator, "reportBribe", tuple(t), correct, signature, contract=module)
 
     def vote(self, t: Terms, member: str, accept: bool, reran: bool) -> dict[str, Any]:
         """A consortium member's vote (and its declaration that it re-ran the job)."""
@@ -215,20 +257,24 @@ class Deployment:
     def revert_of(self, tx: dict[str, Any]) -> RevertedWith | None:
         """The named custom error `tx` would revert with now (None if it would succeed)."""
         data = self.chain.revert_data(tx)
-        known = [self.deals, self.token, self.beacon, *([self.replication] if self.replication is not None else [])]
+        modules = [m for m in (self.replication, self.whistle) if m is not None]
+        known = [self.deals, self.token, self.beacon, *modules]
         return None if data is None else decode_error(data, known)
 
 
-_SIGNATURES: dict[tuple[str, str], tuple[bytes, list[str]]] = {}
+_SIGNATURES: dict[tuple[str, str], tuple[bytes, list[str], list[Any]]] = {}
 
 
 def _signature(c: Contract, fn: str) -> tuple[bytes, list[str]]:
+    """Selector and argument types of `fn`, cached per address and ABI (two chains can hold different contracts,
+    e.g. the replication and the whistleblowing module, at the same address)."""
     key = (c.address, fn)
-    if key not in _SIGNATURES:
+    if key not in _SIGNATURES or _SIGNATURES[key][2] is not c.abi:
         item = next(i for i in c.abi if i["type"] == "function" and i["name"] == fn)
         types = [_abi_type(i) for i in item["inputs"]]
-        _SIGNATURES[key] = (keccak(text=f"{fn}({','.join(types)})")[:4], types)
-    return _SIGNATURES[key]
+        _SIGNATURES[key] = (keccak(text=f"{fn}({','.join(types)})")[:4], types, c.abi)
+    selector, types, _ = _SIGNATURES[key]
+    return selector, types
 
 
 def decode_error(raw: bytes, contracts: Sequence[Contract]) -> RevertedWith:
@@ -298,7 +344,7 @@ def deploy(
         p.fee_share_bps,
         p.panel,
         p.jackpot_config,
-        repl_addr if p.replication else ZERO_ADDRESS,
+        repl_addr if p.replication or p.whistleblowing else ZERO_ADDRESS,
     )
     txs = [
         {"from": deployer, "data": _creation(arts[token_artifact], "Twin Credit", "TWC", deployer, sum(amounts))},
@@ -307,8 +353,19 @@ def deploy(
     ]
     want = [token_addr, beacon_addr, deals_addr]
     if p.replication:
-        module = (deals_addr, p.replicas, p.commit_reveal, WRONG_DEPOSIT_TO.index(p.wrong_deposit_to), p.commit_blocks)
+        module = (
+            deals_addr,
+            p.replicas,
+            p.commit_reveal,
+            WRONG_DEPOSIT_TO.index(p.wrong_deposit_to),
+            p.commit_blocks,
+            p.whistleblowing,
+            p.reward_bps,
+        )
         txs.append({"from": deployer, "data": _creation(arts["ReplicationModule"], *module)})
+        want.append(repl_addr)
+    elif p.whistleblowing:
+        txs.append({"from": deployer, "data": _creation(arts["WhistleModule"], deals_addr, p.reward_bps)})
         want.append(repl_addr)
     receipts = chain.send(txs)
     got = [to_checksum_address(r["contractAddress"]) for r in receipts]
@@ -335,6 +392,9 @@ def deploy(
         int(receipts[-1]["blockNumber"]),
         sum(int(r["gasUsed"]) for r in receipts),
         w3.eth.contract(address=repl_addr, abi=arts["ReplicationModule"].abi) if p.replication else None,
+        w3.eth.contract(address=repl_addr, abi=arts["WhistleModule"].abi)
+        if p.whistleblowing and not p.replication
+        else None,
     )
 
 

@@ -9,7 +9,7 @@ solvency (its token holdings equal the free balances it owes, every deal's escro
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 from live.chain.events import fetch, transfers
 from live.chain.node import Chain
 from live.chain.replay import deploy_market, replay
+from mechanisms.actions import Actions
 from mechanisms.money import Pool
 from mechanisms.protocol import OFF_CHAIN_REASONS, DealState, Direction, Reason
 from mechanisms.transfers import Transfers
@@ -42,6 +43,7 @@ class Report:
     blocks: int = 0
     gas: int = 0
     honest_replica_paid: int = 0  # rejected replicas whose slash paid the honest replica (the prisoner's contract)
+    bribes_proven: int = 0  # deals whose mediator proved the node's bribe (whistleblowing)
 
     @property
     def ok(self) -> bool:
@@ -74,15 +76,24 @@ def wealth_change(t: Transfers, size: int) -> np.ndarray:
     return out
 
 
-def run_engine(cfg: Mapping[str, Any], rounds: int) -> tuple[Any, list[RoundResult]]:
+#: Changes the scripted population's actions of a round before the engine steps (e.g. mediators that report).
+Tweak = Callable[[Actions], None]
+
+
+def run_engine(cfg: Mapping[str, Any], rounds: int, tweak: Tweak | None = None) -> tuple[Any, list[RoundResult]]:
     comp = build(cfg)
-    results = [comp.engine.step(comp.population.actions(r)) for r in range(rounds)]
+    results = []
+    for r in range(rounds):
+        actions = comp.population.actions(r)
+        if tweak is not None:
+            tweak(actions)
+        results.append(comp.engine.step(actions))
     return comp, results
 
 
-def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
-    """Run `rounds` engine rounds of `cfg` and replay them on `chain`; return the comparison."""
-    comp, results = run_engine(cfg, rounds)
+def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain, tweak: Tweak | None = None) -> Report:
+    """Run `rounds` engine rounds of `cfg` (actions changed by `tweak`) and replay them on `chain`; compare."""
+    comp, results = run_engine(cfg, rounds, tweak)
     market = comp.market
     n_agents = market.config.n_agents
     dep, who = deploy_market(
@@ -98,7 +109,9 @@ def differential(cfg: Mapping[str, Any], rounds: int, chain: Chain) -> Report:
     for r in results:
         replay(dep, who, comp.stack, r.deals)
     h = fetch(dep)
-    rep = Report(blocks=chain.block_number() - start + 1, honest_replica_paid=len(h.honest))
+    rep = Report(
+        blocks=chain.block_number() - start + 1, honest_replica_paid=len(h.honest), bribes_proven=len(h.bribes)
+    )
 
     twin = public(Transfers.concat([r.transfers for r in results]))
     on_chain = transfers(h, who.book)

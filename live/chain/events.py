@@ -35,6 +35,8 @@ SIGS = {
     "JackpotPaid": keccak(text="JackpotPaid(bytes32,address,uint256)"),
 }
 HONEST_REPLICA_PAID = keccak(text="HonestReplicaPaid(bytes32,address)")  # ReplicationModule
+BRIBE_PROVEN = keccak(text="BribeProven(bytes32,address,address)")  # WhistleModule
+REWARD_PASSED_ON = keccak(text="RewardPassedOn(bytes32,address,address,uint256)")  # WhistleModule
 JACKPOT = "0x000000000000000000000000006a61636B706F74"  # JackpotModule.JACKPOT
 FIRST_STAKER_ROLE = 7
 FIRST_SEAT_ROLE = 192  # PanelModule.ROLE_FIRST_SEAT: seat s of the deal's consortium panel
@@ -54,6 +56,7 @@ class History:
     backers: dict[str, list[str]] = field(default_factory=dict)  # node -> stakers in the contract's order
     panel: dict[bytes, list[str]] = field(default_factory=dict)  # deal -> consortium members in seat order
     honest: dict[bytes, str] = field(default_factory=dict)  # rejected replica -> the honest replica's node it paid
+    bribes: dict[bytes, str] = field(default_factory=dict)  # deal -> the mediator that proved its node's bribe
     moved: list[tuple[bytes, str, str, int, int, int, int]] = field(default_factory=list)
     # (deal, payer, payee, amount, reason, direction, step)
 
@@ -69,10 +72,16 @@ def fetch(dep: Deployment, from_block: int | None = None, to_block: int | str = 
     earlier than `from_block` are missing from the stakers' roles)."""
     from_block = dep.block if from_block is None else from_block
     h = History()
-    if dep.replication is not None:
-        for topics, data, _ in dep.chain.logs(dep.replication.address, from_block, to_block):
+    for module in (m for m in (dep.replication, dep.whistle) if m is not None):
+        for topics, data, _ in dep.chain.logs(module.address, from_block, to_block):
             if topics[0] == HONEST_REPLICA_PAID:
                 h.honest[topics[1]] = to_checksum_address(data[12:32])
+            elif topics[0] == BRIBE_PROVEN:
+                h.bribes[topics[1]] = to_checksum_address(topics[2][12:32])
+            elif topics[0] == REWARD_PASSED_ON:  # the twin's whistleblowing.settle move
+                to, amount = to_checksum_address(data[12:32]), int.from_bytes(data[32:64], "big")
+                move = (int(Reason.Reward), int(Direction.Spent), int(Step.Settle))
+                h.moved.append((topics[1], to_checksum_address(topics[2][12:32]), to, amount, *move))
     by_sig = {v: k for k, v in SIGS.items()}
     for topics, data, block in dep.chain.logs(dep.deals.address, from_block, to_block):
         kind = by_sig.get(topics[0])

@@ -67,6 +67,11 @@ class Chain(ABC):
         return [bytes(self.w3.eth.call({k: v for k, v in tx.items() if k in ("from", "to", "data")})) for tx in txs]
 
     @abstractmethod
+    def sign_typed(self, signer: str, typed: dict[str, Any]) -> bytes:
+        """`signer`'s EIP-712 signature of the eth_signTypedData_v4 message `typed` (its key stays in the chain)."""
+        ...
+
+    @abstractmethod
     def revert_data(self, tx: dict[str, Any]) -> bytes | None:
         """The revert data `tx` would produce in the next block (b"" for a bare revert), or None if it would succeed."""
         ...
@@ -137,6 +142,13 @@ class EmbeddedChain(Chain):
                 data = ast.literal_eval(data)
             return data if isinstance(data, bytes) else b""
         return None
+
+    def sign_typed(self, signer: str, typed: dict[str, Any]) -> bytes:
+        from eth_account import Account
+        from eth_account.messages import encode_typed_data
+
+        key = self.tester.backend.account_keys[self.accounts.index(signer)]
+        return bytes(Account.sign_message(encode_typed_data(full_message=typed), key).signature)
 
     def snapshot(self) -> Any:
         return self.tester.take_snapshot()
@@ -292,6 +304,9 @@ class AnvilChain(Chain):
 
     def rpc(self, method: str, *params: Any) -> Any:
         return self.batch([(method, list(params))])[0]
+
+    def sign_typed(self, signer: str, typed: dict[str, Any]) -> bytes:
+        return bytes.fromhex(self.rpc("eth_signTypedData_v4", signer, typed)[2:])
 
     def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         """Many JSON-RPC calls in one HTTP request; results in order; an error anywhere raises ChainError."""

@@ -21,19 +21,15 @@ from mechanisms.consortium import ConsortiumConfig
 from mechanisms.lilypad_v2 import SLASH_DESTINATIONS, LilypadV2Config
 from mechanisms.replication import ReplicationConfig
 from mechanisms.tax_jackpot import TaxJackpotConfig
+from mechanisms.whistleblowing import WhistleblowingConfig
 
 #: Mechanisms the contract enforces.
-ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium", "tax_jackpot", "replication")
+ON_CHAIN = ("lilypad_v2", "collateral", "staking", "consortium", "tax_jackpot", "replication", "whistleblowing")
 #: Mechanisms computed off chain from the contract's events (nothing to enforce).
 OFF_CHAIN = ("check_policy", "reputation")
 DEPLOYABLE = ON_CHAIN + OFF_CHAIN
 #: Why a mechanism is not deployable (the refusal names it; docs/chain.md explains).
 NOT_ON_CHAIN_WHY = {
-    "whistleblowing": (
-        "its proofs cannot be checked on chain: the chain cannot tell the cartel's shared fake from a lone cheater's "
-        "(any caught node could report itself to be excused) nor see a bribe paid off chain (any mediator could "
-        "claim a node's deposit by reporting a bribe it never took)"
-    ),
     "retention": "storage payments and the check window are not implemented",
 }
 UINT32_MAX = 2**32 - 1
@@ -100,6 +96,8 @@ class ChainParams:
     commit_reveal: bool = False
     wrong_deposit_to: str = "honest_replica"  # one of WRONG_DEPOSIT_TO
     commit_blocks: int = 0  # the commit window from a job's opening (a deployment choice: half the submit deadline)
+    whistleblowing: bool = False  # the bribed mediator's proof (WhistleModule, or ReplicationModule with replication)
+    reward_bps: int = 10_000  # share of the proven briber's slashed deposit the reporting mediator keeps
 
     @property
     def jackpot_config(self) -> tuple[object, ...]:
@@ -209,7 +207,40 @@ def chain_params(stack: MechanismStack, rerun_costs: Sequence[int] = ()) -> Chai
         **panel,
         **_jackpot(stack),
         **_replication(stack, b.deadline_submit),
+        **_whistleblowing(stack),
     )
+
+
+#: Whistleblowing options the WhistleModule implements, per field (others are refused naming the field).
+WHISTLE_SUPPORTED: dict[str, tuple[object, str]] = {
+    "nodes": (
+        False,
+        "a cartel member's proof (the other members' signatures over the shared fake) and the excused reporter's "
+        "refund are not implemented: the deal contract, at the EIP-170 code limit, has no room for the excused "
+        "settlement",
+    ),
+    "mediators": (True, "with neither proof the mechanism does nothing: disable it"),
+}
+
+
+def _whistleblowing(stack: MechanismStack) -> dict[str, object]:
+    """The whistleblowing module's parameters, or a ConfigError naming the field the contracts cannot express."""
+    mech = stack.get("whistleblowing")
+    if mech is None:
+        return {}
+    c: WhistleblowingConfig = mech.config
+    for name, (allowed, why) in WHISTLE_SUPPORTED.items():
+        if getattr(c, name) != allowed:
+            raise ConfigError(
+                f"mechanism.whistleblowing.{name}={getattr(c, name)!r} is invalid on chain: allowed {allowed!r} ({why})"
+            )
+    if stack.get("consortium") is not None:
+        raise ConfigError(
+            "mechanism.whistleblowing.enabled=True is invalid on chain with consortium: allowed without it (a panel "
+            "votes through the deal contract, so a bribed member has no call to present its proof through; disable "
+            "one with mechanism.consortium.enabled=false or mechanism.whistleblowing.enabled=false)"
+        )
+    return {"whistleblowing": True, "reward_bps": c.reward_bps}
 
 
 def _replication(stack: MechanismStack, deadline_submit: int) -> dict[str, object]:
@@ -300,8 +331,9 @@ def _or(value: int | None, default: int) -> int:
 
 
 #: On chain, but the live services do not take part yet: nodes post with `submitResults` (not the replication
-#: module's commit-reveal, for which the solver would also have to buy r deals per job and the client open the job).
-NOT_IN_LIVE_SERVICES = ("replication",)
+#: module's commit-reveal, for which the solver would also have to buy r deals per job and the client open the job);
+#: whistleblowing routes results and verdicts through its module, which the services do not call.
+NOT_IN_LIVE_SERVICES = ("replication", "whistleblowing")
 
 
 def check_live(stack: MechanismStack, mediator_draw: str = "chain") -> None:

@@ -9,7 +9,9 @@ panel is drawn seat by seat the same way (one word per seat, the rank among the 
 members vote level by level as the twin's panel did (each level's votes in a later batch than the previous one's).
 With replication the replicas of a job are replayed together: the client opens the job before the agreements, the
 nodes post through the module (commit, then reveal, with commit-reveal; the commit window is mined through when a
-replica of the job never commits), and a rejecting mediator declares the correct result (the twin's CORRECT).
+replica of the job never commits), and a rejecting mediator declares the correct result (the twin's CORRECT). With
+whistleblowing, a mediator that proved its node's bribe in the twin presents the node's signed bribe offer instead of
+its verdict.
 """
 
 from __future__ import annotations
@@ -262,6 +264,8 @@ def _replay_chunk(
         if d.state[i] in (S.MediationAccepted, S.MediationRejected) and panels:
             for level, votes in enumerate(panel_votes(dep, d, i, t, stack)):
                 phases[3 + level] += votes
+        elif d.state[i] in (S.MediationAccepted, S.MediationRejected) and bribe_proven(dep, d, i):
+            phases[3].append(report_bribe(dep, t, dep.mediators[int(d.mediator[i])]))
         elif d.state[i] in (S.MediationAccepted, S.MediationRejected):
             accept = bool(d.verdict_accept[i])
             phases[3].append(dep.mediate(t, dep.mediators[int(d.mediator[i])], accept, result_hash(CORRECT)))
@@ -290,6 +294,18 @@ def _replay_chunk(
             t, phase = terms[i], TIMEOUT_PHASE[DealState(int(d.state[i]))]
             txs.append(dep.timeout(phase, t, t.node if phase == "judge" else t.client))
         chain.send(txs)
+
+
+def bribe_proven(dep: Deployment, d: DealBatch, i: int) -> bool:
+    """Whether the twin's mediator of deal `i` proved the node's bribe (whistleblowing's `review`)."""
+    return dep.params.whistleblowing and int(d.extra["whistleblowing.mediator"][i]) >= 0
+
+
+def report_bribe(dep: Deployment, t: Terms, mediator: str) -> dict[str, Any]:
+    """The mediator's report, its proof being the node's EIP-712 signature over its bribe offer for the deal (the
+    twin's briber offered it: an honest node never signs one)."""
+    signature = dep.chain.sign_typed(t.node, dep.bribe_typed(dep.deal_id(t)))
+    return dep.report_bribe(t, mediator, signature, result_hash(CORRECT))
 
 
 def salt(dep: Deployment, t: Terms) -> bytes:

@@ -28,14 +28,15 @@ def test_presets_resolve_to_contract_parameters() -> None:
 
 @pytest.mark.parametrize("preset", ["dong_counter_collusion"])
 def test_mechanisms_not_on_chain_are_refused_naming_the_field(preset: str) -> None:
-    with pytest.raises(ConfigError, match=r"mechanism\.whistleblowing\.enabled=True is invalid on chain.*cartel"):
+    with pytest.raises(ConfigError, match=r"mechanism\.whistleblowing\.nodes=True is invalid on chain.*cartel"):
         chain_params(stack(preset))
 
 
-def test_live_services_refuse_replicas_naming_the_field() -> None:
-    s = MechanismStack.from_mapping({"order": ["lilypad_v2", "replication"]}, "mechanism")
-    with pytest.raises(ConfigError, match=r"mechanism\.replication\.enabled=True is invalid for the live"):
-        check_live(s)
+def test_live_services_refuse_replicas_and_whistleblowing_naming_the_field() -> None:
+    for other in ("replication", "whistleblowing"):
+        s = MechanismStack.from_mapping({"order": ["lilypad_v2", other]}, "mechanism")
+        with pytest.raises(ConfigError, match=rf"mechanism\.{other}\.enabled=True is invalid for the live"):
+            check_live(s)
 
 
 def test_live_services_run_panels_and_jackpots_but_refuse_a_solver_drawn_panel() -> None:
@@ -109,6 +110,20 @@ def test_a_replication_deployment_records_its_module() -> None:
         deals = chain.w3.eth.contract(address=record["contracts"]["deals"], abi=load()["Deals"].abi)
         assert deals.functions.replication().call() == module and len(chain.w3.eth.get_code(module)) > 0
     assert record["params"]["commit_reveal"] and record["params"]["commit_blocks"] == params.deadline_submit // 2
+
+
+def test_a_whistleblowing_deployment_records_its_module() -> None:
+    mech = {"order": ["lilypad_v2", "whistleblowing"], "whistleblowing": {"nodes": False, "reward_bps": 4000}}
+    cfg = {"mechanism": mech}
+    params = chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+    with open_chain("embedded", 8) as chain:
+        record = deploy_record(chain, cfg, params, 3)
+        module = record["contracts"]["whistleblowing"]
+        deals = chain.w3.eth.contract(address=record["contracts"]["deals"], abi=load()["Deals"].abi)
+        whistle = chain.w3.eth.contract(address=module, abi=load()["WhistleModule"].abi)
+        assert deals.functions.replication().call() == module  # the one module slot
+        assert whistle.functions.rewardBps().call() == 4000 and whistle.functions.deals().call() == deals.address
+    assert record["params"]["whistleblowing"] and "replication" not in record["contracts"]
 
 
 def test_deploy_cli_refuses_bad_input(tmp_path: Path) -> None:

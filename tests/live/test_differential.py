@@ -12,6 +12,7 @@ from live.chain.differential import Report, differential, run_engine
 from live.chain.node import AnvilChain, EmbeddedChain
 from live.chain.params import chain_params
 from live.chain.scenarios import diff_cfg
+from mechanisms.actions import Actions
 from mechanisms.base import MechanismStack
 from mechanisms.config import ConfigError
 from mechanisms.protocol import TERMINAL
@@ -253,6 +254,94 @@ def test_replication_options_the_chain_cannot_express_are_refused() -> None:
     assert ok.replication and ok.consortium and ok.wrong_deposit_to == "burn"
 
 
+def every_other_mediator_reports(a: Actions) -> None:
+    """Mediators 0 and 2 prove the bribes they take (the scripted population has no reporting strategy); a bribed
+    mediator that does not report still sells its verdict."""
+    a.mediators.report[::2] = True
+
+
+def whistleblowing(slash_to: str, forfeit: bool = True, reward_bps: int = 10_000, **extra: Any) -> dict[str, Any]:
+    mech: dict[str, Any] = {
+        "order": ["lilypad_v2", "whistleblowing"],
+        "lilypad_v2": {"slash_to": slash_to, "forfeit_payment": forfeit, "submit_timeout_collateral": 7},
+        "whistleblowing": {"nodes": False, "reward_bps": reward_bps},
+    }
+    for name, config in extra.items():
+        mech["order"].insert(1, name)
+        mech[name] = config
+    return mech
+
+
+@pytest.mark.parametrize(
+    ("slash_to", "forfeit", "reward_bps"),
+    [("burn", True, 10_000), ("protocol", False, 2_500), ("counterparty", True, 7_001), ("mediator", False, 5_000)],
+)
+def test_anvil_settles_proven_bribes_like_the_twin(slash_to: str, forfeit: bool, reward_bps: int) -> None:
+    """A bribed mediator that reports presents the node's signed bribe offer: the node's result is rejected, its
+    results collateral goes to the mediator, who passes on all but `reward_bps` of it to where it would have gone;
+    bribed mediators that do not report, and every other path, as before."""
+    mech = whistleblowing(slash_to, forfeit, reward_bps)
+    with AnvilChain(60 + 4 + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=7), 4, chain, every_other_mediator_reports)
+    assert_equal(rep)
+    assert (rep.moves.get("Reward/Spent", 0) > 0) == (reward_bps < 10_000)
+    assert {"MediationAccepted", "MediationRejected", "TimeoutMediateResults", "TimeoutJudgeResults"} <= set(rep.states)
+    assert rep.bribes_proven > 0 and rep.moves["ResultsCollateral/Slashed"] > rep.bribes_proven
+
+
+def test_anvil_settles_proven_bribes_with_the_other_modules_like_the_twin() -> None:
+    """The bribe's proof composed with collateral terms, staking (the proven briber's stakers slashed) and taxes."""
+    mech = whistleblowing(
+        "mediator",
+        reward_bps=3_000,
+        collateral={"multipliers_bps": [15000, 30000], "min_deposit": 40},
+        staking={"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "client", "fee_share_bps": 800},
+        tax_jackpot={"tax_bps": 250, "fraction_bps": 2000},
+    )
+    with AnvilChain(60 + 4 + 60 + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=7, n_stakers=60), 4, chain, every_other_mediator_reports)
+    assert_equal(rep)
+    assert rep.bribes_proven > 0 and rep.reasons["Stake"] > 0 and rep.moves["Jackpot/Spent"] > 0
+
+
+def test_embedded_chain_settles_proven_bribes_like_the_twin() -> None:
+    with EmbeddedChain(14 + 14 + 4 + 2) as chain:
+        cfg = diff_cfg(whistleblowing("burn"), seed=4, n_clients=14, n_nodes=14)
+        rep = differential(cfg, 2, chain, every_other_mediator_reports)
+    assert_equal(rep)
+    assert rep.bribes_proven > 0
+
+
+@pytest.mark.parametrize(("field", "value"), [("nodes", True), ("mediators", False)])
+def test_whistleblowing_options_the_chain_cannot_express_are_refused(field: str, value: object) -> None:
+    mech = whistleblowing("burn")
+    mech["whistleblowing"][field] = value
+    with pytest.raises(ConfigError, match=rf"mechanism\.whistleblowing\.{field}={value!r} is invalid on chain"):
+        chain_params(MechanismStack.from_mapping(mech, "mechanism"))
+
+
+def test_whistleblowing_with_the_consortium_is_refused() -> None:
+    mech = whistleblowing("burn", consortium={})
+    with pytest.raises(
+        ConfigError, match=r"mechanism\.whistleblowing\.enabled=True is invalid on chain with consortium"
+    ):
+        chain_params(MechanismStack.from_mapping(mech, "mechanism"), [6, 60])
+
+
+@pytest.mark.parametrize(("wrong_deposit_to", "commit_reveal"), [("honest_replica", True), ("client", False)])
+def test_anvil_settles_proven_bribes_with_replication_like_the_twin(wrong_deposit_to: str, commit_reveal: bool) -> None:
+    """The replication module carries the bribe proof: a proven briber's deposit rewards the mediator, who passes on
+    the rest to where the prisoner's contract (or the client) would have sent it."""
+    mech = whistleblowing("burn", reward_bps=4_000)
+    mech["order"].insert(1, "replication")
+    mech["replication"] = {"replicas": 2, "commit_reveal": commit_reveal, "wrong_deposit_to": wrong_deposit_to}
+    with AnvilChain(60 + 4 + 2) as chain:
+        rep = differential(diff_cfg(mech, seed=13), 4, chain, every_other_mediator_reports)
+    assert_equal(rep)
+    assert rep.bribes_proven > 0 and rep.moves["Reward/Spent"] > 0
+    assert (rep.honest_replica_paid > 0) == (wrong_deposit_to == "honest_replica")
+
+
 @pytest.mark.slow
 def test_ten_thousand_engine_deals_on_anvil(record_property: pytest.RecordProperty) -> None:
     """Every on-chain mechanism at once: collateral, consortium panels, staking, taxes and jackpots."""
@@ -290,3 +379,26 @@ def test_two_thousand_replicated_deals_on_anvil(record_property: pytest.RecordPr
     assert rep.deals >= 2_000
     assert set(rep.states) == ALL_TERMINALS
     assert rep.honest_replica_paid > 50 and rep.moves["Jackpot/Spent"] > 0
+
+
+@pytest.mark.slow
+def test_two_thousand_deals_with_proven_bribes_on_anvil(record_property: pytest.RecordProperty) -> None:
+    """The bribed mediator's proof at scale, with collateral, staking, taxes and jackpots (the consortium and
+    replication cannot be combined with it on chain; the 10,000-deal run above covers them)."""
+    mech = whistleblowing(
+        "counterparty",
+        reward_bps=6_000,
+        collateral={"multipliers_bps": [15000, 30000], "min_deposit": 40, "submit_timeout_collateral": 7},
+        staking={"stakes": [1000, 300], "slash_bps": 2500, "slash_to": "burn", "fee_share_bps": 800},
+        tax_jackpot={"tax_bps": 250, "fraction_bps": 2000},
+    )
+    n = 200
+    with AnvilChain(3 * n + 4 + 2) as chain:
+        rep = differential(
+            diff_cfg(mech, seed=5, n_clients=n, n_nodes=n, n_stakers=n), 16, chain, every_other_mediator_reports
+        )
+    record_property("deals", rep.deals)
+    assert_equal(rep)
+    assert rep.deals >= 2_000
+    assert set(rep.states) == ALL_TERMINALS
+    assert rep.bribes_proven > 20 and rep.moves["Reward/Spent"] > 0 and rep.moves["Jackpot/Spent"] > 0
