@@ -239,9 +239,11 @@ class AnvilChain(Chain):
             "fifo",
             "--chain-id",
             "31337",
-            # keep no historical states: anvil otherwise spills old block states to ~/.foundry/anvil/tmp (gigabytes
-            # over a long differential run) and leaves them behind when killed
+            # keep the last 64 block states in memory and none on disk: anvil otherwise spills old states to
+            # ~/.foundry/anvil/tmp (gigabytes over a long differential run) and leaves them behind when killed;
+            # the services read state at recent blocks, so some history must stay
             "--prune-history",
+            "64",
         ]
         if state is not None:
             args += ["--state", str(state)]  # load it if present, dump it on exit
