@@ -142,8 +142,10 @@ class Creator(Service):
             deals = [(k, d) for k, _, d in self.store.open_deals() if not k.startswith("job:") and self.watch.due(k)]
             acted = any(await asyncio.gather(*(self.advance(k, data) for k, data in deals)))
             if not acted:  # a step just taken may have unlocked the next one: look again at once
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a stop's cancel racing the wake
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):
+                        await self.wake.wait()
 
     async def advance(self, deal_id: str, data: dict[str, Any]) -> bool:
         """One step of the client's side of a deal (safe to repeat); True when it acted."""

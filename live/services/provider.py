@@ -121,8 +121,10 @@ class Provider(Service):
                 self.results.sweep()
                 self.swept_at = time.monotonic()
             if not acted:  # a step just taken may have unlocked the next one: look again at once
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a stop's cancel racing the wake
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):
+                        await self.wake.wait()
 
     async def offer_while_free(self) -> None:
         """Keep one open offer per free slot: `slots` jobs run at once, each offer a 1/slots share of the machine."""

@@ -204,7 +204,8 @@ class Solver(Service):
             if left <= 0:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.published.wait(), left)
+                async with asyncio.timeout(left):  # not wait_for: on 3.11 it can swallow a cancel racing the wake
+                    await self.published.wait()
         return web.json_response([self.store.get(f"deal:{i}")[1] for i in ids[known:]])
 
     async def get_deal(self, req: web.Request) -> web.Response:
