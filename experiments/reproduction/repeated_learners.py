@@ -9,18 +9,15 @@ above the grim-trigger discount and not below it? A probe that prints per-seed r
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from experiments.reproduction.common import load
 from experiments.reproduction.estimate import Estimate
-from experiments.reproduction.repeated_ppo import rate, train_config
-from experiments.train import parse_run, train
+from experiments.reproduction.repeated_ppo import play_learned, rate, train_config
 from marl.env import MarketEnv
 from marl.rllib import LearnedPolicy
 from mechanisms.config import require
@@ -57,15 +54,7 @@ def pair_rates(env: MarketEnv, policy: LearnedPolicy, seed: int, episode: int) -
 
 def probe(cfg: Mapping[str, Any], episodes: int, eval_rounds: int) -> tuple[Estimate, Estimate]:
     """Train `cfg` (both nodes focal), then play the learned pair: (mutual collusion, cartel share)."""
-    with tempfile.TemporaryDirectory() as run_dir:
-        result = train(cfg, Path(run_dir), keep_algo=True, log=lambda _: None)
-        try:
-            run = parse_run(cfg)
-            env = MarketEnv({**run.env, "env": {**run.env["env"], "rounds": eval_rounds}})
-            policy = LearnedPolicy.from_algorithm(result.algo, run.algo.mapping, env)
-            samples = np.array([pair_rates(env, policy, run.evaluation.seed, i) for i in range(episodes)])
-        finally:
-            result.algo.stop()
+    samples = play_learned(cfg, episodes, eval_rounds, pair_rates)
     return rate(samples[:, 0]), rate(samples[:, 1])
 
 

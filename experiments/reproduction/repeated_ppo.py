@@ -10,7 +10,7 @@ measured per episode.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,20 +54,30 @@ def train_config(
     return plain
 
 
-def learned_collusion(cfg: Mapping[str, Any], episodes: int, eval_rounds: int) -> np.ndarray:
-    """Train `cfg`, then play the learned node (sampling its actions) for `episodes` episodes of `eval_rounds`
-    rounds: per episode, the share of its decisions while its partner still colluded in which it posted the
-    cartel's result. Once it deviates, grim trigger punishes it forever, and what it does then is not the collusion
-    decision."""
+def play_learned(
+    cfg: Mapping[str, Any],
+    episodes: int,
+    eval_rounds: int,
+    score: Callable[[MarketEnv, LearnedPolicy, int, int], Any],
+) -> np.ndarray:
+    """Train `cfg`, then play the learned policy for `episodes` episodes of `eval_rounds` rounds; one row of
+    `score(env, policy, seed, episode)` per episode."""
     with tempfile.TemporaryDirectory() as run_dir:
         result = train(cfg, Path(run_dir), keep_algo=True, log=lambda _: None)
         try:
             run = parse_run(cfg)
             env = MarketEnv({**run.env, "env": {**run.env["env"], "rounds": eval_rounds}})
             policy = LearnedPolicy.from_algorithm(result.algo, run.algo.mapping, env)
-            return np.array([cooperative_rate(env, policy, run.evaluation.seed, i) for i in range(episodes)])
+            return np.array([score(env, policy, run.evaluation.seed, i) for i in range(episodes)])
         finally:
             result.algo.stop()
+
+
+def learned_collusion(cfg: Mapping[str, Any], episodes: int, eval_rounds: int) -> np.ndarray:
+    """Per episode of the learned node (sampling its actions), the share of its decisions while its partner still
+    colluded in which it posted the cartel's result. Once it deviates, grim trigger punishes it forever, and what it
+    does then is not the collusion decision."""
+    return play_learned(cfg, episodes, eval_rounds, cooperative_rate)
 
 
 def cooperative_rate(env: MarketEnv, policy: LearnedPolicy, seed: int, episode: int) -> float:
