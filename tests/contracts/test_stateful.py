@@ -19,20 +19,17 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import Bundle, initialize, invariant, precondition, rule
 
-from live.chain.binding import Deployment, Terms, deploy
+from live.chain.binding import Terms
 from live.chain.differential import by_deal, public
 from live.chain.events import fetch, transfers
-from live.chain.node import AnvilChain, ChainError
-from live.chain.params import chain_params
 from mechanisms.base import MechanismStack
 from mechanisms.deals import DealBatch
-from mechanisms.money import Pool
 from mechanisms.protocol import TRANSITIONS, DealState
+from tests.contracts.stateful import DEAD, ChainMachine, Shared, shared_deployment
 
 S = DealState
-DEAD = "0x000000000000000000000000000000000000dEaD"
 MECHANISM = {
     "order": ["lilypad_v2"],
     "lilypad_v2": {
@@ -52,37 +49,9 @@ ACCOUNTS = 2 + N_MEDIATORS + 1  # client, node, mediators, stranger; pools follo
 POOL_BASE = ACCOUNTS
 
 
-@dataclass
-class Shared:
-    chain: AnvilChain
-    dep: Deployment
-    stack: MechanismStack
-    who: list[str]  # account id -> address
-    book: dict[str, int]
-    snap: object = None
-    start: int = 0
-
-
 @pytest.fixture(scope="module")
 def shared() -> Iterator[Shared]:
-    stack = MechanismStack.from_mapping(MECHANISM, "mechanism")
-    with AnvilChain(ACCOUNTS + 3) as chain:
-        acc = chain.accounts
-        who = acc[1 : 1 + ACCOUNTS]
-        dep = deploy(
-            chain,
-            chain_params(stack),
-            who[2 : 2 + N_MEDIATORS],
-            acc[-1],
-            who,
-            [10**9] * ACCOUNTS,
-            beacon="scripted",
-            deployer=acc[0],
-        )
-        chain.send([dep.approve(a, 2**255) for a in who])
-        book = {a: i for i, a in enumerate(who)} | {DEAD: POOL_BASE + Pool.Burn, acc[-1]: POOL_BASE + Pool.Protocol}
-        s = Shared(chain, dep, stack, who, book)
-        s.snap, s.start = chain.snapshot(), chain.block_number() + 1
+    with shared_deployment(MECHANISM, ACCOUNTS, slice(2, 2 + N_MEDIATORS)) as s:
         yield s
 
 
@@ -131,39 +100,18 @@ def twin_settlement(stack: MechanismStack, m: Model) -> list[tuple[int, ...]]:
     return by_deal(public(stack.settle(d))).get(m.terms.nonce, [])
 
 
-class DealMachine(RuleBasedStateMachine):
+class DealMachine(ChainMachine):
     deals = Bundle("deals")
-    shared: Shared
     seen: ClassVar[set[str]] = set()  # terminal states reached and errors provoked over all sequences (coverage check)
     sequences = 0
 
     def __init__(self) -> None:
         super().__init__()
-        s = self.shared
-        s.chain.revert(s.snap)
-        s.snap = s.chain.snapshot()
         self.models: dict[int, Model] = {}
         self.nonce = 0
         DealMachine.sequences += 1
 
     # ---------------------------------------------------------------- helpers
-
-    def block(self) -> int:
-        return self.shared.chain.block_number()
-
-    def try_send(self, tx: dict, expected_error: str | None) -> bool:
-        """Send `tx` if the model expects success; otherwise require the named revert and that nothing moved."""
-        s = self.shared
-        got = s.dep.revert_of(tx)
-        if expected_error is None:
-            assert got is None, f"model expects success, contract reverts with {got}"
-            s.chain.send([tx])
-            return True
-        assert got is not None and got.name == expected_error, f"expected {expected_error}, got {got}"
-        DealMachine.seen.add(expected_error)
-        with pytest.raises(ChainError):
-            s.chain.send([tx])  # mined and failed: nothing may move (checked by the invariants)
-        return False
 
     def expect(
         self, m: Model, caller: str, allowed: tuple[str, ...], state: DealState, deadline: int | None, late: bool

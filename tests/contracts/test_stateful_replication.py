@@ -20,21 +20,18 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import Bundle, invariant, precondition, rule
 
-from live.chain.binding import Deployment, Terms, deploy
+from live.chain.binding import Terms
 from live.chain.differential import by_deal, public
 from live.chain.events import fetch, transfers
-from live.chain.node import AnvilChain, ChainError
-from live.chain.params import chain_params
 from live.chain.replay import result_hash
 from mechanisms.base import MechanismStack
 from mechanisms.deals import CORRECT, DealBatch
-from mechanisms.money import Pool
 from mechanisms.protocol import TRANSITIONS, DealState
+from tests.contracts.stateful import DEAD, ChainMachine, Shared, shared_deployment
 
 S = DealState
-DEAD = "0x000000000000000000000000000000000000dEaD"
 FAKE = 2  # a fake result id (the twin's results are CORRECT or a fake id)
 SALT, BAD_SALT = b"\x07" * 32, b"\x08" * 32
 MECHANISM = {
@@ -56,36 +53,9 @@ ACCOUNTS = 3 + N_MEDIATORS + 1  # client, two nodes, mediators, stranger; pools 
 POOL_BASE = ACCOUNTS
 
 
-@dataclass
-class Shared:
-    chain: AnvilChain
-    dep: Deployment
-    stack: MechanismStack
-    who: list[str]  # account id -> address
-    book: dict[str, int]
-    snap: object = None
-
-
 @pytest.fixture(scope="module")
 def shared() -> Iterator[Shared]:
-    stack = MechanismStack.from_mapping(MECHANISM, "mechanism")
-    with AnvilChain(ACCOUNTS + 3) as chain:
-        acc = chain.accounts
-        who = acc[1 : 1 + ACCOUNTS]
-        dep = deploy(
-            chain,
-            chain_params(stack),
-            who[3 : 3 + N_MEDIATORS],
-            acc[-1],
-            who,
-            [10**9] * ACCOUNTS,
-            beacon="scripted",
-            deployer=acc[0],
-        )
-        chain.send([dep.approve(a, 2**255) for a in who])
-        book = {a: i for i, a in enumerate(who)} | {DEAD: POOL_BASE + Pool.Burn, acc[-1]: POOL_BASE + Pool.Protocol}
-        s = Shared(chain, dep, stack, who, book)
-        s.snap = chain.snapshot()
+    with shared_deployment(MECHANISM, ACCOUNTS, slice(3, 3 + N_MEDIATORS)) as s:
         yield s
 
 
@@ -150,40 +120,19 @@ def twin_settlement(stack: MechanismStack, job: Job, k: int) -> list[tuple[int, 
     return by_deal(public(stack.settle(d))).get(reps[k].terms.nonce, [])
 
 
-class ReplicationMachine(RuleBasedStateMachine):
+class ReplicationMachine(ChainMachine):
     jobs = Bundle("jobs")
-    shared: Shared
     seen: ClassVar[set[str]] = set()  # terminal states reached, errors provoked, honest replicas paid (coverage)
     sequences = 0
 
     def __init__(self) -> None:
         super().__init__()
-        s = self.shared
-        s.chain.revert(s.snap)
-        s.snap = s.chain.snapshot()
-        self.start_block = s.chain.block_number() + 1
+        self.start_block = self.block() + 1
         self.jobs_: list[Job] = []
         self.nonce = 0
         ReplicationMachine.sequences += 1
 
     # ---------------------------------------------------------------- helpers
-
-    def block(self) -> int:
-        return self.shared.chain.block_number()
-
-    def try_send(self, tx: dict, expected_error: str | None) -> bool:
-        """Send `tx` if the model expects success; otherwise require the named revert and that nothing moved."""
-        s = self.shared
-        got = s.dep.revert_of(tx)
-        if expected_error is None:
-            assert got is None, f"model expects success, contract reverts with {got}"
-            s.chain.send([tx])
-            return True
-        assert got is not None and got.name == expected_error, f"expected {expected_error}, got {got}"
-        ReplicationMachine.seen.add(expected_error)
-        with pytest.raises(ChainError):
-            s.chain.send([tx])
-        return False
 
     def reveal_open(self, job: Job) -> bool:
         """Reveals open when both replicas committed or the commit window (from the opening) has passed."""
