@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import RuleBasedStateMachine
 
 from live.chain.binding import Deployment, deploy
@@ -61,12 +62,14 @@ class ChainMachine(RuleBasedStateMachine):
 
     shared: Shared
     seen: ClassVar[set[str]]
+    sequences: ClassVar[int]
 
     def __init__(self) -> None:
         super().__init__()
         s = self.shared
         s.chain.revert(s.snap)
         s.snap = s.chain.snapshot()
+        type(self).sequences += 1
 
     def block(self) -> int:
         return self.shared.chain.block_number()
@@ -84,3 +87,20 @@ class ChainMachine(RuleBasedStateMachine):
         with pytest.raises(ChainError):
             s.chain.send([tx])  # mined and failed: nothing may move (checked by the invariants)
         return False
+
+
+def run_machine(machine: type[ChainMachine], shared: Shared, examples: int, steps: int) -> None:
+    """Run `examples` derandomized sequences of at most `steps` steps (no shrinking: a failure prints its sequence)."""
+    machine.shared = shared
+    run = machine.TestCase
+    run.settings = settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.explicit, Phase.generate),
+    )
+    run("runTest").runTest()
+    assert machine.sequences >= examples

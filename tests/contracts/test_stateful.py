@@ -17,7 +17,6 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, initialize, invariant, precondition, rule
 
@@ -27,7 +26,7 @@ from live.chain.events import fetch, transfers
 from mechanisms.base import MechanismStack
 from mechanisms.deals import DealBatch
 from mechanisms.protocol import TRANSITIONS, DealState
-from tests.contracts.stateful import DEAD, ChainMachine, Shared, shared_deployment
+from tests.contracts.stateful import DEAD, ChainMachine, Shared, run_machine, shared_deployment
 
 S = DealState
 MECHANISM = {
@@ -109,7 +108,6 @@ class DealMachine(ChainMachine):
         super().__init__()
         self.models: dict[int, Model] = {}
         self.nonce = 0
-        DealMachine.sequences += 1
 
     # ---------------------------------------------------------------- helpers
 
@@ -335,20 +333,8 @@ class DealMachine(ChainMachine):
 
 @pytest.mark.slow
 def test_contract_and_model_agree_over_random_sequences(shared: Shared, record_property: pytest.RecordProperty) -> None:
-    DealMachine.shared = shared
-    run = DealMachine.TestCase
-    run.settings = settings(
-        max_examples=settings_examples(),
-        stateful_step_count=12,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.explicit, Phase.generate),
-    )  # no shrinking: a failure prints its sequence
-    run("runTest").runTest()
+    run_machine(DealMachine, shared, settings_examples(), 12)
     record_property("sequences", DealMachine.sequences)
-    assert DealMachine.sequences >= settings_examples()
     terminal = {st.name for st in DealState if st not in TRANSITIONS}
     errors = {"UnknownDeal", "NotParty", "WrongState", "DeadlinePassed", "DeadlineNotReached", "AlreadyAgreed"}
     assert terminal | errors <= DealMachine.seen, sorted(terminal | errors - DealMachine.seen)

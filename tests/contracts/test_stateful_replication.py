@@ -18,7 +18,6 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, invariant, precondition, rule
 
@@ -29,7 +28,7 @@ from live.chain.replay import result_hash
 from mechanisms.base import MechanismStack
 from mechanisms.deals import CORRECT, DealBatch
 from mechanisms.protocol import TRANSITIONS, DealState
-from tests.contracts.stateful import DEAD, ChainMachine, Shared, shared_deployment
+from tests.contracts.stateful import DEAD, ChainMachine, Shared, run_machine, shared_deployment
 
 S = DealState
 FAKE = 2  # a fake result id (the twin's results are CORRECT or a fake id)
@@ -130,7 +129,6 @@ class ReplicationMachine(ChainMachine):
         self.start_block = self.block() + 1
         self.jobs_: list[Job] = []
         self.nonce = 0
-        ReplicationMachine.sequences += 1
 
     # ---------------------------------------------------------------- helpers
 
@@ -395,20 +393,8 @@ class ReplicationMachine(ChainMachine):
 def test_replication_and_model_agree_over_random_sequences(
     shared: Shared, record_property: pytest.RecordProperty
 ) -> None:
-    ReplicationMachine.shared = shared
-    run = ReplicationMachine.TestCase
-    run.settings = settings(
-        max_examples=examples(),
-        stateful_step_count=14,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.explicit, Phase.generate),
-    )  # no shrinking: a failure prints its sequence
-    run("runTest").runTest()
+    run_machine(ReplicationMachine, shared, examples(), 14)
     record_property("sequences", ReplicationMachine.sequences)
-    assert ReplicationMachine.sequences >= examples()
     terminal = {st.name for st in DealState if st not in TRANSITIONS}
     errors = {
         "NotParty",
