@@ -30,6 +30,7 @@ from live.chain.events import SIGS
 from live.chain.node import AnvilChain
 from live.chain.params import ChainParams, chain_params
 from mechanisms.base import MechanismStack
+from mechanisms.protocol import TERMINAL, DealState
 
 PRESETS = ("lilypad_v2", "modicum", "none", "consortium", "tax_jackpot", "replication", "whistleblowing")
 #: Stacks measured that are not presets: the consortium part's defaults (2-of-3, escalating to 6, uniform draw) on
@@ -226,15 +227,7 @@ def batched(params: ChainParams) -> int:
         return total // BATCH
 
 
-PATHS = (
-    "ResultsAccepted",
-    "MediationAccepted",
-    "MediationRejected",
-    "TimeoutAgree",
-    "TimeoutSubmitResults",
-    "TimeoutJudgeResults",
-    "TimeoutMediateResults",
-)
+PATHS = tuple(s.name for s in DealState if s in TERMINAL)  # every terminal path, in the protocol's order
 
 
 def measure() -> tuple[dict[str, dict[str, tuple[int, int]]], dict[str, int], int]:

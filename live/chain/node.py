@@ -299,10 +299,9 @@ class AnvilChain(Chain):
         raise ChainError(f"anvil did not start: {''.join(seen)[-2000:]}")
 
     def _drain(self) -> None:
-        stream = self.proc.stdout
-        with contextlib.suppress(ValueError, OSError):
-            while stream is not None and stream.readline():
-                pass
+        """Discard anvil's log after its banner: an unread pipe fills up and blocks anvil."""
+        with contextlib.suppress(ValueError, OSError), open(os.devnull, "w") as sink:
+            shutil.copyfileobj(self.proc.stdout, sink)
 
     def rpc(self, method: str, *params: Any) -> Any:
         return self.batch([(method, list(params))])[0]

@@ -117,19 +117,6 @@ class Service:
     def close(self) -> None:
         self.store.close()
 
-    async def deal_feed(self, solver_url: str, address: str, wake: asyncio.Event) -> None:
-        """Learn this party's deals from the solver as they are published (a long poll; no polling), store each new
-        one as open and wake the deal loop."""
-        while True:
-            known = int(self.store.get_value("deals_known", 0))
-            new = await self.get_json(f"{solver_url}/deals", party=address, known=known, wait=FEED_WAIT_S)
-            for deal in new:
-                if self.store.get(deal["deal_id"]) is None:
-                    self.store.put(deal["deal_id"], "open", {"deal": deal})
-            if new:
-                self.store.set_value("deals_known", known + len(new))
-                wake.set()
-
     async def get_json(self, url: str, **params: Any) -> Any:
         assert self.http is not None
         async with self.http.get(url, params=params) as r:

@@ -12,25 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from aiohttp import ClientError, web
 
 from live.chain.binding import Terms
 from live.modules import ModuleError, load_module
 from live.modules.registry import DEFAULT_LOCK
-from live.services.base import BadRequest, Service, need
-from live.services.chainio import TERMINAL, ChainClient, DealWatch, S
+from live.services.base import BadRequest, need
+from live.services.chainio import TERMINAL, ChainClient, S
 from live.services.learned import DealOutcome
+from live.services.party import DealParty
 from live.services.policy import LiveMarket, Policy, client_actions, client_checks, deal_of_one
 from live.services.results import ResultMismatch, unpack_verified
 from mechanisms.base import MechanismStack
 
 
-class Creator(Service):
+class Creator(DealParty):
     role = "client"
 
     def __init__(
@@ -50,27 +49,11 @@ class Creator(Service):
         trust: list[int] | None = None,
         **kw: Any,
     ) -> None:
-        super().__init__(name, state_dir, **kw)
-        self.chain, self.address, self.solver_url = chain, address, solver_url
+        super().__init__(name, state_dir, chain, address, solver_url, seed, **kw)
         self.policy, self.stack, self.market, self.book = policy, stack, market, book
         self.lock, self.poll_s, self.trust = lock, poll_s, trust or []
-        self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.done: dict[str, asyncio.Event] = {}
-        self.watch = DealWatch(chain)
-        self.wake = asyncio.Event()  # a new deal arrived: look now
         self.app.add_routes([web.post("/jobs", self.post_job), web.get("/jobs/{job}", self.get_job)])
-
-    def loops(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.deal_loop, self.feed_loop]
-
-    async def feed_loop(self) -> None:
-        await self.deal_feed(self.solver_url, self.address, self.wake)
-
-    async def start(self) -> Creator:
-        await super().start()
-        await self.chain.run(self.chain.setup_account, self.address)
-        await self.feedback(None)
-        return self
 
     async def feedback(self, state: S | None) -> None:
         """Tell a policy that learns from its record (`see`) the client's balance and a finished deal's outcome."""

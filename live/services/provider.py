@@ -14,27 +14,25 @@ import contextlib
 import dataclasses
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from aiohttp import web
 
 from live.chain.binding import Terms
 from live.executor import Capabilities, Executor
 from live.modules import load_module
 from live.modules.registry import DEFAULT_LOCK
-from live.services.base import Service
-from live.services.chainio import TERMINAL, ChainClient, DealWatch, S
+from live.services.chainio import TERMINAL, ChainClient, S
 from live.services.learned import DealOutcome
+from live.services.party import DealParty
 from live.services.policy import LiveMarket, Policy, node_actions
 from live.services.results import ResultStore
 
 SWEEP_S = 1.0  # how often expired results are looked for
 
 
-class Provider(Service):
+class Provider(DealParty):
     role = "node"
 
     def __init__(
@@ -58,31 +56,20 @@ class Provider(Service):
         slots: int = 1,
         **kw: Any,
     ) -> None:
-        super().__init__(name, state_dir, **kw)
+        super().__init__(name, state_dir, chain, address, solver_url, seed, **kw)
         if not (isinstance(slots, int) and slots >= 1):
             raise ValueError(f"slots={slots!r} is invalid: allowed a positive integer (jobs run at once)")
         self.slots = slots
         self.producing: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self.chain, self.address, self.solver_url = chain, address, solver_url
         self.executor, self.caps, self.policy, self.market = executor, caps, policy, market
         self.price, self.modules, self.trust = price, modules or [], trust or []
         self.lock, self.poll_s = lock, poll_s
         self.results = ResultStore(self.state_dir / f"{name}-results", retention_s)
-        self.rng = np.random.default_rng(np.random.SeedSequence(seed))
-        self.watch, self.swept_at = DealWatch(chain), 0.0
-        self.wake = asyncio.Event()  # a new deal arrived or a run finished: look now
+        self.swept_at = 0.0  # a finished run also sets self.wake
         self.app.add_routes([web.get("/results/{deal}", self.get_result), web.get("/health", self.health)])
-
-    def loops(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.deal_loop, self.feed_loop]
-
-    async def feed_loop(self) -> None:
-        await self.deal_feed(self.solver_url, self.address, self.wake)
 
     async def start(self) -> Provider:
         await super().start()
-        await self.chain.run(self.chain.setup_account, self.address)
-        await self.feedback(None)
         await self.post_json(f"{self.solver_url}/directory", {"address": self.address, "url": self.url})
         return self
 

@@ -22,6 +22,16 @@ from twin.build import build
 
 PAID = (DealState.ResultsAccepted, DealState.TimeoutJudgeResults, DealState.MediationAccepted)
 
+#: lilypad_v2 with collateral and a fee, the base the single-mechanism tests stack on
+LILYPAD_BASE = {
+    "name": "lilypad_v2",
+    "results_multiplier_bps": 20_000,
+    "payment_collateral_bps": 15_000,
+    "submit_timeout_collateral": 7,
+    "judge_timeout_collateral": 5,
+    "mediation_fee": 20,
+}
+
 
 @dataclass
 class Outcome:

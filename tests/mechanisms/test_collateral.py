@@ -14,15 +14,7 @@ import pytest
 
 from mechanisms import ConfigError, MechanismStack
 from mechanisms.protocol import DealState, Direction, Reason
-
-BASE = {
-    "name": "lilypad_v2",
-    "results_multiplier_bps": 20_000,
-    "payment_collateral_bps": 15_000,
-    "submit_timeout_collateral": 7,
-    "judge_timeout_collateral": 5,
-    "mediation_fee": 20,
-}
+from tests.mechanisms.conftest import LILYPAD_BASE as BASE
 
 
 def collateral(**params: Any) -> dict[str, Any]:

@@ -14,16 +14,9 @@ import pytest
 from mechanisms import ConfigError, MarketFacts, MechanismStack
 from mechanisms.protocol import DealState, Direction, Reason, Step
 from mechanisms.retention import LOCKED
+from tests.mechanisms.conftest import LILYPAD_BASE as BASE
 
 S = DealState
-BASE = {
-    "name": "lilypad_v2",
-    "results_multiplier_bps": 20_000,
-    "payment_collateral_bps": 15_000,
-    "submit_timeout_collateral": 7,
-    "judge_timeout_collateral": 5,
-    "mediation_fee": 20,
-}
 
 
 def retention(**params: Any) -> dict[str, Any]:

@@ -14,18 +14,11 @@ import pytest
 
 from experiments.analysis.configs import compose_plain
 from live.chain.node import anvil_available
+from live.run_job import ONE
 from live.services.network import Network
 
 Body = Callable[[Network], Awaitable[Any]]
-SMALL = [
-    "market.n_clients=1",
-    "market.n_nodes=1",
-    "market.n_mediators=1",
-    "network.providers=[{strategy: honest}]",
-    "network.creators=[{strategy: checker, q: 0.0}]",
-    "network.mediators=[{strategy: honest}]",
-    "block_s=0.05",
-]
+SMALL = ONE  # the smallest network: one of each role, as `live.run_job` runs
 
 
 @pytest.fixture
