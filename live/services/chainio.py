@@ -101,7 +101,14 @@ def load_deployment(record: Mapping[str, Any], chain: AnvilChain) -> Deployment:
         record["protocol_treasury"],
         record["deployer"],
         int(record["block"]),
+        replication=_module(w3, arts, c.get("replication"), "ReplicationModule"),
+        whistle=_module(w3, arts, c.get("whistleblowing"), "WhistleModule"),
     )
+
+
+def _module(w3: Web3, arts: Mapping[str, Any], address: str | None, artifact: str) -> Any:
+    """The deployed module contract in the deal contract's module slot (None when the record has none)."""
+    return None if address is None else w3.eth.contract(address=address, abi=arts[artifact].abi)
 
 
 def read_record(path: str | Path) -> dict[str, Any]:
@@ -296,14 +303,14 @@ class ChainClient:
         d = known if known is not None else self.deal(self.dep.deal_id(t))
         if not d.exists or d.state != need:
             return False
-        if name == "submit":
-            tx = self.dep.submit(t, kw["result_hash"])
+        if name == "submit":  # through the module in the deal contract's module slot when one is deployed
+            tx = self.dep.post(t, kw["result_hash"])
         elif name == "accept":
             tx = self.dep.accept(t)
         elif name == "check":
             tx = self.dep.check(t)
         elif name == "mediate":
-            tx = self.dep.mediate(t, sender, kw["accept"])
+            tx = self.dep.mediate(t, sender, kw["accept"], kw.get("correct", bytes(32)))
         elif name == "vote":
             tx = self.dep.vote(t, sender, kw["accept"], kw["reran"])
         else:
