@@ -148,16 +148,16 @@ class Deployment:
 
     def open_job(self, client: str, replicas: Sequence[Terms]) -> dict[str, Any]:
         """Replication: the client opens a job of replica deals (in replica order) before they are agreed."""
-        return self.tx(client, "open", [tuple(t) for t in replicas], contract=self._replication())
+        return self.tx(client, "open", [tuple(t) for t in replicas], contract=self.replication_module())
 
     def commit(self, t: Terms, result_hash: bytes, salt: bytes) -> dict[str, Any]:
         """Replication with commit-reveal: the node commits keccak256(abi.encode(result, salt))."""
         commitment = keccak(encode(["bytes32", "bytes32"], [result_hash, salt]))
-        return self.tx(t.node, "commit", tuple(t), commitment, contract=self._replication())
+        return self.tx(t.node, "commit", tuple(t), commitment, contract=self.replication_module())
 
     def reveal(self, t: Terms, result_hash: bytes, salt: bytes) -> dict[str, Any]:
         """Replication with commit-reveal: the node reveals (and so posts) its committed result."""
-        return self.tx(t.node, "reveal", tuple(t), result_hash, salt, contract=self._replication())
+        return self.tx(t.node, "reveal", tuple(t), result_hash, salt, contract=self.replication_module())
 
     def post(self, t: Terms, result_hash: bytes) -> dict[str, Any]:
         """Post a result: through the replication module when it is deployed (without commit-reveal), else
@@ -166,9 +166,9 @@ class Deployment:
             return self.tx(t.node, "post", tuple(t), result_hash, contract=self.whistle)
         if self.replication is None:
             return self.submit(t, result_hash)
-        return self.tx(t.node, "post", tuple(t), result_hash, contract=self._replication())
+        return self.tx(t.node, "post", tuple(t), result_hash, contract=self.replication_module())
 
-    def _replication(self) -> Contract:
+    def replication_module(self) -> Contract:
         if self.replication is None:
             raise ValueError("replication is not deployed (mechanism.replication.enabled=false)")
         return self.replication

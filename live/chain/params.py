@@ -330,15 +330,15 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-#: On chain, but the live services do not take part yet: nodes post with `submitResults` (not the replication
-#: module's commit-reveal, for which the solver would also have to buy r deals per job and the client open the job);
-#: whistleblowing routes results and verdicts through its module, which the services do not call.
-NOT_IN_LIVE_SERVICES = ("replication", "whistleblowing")
+#: On chain, but the live services do not take part yet: whistleblowing routes results and verdicts through its
+#: module, which the services do not call.
+NOT_IN_LIVE_SERVICES = ("whistleblowing",)
 
 
 def check_live(stack: MechanismStack, mediator_draw: str = "chain") -> None:
-    """Refuse, naming the field, a stack the live services cannot run although the contracts can: replicas, and a
-    consortium's panel drawn by the solver (`stack`: the contract's beacon seats the panel at the check)."""
+    """Refuse, naming the field, a stack the live services cannot run although the contracts can: whistleblowing
+    (NOT_IN_LIVE_SERVICES), and a consortium's panel drawn by the solver (`stack`: the contract's beacon seats the
+    panel at the check)."""
     for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
         if on and mech.name in NOT_IN_LIVE_SERVICES:
             raise ConfigError(

@@ -46,6 +46,8 @@ STEPS: dict[str, tuple[DealState, tuple[DealState, ...]]] = {
     "check": (S.ResultsSubmitted, (S.ResultsChecked,)),
     "mediate": (S.ResultsChecked, (S.MediationAccepted, S.MediationRejected)),
     "vote": (S.ResultsChecked, (S.ResultsChecked, S.MediationAccepted, S.MediationRejected)),
+    "commit": (S.DealAgreed, (S.DealAgreed,)),
+    "reveal": (S.DealAgreed, (S.ResultsSubmitted,)),
     "timeout_agree": (S.DealNegotiating, (S.TimeoutAgree,)),
     "timeout_submit": (S.DealAgreed, (S.TimeoutSubmitResults,)),
     "timeout_judge": (S.ResultsSubmitted, (S.TimeoutJudgeResults,)),
@@ -128,6 +130,16 @@ class OnChain:
     @property
     def exists(self) -> bool:
         return self.since != 0
+
+
+@dataclass(frozen=True)
+class Replica:
+    """What the replication module stores of a replica deal."""
+
+    node: str
+    revealed: bool
+    job: int  # 0: in no job
+    posted: bytes  # the commitment until the reveal, then the result (zeros: nothing yet)
 
 
 class ChainClient:
@@ -250,6 +262,39 @@ class ChainClient:
         log.info("pay_jackpot not applied: %s", self.dep.revert_of(tx))
         return False
 
+    # ---------------------------------------------------------------- replication (ReplicationModule)
+
+    def replica(self, deal_id: bytes) -> Replica:
+        """What the replication module holds of a deal (job 0: the deal belongs to no job, e.g. not opened yet)."""
+        dep = self.dep
+        (raw,) = self.chain.call_many([dep.tx(dep.deployer, "replicaOf", deal_id, contract=dep.replication_module())])
+        node, revealed, job, posted = decode(["address", "bool", "uint64", "bytes32"], raw)
+        return Replica(Web3.to_checksum_address(node), bool(revealed), int(job), bytes(posted))
+
+    def reveal_open(self, job: int) -> bool:
+        """Whether the job's reveals are open (every replica committed, or its commit window passed)."""
+        dep = self.dep
+        (raw,) = self.chain.call_many([dep.tx(dep.deployer, "revealOpen", job, contract=dep.replication_module())])
+        return bool(int.from_bytes(raw[:32], "big"))
+
+    def revealed(self, deal_ids: Sequence[bytes]) -> dict[bytes, bytes]:
+        """deal id -> the result its node posted through the replication module (Revealed events), for `deal_ids`."""
+        topic = "0x" + Web3.keccak(text="Revealed(bytes32,bytes32)").hex()
+        flt = {
+            "address": self.dep.replication_module().address,
+            "fromBlock": hex(self.dep.block),
+            "toBlock": "latest",
+            "topics": [topic, ["0x" + d.hex() for d in deal_ids]],
+        }
+        logs = self.chain.rpc("eth_getLogs", flt)
+        return {bytes.fromhex(lg["topics"][1][2:]): bytes.fromhex(lg["data"][2:66]) for lg in logs}
+
+    def open_job(self, client: str, replicas: Sequence[Terms]) -> bool:
+        """Open the job of `replicas` (in replica order) unless it is open already; True when this call opened it."""
+        if self.replica(self.dep.deal_id(replicas[0])).job != 0:
+            return False
+        return self._step(self.dep.open_job(client, replicas), "open", replicas[0])
+
     # ---------------------------------------------------------------- writes
 
     def send(self, tx: dict[str, Any], label: str) -> dict[str, Any]:
@@ -305,6 +350,10 @@ class ChainClient:
             return False
         if name == "submit":  # through the module in the deal contract's module slot when one is deployed
             tx = self.dep.post(t, kw["result_hash"])
+        elif name == "commit":
+            tx = self.dep.commit(t, kw["result_hash"], kw["salt"])
+        elif name == "reveal":
+            tx = self.dep.reveal(t, kw["result_hash"], kw["salt"])
         elif name == "accept":
             tx = self.dep.accept(t)
         elif name == "check":

@@ -21,12 +21,14 @@ from live.chain.binding import Terms
 from live.modules import ModuleError, load_module
 from live.modules.registry import DEFAULT_LOCK
 from live.services.base import BadRequest, need
-from live.services.chainio import TERMINAL, ChainClient, S
+from live.services.chainio import TERMINAL, ChainClient, OnChain, S
 from live.services.learned import DealOutcome
 from live.services.party import DealParty
-from live.services.policy import LiveMarket, Policy, client_actions, client_checks, deal_of_one
+from live.services.policy import LiveMarket, Policy, client_actions, job_batch, job_checks
 from live.services.results import ResultMismatch, unpack_verified
 from mechanisms.base import MechanismStack
+
+UPHELD = ("ResultsAccepted", "MediationAccepted")  # the client holds a result it accepted or a mediator upheld
 
 
 class Creator(DealParty):
@@ -144,22 +146,80 @@ class Creator(DealParty):
         elif not d.exists or d.state == S.DealNegotiating:
             if d.exists and block > c.deadline(d):
                 return await c.run(c.step, "timeout_agree", t, self.address, known=d)
+            if "replicas" in deal and not d.exists and not await self.job_open(deal):
+                return False  # opening (or a sibling opens it): agree at the next look (an unknown deal is read
+                # at every poll)
             if not (d.exists and d.flags & 1):
                 return await c.run(c.agree, t, self.address, known=d)
         elif d.state == S.DealAgreed and block > c.deadline(d):
             return await c.run(c.step, "timeout_submit", t, self.address, known=d)
         elif d.state == S.ResultsSubmitted:
+            if "replicas" in deal and not await self.siblings_posted(deal, d, block):
+                self.watch.wake(deal_id)  # a sibling's result may still come: look again at the next poll
+                return False
             data = await self.judge(deal_id, deal, data)
             return await c.run(c.step, "check" if data["check"] else "accept", t, self.address, known=d)
         elif d.state == S.ResultsChecked and block > c.deadline(d):
             return await c.run(c.step, "timeout_mediate", t, self.address, known=d)
         return False
 
+    # ---------------------------------------------------------------- replication: one job, several deals
+
+    def replica_terms(self, deal: dict[str, Any]) -> list[Terms] | None:
+        """The terms of the deal's job's replicas in replica order (None until the feed brought all of them)."""
+        got = [self.store.get(i) for i in deal["replicas"]]
+        return None if any(g is None for g in got) else [Terms(*g[1]["deal"]["terms"]) for g in got]
+
+    async def job_open(self, deal: dict[str, Any]) -> bool:
+        """Whether the deal's job is open on chain: the first replica's turn opens it (every replica's terms, in
+        replica order) before anyone agrees, so each node sees the job it joins; the others wait for it."""
+        c, ts = self.chain, self.replica_terms(deal)
+        if ts is None:
+            return False
+        if (await c.run(c.replica, c.dep.deal_id(ts[deal["replica"]]))).job != 0:
+            return True
+        if deal["replica"] == 0:
+            await c.run(c.open_job, self.address, ts)
+        return False
+
+    async def siblings_posted(self, deal: dict[str, Any], d: OnChain, block: int) -> bool:
+        """Whether to judge a replica now: every replica of its job has posted or ended (their results can be
+        compared), or half the judge window has passed (a silent replica must not cost the judge timeout)."""
+        if block > d.since + self.chain.params.deadline_judge // 2:
+            return True
+        c = self.chain
+        states = await asyncio.gather(*(c.run(c.deal, bytes.fromhex(i)) for i in deal["replicas"]))
+        return all(s.exists and s.state not in (S.DealNegotiating, S.DealAgreed) for s in states)
+
     async def judge(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        """Fetch and verify the result, then decide (once, stored) whether to check it."""
+        """Fetch and verify the result, then decide (once, stored) whether to check it: with replicas, by the
+        stack's rule on all the results its job's nodes posted (replicas that disagree are checked)."""
         if "check" in data:
             return data
         posted = await self.chain.run(self.chain.posted_hash, bytes.fromhex(deal_id))
+        verified = await self.verify(deal_id, deal, posted)
+        t = Terms(*deal["terms"])
+        ts = self.replica_terms(deal) if "replicas" in deal else [t]
+        assert ts is not None  # its job was opened, so the feed brought every replica
+        if len(ts) > 1:
+            c = self.chain
+            ids = [c.dep.deal_id(x) for x in ts]
+            results = await c.run(c.revealed, ids)
+            results[ids[deal["replica"]]] = posted
+            results_in_order = [results.get(i) for i in ids]
+        else:
+            results_in_order = [posted]
+        u = self.rng.random((len(ts), max(self.stack.draws_per_deal, 1)))
+        batch = job_batch(ts, self.market, self.book[t.client], [self.book[x.node] for x in ts], self.stack, u)
+        rate = client_actions(self.policy, int(self.store.get_value("jobs", 0)))
+        checks = job_checks(batch, self.stack, rate, results_in_order)
+        check = (not verified) or bool(checks[ts.index(t)])
+        data = {**data, "verified": verified, "check": check, "judged_at": time.time()}
+        self.store.put(deal_id, "open", data)
+        return data
+
+    async def verify(self, deal_id: str, deal: dict[str, Any], posted: bytes | None) -> bool:
+        """Fetch the result from the deal's node and check it is the one posted on chain."""
         verified = False
         try:
             url = deal.get("node_url")
@@ -172,35 +232,31 @@ class Creator(DealParty):
                         verified = True
         except (TimeoutError, ResultMismatch, ClientError):
             verified = False
-        t = Terms(*deal["terms"])
-        batch = deal_of_one(
-            t,
-            self.market,
-            self.book[t.client],
-            self.book[t.node],
-            self.stack,
-            self.rng.random(max(self.stack.draws_per_deal, 1)),
-        )
-        rate = client_actions(self.policy, int(self.store.get_value("jobs", 0)))
-        check = (not verified) or client_checks(batch, self.stack, rate)
-        data = {**data, "verified": verified, "check": check, "judged_at": time.time()}
-        self.store.put(deal_id, "open", data)
-        return data
+        return verified
 
     def finish(self, deal_id: str, data: dict[str, Any], state: S) -> None:
-        job = data["deal"]["job_offer"]
+        """The deal ended; its job is done once every replica has (the record names the replica whose result the
+        client keeps: the first one upheld, and lists them all when there are several)."""
         self.store.put(deal_id, "done", {**data, "state": state.name})
+        deal = data["deal"]
+        job = deal["job_offer"]
         got = self.store.get(f"job:{job}")
-        if got is not None and got[0] != "done":
-            rec = {
-                **got[1],
-                "deal_id": deal_id,
-                "state": state.name,
-                "verified": data.get("verified", False),
-                "checked": data.get("check", False),
-                "finished_at": time.time(),
+        ids = deal.get("replicas", [deal_id])
+        ends = [self.store.get(i) for i in ids]
+        if got is None or got[0] == "done" or any(e is None or e[0] != "done" for e in ends):
+            return
+        rows = [
+            {
+                "deal_id": i,
+                "state": e[1]["state"],
+                "verified": e[1].get("verified", False),
+                "checked": e[1].get("check", False),
             }
-            self.store.put(f"job:{job}", "done", rec)
+            for i, e in zip(ids, ends, strict=True)
+        ]
+        kept = next((r for r in rows if r["state"] in UPHELD), rows[0])
+        rec = {**got[1], **kept, "finished_at": time.time(), **({"replicas": rows} if len(rows) > 1 else {})}
+        self.store.put(f"job:{job}", "done", rec)
         self.done.setdefault(job, asyncio.Event()).set()
 
 

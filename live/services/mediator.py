@@ -95,7 +95,9 @@ class Mediator(Service):
         honest = await self.honest(deal_id, data)
         bribed = self.bribed(deal_id)
         accept = honest or bribed
-        if await c.run(c.step, "mediate", t, self.address, accept=accept):
+        # a rejection declares the correct result (the re-run's), which replication's prisoner's contract pays by
+        correct = bytes.fromhex(data["rerun"])
+        if await c.run(c.step, "mediate", t, self.address, accept=accept, correct=correct):
             self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": bribed and not honest})
 
     async def vote(self, deal_id: str, deal: dict[str, Any], t: Terms, data: dict[str, Any]) -> None:

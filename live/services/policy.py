@@ -66,25 +66,35 @@ def deal_of_one(
     t: Terms, market: LiveMarket, client: int, node: int, stack: MechanismStack, u: Sequence[float]
 ) -> DealBatch:
     """The live deal `t` as the twin's batch of one (client / node = twin account ids), terms set by the stack."""
-    m = t.module
+    return job_batch([t], market, client, [node], stack, np.reshape(np.asarray(u, dtype=np.float64), (1, -1)))
+
+
+def job_batch(
+    ts: Sequence[Terms], market: LiveMarket, client: int, nodes: Sequence[int], stack: MechanismStack, u: np.ndarray
+) -> DealBatch:
+    """One job's live deals `ts` (its replicas, in replica order; nodes = their twin account ids) as the twin's
+    batch of one group, terms set by the stack; `u` holds each deal's uniform draws (a row per deal)."""
+    n = len(ts)
+    col = lambda f: np.array([f(t) for t in ts], dtype=np.int64)  # noqa: E731
     d = DealBatch(
-        deal_id=np.array([t.nonce], dtype=np.int64),
-        client=np.array([client], dtype=np.int64),
-        node=np.array([node], dtype=np.int64),
-        job=np.zeros(1, dtype=np.int64),
-        module=np.array([m], dtype=np.int64),
-        price=np.array([t.price], dtype=np.int64),
-        instructions=np.array([t.instructions], dtype=np.int64),
-        job_cost=np.array([t.price * t.instructions], dtype=np.int64),
-        compute_cost=np.array([market.compute_cost(m)], dtype=np.int64),
-        mutual_mediators=np.array([t.mediators], dtype=np.int64),
+        deal_id=col(lambda t: t.nonce),
+        client=np.full(n, client, dtype=np.int64),
+        node=np.asarray(nodes, dtype=np.int64),
+        job=np.zeros(n, dtype=np.int64),
+        module=col(lambda t: t.module),
+        price=col(lambda t: t.price),
+        instructions=col(lambda t: t.instructions),
+        job_cost=col(lambda t: t.price * t.instructions),
+        compute_cost=col(lambda t: market.compute_cost(t.module)),
+        mutual_mediators=col(lambda t: t.mediators),
         mediator_accounts=np.arange(market.config.n_mediators, dtype=np.int64)
         + market.config.n_clients
         + market.config.n_nodes,
         mediator_threshold=np.zeros(market.config.n_mediators, dtype=np.int64),
         pool_base=market.n_agents,
         context=empty_context(market.n_agents + 8),
-        extra={"u": np.asarray(u, dtype=np.float64).reshape(1, -1)},
+        replica=np.arange(n, dtype=np.int64),
+        extra={"u": np.asarray(u, dtype=np.float64).reshape(n, -1)},
     )
     stack.set_terms(d)
     return d
@@ -102,12 +112,27 @@ def stack_mediator(deal: DealBatch, stack: MechanismStack) -> int:
 def client_checks(deal: DealBatch, stack: MechanismStack, check_rate: float) -> bool:
     """The stack's `choose_checks` for a judged result, with the client's committed rate (a mechanism such as
     check_policy may have set the rate as a term already; its rate then wins, as in the twin)."""
+    return bool(job_checks(deal, stack, check_rate, [b"posted"])[0])
+
+
+def job_checks(
+    deals: DealBatch, stack: MechanismStack, check_rate: float, posted: Sequence[bytes | None]
+) -> np.ndarray:
+    """The stack's `choose_checks` for one job's replicas (`deals`, from `job_batch`) given the result each node
+    posted (None: none yet): per replica, whether the client checks it. Replicas whose results differ are checked
+    (replication); each judged result is also checked at the client's committed rate."""
     if "check_rate" not in _set_by_terms(stack):
-        deal.check_rate = np.array([check_rate])
-    deal.judged = np.ones(1, dtype=bool)
-    deal.checked = np.zeros(1, dtype=bool)
-    stack.choose_checks(deal)
-    return bool(deal.checked[0])
+        deals.check_rate = np.full(len(deals), check_rate)
+    distinct = sorted({p for p in posted if p is not None})
+    submitted = np.array([p is not None for p in posted], dtype=bool)
+    deals.submitted = submitted
+    deals.judged = submitted.copy()
+    # the client cannot tell which result is correct: each distinct posted result gets its own id (never CORRECT
+    # or the cartel's), so only their agreement counts
+    deals.result = np.array([0 if p is None else 2 + distinct.index(p) for p in posted], dtype=np.int64)
+    deals.checked = np.zeros(len(deals), dtype=bool)
+    stack.choose_checks(deals)
+    return deals.checked & submitted
 
 
 def _set_by_terms(stack: MechanismStack) -> set[str]:
@@ -136,10 +161,16 @@ def strategy(role: str, entry: Mapping[str, Any], path: str) -> Strategy:
     return group.strategy
 
 
-def node_actions(policy: Policy, round_index: int) -> tuple[float, int]:
-    """(cheat rate, bribe) this node commits to for its next deal."""
+def node_plan(policy: Policy, round_index: int) -> NodeActions:
+    """The node's action row for its next deal (cheat rate, bribe, whether it waits to post after its replicas)."""
     out = NodeActions.default(1)
     policy.act(np.zeros(1, dtype=np.int64), out, round_index)
+    return out
+
+
+def node_actions(policy: Policy, round_index: int) -> tuple[float, int]:
+    """(cheat rate, bribe) this node commits to for its next deal."""
+    out = node_plan(policy, round_index)
     return float(out.cheat_rate[0]), int(out.bribe[0])
 
 

@@ -17,17 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientError, web
 
 from live.chain.binding import Terms
 from live.executor import Capabilities, Executor
 from live.modules import load_module
 from live.modules.registry import DEFAULT_LOCK
-from live.services.chainio import TERMINAL, ChainClient, S
+from live.services.chainio import TERMINAL, ChainClient, OnChain, S
 from live.services.learned import DealOutcome
 from live.services.party import DealParty
-from live.services.policy import LiveMarket, Policy, node_actions
-from live.services.results import ResultStore
+from live.services.policy import LiveMarket, Policy, node_plan
+from live.services.results import ResultMismatch, ResultStore, unpack_verified
 
 SWEEP_S = 1.0  # how often expired results are looked for
 
@@ -153,6 +153,8 @@ class Provider(DealParty):
             if d.exists and block > c.deadline(d):
                 return await c.run(c.step, "timeout_agree", t, self.address, known=d)
             self.start_producing(deal_id, deal, data)  # the run overlaps the agreement
+            if "replicas" in deal and (await c.run(c.replica, bytes.fromhex(deal_id))).job == 0:
+                return False  # a replica joins only the job it sees opened (agreeing first would block the open)
             if not d.flags & 2:
                 return await c.run(c.agree, t, self.address, known=d)
         elif d.state == S.DealAgreed:
@@ -160,10 +162,11 @@ class Provider(DealParty):
             if not task.done() or task.cancelled() or task.exception() is not None:
                 return False  # running (its end wakes this deal) or failed (started again on the next look)
             data = task.result()
-            if block <= c.deadline(d):
-                return await c.run(
-                    c.step, "submit", t, self.address, known=d, result_hash=bytes.fromhex(data["result_id"])
-                )
+            if block > c.deadline(d):
+                return False
+            if "replicas" in deal:
+                return await self.post_replica(deal_id, deal, data, t, d, block)
+            return await c.run(c.step, "submit", t, self.address, known=d, result_hash=bytes.fromhex(data["result_id"]))
         elif d.state == S.ResultsSubmitted and block > c.deadline(d):
             return await c.run(c.step, "timeout_judge", t, self.address, known=d)
         elif d.state == S.ResultsChecked:
@@ -171,6 +174,74 @@ class Provider(DealParty):
             if block > c.deadline(d):
                 return await c.run(c.step, "timeout_mediate", t, self.address, known=d)
         return False
+
+    # ---------------------------------------------------------------- replication
+
+    async def post_replica(
+        self, deal_id: str, deal: dict[str, Any], data: dict[str, Any], t: Terms, d: OnChain, block: int
+    ) -> bool:
+        """Post a replica's result through the replication module: with commit-reveal commit its hash (salted)
+        first and reveal once the job's reveals open; without, post it (a node that skipped the work posts a result
+        another replica of its job already posted, as the twin's lazy replica copies)."""
+        c = self.chain
+        if not c.params.commit_reveal:
+            if data["cheat"]:
+                data = await self.copy_result(deal_id, deal, data, d, block)
+                if data is None:
+                    self.watch.wake(deal_id)  # waiting for a result to copy
+                    return False
+            return await c.run(c.step, "submit", t, self.address, known=d, result_hash=bytes.fromhex(data["result_id"]))
+        if "salt" not in data:  # stored before the commit, so a restarted node can still reveal
+            data = {**data, "salt": self.rng.bytes(32).hex()}
+            self.store.put(deal_id, "open", data)
+        result, salt = bytes.fromhex(data["result_id"]), bytes.fromhex(data["salt"])
+        rep = await c.run(c.replica, bytes.fromhex(deal_id))
+        opened, committed = await c.run(c.reveal_open, rep.job), rep.posted != bytes(32)
+        if opened and committed:
+            return await c.run(c.step, "reveal", t, self.address, known=d, result_hash=result, salt=salt)
+        if opened:  # too late: a commit after the reveals opened is refused, and the submit timeout follows
+            return False
+        # the other replicas' commits or the commit window open the reveals: no event of the deal contract says
+        # so, so look again at the next poll
+        self.watch.wake(deal_id)
+        if not committed:
+            return await c.run(c.step, "commit", t, self.address, known=d, result_hash=result, salt=salt)
+        return False
+
+    async def copy_result(
+        self, deal_id: str, deal: dict[str, Any], data: dict[str, Any], d: OnChain, block: int
+    ) -> dict[str, Any] | None:
+        """The result a node that skipped the work posts without commit-reveal: the first one another replica of
+        its job posted (fetched from that replica's node, so it can serve it), else its own fake. A node that waits
+        (the timing attack, `NodeActions.wait`) waits for one until half its submit window has passed (None)."""
+        if "copied" in data:
+            return data
+        c = self.chain
+        others = [bytes.fromhex(i) for i in deal["replicas"] if i != deal_id]
+        posted = await c.run(c.revealed, others)
+        source = next((o for o in others if o in posted), None)
+        if source is None and data.get("wait") and block <= d.since + c.params.deadline_submit // 2:
+            return None
+        if source is not None:
+            rid = posted[source].hex()
+            with contextlib.suppress(ClientError, ResultMismatch, TimeoutError, RuntimeError):  # post the hash anyway
+                rid = await self.fetch_result(source.hex(), rid)
+            data = {**data, "result_id": rid, "copied": source.hex()}
+        else:
+            data = {**data, "copied": None}
+        self.store.put(deal_id, "open", data)
+        return data
+
+    async def fetch_result(self, other: str, rid: str) -> str:
+        """Another deal's posted result, fetched from its node and kept here (its id, verified)."""
+        deal = await self.get_json(f"{self.solver_url}/deals/{other}")
+        assert self.http is not None
+        async with self.http.get(f"{deal['node_url']}/results/{other}") as r:
+            r.raise_for_status()
+            body = await r.read()
+        with tempfile.TemporaryDirectory() as tmp:
+            dest = await asyncio.to_thread(unpack_verified, body, Path(tmp) / "r", rid)
+            return self.results.put(dest)
 
     def start_producing(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> asyncio.Future[Any]:
         """The deal's result, produced once (a task, so the container runs while the parties agree)."""
@@ -200,8 +271,9 @@ class Provider(DealParty):
     async def produce(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """The deal's result: a decision to cheat is drawn once (and stored); an honest node runs the container."""
         if "cheat" not in data:
-            rate, bribe = node_actions(self.policy, int(self.store.get_value("offers", 0)))
-            data = {**data, "cheat": bool(self.rng.random() < rate), "bribe": bribe}
+            plan = node_plan(self.policy, int(self.store.get_value("offers", 0)))
+            cheat, bribe = bool(self.rng.random() < plan.cheat_rate[0]), int(plan.bribe[0])
+            data = {**data, "cheat": cheat, "bribe": bribe, "wait": bool(plan.wait[0])}
             self.store.put(deal_id, "open", data)
         if data["cheat"]:
             rid, seconds, error = self._fake(deal_id), 0.0, None

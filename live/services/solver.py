@@ -64,6 +64,7 @@ class Solver(Service):
         self.chain, self.stack, self.market, self.layout = chain, stack, market, layout
         self.lock, self.tick_s = lock, tick_s
         self.book = layout.book
+        self.replicas = stack.replicas  # deals bought per job, each from a different node (replication)
         self.wake = asyncio.Event()  # set by a new offer: match now
         self.published = asyncio.Event()  # set (and replaced) at every published deal: wakes the long polls
         self.app.add_routes(
@@ -236,17 +237,20 @@ class Solver(Service):
         res = [(k, d) for k, _, d in self.store.open_deals() if k.startswith("res:")]
         if not jobs or not res:
             return []
+        r = self.replicas
+        idx = np.repeat(np.arange(len(jobs)), r)  # each job once per replica it buys, as the twin posts them
+        replica = np.tile(np.arange(r, dtype=np.int64), len(jobs))
         jo = JobOffers(
-            client=np.arange(len(jobs)),
-            module=_col(jobs, "module"),
-            needs=np.array([d["needs"] for _, d in jobs]),
-            fixed=np.array([d["fixed"] for _, d in jobs]),
-            max_price=_col(jobs, "max_price"),
-            trust=_col(jobs, "trust"),
-            arrival=_col(jobs, "arrival"),
-            jtype=np.zeros(len(jobs), dtype=np.int64),
-            replica=np.zeros(len(jobs), dtype=np.int64),
-            row=np.arange(len(jobs)),
+            client=idx,
+            module=_col(jobs, "module")[idx],
+            needs=np.array([d["needs"] for _, d in jobs])[idx],
+            fixed=np.array([d["fixed"] for _, d in jobs])[idx],
+            max_price=_col(jobs, "max_price")[idx],
+            trust=_col(jobs, "trust")[idx],
+            arrival=_col(jobs, "arrival")[idx] * r + replica,
+            jtype=np.zeros(len(idx), dtype=np.int64),
+            replica=replica,
+            row=np.arange(len(idx)),
         )
         node_acc = np.array([self.book[d["node"]] for _, d in res], dtype=np.int64)
         ro = ResourceOffers(
@@ -258,17 +262,50 @@ class Solver(Service):
             arrival=_col(res, "arrival"),
             rtype=np.zeros(len(res), dtype=np.int64),
         )
-        ro = ro.ranked(rank_offers(self.stack, node_acc, ro.price, self.market.n_agents))
-        matched = match_reference(jo, ro)
+        rank = rank_offers(self.stack, node_acc, ro.price, self.market.n_agents)
+        if r > 1:  # one offer per node, as each twin node offers once a round: a job's replicas get distinct nodes
+            rank = np.where(best_per_node(node_acc, rank, ro.arrival), rank, -1)
+        ro = ro.ranked(rank)
+        matched = match_reference(jo, ro).reshape(len(jobs), r)
         out = []
-        for j in np.flatnonzero(matched >= 0):
-            (jk, job), (rk, offer) = jobs[j], res[int(ro.node[matched[j]])]
-            out.append(self._publish(jk, job, rk, offer))
+        for j in np.flatnonzero((matched >= 0).all(axis=1)):  # a job waits until all its replicas can be bought
+            offers = [res[int(ro.node[m])] for m in matched[j]]
+            out.extend(self._publish(*jobs[j], offers))
         return out
 
-    def _publish(self, jk: str, job: dict[str, Any], rk: str, offer: dict[str, Any]) -> dict[str, Any]:
+    def _publish(self, jk: str, job: dict[str, Any], offers: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The job's deals, one per matched offer in replica order (with replication the client opens them as one
+        job before anyone agrees; `replicas` lists their ids)."""
         nonce = int(self.store.get_value("nonce", 1))
-        self.store.set_value("nonce", nonce + 1)
+        self.store.set_value("nonce", nonce + len(offers))
+        terms = [self._terms(job, offer, nonce + k) for k, (_, offer) in enumerate(offers)]
+        ids = [self.chain.dep.deal_id(t).hex() for t in terms]
+        d = self.store.get_value("directory", {})
+        deals = []
+        for k, ((rk, offer), t, deal_id) in enumerate(zip(offers, terms, ids, strict=True)):
+            deal = {
+                "deal_id": deal_id,
+                "terms": list(t),
+                "module": job["ref"],
+                "inputs": job["inputs"],
+                "spec_id": job["spec_id"],
+                "job_offer": job["offer_id"],
+                "resource_offer": rk.removeprefix("res:"),
+                "node_url": d.get(offer["node"]),
+                **({"replica": k, "replicas": ids} if self.chain.params.replication else {}),
+            }
+            self.store.put(f"deal:{deal_id}", "done", deal)
+            for party in (t.client, t.node):
+                known = self.store.get_value(f"by:{party}", [])
+                self.store.set_value(f"by:{party}", [*known, deal_id])
+            self.store.put(rk, "done", offer)
+            deals.append(deal)
+        self.store.put(jk, "done", job)
+        self.published.set()
+        self.published = asyncio.Event()
+        return deals
+
+    def _terms(self, job: dict[str, Any], offer: dict[str, Any], nonce: int) -> Terms:
         t = Terms(
             job["client"],
             offer["node"],
@@ -279,29 +316,7 @@ class Solver(Service):
             job["trust"] & offer["trust"],
             nonce,
         )
-        if self.mediator_draw == "stack":
-            t = t._replace(mediators=self._stack_mask(t))
-        deal_id = self.chain.dep.deal_id(t).hex()
-        d = self.store.get_value("directory", {})
-        deal = {
-            "deal_id": deal_id,
-            "terms": list(t),
-            "module": job["ref"],
-            "inputs": job["inputs"],
-            "spec_id": job["spec_id"],
-            "job_offer": job["offer_id"],
-            "resource_offer": rk.removeprefix("res:"),
-            "node_url": d.get(offer["node"]),
-        }
-        self.store.put(f"deal:{deal_id}", "done", deal)
-        for party in (t.client, t.node):
-            ids = self.store.get_value(f"by:{party}", [])
-            self.store.set_value(f"by:{party}", [*ids, deal_id])
-        self.store.put(jk, "done", job)
-        self.store.put(rk, "done", offer)
-        self.published.set()
-        self.published = asyncio.Event()
-        return deal
+        return t._replace(mediators=self._stack_mask(t)) if self.mediator_draw == "stack" else t
 
     def _stack_mask(self, t: Terms) -> int:
         """The one-mediator trust mask of the stack's draw (the contract's draw over one bit is that mediator)."""
@@ -309,6 +324,16 @@ class Solver(Service):
         deal = deal_of_one(t, self.market, self.book[t.client], self.book[t.node], self.stack, u)
         k = stack_mediator(deal, self.stack)
         return 0 if k == NO_MEDIATOR else 1 << k
+
+
+def best_per_node(node: np.ndarray, rank: np.ndarray, arrival: np.ndarray) -> np.ndarray:
+    """Per offer: whether it is its node's best (cheapest effective price, then oldest; -1 ranks are withdrawn)."""
+    order = np.lexsort((arrival, rank))
+    order = order[rank[order] >= 0]
+    _, first = np.unique(node[order], return_index=True)
+    best = np.zeros(len(node), dtype=bool)
+    best[order[first]] = True
+    return best
 
 
 def _query_number(req: web.Request, name: str, kind: type, low: float, high: float, allowed: str) -> Any:
