@@ -330,15 +330,16 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-#: On chain, but the live services do not take part yet: nodes post with `submitResults` (not the replication
-#: module's commit-reveal, for which the solver would also have to buy r deals per job and the client open the job);
-#: whistleblowing routes results and verdicts through its module, which the services do not call.
-NOT_IN_LIVE_SERVICES = ("replication", "whistleblowing")
+#: On chain, but the live services do not take part yet: nodes post without the replication module's commit-reveal,
+#: for which the solver would also have to buy r deals per job and the client open the job. (Whistleblowing runs
+#: live: results and verdicts go through WhistleModule, and a bribed mediator presents the node's signed offer.)
+NOT_IN_LIVE_SERVICES = ("replication",)
 
 
 def check_live(stack: MechanismStack, mediator_draw: str = "chain") -> None:
     """Refuse, naming the field, a stack the live services cannot run although the contracts can: replicas, and a
-    consortium's panel drawn by the solver (`stack`: the contract's beacon seats the panel at the check)."""
+    consortium's panel drawn by the solver (`stack`: the contract's beacon seats the panel at the check).
+    Whistleblowing's limits are the chain's own (`chain_params`: no cartel proof, not with a consortium)."""
     for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
         if on and mech.name in NOT_IN_LIVE_SERVICES:
             raise ConfigError(
