@@ -7,7 +7,7 @@ arrays from observations, so the two are interchangeable in a population.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
@@ -110,14 +110,19 @@ class HonestMediator(Strategy):
 
 @dataclass(frozen=True)
 class BribableMediator(Strategy):
-    """Votes with a briber whose bribe is at least `threshold`."""
+    """Votes with a briber whose bribe is at least `threshold`; with `report` it takes the bribe and proves it when
+    the mechanism pays for the proof (whistleblowing's `mediators`: the briber's result is rejected and the mediator
+    collects a reward from the slashed deposit)."""
 
     role = "mediator"
     name = "bribable"
     threshold: Annotated[int, Range(1, MAX_AMOUNT)] = 1
+    # named in a strategy's label only when set (labels of runs without it stay as they were)
+    report: bool = field(default=False, metadata={"label": "when_set"})
 
     def act(self, rows: np.ndarray, out: MediatorActions, round_index: int) -> None:
         out.bribe_threshold[rows] = self.threshold
+        out.report[rows] = self.report
 
 
 STRATEGIES: dict[str, dict[str, type[Strategy]]] = {}

@@ -187,8 +187,13 @@ def _table(cols: dict[str, object], sch: pa.Schema) -> pa.Table:
 
 
 def strategy_label(strategy: object) -> str:
-    """`cheater(rate=1.0, bribe=30)`: the name plus parameters, so groups differing only in parameters stay apart."""
-    params = ", ".join(f"{f.name}={getattr(strategy, f.name)!r}" for f in dataclasses.fields(strategy))
+    """`cheater(rate=1.0, bribe=30)`: the name plus parameters, so groups differing only in parameters stay apart.
+    A field marked `metadata={"label": "when_set"}` (one added later) is named only when it is not its default."""
+    params = ", ".join(
+        f"{f.name}={getattr(strategy, f.name)!r}"
+        for f in dataclasses.fields(strategy)
+        if f.metadata.get("label") != "when_set" or getattr(strategy, f.name) != f.default
+    )
     return f"{strategy.name}({params})" if params else strategy.name
 
 

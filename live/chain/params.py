@@ -330,21 +330,11 @@ def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
 
-#: On chain, but the live services do not take part yet: whistleblowing routes results and verdicts through its
-#: module, which the services do not call.
-NOT_IN_LIVE_SERVICES = ("whistleblowing",)
-
-
 def check_live(stack: MechanismStack, mediator_draw: str = "chain") -> None:
-    """Refuse, naming the field, a stack the live services cannot run although the contracts can: whistleblowing
-    (NOT_IN_LIVE_SERVICES), and a consortium's panel drawn by the solver (`stack`: the contract's beacon seats the
-    panel at the check)."""
-    for mech, on, path in zip(stack.mechanisms, stack.enabled, stack.paths, strict=True):
-        if on and mech.name in NOT_IN_LIVE_SERVICES:
-            raise ConfigError(
-                f"{path}.enabled=True is invalid for the live services: they do not run {mech.name!r} yet (the "
-                f"contracts do; deploy it with live.deploy); allowed: disable it with {path}.enabled=false"
-            )
+    """Refuse, naming the field, what the live services cannot run although the contracts can: a consortium's panel
+    drawn by the solver (`stack`: the contract's beacon seats the panel at the check). Every mechanism the contracts
+    deploy runs live; whistleblowing's limits are the chain's own (`chain_params`: no cartel proof, not with a
+    consortium)."""
     if mediator_draw == "stack" and stack.get("consortium") is not None:
         raise ConfigError(
             "network.mediator_draw='stack' is invalid with mechanism.consortium enabled: allowed 'chain' (the "

@@ -48,6 +48,7 @@ STEPS: dict[str, tuple[DealState, tuple[DealState, ...]]] = {
     "vote": (S.ResultsChecked, (S.ResultsChecked, S.MediationAccepted, S.MediationRejected)),
     "commit": (S.DealAgreed, (S.DealAgreed,)),
     "reveal": (S.DealAgreed, (S.ResultsSubmitted,)),
+    "report_bribe": (S.ResultsChecked, (S.MediationRejected,)),  # whistleblowing: the bribed mediator's proof
     "timeout_agree": (S.DealNegotiating, (S.TimeoutAgree,)),
     "timeout_submit": (S.DealAgreed, (S.TimeoutSubmitResults,)),
     "timeout_judge": (S.ResultsSubmitted, (S.TimeoutJudgeResults,)),
@@ -362,6 +363,8 @@ class ChainClient:
             tx = self.dep.mediate(t, sender, kw["accept"], kw.get("correct", bytes(32)))
         elif name == "vote":
             tx = self.dep.vote(t, sender, kw["accept"], kw["reran"])
+        elif name == "report_bribe":  # instead of the verdict; `correct` is read only by ReplicationModule
+            tx = self.dep.report_bribe(t, sender, kw["signature"], kw.get("correct", bytes(32)))
         else:
             tx = self.dep.timeout(name.removeprefix("timeout_"), t, sender)
         return self._step(tx, name, t)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 from mechanisms.config import ConfigError
@@ -29,6 +30,8 @@ ROLES = ("deployer", "treasury", "mediator", "client", "node")
 SOURCES = ("dev", "env")
 #: anvil's default dev mnemonic (public, in anvil's docs): dev chains only
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
+#: half the secp256k1 group order: OpenZeppelin's ECDSA refuses a larger s (the malleable twin of a signature)
+HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
 @dataclass(frozen=True, repr=False)
@@ -42,10 +45,26 @@ class Key:
         """The raw signed transaction (0x hex) of `tx` (EIP-1559 fields, chain id and nonce included)."""
         return "0x" + bytes(self._account.sign_transaction(dict(tx)).raw_transaction).hex()
 
+    def sign_typed(self, typed: Mapping[str, Any]) -> bytes:
+        """The 65-byte EIP-712 signature (r, s, v) of the eth_signTypedData_v4 message `typed` (e.g. a whistleblowing
+        bribe offer, `Deployment.bribe_typed`)."""
+        return bytes(self._account.sign_message(encode_typed_data(full_message=dict(typed))).signature)
+
     def __repr__(self) -> str:
         return f"Key({self.address})"
 
     __str__ = __repr__
+
+
+def recover_typed(typed: Mapping[str, Any], signature: bytes) -> str:
+    """The address whose key signed the EIP-712 message `typed`, as OpenZeppelin's ECDSA.recover finds it (65 bytes,
+    v 27 or 28, s in the lower half of the curve order); ValueError for a signature it would refuse."""
+    if len(signature) != 65 or signature[64] not in (27, 28) or int.from_bytes(signature[32:64], "big") > HALF_N:
+        raise ValueError("not a valid signature: allowed 65 bytes (r, s, v) with v 27 or 28 and a low s")
+    try:
+        return str(Account.recover_message(encode_typed_data(full_message=dict(typed)), signature=signature))
+    except Exception as exc:  # eth-keys raises its own BadSignature (and ValueError) for a malformed one
+        raise ValueError(f"not a valid signature: {type(exc).__name__}") from None
 
 
 def from_hex(secret: str) -> Key:

@@ -3,6 +3,13 @@ result id with the hash the node posted and votes on chain. Its behaviour is an 
 incorruptible one votes what the re-run shows; a bribable one votes for the node when the node's bribe reaches its
 threshold (the bribe is offered off chain, POST /bribes, as the twin models it).
 
+Under whistleblowing (WhistleModule, or ReplicationModule with it) a node's bribe offer carries its EIP-712
+signature over `Bribe(deal)`; the mediator keeps it only when it recovers to the deal's node (else the offer is
+refused, HTTP 400: it is not the node's). A bribable mediator whose policy reports (`MediatorActions.report`)
+takes such a bribe and presents the signature instead of its verdict (`reportBribe`): the result is rejected and
+it keeps `reward_bps` of the node's slashed results collateral. Without the mechanism, or an unsigned offer, a
+bribed mediator votes for the node.
+
 With the consortium deployed (PanelModule) the check seats a panel instead of one mediator: every seated member
 watches its deal, and when its level votes (the first `size` seats, then each escalation's new seats) it re-runs
 the job and calls `vote`, declaring the re-run; a bribed member votes for the node and declares no re-run (the
@@ -23,10 +30,13 @@ from live.chain.binding import Terms
 from live.executor import Executor
 from live.modules import load_module
 from live.modules.registry import DEFAULT_LOCK
-from live.services.base import Service, need
+from live.services.base import BadRequest, Service, need
 from live.services.chainio import ChainClient, S
-from live.services.policy import Policy, mediator_threshold
+from live.services.keys import recover_typed
+from live.services.policy import Policy, mediator_actions
 from live.services.results import is_result_id
+
+SIGNATURE_HEX = 2 + 2 * 65  # "0x" + r, s, v
 
 
 class Mediator(Service):
@@ -59,12 +69,38 @@ class Mediator(Service):
         return self
 
     async def post_bribe(self, req: web.Request) -> web.Response:
+        """A node's bribe offer for a deal (kept once); under whistleblowing its signature, checked against the
+        deal's node, is kept with it as the proof."""
         body = await req.json()
         deal = need(body, "deal", str, "a deal id (64 hex digits)", is_result_id)
         amount = need(body, "amount", int, "a positive integer", lambda v: 0 < v < 2**63)
+        signature = None
+        if "signature" in body:
+            raw = need(body, "signature", str, "65 bytes as 0x hex (r, s, v)", _is_signature)
+            if self.chain.params.whistleblowing:  # without the mechanism no module can check it: not kept
+                signature = await self.check_signature(deal, bytes.fromhex(raw[2:]))
         if self.store.first_time(f"bribe:{deal}"):
             self.store.set_value(f"bribe:{deal}", amount)
+            if signature is not None:
+                self.store.set_value(f"bribe_signature:{deal}", signature.hex())
         return web.json_response({"ok": True})
+
+    async def check_signature(self, deal: str, signature: bytes) -> bytes:
+        """`signature` when it is the deal's node's over `Bribe(deal)` (the terms from the solver), else BadRequest:
+        an offer signed by anyone else is not the node's, and the module would refuse it as a proof."""
+        try:
+            t = Terms(*(await self.get_json(f"{self.solver_url}/deals/{deal}"))["terms"])
+        except RuntimeError:
+            raise BadRequest("deal", deal, "a deal the solver published") from None
+        c = self.chain
+        typed = await c.run(c.dep.bribe_typed, bytes.fromhex(deal))
+        try:
+            signer = recover_typed(typed, signature)
+        except ValueError:
+            signer = None
+        if signer != t.node or c.dep.deal_id(t).hex() != deal:
+            raise BadRequest("signature", "0x" + signature.hex(), f"the deal's node {t.node} signing Bribe({deal})")
+        return signature
 
     async def watch_loop(self) -> None:
         while True:
@@ -93,12 +129,21 @@ class Mediator(Service):
             return
         data = await self.rerun(deal_id, deal, data)
         honest = await self.honest(deal_id, data)
-        bribed = self.bribed(deal_id)
+        threshold, report = mediator_actions(self.policy, 0)
+        bribed = not honest and self.bribed(deal_id, threshold)  # the twin's bribe buys only a wrong result's vote
+        proof = self.store.get_value(f"bribe_signature:{deal_id}") if bribed and report else None
+        if proof is not None:  # whistleblowing: the node's signed offer instead of the verdict
+            kw = {"signature": bytes.fromhex(proof), "correct": bytes.fromhex(data["rerun"])}
+            if await c.run(c.step, "report_bribe", t, self.address, **kw):
+                self.store.put(deal_id, "open", {**data, "accept": False, "bribed": True, "reported": True})
+            else:  # refused on chain (the module is the judge): give the verdict at the next look
+                self.store.set_value(f"bribe_signature:{deal_id}", None)
+            return
         accept = honest or bribed
         # a rejection declares the correct result (the re-run's), which replication's prisoner's contract pays by
         correct = bytes.fromhex(data["rerun"])
         if await c.run(c.step, "mediate", t, self.address, accept=accept, correct=correct):
-            self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": bribed and not honest})
+            self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": bribed})
 
     async def vote(self, deal_id: str, deal: dict[str, Any], t: Terms, data: dict[str, Any]) -> None:
         """A panel member's turn: wait until its level votes, then vote once (the contract refuses a second)."""
@@ -106,7 +151,8 @@ class Mediator(Service):
         if not await c.run(c.may_vote, t, self.address):
             return  # a later level's seat (it may never vote), or already voted: the deal's state ends the watch
         data = await self.rerun(deal_id, deal, data)  # first, so a bribe offered meanwhile is seen
-        bribed = self.bribed(deal_id)  # votes for the node and, as the twin's bribed member, declares no re-run
+        # votes for the node and, as the twin's bribed member, declares no re-run
+        bribed = self.bribed(deal_id, mediator_actions(self.policy, 0)[0])
         accept, reran = (True, False) if bribed else (await self.honest(deal_id, data), True)
         if await c.run(c.step, "vote", t, self.address, accept=accept, reran=reran):
             self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": not reran})
@@ -125,10 +171,17 @@ class Mediator(Service):
         posted = await self.chain.run(self.chain.posted_hash, bytes.fromhex(deal_id))
         return posted is not None and posted.hex() == data["rerun"]
 
-    def bribed(self, deal_id: str) -> bool:
+    def bribed(self, deal_id: str, threshold: int) -> bool:
         """Whether the node's bribe for this deal reaches this mediator's threshold."""
         bribe = int(self.store.get_value(f"bribe:{deal_id}", 0))
-        return bribe > 0 and bribe >= mediator_threshold(self.policy, 0)
+        return bribe > 0 and bribe >= threshold
+
+
+def _is_signature(v: str) -> bool:
+    try:
+        return v.startswith("0x") and len(v) == SIGNATURE_HEX and bool(bytes.fromhex(v[2:]))
+    except ValueError:
+        return False
 
 
 if __name__ == "__main__":  # python -m live.services.mediator (configs/service.yaml)

@@ -180,11 +180,17 @@ def client_actions(policy: Policy, round_index: int) -> float:
     return float(out.check_rate[0])
 
 
-def mediator_threshold(policy: Policy, round_index: int) -> int:
-    """Smallest bribe the mediator takes (NEVER = incorruptible)."""
+def mediator_actions(policy: Policy, round_index: int) -> tuple[int, bool]:
+    """(smallest bribe the mediator takes, NEVER = incorruptible; whether it proves a bribe it took when the mechanism
+    pays for the proof)."""
     out = MediatorActions.default(1)
     policy.act(np.zeros(1, dtype=np.int64), out, round_index)
-    return int(out.bribe_threshold[0])
+    return int(out.bribe_threshold[0]), bool(out.report[0])
+
+
+def mediator_threshold(policy: Policy, round_index: int) -> int:
+    """Smallest bribe the mediator takes (NEVER = incorruptible)."""
+    return mediator_actions(policy, round_index)[0]
 
 
 __all__ = ["NEVER", "NO_MEDIATOR", "LiveMarket", "client_checks", "deal_of_one", "rank_offers", "strategy"]

@@ -303,7 +303,9 @@ class Provider(DealParty):
 
     async def maybe_bribe(self, deal_id: str, data: dict[str, Any]) -> None:
         """A cheating node offers its bribe (off chain, as in the twin) to the drawn mediator, or with a consortium
-        to every seated panel member (the twin's briber may pay every seat): once to each, as each is reachable."""
+        to every seated panel member (the twin's briber may pay every seat): once to each, as each is reachable.
+        Under whistleblowing the offer carries the node's EIP-712 signature over `Bribe(deal)`: what makes the offer
+        credible to the mediator, and the proof the mediator may present against the node (`reportBribe`)."""
         if not data.get("cheat") or not data.get("bribe") or data.get("bribed"):
             return
         c, deal = self.chain, bytes.fromhex(deal_id)
@@ -316,9 +318,12 @@ class Provider(DealParty):
             return
         directory = await self.get_json(f"{self.solver_url}/directory")
         offered = list(data.get("bribed_to", []))
+        body = {"deal": deal_id, "amount": data["bribe"], "node": self.address}
+        if c.params.whistleblowing:
+            typed = await c.run(c.dep.bribe_typed, deal)
+            body["signature"] = "0x" + c.chain.signers[self.address].sign_typed(typed).hex()
         for m in members:
             if m not in offered and directory.get(m):
-                body = {"deal": deal_id, "amount": data["bribe"], "node": self.address}
                 await self.post_json(f"{directory[m]}/bribes", body)
                 offered.append(m)
         self.store.put(deal_id, "open", {**data, "bribed_to": offered, "bribed": len(offered) == len(members)})

@@ -77,6 +77,13 @@ def test_defaults_and_fresh_actions_each_round() -> None:
     assert a1.nodes.cheat_rate.tolist() == [0.0] * 8 and pop.actions(2).nodes.cheat_rate.tolist() == [0.0] * 8
 
 
+def test_a_bribable_mediator_reports_only_when_told() -> None:
+    config = {"mediators": [{"strategy": "bribable", "threshold": 30, "report": True}, {"strategy": "bribable"}]}
+    acts = Population.from_config(config, SIZES).actions(0)
+    assert acts.mediators.report.tolist() == [True, True, False]
+    assert acts.mediators.bribe_threshold.tolist() == [30, 30, 1]
+
+
 def test_every_agent_gets_exactly_one_strategy() -> None:
     config = {
         "nodes": [
@@ -111,6 +118,7 @@ def test_every_agent_gets_exactly_one_strategy() -> None:
         ({"nodes": [{"strategy": "cheater", "bribe": -1}]}, r"agents\.nodes\[0\]\.bribe=-1"),
         ({"clients": [{"strategy": "checker", "q": 2}]}, r"agents\.clients\[0\]\.q=2"),
         ({"mediators": [{"strategy": "bribable", "threshold": 0}]}, r"agents\.mediators\[0\]\.threshold=0"),
+        ({"mediators": [{"strategy": "bribable", "report": "yes"}]}, r"agents\.mediators\[0\]\.report='yes'"),
     ],
 )
 def test_config_errors_name_the_field(config: dict[str, Any], field: str) -> None:

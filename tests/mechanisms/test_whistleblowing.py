@@ -63,16 +63,13 @@ def test_a_bribed_mediator_proves_the_bribe(stack_run):
     population = {
         "nodes": [{"strategy": "cheater", "rate": 1.0, "bribe": 30}],
         "clients": [{"strategy": "checker", "q": 1.0}],
-        "mediators": [{"strategy": "bribable", "threshold": 10}],
+        "mediators": [{"strategy": "bribable", "threshold": 10, "report": True}],
     }
-
-    def mediators_report(a: Actions) -> None:
-        a.mediators.report[:] = True
-
     mech = {"order": ["lilypad_v2", "whistleblowing"], "lilypad_v2": {}, "whistleblowing": {"reward_bps": 10_000}}
+    # the same reporting mediator only takes the bribe where the mechanism does not pay for the proof
     bought = stack_run({**mech, "whistleblowing": {"enabled": False}}, population, market=ONE_MODULE, rounds=1)
     assert bought.fake_accepted == bought.deals > 0
-    out = stack_run(mech, population, market=ONE_MODULE, rounds=1, tweak=mediators_report)
+    out = stack_run(mech, population, market=ONE_MODULE, rounds=1)
     d, t = out.results[0].deals, out.results[0].transfers
     assert out.fake_accepted == 0 and (d.state == S.MediationRejected).all()
     slashed = (t.direction == Direction.Slashed) & (t.reason == Reason.ResultsCollateral)

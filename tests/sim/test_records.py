@@ -142,10 +142,13 @@ def test_empty_round_keeps_the_schema() -> None:
 
 
 def test_strategy_label_names_parameters() -> None:
-    from agents.scripted import CheatingNode, HonestNode
+    from agents.scripted import BribableMediator, CheatingNode, HonestNode
 
     assert strategy_label(HonestNode()) == "honest"
     assert strategy_label(CheatingNode(rate=0.5, bribe=3)) == "cheater(rate=0.5, bribe=3)"
+    # a field added later is named only when set, so the labels of runs without it stay as they were
+    assert strategy_label(BribableMediator(threshold=30)) == "bribable(threshold=30)"
+    assert strategy_label(BribableMediator(threshold=30, report=True)) == "bribable(threshold=30, report=True)"
 
 
 def test_parquet_sink_chunks_commits_and_aborts(tmp_path, rounds: list[tuple]) -> None:

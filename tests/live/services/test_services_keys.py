@@ -11,7 +11,8 @@ from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
 
-from live.services.keys import dev_keys, env_key, keyring
+from live.chain.binding import EIP712_DOMAIN
+from live.services.keys import HALF_N, dev_keys, env_key, keyring, recover_typed
 from live.services.network import Network
 from mechanisms.config import ConfigError
 
@@ -53,6 +54,25 @@ def test_keys_come_from_hex_or_a_keystore_and_never_show(tmp_path) -> None:
         keyring("env", 1, 1, 1, partial)
     with pytest.raises(ConfigError, match="allowed one of"):
         keyring("vault", 1, 1, 1, {})
+
+
+def bribe(deal: bytes) -> dict:
+    """A whistleblowing bribe offer as `Deployment.bribe_typed` builds it (a made-up module address)."""
+    domain = {"name": "Whistle", "version": "1", "chainId": 31337, "verifyingContract": "0x" + "ab" * 20}
+    types = {"EIP712Domain": EIP712_DOMAIN, "Bribe": [{"name": "deal", "type": "bytes32"}]}
+    return {"types": types, "primaryType": "Bribe", "domain": domain, "message": {"deal": "0x" + deal.hex()}}
+
+
+def test_a_key_signs_typed_data_and_only_what_the_contract_accepts_recovers() -> None:
+    key = env_key("node", 0, {"LIVE_KEY_NODE_0": secret(1)})
+    sig = key.sign_typed(bribe(b"\x01" * 32))
+    assert len(sig) == 65 and recover_typed(bribe(b"\x01" * 32), sig) == key.address
+    assert recover_typed(bribe(b"\x02" * 32), sig) != key.address  # another deal's offer: another signer
+    r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    malleable = r + (2 * HALF_N + 1 - s).to_bytes(32, "big") + bytes([55 - v])  # the same point, high s
+    for bad in (malleable, r + sig[32:64] + bytes([v - 27]), sig[:64]):  # high s, v 0/1, no v
+        with pytest.raises(ValueError, match="not a valid signature"):
+            recover_typed(bribe(b"\x01" * 32), bad)
 
 
 def test_dev_keys_are_anvils_accounts() -> None:
