@@ -32,11 +32,13 @@ from typing import IO
 
 import docker
 from docker.errors import DockerException
+from requests.exceptions import RequestException
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RUNTIME = PROJECT_ROOT / ".runtime" / "docker"
 SYSTEM_SOCKET = "unix:///var/run/docker.sock"
 PACKAGES = ("docker.io", "busybox-static")  # Debian packages `install` adds when missing
+MIN_API = docker.constants.MINIMUM_DOCKER_API_VERSION  # enough for a ping
 MAX_SOCKET_DIR = 60  # unix socket paths are limited to 108 bytes; containerd nests its sockets below exec-root
 
 
@@ -116,13 +118,15 @@ class EngineLayout:
 
 def answers(host: str, timeout: float = 3.0) -> bool:
     """Whether a Docker engine answers a ping at `host`."""
-    try:
-        client = docker.DockerClient(base_url=host, version="auto", timeout=timeout)
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        return False  # no engine there (and the SDK would leave the socket of a failed connect open)
+    try:  # no version negotiation here: a constructor that asks and fails would leave its socket open
+        client = docker.DockerClient(base_url=host, version=MIN_API, timeout=timeout)
     except DockerException:
         return False
     try:
         return bool(client.ping())
-    except DockerException:
+    except (DockerException, RequestException):  # the engine's error, or no engine behind the socket
         return False
     finally:
         client.close()

@@ -124,3 +124,34 @@ def test_a_replicated_job_takes_one_offer_per_node() -> None:
     arrival = np.array([0, 1, 3, 2, 4])
     # node 7: its cheaper offer; node 3: the older of two equal prices; node 5: withdrawn (-1)
     assert best_per_node(node, rank, arrival).tolist() == [False, True, False, True, False]
+
+
+def test_a_bribed_mediator_proves_a_replicas_bribe_through_the_replication_module(run_net) -> None:
+    async def body(net: Network) -> tuple:
+        v0 = net.total_value()
+        (job,) = await net.run_jobs([("hashseq:v1", {"N": "600"})], 90)
+        proven = _module_logs(net, "BribeProven(bytes32,address,address)")
+        declared = _module_logs(net, "CorrectDeclared(uint64,bytes32)")
+        deals = {k: d for p in net.providers for k, _, d in p.store.all_deals()}
+        return job, proven, declared, deals, v0, net.total_value(), net.who
+
+    job, proven, declared, deals, v0, v1, who = run_net(
+        [
+            *REPLICATED,
+            "+mechanism/parts@mechanism.whistleblowing=whistleblowing",
+            "mechanism.order=[lilypad_v2,replication,whistleblowing]",
+            "mechanism.whistleblowing.nodes=false",  # the chain takes the mediators' proof only
+            "network.providers=[{strategy: honest}, {strategy: cheater, rate: 1.0, bribe: 50}]",
+            "network.mediators=[{strategy: bribable, threshold: 30, report: true}]",
+        ],
+        body,
+    )
+    assert v1 == v0
+    cheat = next(k for k, d in deals.items() if d.get("cheat"))
+    states = {r["deal_id"]: r["state"] for r in job["replicas"]}
+    assert states[cheat] == "MediationRejected" and list(states.values()).count("MediationAccepted") == 1
+    (p,) = proven  # the bribe proven on the cheating replica, by the mediator, against its node
+    assert p["topics"][1] == "0x" + cheat and Web3.to_checksum_address("0x" + p["topics"][2][-40:]) == who.mediators[0]
+    # the report declared the correct result: the honest replica's, which its node posted
+    honest = next(k for k in states if k != cheat)
+    assert [d["data"][2:] for d in declared] == [deals[honest]["result_id"]]
