@@ -554,6 +554,15 @@ def live_table(root: Path = OUTPUTS / "bench") -> str:
     return live_markdown(_bench("live", root))
 
 
+LIVE_MAIN_COMMAND = 'make live ARGS="out=outputs/live/main"'
+
+
+def live_main_block(run: Path = OUTPUTS / "live" / "main") -> str:
+    """What `make live` printed (live.main writes it to `summary.txt` next to the trace)."""
+    text = _need(run / "summary.txt", LIVE_MAIN_COMMAND).read_text().rstrip()
+    return f"`{LIVE_MAIN_COMMAND}` printed:\n\n```text\n{text}\n```"
+
+
 # ------------------------------------------------------------------------------------------------ reproduced results
 def reproduced_table(path: Path | None = None) -> str:
     """The literature's results as `python -m experiments.reproduce all` saved them."""
@@ -587,6 +596,7 @@ def tables(overrides: Sequence[str] = ()) -> list[Table]:
         Table("quickstart", QUICKSTART_COMMAND, quickstart_table),
         Table("search", SEARCH_COMMAND, search_table),
         Table("gas", BENCH["gas"], gas_table),
+        Table("live_main", LIVE_MAIN_COMMAND, live_main_block),
         Table("live", BENCH["live"], live_table),
         Table("live_docker", BENCH["live_docker"], live_docker_table),
         Table("reproduced", "python -m experiments.reproduce all --readme", reproduced_table),

@@ -112,7 +112,8 @@ class Executor:
     def __init__(
         self, client: docker.DockerClient, work_dir: Path, caps: Capabilities, max_output_bytes: int = MAX_OUTPUT_BYTES
     ) -> None:
-        self.client, self.work_dir, self.caps, self.max_output_bytes = client, work_dir, caps, max_output_bytes
+        self.client, self.caps, self.max_output_bytes = client, caps, max_output_bytes
+        self.work_dir = Path(work_dir).resolve()  # bind mounts need absolute paths (a relative one names a volume)
         self._images: set[str] = set()  # digests seen in the engine (a digest names immutable content)
 
     def check(self, spec: JobSpec) -> None:

@@ -254,3 +254,10 @@ def test_the_live_note_splits_the_cpu_per_deal() -> None:
     assert "the machine busy 2.00 of 2 cores" in note
     assert "services and executors 50 ms, anvil 10 ms" in note and "other users) 140 ms" in note
     assert "200 ms of machine CPU per job" in note and "create 25, start 100." in note
+
+
+def test_the_live_main_block_shows_what_make_live_printed(tmp_path: Path) -> None:
+    with pytest.raises(rt.Missing, match="make live"):
+        rt.live_main_block(tmp_path)
+    (tmp_path / "summary.txt").write_text("live run: 30 jobs, 30 deals\n")
+    assert rt.live_main_block(tmp_path).endswith("```text\nlive run: 30 jobs, 30 deals\n```")

@@ -134,6 +134,18 @@ def test_cowsay_says_the_message(executor: Executor, load: Callable[..., JobSpec
     assert result.timings["start"] + result.timings["wait"] == pytest.approx(result.seconds)
 
 
+def test_a_relative_work_dir_runs_from_its_absolute_path(
+    docker_client: docker.DockerClient,
+    capabilities: Capabilities,
+    load: Callable[..., JobSpec],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # `make live ARGS="out=outputs/..."` passes a relative directory
+    result = Executor(docker_client, Path("jobs"), capabilities).run(load("cowsay:v1", {"Message": "moo"}))
+    assert result.status == "ok" and result.result_dir.is_relative_to(tmp_path / "jobs")
+
+
 def test_deterministic_module_gives_the_same_result_id_twice(executor: Executor, load: Callable[..., JobSpec]) -> None:
     spec = load("hashseq:v1", {"N": "5000"})
     first, second = executor.run(spec, "first"), executor.run(spec, "second")
