@@ -11,7 +11,7 @@ import pytest
 from web3 import Web3
 
 from live.chain.binding import Terms
-from live.services.network import Network
+from live.services.network import Network, wait_until
 from live.services.solver import best_per_node
 
 pytestmark = [pytest.mark.xdist_group("docker")]
@@ -155,3 +155,30 @@ def test_a_bribed_mediator_proves_a_replicas_bribe_through_the_replication_modul
     # the report declared the correct result: the honest replica's, which its node posted
     honest = next(k for k in states if k != cheat)
     assert [d["data"][2:] for d in declared] == [deals[honest]["result_id"]]
+
+
+def test_a_node_restarted_between_its_commit_and_its_reveal_reveals_with_its_stored_salt(run_net) -> None:
+    async def body(net: Network) -> tuple:
+        v0 = net.total_value()
+        job = await net.creators[0].submit("hashseq:v1", {"N": "20000"})
+        committed = lambda: _module_logs(net, EVENTS["Committed"])  # noqa: E731
+        await wait_until(lambda: committed(), 30, 0.01)  # the cheater commits first: it runs nothing
+        await net.stop_service("provider1")  # down before the honest replica's commit opens the reveals
+        await wait_until(lambda: len(committed()) == 2, 30)
+        await net.start_services(["provider1"])
+        rec = await net.creators[0].wait(job, 90)
+        return rec, v0, net.total_value()
+
+    rec, v0, v1 = run_net(
+        [
+            *REPLICATED,
+            "network.providers=[{strategy: honest}, {strategy: cheater, rate: 1.0}]",
+            "mechanism.replication.commit_reveal=true",
+            "mechanism.lilypad_v2.deadline_submit=200",
+        ],
+        body,
+    )
+    assert v1 == v0
+    # the restarted cheater revealed what it had committed (a new salt would not match: it would time out), so the
+    # replicas disagreed and mediation rejected its fake
+    assert sorted(r["state"] for r in rec["replicas"]) == ["MediationAccepted", "MediationRejected"]
