@@ -1,14 +1,16 @@
-"""A learned (RLlib) policy acting for a live resource provider or job creator, through its role's action interface.
+"""A learned (RLlib) policy acting for a live resource provider, job creator or mediator, through its role's action
+interface.
 
 The party's own record (its finished deals, as the chain shows them, and its balance) is kept in the twin's
 counter layout (`marl.counters`) and the public record's (`sim.public_record`), and turned into the observation
 vector by the env's own `marl.observations.observation_matrix`, so the live policy sees exactly the features it was
 trained on. The restored module (`marl.rllib.LearnedPolicy`) picks the discrete choices and the env's own action
-heads (`marl.heads`) write them into the party's `NodeActions` or `ClientActions`, as `MarketEnv.joint_actions`
-does in the twin.
+heads (`marl.heads`) write them into the party's `NodeActions`, `ClientActions` or `MediatorActions`, as
+`MarketEnv.joint_actions` does in the twin.
 
-Live quantities the twin has per round are taken per finished deal: a "round" is one deal of this party, and the
-market shares (fill, check share, reject share) are its last deal's (a party sees no other deals).
+Live quantities the twin has per round are taken per finished deal: a "round" is one deal of this party (for a
+mediator, one deal it mediated), and the market shares (fill, check share, reject share) are its last deal's (a
+party sees no other deals): a mediator's share of the round's mediations is then its whole round.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from marl.counters import COUNTERS
 from marl.observations import observation_matrix
-from mechanisms.actions import ClientActions, NodeActions
+from mechanisms.actions import ClientActions, MediatorActions, NodeActions
 from mechanisms.protocol import DealState
 from sim.public_record import COUNTERS as PUBLIC
 
@@ -39,16 +41,17 @@ CHECKED = frozenset({S.MediationAccepted, S.MediationRejected, S.TimeoutMediateR
 
 @dataclass(frozen=True)
 class DealOutcome:
-    """What a provider knows of one of its deals once it ended (state on chain, its own cheat and bribe)."""
+    """What a party knows of one of its deals once it ended: the state on chain, whether the result was fake (the
+    node's own choice; for a mediator, what its re-run showed) and the bribe the node offered."""
 
     state: DealState
     cheated: bool
     bribe: int  # offered to the mediator (0 = none)
-    wealth: int  # the node's balance (free + held) after the deal
+    wealth: int  # the party's balance (free + held) after the deal
 
 
 #: role -> the public-record counters one finished deal adds to (sim.public_record): the node's as node, the
-#: client's as client
+#: client's as client, the mediator's as a seat on the deal's mediation
 PUBLIC_OF = {
     "node": lambda submitted, checked, rejected: (
         ("jobs", True),
@@ -57,6 +60,7 @@ PUBLIC_OF = {
         ("failed", rejected),
     ),
     "client": lambda submitted, checked, rejected: (("client_jobs", True), ("client_checks", checked)),
+    "mediator": lambda submitted, checked, rejected: (("mediations", checked),),
 }
 LEARNED_ROLES = tuple(PUBLIC_OF)
 
@@ -125,7 +129,8 @@ class AgentRecord:
 
 
 class LearnedAgent:
-    """A restored RLlib module of `role` (node or client) as a live party's policy (the strategy `act` interface)."""
+    """A restored RLlib module of `role` (node, client or mediator) as a live party's policy (the strategy `act`
+    interface)."""
 
     def __init__(self, policy: LearnedPolicy, env: MarketEnv, agent: str, seed: int, role: str = "node") -> None:
         if role not in LEARNED_ROLES:
@@ -161,9 +166,11 @@ class LearnedAgent:
         )
 
     def observation(self) -> np.ndarray:
-        return observation_matrix(self.record.episode_view(), self.cfg, self.role, np.zeros(1, dtype=np.int64), 0)[0]
+        # one deal per round: a mediator's round is the one mediation it sat on (the share the mediator features read)
+        view = self.record.episode_view()
+        return observation_matrix(view, self.cfg, self.role, np.zeros(1, dtype=np.int64), 0, market_deals=1)[0]
 
-    def act(self, rows: np.ndarray, out: NodeActions | ClientActions, round_index: int) -> None:
+    def act(self, rows: np.ndarray, out: NodeActions | ClientActions | MediatorActions, round_index: int) -> None:
         obs = self.observation()
         choice = np.asarray(self.policy.act({self.agent: obs}, self.rng)[self.agent], dtype=np.int64).reshape(1, -1)
         for k, head in enumerate(self.heads):

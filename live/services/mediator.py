@@ -20,6 +20,7 @@ settles; a member that never votes leaves the deal to the mediation timeout, whi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from live.modules.registry import DEFAULT_LOCK
 from live.services.base import BadRequest, Service, need
 from live.services.chainio import ChainClient, S
 from live.services.keys import recover_typed
+from live.services.learned import DealOutcome
 from live.services.policy import Policy, mediator_actions
 from live.services.results import is_result_id
 
@@ -66,7 +68,33 @@ class Mediator(Service):
     async def start(self) -> Mediator:
         await super().start()
         await self.post_json(f"{self.solver_url}/directory", {"address": self.address, "url": self.url})
+        await self.feedback(None)
         return self
+
+    async def feedback(self, outcome: DealOutcome | None) -> None:
+        """Tell a policy that learns from its record (`see`, a learned mediator) its balance at start (None), then
+        each mediation it gave: its verdict as the deal's state, whether the re-run showed a wrong result, the bribe."""
+        see = getattr(self.policy, "see", None)
+        if see is not None:
+            wealth = await self.chain.run(self.chain.dep.balance, self.address)
+            see(None if outcome is None else dataclasses.replace(outcome, wealth=wealth), wealth)
+
+    def decide(self, deal_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """The mediator's choices for this deal (threshold, report), taken once from its policy and stored, so a
+        retried step never asks a learned policy twice."""
+        if "threshold" not in data:
+            threshold, report = mediator_actions(self.policy, int(self.store.get_value("decisions", 0)))
+            self.store.set_value("decisions", int(self.store.get_value("decisions", 0)) + 1)
+            data = {**data, "threshold": threshold, "report": report}
+            self.store.put(deal_id, "open", data)
+        return data
+
+    async def settled(self, deal_id: str, data: dict[str, Any], accept: bool, honest: bool) -> None:
+        """Record the verdict given (the deal's state follows) and tell the policy how it went."""
+        self.store.put(deal_id, "open", data)
+        state = S.MediationAccepted if accept else S.MediationRejected
+        bribe = int(self.store.get_value(f"bribe:{deal_id}", 0))
+        await self.feedback(DealOutcome(state, not honest, bribe, 0))
 
     async def post_bribe(self, req: web.Request) -> web.Response:
         """A node's bribe offer for a deal (kept once); under whistleblowing its signature, checked against the
@@ -127,15 +155,15 @@ class Mediator(Service):
         if c.params.consortium:
             await self.vote(deal_id, deal, t, data)
             return
-        data = await self.rerun(deal_id, deal, data)
+        data = self.decide(deal_id, await self.rerun(deal_id, deal, data))
         honest = await self.honest(deal_id, data)
-        threshold, report = mediator_actions(self.policy, 0)
-        bribed = not honest and self.bribed(deal_id, threshold)  # the twin's bribe buys only a wrong result's vote
-        proof = self.store.get_value(f"bribe_signature:{deal_id}") if bribed and report else None
+        # the twin's bribe buys only a wrong result's vote
+        bribed = not honest and self.bribed(deal_id, data["threshold"])
+        proof = self.store.get_value(f"bribe_signature:{deal_id}") if bribed and data["report"] else None
         if proof is not None:  # whistleblowing: the node's signed offer instead of the verdict
             kw = {"signature": bytes.fromhex(proof), "correct": bytes.fromhex(data["rerun"])}
             if await c.run(c.step, "report_bribe", t, self.address, **kw):
-                self.store.put(deal_id, "open", {**data, "accept": False, "bribed": True, "reported": True})
+                await self.settled(deal_id, {**data, "accept": False, "bribed": True, "reported": True}, False, honest)
             else:  # refused on chain (the module is the judge): give the verdict at the next look
                 self.store.set_value(f"bribe_signature:{deal_id}", None)
             return
@@ -143,19 +171,20 @@ class Mediator(Service):
         # a rejection declares the correct result (the re-run's), which replication's prisoner's contract pays by
         correct = bytes.fromhex(data["rerun"])
         if await c.run(c.step, "mediate", t, self.address, accept=accept, correct=correct):
-            self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": bribed})
+            await self.settled(deal_id, {**data, "accept": accept, "bribed": bribed}, accept, honest)
 
     async def vote(self, deal_id: str, deal: dict[str, Any], t: Terms, data: dict[str, Any]) -> None:
         """A panel member's turn: wait until its level votes, then vote once (the contract refuses a second)."""
         c = self.chain
         if not await c.run(c.may_vote, t, self.address):
             return  # a later level's seat (it may never vote), or already voted: the deal's state ends the watch
-        data = await self.rerun(deal_id, deal, data)  # first, so a bribe offered meanwhile is seen
+        data = self.decide(deal_id, await self.rerun(deal_id, deal, data))  # first, so a bribe meanwhile is seen
         # votes for the node and, as the twin's bribed member, declares no re-run
-        bribed = self.bribed(deal_id, mediator_actions(self.policy, 0)[0])
-        accept, reran = (True, False) if bribed else (await self.honest(deal_id, data), True)
+        bribed = self.bribed(deal_id, data["threshold"])
+        honest = await self.honest(deal_id, data)
+        accept, reran = (True, False) if bribed else (honest, True)
         if await c.run(c.step, "vote", t, self.address, accept=accept, reran=reran):
-            self.store.put(deal_id, "open", {**data, "accept": accept, "bribed": not reran})
+            await self.settled(deal_id, {**data, "accept": accept, "bribed": not reran}, accept, honest)
 
     async def rerun(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """The job re-run here once (its result id stored, so a restart does not run it again)."""

@@ -1,7 +1,7 @@
-"""RLlib-trained policies run live: a node and a client, each trained once with `experiments.train` (one tiny
-iteration, its policy head biased: the node to cheat, the client to check), restored from the checkpoint and acting
-for a live resource provider or job creator through its role's action interface, observing its own record through
-the env's observation function."""
+"""RLlib-trained policies run live: a node, a client and a mediator, each trained once with `experiments.train` (one
+tiny iteration, its policy head biased: the node to cheat, the client to check, the mediator to take bribes),
+restored from the checkpoint and acting for a live resource provider, job creator or mediator through its role's
+action interface, observing its own record through the env's observation function."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 #: node heads [cheat, bribe] -> logits [honest, cheat, bribe 0, 10, 20, 40]: a policy that cheats, bribes nothing
 CHEAT_LOGITS = "[-30, 30, 30, -30, -30, -30]"
 FEATURE = {name: i for i, name in enumerate((*COMMON_FEATURES, *ROLE_FEATURES["node"]))}
+#: mediator head [vote] -> logits [honest, take >= 10, >= 20, >= 40]: a policy that takes any bribe of 10 or more
+TAKE = "[-30, 30, -30, -30]"
 
 
 def _train(tmp: Path, focal: str, logits: str) -> Path:
@@ -70,6 +72,12 @@ def cheating_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def checking_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One trained client whose policy checks every result."""
     return _train(tmp_path_factory.mktemp("learned"), "{node: 0, client: 1, mediator: 0}", "{client: [-30, 30]}")
+
+
+@pytest.fixture(scope="module")
+def bribe_taking_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One trained mediator whose policy takes any bribe of at least the lowest threshold level (10)."""
+    return _train(tmp_path_factory.mktemp("learned"), "{node: 0, client: 0, mediator: 1}", f"{{mediator: {TAKE}}}")
 
 
 def test_learned_cheater_runs_live_and_is_caught(run_net, cheating_run: Path) -> None:
@@ -139,3 +147,33 @@ def test_learned_client_checks_live_and_sees_its_record(run_net, checking_run: P
     for name in ("last_deal", "last_checked", "pub_check_rate"):
         assert second[feature[name]] == 1, name
     assert second[feature["last_rejected"]] == 0 and second[feature["last_profit"]] < 0  # paid the job and the fee
+
+
+def test_learned_mediator_takes_bribes_live_and_sees_its_record(run_net, bribe_taking_run: Path) -> None:
+    """A trained mediator acts for a live mediator: its policy (biased to take bribes of 10 or more) overrides the
+    scripted honest one, so a cheating node's bribe of 20 buys its verdict, and its next decision observes the
+    mediation it gave (one deal per round: its whole round's mediations) through the env's features."""
+
+    async def body(net: Network) -> tuple:
+        jobs = await net.run_jobs([("cowsay:v1", {"Message": "moo"})], 60)
+        jobs += await net.run_jobs([("cowsay:v1", {"Message": "moo"})], 60)
+        return jobs, net.policies["mediator_0"]
+
+    jobs, policy = run_net(
+        [
+            f"network.policy_checkpoint={bribe_taking_run}",
+            "network.learned_mediators=[0]",
+            "network.providers=[{strategy: cheater, rate: 1.0, bribe: 20}]",
+            "network.creators=[{strategy: checker, q: 1.0}]",
+        ],
+        body,
+    )
+    assert isinstance(policy, LearnedAgent) and policy.role == "mediator"
+    assert [j["state"] for j in jobs] == ["MediationAccepted", "MediationAccepted"]  # fakes bought through
+    assert [c.tolist() for _, c in policy.decisions] == [[1], [1]]
+    feature = {name: i for i, name in enumerate((*COMMON_FEATURES, *ROLE_FEATURES["mediator"]))}
+    first, second = (obs for obs, _ in policy.decisions)
+    assert first.shape == (len(feature),) and first[feature["last_mediation_share"]] == 0
+    for name in ("last_mediation_share", "last_bribe_offer_rate", "last_bribe_take_rate", "pub_mediations_per_round"):
+        assert second[feature[name]] == 1, name
+    assert second[feature["last_reject_rate"]] == 0 and second[feature["last_mean_bribe"]] > 0
