@@ -109,18 +109,13 @@ def stack_mediator(deal: DealBatch, stack: MechanismStack) -> int:
     return int(deal.mediator[0])
 
 
-def client_checks(deal: DealBatch, stack: MechanismStack, check_rate: float) -> bool:
-    """The stack's `choose_checks` for a judged result, with the client's committed rate (a mechanism such as
-    check_policy may have set the rate as a term already; its rate then wins, as in the twin)."""
-    return bool(job_checks(deal, stack, check_rate, [b"posted"])[0])
-
-
 def job_checks(
     deals: DealBatch, stack: MechanismStack, check_rate: float, posted: Sequence[bytes | None]
 ) -> np.ndarray:
     """The stack's `choose_checks` for one job's replicas (`deals`, from `job_batch`) given the result each node
     posted (None: none yet): per replica, whether the client checks it. Replicas whose results differ are checked
-    (replication); each judged result is also checked at the client's committed rate."""
+    (replication); each judged result is also checked at the client's committed rate (a mechanism such as
+    check_policy may have set the rate as a term already; its rate then wins, as in the twin)."""
     if "check_rate" not in _set_by_terms(stack):
         deals.check_rate = np.full(len(deals), check_rate)
     distinct = sorted({p for p in posted if p is not None})
@@ -193,4 +188,4 @@ def mediator_threshold(policy: Policy, round_index: int) -> int:
     return mediator_actions(policy, round_index)[0]
 
 
-__all__ = ["NEVER", "NO_MEDIATOR", "LiveMarket", "client_checks", "deal_of_one", "rank_offers", "strategy"]
+__all__ = ["NEVER", "NO_MEDIATOR", "LiveMarket", "deal_of_one", "job_batch", "job_checks", "rank_offers", "strategy"]
