@@ -25,7 +25,7 @@ from live.services.chainio import TERMINAL, ChainClient, OnChain, S
 from live.services.learned import DealOutcome
 from live.services.party import DealParty
 from live.services.policy import LiveMarket, Policy, client_actions, job_batch, job_checks
-from live.services.results import ResultMismatch, unpack_verified
+from live.services.results import ResultMismatch
 from mechanisms.base import MechanismStack
 
 UPHELD = ("ResultsAccepted", "MediationAccepted")  # the client holds a result it accepted or a mediator upheld
@@ -220,19 +220,14 @@ class Creator(DealParty):
 
     async def verify(self, deal_id: str, deal: dict[str, Any], posted: bytes | None) -> bool:
         """Fetch the result from the deal's node and check it is the one posted on chain."""
-        verified = False
+        url = deal.get("node_url")
+        if not url or posted is None:
+            return False
         try:
-            url = deal.get("node_url")
-            if url and posted is not None:
-                assert self.http is not None
-                async with self.http.get(f"{url}/results/{deal_id}") as r:
-                    if r.status == 200:
-                        dest = self.state_dir / f"{self.name}-results" / deal_id
-                        await asyncio.to_thread(unpack_verified, await r.read(), dest, posted.hex())
-                        verified = True
+            await self.fetch_result(url, deal_id, self.state_dir / f"{self.name}-results" / deal_id, posted.hex())
         except (TimeoutError, ResultMismatch, ClientError):
-            verified = False
-        return verified
+            return False
+        return True
 
     def finish(self, deal_id: str, data: dict[str, Any], state: S) -> None:
         """The deal ended; its job is done once every replica has (the record names the replica whose result the

@@ -23,6 +23,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys.constants import SECPK1_N
 
 from mechanisms.config import ConfigError
 
@@ -31,7 +32,7 @@ SOURCES = ("dev", "env")
 #: anvil's default dev mnemonic (public, in anvil's docs): dev chains only
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
 #: half the secp256k1 group order: OpenZeppelin's ECDSA refuses a larger s (the malleable twin of a signature)
-HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+HALF_N = SECPK1_N // 2
 
 
 @dataclass(frozen=True, repr=False)

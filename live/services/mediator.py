@@ -83,8 +83,9 @@ class Mediator(Service):
         """The mediator's choices for this deal (threshold, report), taken once from its policy and stored, so a
         retried step never asks a learned policy twice."""
         if "threshold" not in data:
-            threshold, report = mediator_actions(self.policy, int(self.store.get_value("decisions", 0)))
-            self.store.set_value("decisions", int(self.store.get_value("decisions", 0)) + 1)
+            n = int(self.store.get_value("decisions", 0))
+            threshold, report = mediator_actions(self.policy, n)
+            self.store.set_value("decisions", n + 1)
             data = {**data, "threshold": threshold, "report": report}
             self.store.put(deal_id, "open", data)
         return data

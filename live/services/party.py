@@ -13,6 +13,7 @@ import numpy as np
 
 from live.services.base import FEED_WAIT_S, Service
 from live.services.chainio import ChainClient, DealWatch
+from live.services.results import unpack_verified
 
 
 class DealParty(Service, ABC):
@@ -54,3 +55,12 @@ class DealParty(Service, ABC):
             if new:
                 self.store.set_value("deals_known", known + len(new))
                 self.wake.set()
+
+    async def fetch_result(self, node_url: str, deal_id: str, dest: Path, expected: str) -> Path:
+        """A deal's result archive fetched from the node serving it, unpacked into `dest` and checked to be
+        `expected` (aiohttp's ClientError when the node does not serve it, ResultMismatch when it is another)."""
+        assert self.http is not None
+        async with self.http.get(f"{node_url}/results/{deal_id}") as r:
+            r.raise_for_status()
+            body = await r.read()
+        return await asyncio.to_thread(unpack_verified, body, dest, expected)

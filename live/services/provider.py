@@ -27,7 +27,7 @@ from live.services.chainio import TERMINAL, ChainClient, OnChain, S
 from live.services.learned import DealOutcome
 from live.services.party import DealParty
 from live.services.policy import LiveMarket, Policy, node_plan
-from live.services.results import ResultMismatch, ResultStore, unpack_verified
+from live.services.results import ResultMismatch, ResultStore
 
 SWEEP_S = 1.0  # how often expired results are looked for
 
@@ -225,23 +225,18 @@ class Provider(DealParty):
         if source is not None:
             rid = posted[source].hex()
             with contextlib.suppress(ClientError, ResultMismatch, TimeoutError, RuntimeError):  # post the hash anyway
-                rid = await self.fetch_result(source.hex(), rid)
+                rid = await self.copy_from(source.hex(), rid)
             data = {**data, "result_id": rid, "copied": source.hex()}
         else:
             data = {**data, "copied": None}
         self.store.put(deal_id, "open", data)
         return data
 
-    async def fetch_result(self, other: str, rid: str) -> str:
+    async def copy_from(self, other: str, rid: str) -> str:
         """Another deal's posted result, fetched from its node and kept here (its id, verified)."""
         deal = await self.get_json(f"{self.solver_url}/deals/{other}")
-        assert self.http is not None
-        async with self.http.get(f"{deal['node_url']}/results/{other}") as r:
-            r.raise_for_status()
-            body = await r.read()
         with tempfile.TemporaryDirectory() as tmp:
-            dest = await asyncio.to_thread(unpack_verified, body, Path(tmp) / "r", rid)
-            return self.results.put(dest)
+            return self.results.put(await self.fetch_result(deal["node_url"], other, Path(tmp) / "r", rid))
 
     def start_producing(self, deal_id: str, deal: dict[str, Any], data: dict[str, Any]) -> asyncio.Future[Any]:
         """The deal's result, produced once (a task, so the container runs while the parties agree)."""
